@@ -3,6 +3,7 @@ package api
 import (
 	"context"
 	"errors"
+	"fmt"
 
 	"connectrpc.com/connect"
 
@@ -77,3 +78,18 @@ func ConnectError(err error) error {
 	}
 	return connect.NewError(code, err)
 }
+
+// Errorf returns an error of the given kind (one of the Err* sentinels above)
+// whose message is exactly the formatted text: the kind decides the Connect
+// code, so the message need not repeat it. %w in format wraps as usual.
+func Errorf(kind error, format string, args ...any) error {
+	return &kindError{kind: kind, err: fmt.Errorf(format, args...)}
+}
+
+type kindError struct {
+	kind error
+	err  error
+}
+
+func (e *kindError) Error() string   { return e.err.Error() }
+func (e *kindError) Unwrap() []error { return []error{e.kind, e.err} }

@@ -1,0 +1,189 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"connectrpc.com/connect"
+	"google.golang.org/protobuf/encoding/protojson"
+	"google.golang.org/protobuf/proto"
+
+	v1 "github.com/causewaydb/causeway/api/causeway/v1"
+	"github.com/causewaydb/causeway/api/causeway/v1/causewayv1connect"
+)
+
+func runClient(verb string, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("causeway "+verb, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	addr := fs.String("addr", envOr("CAUSEWAY_ADDR", "http://127.0.0.1:7070"), "node URL (env CAUSEWAY_ADDR)")
+	sessionPath := fs.String("session", defaultSessionPath(), "session file holding the causal token (env CAUSEWAY_SESSION); \"\" for none")
+	asJSON := fs.Bool("json", false, "print the response as JSON")
+	timeout := fs.Duration("timeout", 10*time.Second, "request deadline")
+	requestID := fs.String("request-id", "", "UUID that makes a retried write apply once (put, del)")
+	fs.Usage = func() {
+		fmt.Fprintf(stderr, "Usage: causeway %s %s[flags]\n\nFlags:\n", verb, map[string]string{
+			"put": "KEY VALUE ", "get": "KEY ", "del": "KEY ", "delete": "KEY ", "status": "",
+		}[verb])
+		fs.PrintDefaults()
+	}
+	pos, err := parseInterspersed(fs, args)
+	if err != nil {
+		if isHelp(err) {
+			return exitOK
+		}
+		return exitUsage
+	}
+	want := map[string]int{"put": 2, "get": 1, "del": 1, "delete": 1, "status": 0}[verb]
+	if len(pos) != want {
+		fmt.Fprintf(stderr, "causeway %s: want %d argument(s), got %d\n", verb, want, len(pos))
+		fs.Usage()
+		return exitUsage
+	}
+	if *requestID != "" && verb != "put" && verb != "del" && verb != "delete" {
+		fmt.Fprintf(stderr, "causeway %s: --request-id applies to put and del only\n", verb)
+		return exitUsage
+	}
+	base := strings.TrimRight(*addr, "/")
+	if !strings.HasPrefix(base, "http://") && !strings.HasPrefix(base, "https://") {
+		base = "http://" + base
+	}
+
+	sess, err := loadSession(*sessionPath)
+	if err != nil {
+		fmt.Fprintf(stderr, "causeway %s: %v\n", verb, err)
+		return exitFailed
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), *timeout)
+	defer cancel()
+	kv := causewayv1connect.NewKVServiceClient(http.DefaultClient, base)
+	admin := causewayv1connect.NewAdminServiceClient(http.DefaultClient, base)
+
+	var (
+		msg   proto.Message
+		token string
+		human string
+		code  = exitOK
+	)
+	switch verb {
+	case "put":
+		value := []byte(pos[1])
+		if pos[1] == "-" {
+			if value, err = io.ReadAll(stdin); err != nil {
+				fmt.Fprintf(stderr, "causeway put: read value from stdin: %v\n", err)
+				return exitFailed
+			}
+		}
+		var res *connect.Response[v1.PutResponse]
+		res, err = kv.Put(ctx, connect.NewRequest(&v1.PutRequest{Key: pos[0], Value: value, CausalToken: sess.Token, RequestId: *requestID}))
+		if err == nil {
+			msg, token = res.Msg, res.Msg.CausalToken
+			human = fmt.Sprintf("OK %s  version %s", pos[0], versionString(res.Msg.Version))
+		}
+	case "get":
+		var res *connect.Response[v1.GetResponse]
+		res, err = kv.Get(ctx, connect.NewRequest(&v1.GetRequest{Key: pos[0], CausalToken: sess.Token}))
+		if err == nil {
+			msg, token = res.Msg, res.Msg.CausalToken
+			switch {
+			case res.Msg.Found:
+				human = fmt.Sprintf("%s\n(version %s)", printable(res.Msg.Value), versionString(res.Msg.Version))
+			case res.Msg.Version != nil:
+				human, code = fmt.Sprintf("%s: not found (deleted, version %s)", pos[0], versionString(res.Msg.Version)), exitNotFound
+			default:
+				human, code = fmt.Sprintf("%s: not found", pos[0]), exitNotFound
+			}
+		}
+	case "del", "delete":
+		var res *connect.Response[v1.DeleteResponse]
+		res, err = kv.Delete(ctx, connect.NewRequest(&v1.DeleteRequest{Key: pos[0], CausalToken: sess.Token, RequestId: *requestID}))
+		if err == nil {
+			msg, token = res.Msg, res.Msg.CausalToken
+			human = fmt.Sprintf("OK deleted %s  version %s", pos[0], versionString(res.Msg.Version))
+		}
+	case "status":
+		var res *connect.Response[v1.StatusResponse]
+		res, err = admin.Status(ctx, connect.NewRequest(&v1.StatusRequest{}))
+		if err == nil {
+			msg = res.Msg
+			human = statusString(res.Msg)
+		}
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "causeway %s: %s\n", verb, describeError(err, sess))
+		return exitFailed
+	}
+	if err := sess.save(token, base); err != nil {
+		fmt.Fprintf(stderr, "causeway %s: %v\n", verb, err)
+		return exitFailed
+	}
+	if *asJSON {
+		out, _ := protojson.MarshalOptions{EmitUnpopulated: true}.Marshal(msg)
+		fmt.Fprintln(stdout, string(out))
+	} else {
+		fmt.Fprintln(stdout, human)
+	}
+	return code
+}
+
+// describeError turns an RPC failure into one line a person can act on.
+func describeError(err error, sess *session) string {
+	var ce *connect.Error
+	if !errors.As(err, &ce) {
+		return err.Error()
+	}
+	line := fmt.Sprintf("%s: %s", ce.Code(), ce.Message())
+	switch {
+	case ce.Code() == connect.CodeUnavailable && strings.Contains(ce.Message(), "connect: connection refused"):
+		line += "\n(is a node running? start one with `make run` or `causeway serve`, or point --addr at one)"
+	case ce.Code() == connect.CodeInvalidArgument && sess.Token != "" && strings.Contains(ce.Message(), "token"):
+		line += fmt.Sprintf("\n(the session file %s holds a token this cluster refuses; delete it, or use --session to start a new session)", sess.path)
+	}
+	return line
+}
+
+func versionString(v *v1.Version) string {
+	if v == nil {
+		return "-"
+	}
+	return fmt.Sprintf("%d.%d@%s #%d", v.GetTimestamp().GetWallMs(), v.GetTimestamp().GetLogical(), v.GetOriginRegion(), v.GetOriginSeq())
+}
+
+// printable shows a value as text when it is UTF-8, else as a byte count
+// (use --json for the exact bytes, base64-encoded).
+func printable(b []byte) string {
+	if utf8.Valid(b) {
+		return string(b)
+	}
+	return fmt.Sprintf("<%d bytes of binary data; use --json for base64>", len(b))
+}
+
+func statusString(s *v1.StatusResponse) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "node      %s\n", s.NodeId)
+	fmt.Fprintf(&b, "region    %s\n", s.Region)
+	fmt.Fprintf(&b, "cluster   %s\n", s.ClusterId)
+	fmt.Fprintf(&b, "version   %s\n", s.BuildVersion)
+	fmt.Fprintf(&b, "uptime    %s\n", s.GetUptime().AsDuration())
+	fmt.Fprintf(&b, "clock     %d.%d\n", s.GetClock().GetWallMs(), s.GetClock().GetLogical())
+	fmt.Fprintf(&b, "store     %d bytes\n", s.StoreSizeBytes)
+	fmt.Fprintf(&b, "applied   ")
+	if len(s.Vector) == 0 {
+		b.WriteString("(no writes yet)")
+	}
+	first := true
+	for _, r := range sortedKeys(s.Vector) {
+		if !first {
+			b.WriteString(", ")
+		}
+		first = false
+		fmt.Fprintf(&b, "%s:%d", r, s.Vector[r])
+	}
+	return b.String()
+}

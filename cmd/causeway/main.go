@@ -1,0 +1,114 @@
+// Command causeway is Causeway's single binary: the server (serve) and the
+// client verbs (put, get, del, status).
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"slices"
+	"strings"
+)
+
+const usage = `causeway: a geo-replicated, causally consistent key-value store.
+
+Usage:
+  causeway serve [flags]             start a node (see: causeway serve --help)
+  causeway put KEY VALUE [flags]     write VALUE under KEY ("-" reads VALUE from stdin)
+  causeway get KEY [flags]           read KEY
+  causeway del KEY [flags]           delete KEY
+  causeway status [flags]            describe the node
+  causeway version                   print the version
+
+Client verbs carry the session's causal token in a session file, so that
+consecutive commands read their own writes, also across regions.
+
+Client flags:
+  --addr URL        node to talk to (env CAUSEWAY_ADDR; default http://127.0.0.1:7070)
+  --session FILE    session file holding the causal token (env CAUSEWAY_SESSION;
+                    default ~/.causeway/session.json); --session "" for none
+  --json            print the response as JSON (for scripts)
+  --timeout D       request deadline (default 10s)
+  --request-id ID   (put, del) a UUID that makes a retried write apply once
+
+Exit status: 0 on success, 1 when get finds no value, 2 on usage errors,
+3 when the node returns an error.
+`
+
+// version is set at build time with -ldflags "-X main.version=...".
+var version = "dev"
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdin, os.Stdout, os.Stderr))
+}
+
+// exit statuses
+const (
+	exitOK       = 0
+	exitNotFound = 1
+	exitUsage    = 2
+	exitFailed   = 3
+)
+
+func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return exitUsage
+	}
+	verb, rest := args[0], args[1:]
+	switch verb {
+	case "serve":
+		return runServe(rest, stdout, stderr)
+	case "put", "get", "del", "delete", "status":
+		return runClient(verb, rest, stdin, stdout, stderr)
+	case "version", "--version":
+		fmt.Fprintln(stdout, "causeway", version)
+		return exitOK
+	case "help", "-h", "-help", "--help":
+		fmt.Fprint(stdout, usage)
+		return exitOK
+	default:
+		fmt.Fprintf(stderr, "causeway: unknown command %q\n\n%s", verb, usage)
+		return exitUsage
+	}
+}
+
+// parseInterspersed parses flags that may appear before, between or after
+// positional arguments ("causeway put k v --json"); "--" ends flag parsing.
+func parseInterspersed(fs *flag.FlagSet, args []string) ([]string, error) {
+	var positional []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			return nil, err
+		}
+		args = fs.Args()
+		if len(args) == 0 {
+			return positional, nil
+		}
+		if args[0] == "--" {
+			return append(positional, args[1:]...), nil
+		}
+		positional = append(positional, args[0])
+		args = args[1:]
+	}
+}
+
+func isHelp(err error) bool { return errors.Is(err, flag.ErrHelp) }
+
+func envOr(name, fallback string) string {
+	if v := strings.TrimSpace(os.Getenv(name)); v != "" {
+		return v
+	}
+	return fallback
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	return keys
+}

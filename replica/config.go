@@ -1,0 +1,102 @@
+package replica
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/cockroachdb/pebble/v2/vfs"
+	"github.com/google/uuid"
+
+	"github.com/causewaydb/causeway/clocks"
+)
+
+// Limits on client input. They are part of the API contract (README, kv.proto).
+const (
+	// MaxKeyBytes bounds a key. Keys are UTF-8 strings; the bound keeps index
+	// entries small and is generous for any naming scheme.
+	MaxKeyBytes = 1024
+	// MaxValueBytes bounds a value. Larger blobs belong in object storage with
+	// their address in Causeway.
+	MaxValueBytes = 1 << 20
+	// MaxRequestBytes bounds one request message as read from the wire
+	// (base64 in JSON inflates a 1 MiB value to about 1.4 MiB).
+	MaxRequestBytes = 4 << 20
+)
+
+// Config configures a Node. Zero fields take the defaults of EnsureDefaults.
+type Config struct {
+	// Region is this node's region name (see clocks.ValidateRegion). A data
+	// directory remembers its region and refuses to open under another.
+	Region string
+	// DataDir holds the Pebble store.
+	DataDir string
+	// FS is the filesystem for the store; nil means the operating system's.
+	FS vfs.FS
+	// ClusterID names the cluster; tokens from other clusters are refused.
+	// Zero means: the one stored in DataDir, or a new random one on first start.
+	ClusterID uuid.UUID
+	// MaxClockOffset is how far ahead of this node's physical clock a timestamp
+	// from elsewhere (a token, later a peer) may be before it is refused rather
+	// than absorbed into the hybrid clock. Default 500ms: well above NTP error,
+	// well below what a user would notice as time travel.
+	MaxClockOffset time.Duration
+	// CausalWaitTimeout bounds how long a request waits for its token's causal
+	// past when the request itself carries no deadline. Default 5s.
+	CausalWaitTimeout time.Duration
+	// RequestIDRetention is how long a write's request id is remembered for
+	// retries. Default 24h; older ids are deleted in the background.
+	RequestIDRetention time.Duration
+	// Now is the physical clock; nil means time.Now. Tests inject their own.
+	Now clocks.PhysicalClock
+	// Logger receives structured logs; nil means slog.Default().
+	Logger *slog.Logger
+}
+
+// Defaults.
+const (
+	DefaultMaxClockOffset     = 500 * time.Millisecond
+	DefaultCausalWaitTimeout  = 5 * time.Second
+	DefaultRequestIDRetention = 24 * time.Hour
+)
+
+// EnsureDefaults fills zero fields with their defaults.
+func (c *Config) EnsureDefaults() {
+	if c.MaxClockOffset == 0 {
+		c.MaxClockOffset = DefaultMaxClockOffset
+	}
+	if c.CausalWaitTimeout == 0 {
+		c.CausalWaitTimeout = DefaultCausalWaitTimeout
+	}
+	if c.RequestIDRetention == 0 {
+		c.RequestIDRetention = DefaultRequestIDRetention
+	}
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+}
+
+// Validate reports every problem with the configuration at once.
+func (c *Config) Validate() error {
+	var errs []error
+	if err := clocks.ValidateRegion(c.Region); err != nil {
+		errs = append(errs, fmt.Errorf("region: %w", err))
+	}
+	if c.DataDir == "" {
+		errs = append(errs, errors.New("data directory: must be set"))
+	}
+	if c.MaxClockOffset < 0 {
+		errs = append(errs, fmt.Errorf("max clock offset %v: must be positive", c.MaxClockOffset))
+	}
+	if c.CausalWaitTimeout < 0 {
+		errs = append(errs, fmt.Errorf("causal wait timeout %v: must be positive", c.CausalWaitTimeout))
+	}
+	if c.RequestIDRetention < time.Minute {
+		errs = append(errs, fmt.Errorf("request id retention %v: must be at least 1m so retries find their outcome", c.RequestIDRetention))
+	}
+	return errors.Join(errs...)
+}

@@ -1,0 +1,85 @@
+package replica
+
+import (
+	"encoding/binary"
+
+	"github.com/google/uuid"
+
+	"github.com/causewaydb/causeway/clocks"
+)
+
+// Pebble key layout. The first byte names the keyspace:
+//
+//	'd' escape(key) 0x00 0x01 ^wall(8) ^logical(4) ^region 0xFF   one version of a key
+//	'l' seq(8)                                                      replication log: local write seq -> data key
+//	'r' request-id(16)                                              applied request id -> its outcome
+//	'R' wall-ms(8) request-id(16)                                   expiry index of request ids
+//	'm' name                                                        node metadata (cluster id, region, state)
+//
+// Versions of one key are adjacent and sorted newest first, because the
+// timestamp is stored inverted (bitwise NOT) after the escaped key: the
+// latest version of a key is the first entry at or after the key's prefix,
+// found by one SeekGE. The user key is escaped (0x00 becomes 0x00 0xFF) and
+// terminated by 0x00 0x01, so no key's prefix is a prefix of another key's
+// versions and keys keep their byte order for range scans.
+const (
+	spaceData       = 'd'
+	spaceLog        = 'l'
+	spaceRequest    = 'r'
+	spaceRequestExp = 'R'
+	spaceMeta       = 'm'
+)
+
+var (
+	metaCluster = []byte("m/cluster")
+	metaNode    = []byte("m/node")
+	metaRegion  = []byte("m/region")
+	metaState   = []byte("m/state")
+)
+
+// appendKeyPrefix appends the prefix shared by every version of key.
+func appendKeyPrefix(dst []byte, key string) []byte {
+	dst = append(dst, spaceData)
+	for i := 0; i < len(key); i++ {
+		c := key[i]
+		dst = append(dst, c)
+		if c == 0x00 {
+			dst = append(dst, 0xFF)
+		}
+	}
+	return append(dst, 0x00, 0x01)
+}
+
+// keyPrefixBounds returns [lower, upper) covering every version of key.
+func keyPrefixBounds(key string) (lower, upper []byte) {
+	lower = appendKeyPrefix(make([]byte, 0, len(key)+3), key)
+	upper = append(lower[:len(lower)-1:len(lower)-1], 0x02)
+	return lower, upper
+}
+
+// appendDataKey appends the storage key of the version of key written at ts.
+func appendDataKey(dst []byte, key string, ts clocks.Timestamp) []byte {
+	dst = appendKeyPrefix(dst, key)
+	dst = binary.BigEndian.AppendUint64(dst, ^ts.WallMs)
+	dst = binary.BigEndian.AppendUint32(dst, ^ts.Logical)
+	// Region names are non-empty and never contain 0x00, so inverted bytes are
+	// never 0xFF and the 0xFF terminator makes a longer name (greater) sort
+	// before its own prefix, as the inverted order requires.
+	for i := 0; i < len(ts.Region); i++ {
+		dst = append(dst, ^ts.Region[i])
+	}
+	return append(dst, 0xFF)
+}
+
+func logKey(seq uint64) []byte {
+	return binary.BigEndian.AppendUint64([]byte{spaceLog}, seq)
+}
+
+func requestKey(id uuid.UUID) []byte {
+	return append([]byte{spaceRequest}, id[:]...)
+}
+
+func requestExpiryKey(wallMs uint64, id uuid.UUID) []byte {
+	k := binary.BigEndian.AppendUint64([]byte{spaceRequestExp}, wallMs)
+	return append(k, id[:]...)
+}

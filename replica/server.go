@@ -1,0 +1,126 @@
+package replica
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+
+	"connectrpc.com/connect"
+	"connectrpc.com/grpchealth"
+	"connectrpc.com/grpcreflect"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"google.golang.org/protobuf/reflect/protoreflect"
+	"google.golang.org/protobuf/reflect/protoregistry"
+
+	"github.com/causewaydb/causeway/api/causeway/v1/causewayv1connect"
+)
+
+// Server exposes a Node over HTTP: the Connect services (Connect protocol,
+// gRPC and gRPC-Web, on HTTP/1.1 and cleartext HTTP/2 on one port), gRPC
+// health checking, server reflection and /metrics.
+type Server struct {
+	node    *Node
+	metrics *metrics
+	http    *http.Server
+}
+
+// NewServer builds the server for node; call Serve to accept connections.
+func NewServer(node *Node) *Server {
+	s := &Server{node: node, metrics: newMetrics(node)}
+	protocols := new(http.Protocols)
+	protocols.SetHTTP1(true)
+	protocols.SetUnencryptedHTTP2(true) // h2c: gRPC without TLS
+	s.http = &http.Server{
+		Handler:           s.Handler(),
+		Protocols:         protocols,
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+	}
+	return s
+}
+
+// Handler is the server's HTTP handler, for embedding or in-memory tests.
+func (s *Server) Handler() http.Handler {
+	opts := []connect.HandlerOption{
+		connect.WithReadMaxBytes(MaxRequestBytes),
+		connect.WithInterceptors(s.metrics.interceptor()),
+	}
+	services := []string{causewayv1connect.KVServiceName, causewayv1connect.AdminServiceName}
+	reflector := grpcreflect.NewStaticReflector(services...)
+
+	mux := http.NewServeMux()
+	mux.Handle(s.onlyKnownMethods(causewayv1connect.NewKVServiceHandler(kvHandler{s.node}, opts...)))
+	mux.Handle(s.onlyKnownMethods(causewayv1connect.NewAdminServiceHandler(adminHandler{s.node}, opts...)))
+	mux.Handle(grpchealth.NewHandler(grpchealth.NewStaticChecker(services...)))
+	mux.Handle(grpcreflect.NewHandlerV1(reflector))
+	mux.Handle(grpcreflect.NewHandlerV1Alpha(reflector))
+	mux.Handle("/metrics", promhttp.HandlerFor(s.metrics.registry, promhttp.HandlerOpts{}))
+	mux.HandleFunc("/", s.fallback)
+	return mux
+}
+
+// Serve accepts connections on ln until Shutdown.
+func (s *Server) Serve(ln net.Listener) error {
+	err := s.http.Serve(ln)
+	if errors.Is(err, http.ErrServerClosed) {
+		return nil
+	}
+	return err
+}
+
+// Shutdown stops accepting requests and waits for those in flight.
+func (s *Server) Shutdown(ctx context.Context) error { return s.http.Shutdown(ctx) }
+
+// onlyKnownMethods sends requests for methods the service does not define to
+// fallback, which answers in the caller's protocol; the generated handler
+// would answer a bare HTTP 404 page.
+func (s *Server) onlyKnownMethods(prefix string, h http.Handler) (string, http.Handler) {
+	name := protoreflect.FullName(strings.Trim(prefix, "/"))
+	known := map[string]bool{}
+	if d, err := protoregistry.GlobalFiles.FindDescriptorByName(name); err == nil {
+		if sd, ok := d.(protoreflect.ServiceDescriptor); ok {
+			for i := 0; i < sd.Methods().Len(); i++ {
+				known[prefix+string(sd.Methods().Get(i).Name())] = true
+			}
+		}
+	}
+	return prefix, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !known[r.URL.Path] {
+			s.fallback(w, r)
+			return
+		}
+		h.ServeHTTP(w, r)
+	})
+}
+
+// fallback answers paths no service claims. An RPC path (/package.Service/Method)
+// gets an `unimplemented` error in the caller's protocol, so Connect, gRPC and
+// gRPC-Web clients all report it properly; anything else gets a short guide.
+func (s *Server) fallback(w http.ResponseWriter, r *http.Request) {
+	if r.URL.Path == "/" && r.Method == http.MethodGet {
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		fmt.Fprintf(w, "Causeway node %s (region %s)\n\nConnect API:  POST /causeway.v1.KVService/{Put,Get,Delete}, /causeway.v1.AdminService/Status\nMetrics:      GET /metrics\n",
+			s.node.nodeID, s.node.Region())
+		return
+	}
+	msg := fmt.Sprintf("unknown method %s; this node serves %s (Put, Get, Delete) and %s (Status)",
+		r.URL.Path, causewayv1connect.KVServiceName, causewayv1connect.AdminServiceName)
+	if ct := r.Header.Get("Content-Type"); strings.HasPrefix(ct, "application/grpc") {
+		// A trailers-only response: status in the headers, no body.
+		w.Header().Set("Content-Type", ct)
+		w.Header().Set("Grpc-Status", fmt.Sprint(int(connect.CodeUnimplemented)))
+		w.Header().Set("Grpc-Message", url.PathEscape(msg))
+		w.WriteHeader(http.StatusOK)
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	// Connect maps HTTP 404 to unimplemented; the JSON body carries the message.
+	w.WriteHeader(http.StatusNotFound)
+	_ = json.NewEncoder(w).Encode(map[string]string{"code": connect.CodeUnimplemented.String(), "message": msg})
+}
