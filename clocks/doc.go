@@ -28,7 +28,7 @@
 //     observed or restored earlier. Observe refuses timestamps more than
 //     MaxOffset ahead of local physical time (ErrClockOffset), so one region
 //     with a fast clock cannot drag the others ahead: every accepted WallMs
-//     is within MaxOffset of the receiver's own physical clock. While clocks
+//     is at most MaxOffset ahead of the receiver's own physical clock. While clocks
 //     agree to within MaxOffset, last-writer-wins therefore matches wall-clock
 //     order up to that offset, which is why the clock is hybrid rather than a
 //     plain Lamport counter.

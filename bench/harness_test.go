@@ -1,0 +1,198 @@
+package bench
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+)
+
+// op performs operation number i of client c. A client's operations run one
+// after another on one goroutine, so op may keep per-client state indexed by
+// c without locking.
+type op func(ctx context.Context, c, i int) error
+
+// load is the outcome of one drive.
+type load struct {
+	ops       int
+	elapsed   time.Duration
+	latencies []time.Duration // one per operation, sorted ascending
+}
+
+// drive runs total operations spread over clients goroutines, client c doing
+// operations c, c+clients, c+2*clients, ... so that together they perform
+// each index below total exactly once. It returns when every client is done,
+// with the first error any client met (that client stops; the others finish).
+func drive(ctx context.Context, total, clients int, do op) (load, error) {
+	if clients < 1 {
+		return load{}, fmt.Errorf("clients = %d: need at least 1", clients)
+	}
+	var (
+		wg       sync.WaitGroup
+		start    = make(chan struct{})
+		perCl    = make([][]time.Duration, clients)
+		errMu    sync.Mutex
+		firstErr error
+	)
+	for c := range clients {
+		n := total / clients
+		if c < total%clients {
+			n++
+		}
+		lat := make([]time.Duration, 0, n)
+		wg.Go(func() {
+			<-start
+			for k := range n {
+				t0 := time.Now()
+				if err := do(ctx, c, c+k*clients); err != nil {
+					errMu.Lock()
+					if firstErr == nil {
+						firstErr = fmt.Errorf("client %d, operation %d: %w", c, c+k*clients, err)
+					}
+					errMu.Unlock()
+					break
+				}
+				lat = append(lat, time.Since(t0))
+			}
+			perCl[c] = lat
+		})
+	}
+	// Every goroutine exists before the clock starts, so their creation is
+	// not charged to the operations.
+	t0 := time.Now()
+	close(start)
+	wg.Wait()
+	elapsed := time.Since(t0)
+
+	all := make([]time.Duration, 0, total)
+	for _, l := range perCl {
+		all = append(all, l...)
+	}
+	slices.Sort(all)
+	return load{ops: len(all), elapsed: elapsed, latencies: all}, firstErr
+}
+
+// measure runs b.N operations over clients goroutines under the benchmark
+// timer and reports throughput and latency percentiles. Setup done by the
+// caller before measure is not timed.
+func measure(b *testing.B, clients int, do op) {
+	b.Helper()
+	b.ResetTimer()
+	l, err := drive(context.Background(), b.N, clients, do)
+	b.StopTimer()
+	if err != nil {
+		b.Fatal(err)
+	}
+	if l.elapsed > 0 {
+		b.ReportMetric(float64(l.ops)/l.elapsed.Seconds(), "ops/s")
+	}
+	b.ReportMetric(micros(percentile(l.latencies, 50)), "p50-us")
+	b.ReportMetric(micros(percentile(l.latencies, 99)), "p99-us")
+}
+
+// percentile returns the p-th percentile (0 < p <= 100) of sorted by the
+// nearest-rank method: the smallest sample such that at least p percent of
+// the samples are less than or equal to it. It returns 0 for no samples.
+func percentile(sorted []time.Duration, p float64) time.Duration {
+	if len(sorted) == 0 {
+		return 0
+	}
+	rank := int(math.Ceil(p / 100 * float64(len(sorted))))
+	rank = max(1, min(rank, len(sorted)))
+	return sorted[rank-1]
+}
+
+func micros(d time.Duration) float64 { return float64(d) / float64(time.Microsecond) }
+
+func TestPercentile(t *testing.T) {
+	ms := func(ns ...int) []time.Duration {
+		out := make([]time.Duration, len(ns))
+		for i, n := range ns {
+			out[i] = time.Duration(n) * time.Millisecond
+		}
+		return out
+	}
+	hundred := make([]int, 100)
+	for i := range hundred {
+		hundred[i] = i + 1
+	}
+	tests := []struct {
+		name   string
+		sorted []time.Duration
+		p      float64
+		want   time.Duration
+	}{
+		{"empty", nil, 50, 0},
+		{"one sample p50", ms(7), 50, 7 * time.Millisecond},
+		{"one sample p99", ms(7), 99, 7 * time.Millisecond},
+		{"median of odd count", ms(1, 2, 3, 4, 5), 50, 3 * time.Millisecond},
+		{"median of even count is the lower middle", ms(1, 2, 3, 4), 50, 2 * time.Millisecond},
+		{"p99 of 100 samples", ms(hundred...), 99, 99 * time.Millisecond},
+		{"p50 of 100 samples", ms(hundred...), 50, 50 * time.Millisecond},
+		{"p99 of 10 samples is the maximum", ms(1, 2, 3, 4, 5, 6, 7, 8, 9, 10), 99, 10 * time.Millisecond},
+		{"p100 is the maximum", ms(1, 2, 3), 100, 3 * time.Millisecond},
+		{"tiny p is the minimum", ms(1, 2, 3), 0.001, 1 * time.Millisecond},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := percentile(tt.sorted, tt.p); got != tt.want {
+				t.Errorf("percentile(%v, %v) = %v, want %v", tt.sorted, tt.p, got, tt.want)
+			}
+		})
+	}
+}
+
+func TestDrive(t *testing.T) {
+	for _, tt := range []struct{ total, clients int }{
+		{0, 1}, {1, 64}, {10, 3}, {64, 64}, {1000, 64},
+	} {
+		t.Run(fmt.Sprintf("total=%d/clients=%d", tt.total, tt.clients), func(t *testing.T) {
+			var mu sync.Mutex
+			seen := make(map[int]int)
+			l, err := drive(context.Background(), tt.total, tt.clients, func(_ context.Context, c, i int) error {
+				if i%tt.clients != c {
+					return fmt.Errorf("operation %d ran on client %d", i, c)
+				}
+				mu.Lock()
+				seen[i]++
+				mu.Unlock()
+				return nil
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if l.ops != tt.total || len(l.latencies) != tt.total {
+				t.Errorf("ops = %d with %d latencies, want %d", l.ops, len(l.latencies), tt.total)
+			}
+			for i := range tt.total {
+				if seen[i] != 1 {
+					t.Errorf("operation %d ran %d times, want once", i, seen[i])
+				}
+			}
+			if !slices.IsSorted(l.latencies) {
+				t.Error("latencies are not sorted")
+			}
+		})
+	}
+}
+
+func TestDriveReportsFirstError(t *testing.T) {
+	boom := errors.New("boom")
+	l, err := drive(context.Background(), 100, 4, func(_ context.Context, c, i int) error {
+		if c == 2 && i >= 50 {
+			return boom
+		}
+		return nil
+	})
+	if !errors.Is(err, boom) {
+		t.Fatalf("err = %v, want %v", err, boom)
+	}
+	// Client 2 does operations 2, 6, ..., 98; it stops at 50, the 13th.
+	if want := 100 - (25 - 12); l.ops != want {
+		t.Errorf("ops = %d, want %d (client 2 stops at its first failure)", l.ops, want)
+	}
+}

@@ -1,0 +1,299 @@
+package bench
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"sync"
+	"testing"
+	"time"
+
+	"connectrpc.com/connect"
+	"github.com/cockroachdb/pebble/v2"
+
+	v1 "github.com/causewaydb/causeway/api/causeway/v1"
+	"github.com/causewaydb/causeway/api/causeway/v1/causewayv1connect"
+	"github.com/causewaydb/causeway/replica"
+)
+
+const (
+	// numKeys is the key space every benchmark spreads its operations over.
+	numKeys = 10_000
+	// valueBytes is the size of every value written.
+	valueBytes = 100
+	// shutdownTimeout bounds the wait for a server's in-flight requests at
+	// the end of the run.
+	shutdownTimeout = 10 * time.Second
+)
+
+// concurrencies are the client counts every benchmark runs at. The largest
+// also sizes the HTTP client's idle connection pool.
+var concurrencies = []int{1, 64}
+
+var (
+	keys  = makeKeys(numKeys)
+	value = makeValue(valueBytes)
+)
+
+func makeKeys(n int) []string {
+	out := make([]string, n)
+	for i := range out {
+		out[i] = fmt.Sprintf("bench/key/%05d", i)
+	}
+	return out
+}
+
+func makeValue(n int) []byte {
+	v := make([]byte, n)
+	for i := range v {
+		v[i] = 'a' + byte(i%26)
+	}
+	return v
+}
+
+func keyOf(i int) string { return keys[i%numKeys] }
+
+// BenchmarkStack runs the full-stack Put and Get benchmarks and the RPC and
+// storage floors they are compared with; see the package documentation.
+//
+// Servers and stores are started on first use and shared by the rounds of a
+// sub-benchmark (the testing package calls each one with growing b.N), so
+// that -bench can select any subset without starting what it does not run.
+// They are stopped when BenchmarkStack returns.
+func BenchmarkStack(b *testing.B) {
+	httpClient := newHTTPClient(b, concurrencies[len(concurrencies)-1])
+
+	rpcFloor := sync.OnceValues(func() (causewayv1connect.KVServiceClient, error) {
+		url, err := serveRPCFloor(b)
+		if err != nil {
+			return nil, err
+		}
+		return causewayv1connect.NewKVServiceClient(httpClient, url), nil
+	})
+	pebbleFloor := sync.OnceValues(func() (*pebble.DB, error) { return openPebbleFloor(b) })
+	stack := sync.OnceValues(func() (causewayv1connect.KVServiceClient, error) {
+		url, err := serveReplica(b)
+		if err != nil {
+			return nil, err
+		}
+		return causewayv1connect.NewKVServiceClient(httpClient, url), nil
+	})
+	// preloaded is the full stack with every key written once, for Get.
+	preloaded := sync.OnceValues(func() (causewayv1connect.KVServiceClient, error) {
+		client, err := stack()
+		if err != nil {
+			return nil, err
+		}
+		tokens := make([]string, concurrencies[len(concurrencies)-1])
+		_, err = drive(context.Background(), numKeys, len(tokens), putOp(client, tokens))
+		return client, err
+	})
+
+	for _, clients := range concurrencies {
+		b.Run(fmt.Sprintf("floor=rpc/clients=%d", clients), func(b *testing.B) {
+			client := must(b, rpcFloor)
+			measure(b, clients, putOp(client, nil))
+		})
+	}
+	for _, clients := range concurrencies {
+		b.Run(fmt.Sprintf("floor=pebble/clients=%d", clients), func(b *testing.B) {
+			db := must(b, pebbleFloor)
+			measure(b, clients, func(_ context.Context, _, i int) error {
+				batch := db.NewBatch()
+				defer batch.Close()
+				if err := batch.Set([]byte(keyOf(i)), value, nil); err != nil {
+					return err
+				}
+				return batch.Commit(pebble.Sync)
+			})
+		})
+	}
+	for _, clients := range concurrencies {
+		b.Run(fmt.Sprintf("op=put/clients=%d", clients), func(b *testing.B) {
+			client := must(b, stack)
+			measure(b, clients, putOp(client, make([]string, clients)))
+		})
+	}
+	for _, clients := range concurrencies {
+		b.Run(fmt.Sprintf("op=get/clients=%d", clients), func(b *testing.B) {
+			client := must(b, preloaded)
+			tokens := make([]string, clients)
+			measure(b, clients, func(ctx context.Context, c, i int) error {
+				res, err := client.Get(ctx, connect.NewRequest(&v1.GetRequest{
+					Key:         keyOf(i),
+					CausalToken: tokens[c],
+				}))
+				if err != nil {
+					return err
+				}
+				if !res.Msg.GetFound() || len(res.Msg.GetValue()) != valueBytes {
+					return fmt.Errorf("get %q: found=%v with %d bytes, want the %d-byte value written before the benchmark",
+						keyOf(i), res.Msg.GetFound(), len(res.Msg.GetValue()), valueBytes)
+				}
+				tokens[c] = res.Msg.GetCausalToken()
+				return nil
+			})
+		})
+	}
+}
+
+// must returns the value of a shared setup step or fails the benchmark.
+func must[T any](b *testing.B, setup func() (T, error)) T {
+	b.Helper()
+	v, err := setup()
+	if err != nil {
+		b.Fatal(err)
+	}
+	return v
+}
+
+// putOp writes value under key i. With tokens non-nil, client c behaves as
+// a session: it sends the causal token of its previous response (the token
+// starts empty) and keeps the new one.
+func putOp(client causewayv1connect.KVServiceClient, tokens []string) op {
+	return func(ctx context.Context, c, i int) error {
+		req := &v1.PutRequest{Key: keyOf(i), Value: value}
+		if tokens != nil {
+			req.CausalToken = tokens[c]
+		}
+		res, err := client.Put(ctx, connect.NewRequest(req))
+		if err != nil {
+			return err
+		}
+		if tokens != nil {
+			tokens[c] = res.Msg.GetCausalToken()
+		}
+		return nil
+	}
+}
+
+// newHTTPClient returns the client every benchmark shares: HTTP/1.1 over
+// loopback, keeping an idle connection for each of up to maxClients
+// concurrent callers so that no operation pays for a TCP handshake. (The
+// default of 2 idle connections per host would make most of 64 clients dial
+// a new connection per request and leave it in TIME_WAIT.)
+func newHTTPClient(b *testing.B, maxClients int) *http.Client {
+	protocols := new(http.Protocols)
+	protocols.SetHTTP1(true)
+	transport := http.DefaultTransport.(*http.Transport).Clone()
+	transport.Proxy = nil
+	transport.Protocols = protocols
+	transport.ForceAttemptHTTP2 = false
+	transport.MaxIdleConns = 0 // no limit across hosts
+	transport.MaxIdleConnsPerHost = maxClients
+	b.Cleanup(transport.CloseIdleConnections)
+	return &http.Client{Transport: transport}
+}
+
+// serveReplica starts a node and its server on a loopback port, stopped and
+// closed by b's cleanup, and returns the server's base URL.
+func serveReplica(b *testing.B) (string, error) {
+	node, err := replica.Open(replica.Config{
+		Region:  "bench",
+		DataDir: b.TempDir(),
+		Logger:  slog.New(slog.DiscardHandler),
+	})
+	if err != nil {
+		return "", err
+	}
+	srv := replica.NewServer(node)
+	url, err := serve(b, srv.Serve, srv.Shutdown)
+	if err != nil {
+		return "", errors.Join(err, node.Close())
+	}
+	// Cleanups run last-registered first: the server stops before the node
+	// closes under it.
+	b.Cleanup(func() {
+		if err := node.Close(); err != nil {
+			b.Errorf("close node: %v", err)
+		}
+	})
+	return url, nil
+}
+
+// noopKV is the RPC floor: a KVService that does no work at all.
+type noopKV struct {
+	causewayv1connect.UnimplementedKVServiceHandler
+}
+
+func (noopKV) Put(context.Context, *connect.Request[v1.PutRequest]) (*connect.Response[v1.PutResponse], error) {
+	return connect.NewResponse(&v1.PutResponse{}), nil
+}
+
+// serveRPCFloor serves noopKV the way replica.Server serves a node (same
+// read limit, HTTP/1.1 and cleartext HTTP/2 on one port) and returns its
+// base URL.
+func serveRPCFloor(b *testing.B) (string, error) {
+	mux := http.NewServeMux()
+	mux.Handle(causewayv1connect.NewKVServiceHandler(noopKV{}, connect.WithReadMaxBytes(replica.MaxRequestBytes)))
+	protocols := new(http.Protocols)
+	protocols.SetHTTP1(true)
+	protocols.SetUnencryptedHTTP2(true)
+	srv := &http.Server{
+		Handler:           mux,
+		Protocols:         protocols,
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+	}
+	serveFn := func(ln net.Listener) error {
+		if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
+			return err
+		}
+		return nil
+	}
+	return serve(b, serveFn, srv.Shutdown)
+}
+
+// serve runs serveFn on a new loopback listener until b's cleanup calls
+// shutdown, and returns the base URL.
+func serve(b *testing.B, serveFn func(net.Listener) error, shutdown func(context.Context) error) (string, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", err
+	}
+	done := make(chan error, 1)
+	go func() { done <- serveFn(ln) }()
+	b.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
+		defer cancel()
+		if err := shutdown(ctx); err != nil {
+			b.Errorf("shut down server: %v", err)
+		}
+		if err := <-done; err != nil {
+			b.Errorf("serve: %v", err)
+		}
+	})
+	return "http://" + ln.Addr().String(), nil
+}
+
+// openPebbleFloor opens a bare Pebble store, closed by b's cleanup. It uses
+// Pebble's default options except for the two the node also sets: the newest
+// format, and a logger that keeps Pebble's informational lines out of the
+// benchmark output.
+func openPebbleFloor(b *testing.B) (*pebble.DB, error) {
+	db, err := pebble.Open(b.TempDir(), &pebble.Options{
+		FormatMajorVersion: pebble.FormatNewest,
+		Logger:             quietLogger{b},
+	})
+	if err != nil {
+		return nil, err
+	}
+	b.Cleanup(func() {
+		if err := db.Close(); err != nil {
+			b.Errorf("close pebble: %v", err)
+		}
+	})
+	return db, nil
+}
+
+// quietLogger drops Pebble's informational lines and reports its errors.
+type quietLogger struct{ b *testing.B }
+
+func (quietLogger) Infof(string, ...any)                {}
+func (l quietLogger) Errorf(format string, args ...any) { l.b.Errorf("pebble: "+format, args...) }
+func (l quietLogger) Fatalf(format string, args ...any) {
+	panic(fmt.Sprintf("pebble: "+format, args...))
+}

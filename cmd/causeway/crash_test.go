@@ -1,0 +1,359 @@
+//go:build unix
+
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"regexp"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"connectrpc.com/connect"
+	"github.com/google/uuid"
+	"google.golang.org/protobuf/proto"
+
+	v1 "github.com/causewaydb/causeway/api/causeway/v1"
+	"github.com/causewaydb/causeway/api/causeway/v1/causewayv1connect"
+)
+
+// servingLine is the readiness line `causeway serve` prints on stdout.
+var servingLine = regexp.MustCompile(`^causeway: region (\S+) serving on (http://\S+) \(data in .+\)$`)
+
+// serveProcess is a `causeway serve` running as a child process.
+type serveProcess struct {
+	cmd        *exec.Cmd
+	addr       string // base URL, http://127.0.0.1:PORT
+	stderr     *lockedBuffer
+	stdoutDone chan struct{} // closed when the child's stdout reaches EOF
+
+	killOnce sync.Once
+	waitErr  error
+}
+
+// startServe starts `causeway serve args...` as a child process and returns
+// once it has printed its readiness line. The child is killed and reaped in
+// t.Cleanup; its stderr is logged if the test fails.
+func startServe(t *testing.T, ctx context.Context, args ...string) *serveProcess {
+	t.Helper()
+	cmd := exec.Command(os.Args[0], append([]string{"serve"}, args...)...)
+	cmd.Env = append(os.Environ(), runMainEnv+"=1")
+	p := &serveProcess{cmd: cmd, stderr: &lockedBuffer{}, stdoutDone: make(chan struct{})}
+	cmd.Stderr = p.stderr
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("start causeway serve: %v", err)
+	}
+	// Cleanups run last-registered first: kill and reap, then show stderr.
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("stderr of causeway serve %v (pid %d):\n%s", args, cmd.Process.Pid, p.stderr)
+		}
+	})
+	t.Cleanup(func() { p.kill() })
+
+	ready := make(chan string, 1)
+	go func() {
+		defer close(p.stdoutDone)
+		defer close(ready)
+		sc := bufio.NewScanner(stdout)
+		if sc.Scan() {
+			ready <- sc.Text()
+		}
+		// Keep draining, so the child never blocks on a full pipe.
+		_, _ = io.Copy(io.Discard, stdout)
+	}()
+	select {
+	case line, ok := <-ready:
+		if !ok {
+			t.Fatalf("causeway serve %v exited before it was ready", args)
+		}
+		m := servingLine.FindStringSubmatch(line)
+		if m == nil {
+			t.Fatalf("causeway serve %v: readiness line %q does not match %v", args, line, servingLine)
+		}
+		p.addr = m[2]
+	case <-ctx.Done():
+		t.Fatalf("causeway serve %v did not print its address: %v", args, ctx.Err())
+	}
+	return p
+}
+
+// kill sends SIGKILL and reaps the child; it returns Wait's error. Calling it
+// again returns the first outcome.
+func (p *serveProcess) kill() error {
+	p.killOnce.Do(func() {
+		_ = p.cmd.Process.Signal(syscall.SIGKILL)
+		// Wait closes the stdout pipe, so reading must be over first; a
+		// killed child's pipe reaches EOF.
+		<-p.stdoutDone
+		p.waitErr = p.cmd.Wait()
+	})
+	return p.waitErr
+}
+
+// ackedPut is a Put the node acknowledged: from then on it must survive any crash.
+type ackedPut struct {
+	key, value, requestID string
+	version               *v1.Version
+}
+
+// TestSIGKILLLosesNoAcknowledgedWrite is the durability promise end to end: a
+// real `causeway serve` process is sent SIGKILL while writes are in flight,
+// after acknowledging at least minAcks of them; restarted on the same data
+// directory it has every acknowledged write, with the version it
+// acknowledged, and its clock, sequence numbers and request ids resume where
+// they were.
+func TestSIGKILLLosesNoAcknowledgedWrite(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts and kills causeway serve processes")
+	}
+	const (
+		region  = "crash"
+		writers = 16
+		minAcks = 2000
+	)
+	ctx, cancel := context.WithTimeout(t.Context(), 45*time.Second)
+	defer cancel()
+	dataDir := t.TempDir()
+	serveArgs := []string{"--region", region, "--data", dataDir, "--listen", "127.0.0.1:0"}
+
+	first := startServe(t, ctx, serveArgs...)
+	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: writers}}
+	t.Cleanup(client.CloseIdleConnections)
+	kv := causewayv1connect.NewKVServiceClient(client, first.addr)
+
+	// Each writer is one client session: it writes distinct keys in a loop,
+	// carrying its causal token, until a request fails. Failures after the
+	// kill are expected and are not acknowledged writes.
+	var (
+		mu         sync.Mutex
+		acks       []ackedPut
+		lastTokens = map[string]string{} // key of each writer's last ack -> token it returned
+		unexpected []error
+		killed     atomic.Bool
+		inFlight   atomic.Int64
+		enough     = make(chan struct{})
+		enoughOnce sync.Once
+		wg         sync.WaitGroup
+	)
+	writeCtx, stopWriters := context.WithCancel(ctx)
+	defer stopWriters()
+	for w := range writers {
+		wg.Go(func() {
+			token, lastKey := "", ""
+			defer func() {
+				if lastKey != "" {
+					mu.Lock()
+					lastTokens[lastKey] = token
+					mu.Unlock()
+				}
+			}()
+			for i := 0; ; i++ {
+				key := fmt.Sprintf("crash/w%02d/%06d", w, i)
+				value := fmt.Sprintf("value %d of writer %d: %s", i, w, uuid.NewString())
+				reqID := uuid.NewString()
+				inFlight.Add(1)
+				res, err := kv.Put(writeCtx, connect.NewRequest(&v1.PutRequest{
+					Key: key, Value: []byte(value), CausalToken: token, RequestId: reqID,
+				}))
+				inFlight.Add(-1)
+				if err != nil {
+					if !killed.Load() {
+						mu.Lock()
+						unexpected = append(unexpected, fmt.Errorf("put %s before the kill: %w", key, err))
+						mu.Unlock()
+					}
+					return
+				}
+				token, lastKey = res.Msg.GetCausalToken(), key
+				mu.Lock()
+				acks = append(acks, ackedPut{key: key, value: value, requestID: reqID, version: res.Msg.GetVersion()})
+				n := len(acks)
+				mu.Unlock()
+				if n >= minAcks {
+					enoughOnce.Do(func() { close(enough) })
+				}
+			}
+		})
+	}
+	writersDone := make(chan struct{})
+	go func() { wg.Wait(); close(writersDone) }()
+
+	select {
+	case <-enough:
+	case <-writersDone:
+		t.Fatalf("every writer stopped before %d writes were acknowledged: %v", minAcks, errors.Join(unexpected...))
+	case <-ctx.Done():
+		t.Fatalf("%d writes were not acknowledged in time: %v", minAcks, ctx.Err())
+	}
+	killed.Store(true)
+	inFlightAtKill := inFlight.Load()
+	waitErr := first.kill()
+	stopWriters()
+	<-writersDone
+	client.CloseIdleConnections()
+
+	var exitErr *exec.ExitError
+	if !errors.As(waitErr, &exitErr) {
+		t.Fatalf("first node: Wait = %v, want death by SIGKILL", waitErr)
+	}
+	if ws, ok := exitErr.Sys().(syscall.WaitStatus); !ok || !ws.Signaled() || ws.Signal() != syscall.SIGKILL {
+		t.Fatalf("first node ended with %v, not by the SIGKILL: it was not running when killed", exitErr)
+	}
+	if len(unexpected) > 0 {
+		t.Fatalf("writes failed before the kill: %v", errors.Join(unexpected...))
+	}
+	if inFlightAtKill == 0 {
+		t.Fatalf("no write was in flight at the kill; the test did not crash the node mid-write")
+	}
+	t.Logf("SIGKILL after %d acknowledged writes, %d in flight", len(acks), inFlightAtKill)
+
+	// The acknowledgements themselves must be consistent before they can be
+	// checked against the restarted node.
+	var maxSeq uint64
+	var maxTS *v1.Timestamp
+	seqs := make(map[uint64]string, len(acks))
+	for _, a := range acks {
+		v := a.version
+		if v.GetOriginRegion() != region || v.GetOriginSeq() == 0 || v.GetTimestamp().GetWallMs() == 0 {
+			t.Fatalf("put %s acknowledged with version %v; want origin %s, a sequence number and a timestamp", a.key, v, region)
+		}
+		if other, dup := seqs[v.GetOriginSeq()]; dup {
+			t.Fatalf("puts %s and %s were both acknowledged with sequence number %d", other, a.key, v.GetOriginSeq())
+		}
+		seqs[v.GetOriginSeq()] = a.key
+		maxSeq = max(maxSeq, v.GetOriginSeq())
+		if maxTS == nil || timestampLess(maxTS, v.GetTimestamp()) {
+			maxTS = v.GetTimestamp()
+		}
+	}
+
+	second := startServe(t, ctx, serveArgs...)
+	kv = causewayv1connect.NewKVServiceClient(client, second.addr)
+	admin := causewayv1connect.NewAdminServiceClient(client, second.addr)
+
+	// Every acknowledged write is there, with the version acknowledged; a
+	// retry with its request id returns that same version instead of writing
+	// again.
+	var problems []string
+	report := func(format string, args ...any) {
+		mu.Lock()
+		defer mu.Unlock()
+		problems = append(problems, fmt.Sprintf(format, args...))
+	}
+	forEachConcurrently(writers, acks, func(a ackedPut) {
+		got, err := kv.Get(ctx, connect.NewRequest(&v1.GetRequest{Key: a.key}))
+		switch {
+		case err != nil:
+			report("get %s after restart: %v", a.key, err)
+		case !got.Msg.GetFound():
+			report("get %s after restart: not found; it was acknowledged with version %v", a.key, a.version)
+		case !bytes.Equal(got.Msg.GetValue(), []byte(a.value)):
+			report("get %s after restart: value %q, acknowledged %q", a.key, got.Msg.GetValue(), a.value)
+		case !proto.Equal(got.Msg.GetVersion(), a.version):
+			report("get %s after restart: version %v, acknowledged %v", a.key, got.Msg.GetVersion(), a.version)
+		}
+		retry, err := kv.Put(ctx, connect.NewRequest(&v1.PutRequest{Key: a.key, Value: []byte(a.value), RequestId: a.requestID}))
+		switch {
+		case err != nil:
+			report("retry put %s (request id %s) after restart: %v", a.key, a.requestID, err)
+		case !proto.Equal(retry.Msg.GetVersion(), a.version):
+			report("retry put %s (request id %s) after restart: version %v, the original was acknowledged with %v",
+				a.key, a.requestID, retry.Msg.GetVersion(), a.version)
+		}
+	})
+	if len(problems) > 0 {
+		const show = 20
+		t.Errorf("%d of %d acknowledged writes are wrong after the restart; first ones:\n%s",
+			len(problems), len(acks), joinFirst(problems, show))
+	}
+
+	// A session's token from before the crash is served after it: the node
+	// restored the causal past it had acknowledged.
+	for key, token := range lastTokens {
+		got, err := kv.Get(ctx, connect.NewRequest(&v1.GetRequest{Key: key, CausalToken: token}))
+		if err != nil {
+			t.Errorf("get %s with the token its put returned before the crash: %v", key, err)
+		} else if !got.Msg.GetFound() {
+			t.Errorf("get %s with the token its put returned before the crash: not found", key)
+		}
+	}
+
+	status, err := admin.Status(ctx, connect.NewRequest(&v1.StatusRequest{}))
+	if err != nil {
+		t.Fatalf("status after restart: %v", err)
+	}
+	applied := status.Msg.GetVector()[region]
+	if status.Msg.GetRegion() != region || applied < maxSeq {
+		t.Errorf("status after restart: region %q, vector %v; want region %s with %s >= %d (greatest acknowledged sequence number)",
+			status.Msg.GetRegion(), status.Msg.GetVector(), region, region, maxSeq)
+	}
+
+	// Clock and sequence resume: a new write orders after every acknowledged
+	// one, and takes the next sequence number (other regions apply an
+	// origin's writes in sequence order, so a gap would stall them).
+	fresh, err := kv.Put(ctx, connect.NewRequest(&v1.PutRequest{Key: "crash/after-restart", Value: []byte("new")}))
+	if err != nil {
+		t.Fatalf("put after restart: %v", err)
+	}
+	v := fresh.Msg.GetVersion()
+	if v.GetOriginSeq() != applied+1 {
+		t.Errorf("put after restart got sequence number %d; want %d, next after the restored vector (greatest acknowledged: %d)",
+			v.GetOriginSeq(), applied+1, maxSeq)
+	}
+	if !timestampLess(maxTS, v.GetTimestamp()) {
+		t.Errorf("put after restart got timestamp %v, not after the greatest acknowledged one %v", v.GetTimestamp(), maxTS)
+	}
+}
+
+func timestampLess(a, b *v1.Timestamp) bool {
+	if a.GetWallMs() != b.GetWallMs() {
+		return a.GetWallMs() < b.GetWallMs()
+	}
+	return a.GetLogical() < b.GetLogical()
+}
+
+// forEachConcurrently calls f for every item from n goroutines.
+func forEachConcurrently[T any](n int, items []T, f func(T)) {
+	work := make(chan T)
+	var wg sync.WaitGroup
+	for range n {
+		wg.Go(func() {
+			for item := range work {
+				f(item)
+			}
+		})
+	}
+	for _, item := range items {
+		work <- item
+	}
+	close(work)
+	wg.Wait()
+}
+
+func joinFirst(lines []string, n int) string {
+	var b bytes.Buffer
+	for i, l := range lines {
+		if i == n {
+			fmt.Fprintf(&b, "... and %d more\n", len(lines)-n)
+			break
+		}
+		b.WriteString(l)
+		b.WriteByte('\n')
+	}
+	return b.String()
+}

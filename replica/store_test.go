@@ -1,0 +1,179 @@
+package replica
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"testing"
+
+	"github.com/cockroachdb/pebble/v2"
+	"github.com/cockroachdb/pebble/v2/vfs"
+	"github.com/google/uuid"
+
+	"github.com/causewaydb/causeway/clocks"
+)
+
+func memStore(t *testing.T) *Store {
+	t.Helper()
+	s, err := OpenStore("store", StoreOptions{FS: vfs.NewMem(), Logger: discardLogger()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s
+}
+
+func commit(t *testing.T, s *Store, key string, r *Record) {
+	t.Helper()
+	wb := s.newWriteBatch()
+	dk := wb.putVersion(key, r)
+	wb.putLog(r.Seq, dk)
+	if err := s.commitNoWait(wb); err != nil {
+		t.Fatal(err)
+	}
+	if err := wb.wait(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func ts(wall uint64, logical uint32, region string) clocks.Timestamp {
+	return clocks.Timestamp{WallMs: wall, Logical: logical, Region: region}
+}
+
+func TestStoreLatestIsNewestVersion(t *testing.T) {
+	s := memStore(t)
+	// Written out of timestamp order, and with neighbours whose names share
+	// prefixes or contain NUL, so only the key encoding keeps them apart.
+	writes := []struct {
+		key string
+		ts  clocks.Timestamp
+		val string
+	}{
+		{"a", ts(100, 0, "eu"), "a@100"},
+		{"a", ts(300, 0, "eu"), "a@300"},
+		{"a", ts(200, 5, "eu"), "a@200"},
+		{"a", ts(300, 0, "us"), "a@300us"}, // same time, later region wins the tie-break
+		{"a", ts(300, 0, "e"), "a@300e"},
+		{"ab", ts(900, 0, "eu"), "ab@900"},
+		{"a\x00", ts(950, 0, "eu"), "nul@950"},
+		{"", ts(999, 0, "eu"), "empty"}, // never accepted by the node; the store still keeps it apart
+	}
+	for i, w := range writes {
+		commit(t, s, w.key, &Record{Kind: KindValue, Timestamp: w.ts, Seq: uint64(i + 1),
+			Vector: clocks.Vector{w.ts.Region: uint64(i + 1)}, Value: []byte(w.val)})
+	}
+	for key, want := range map[string]string{"a": "a@300us", "ab": "ab@900", "a\x00": "nul@950", "": "empty"} {
+		rec, found, err := s.Latest(key)
+		if err != nil || !found {
+			t.Fatalf("Latest(%q): found=%v err=%v", key, found, err)
+		}
+		if string(rec.Value) != want {
+			t.Errorf("Latest(%q) = %q, want %q", key, rec.Value, want)
+		}
+	}
+	if _, found, err := s.Latest("b"); found || err != nil {
+		t.Errorf("Latest(b): found=%v err=%v, want absent", found, err)
+	}
+
+	versions, err := s.Versions("a")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, v := range versions {
+		got = append(got, string(v.Value))
+	}
+	want := []string{"a@300us", "a@300", "a@300e", "a@200", "a@100"} // us > eu > e at equal time
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("versions of a, newest first = %v, want %v", got, want)
+	}
+	for i := 1; i < len(versions); i++ {
+		if !versions[i].Timestamp.Less(versions[i-1].Timestamp) {
+			t.Errorf("versions out of order at %d: %v then %v", i, versions[i-1].Timestamp, versions[i].Timestamp)
+		}
+	}
+}
+
+func TestStoreTombstone(t *testing.T) {
+	s := memStore(t)
+	commit(t, s, "k", &Record{Kind: KindValue, Timestamp: ts(1, 0, "eu"), Seq: 1, Vector: clocks.Vector{"eu": 1}, Value: []byte("v")})
+	commit(t, s, "k", &Record{Kind: KindTombstone, Timestamp: ts(2, 0, "eu"), Seq: 2, Vector: clocks.Vector{"eu": 2}})
+	rec, found, err := s.Latest("k")
+	if err != nil || !found || rec.Kind != KindTombstone || rec.Seq != 2 {
+		t.Fatalf("Latest after delete = %+v found=%v err=%v, want the tombstone", rec, found, err)
+	}
+}
+
+func TestRecordRoundTripAndCorruption(t *testing.T) {
+	r := Record{Kind: KindValue, Timestamp: ts(1732349923123, 7, "us-east"), Seq: 42,
+		Vector: clocks.Vector{"us-east": 42, "eu-west": 9}, Value: []byte("hello")}
+	enc := encodeRecord(nil, &r)
+	got, err := decodeRecord(enc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Kind != r.Kind || got.Timestamp != r.Timestamp || got.Seq != r.Seq ||
+		got.Vector.Compare(r.Vector) != clocks.Equal || !bytes.Equal(got.Value, r.Value) {
+		t.Fatalf("round trip = %+v, want %+v", got, r)
+	}
+	for i := range enc {
+		bad := bytes.Clone(enc)
+		bad[i] ^= 0x40
+		if _, err := decodeRecord(bad); !errors.Is(err, ErrCorruptRecord) {
+			t.Errorf("flipping byte %d: err = %v, want ErrCorruptRecord", i, err)
+		}
+	}
+	for n := 0; n < len(enc); n++ {
+		if _, err := decodeRecord(enc[:n]); !errors.Is(err, ErrCorruptRecord) {
+			t.Errorf("truncated to %d bytes: err = %v, want ErrCorruptRecord", n, err)
+		}
+	}
+}
+
+func TestStoreRefusesCorruptRecord(t *testing.T) {
+	s := memStore(t)
+	commit(t, s, "k", &Record{Kind: KindValue, Timestamp: ts(5, 0, "eu"), Seq: 1, Vector: clocks.Vector{"eu": 1}, Value: []byte("v")})
+	// Damage the stored bytes behind the store's back.
+	dk := appendDataKey(nil, "k", ts(5, 0, "eu"))
+	raw, closer, err := s.db.Get(dk)
+	if err != nil {
+		t.Fatal(err)
+	}
+	bad := bytes.Clone(raw)
+	closer.Close()
+	bad[len(bad)/2] ^= 1
+	if err := s.db.Set(dk, bad, pebble.Sync); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := s.Latest("k"); !errors.Is(err, ErrCorruptRecord) {
+		t.Fatalf("Latest on damaged record: err = %v, want ErrCorruptRecord", err)
+	}
+}
+
+func TestExpireRequests(t *testing.T) {
+	s := memStore(t)
+	old, fresh := uuid.New(), uuid.New()
+	for _, c := range []struct {
+		id   uuid.UUID
+		wall uint64
+	}{{old, 1000}, {fresh, 5000}} {
+		wb := s.newWriteBatch()
+		wb.putOutcome(c.id, &requestOutcome{Key: "k", Kind: KindValue, Timestamp: ts(c.wall, 0, "eu"), Seq: 1, Vector: clocks.Vector{"eu": 1}})
+		if err := s.commitNoWait(wb); err != nil {
+			t.Fatal(err)
+		}
+		if err := wb.wait(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	n, err := s.expireRequests(3000, 100)
+	if err != nil || n != 1 {
+		t.Fatalf("expireRequests = %d, %v; want 1 deleted", n, err)
+	}
+	if _, found, _ := s.outcome(old); found {
+		t.Error("expired request id is still remembered")
+	}
+	if _, found, _ := s.outcome(fresh); !found {
+		t.Error("fresh request id was expired")
+	}
+}
