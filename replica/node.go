@@ -446,4 +446,3 @@ func (n *Node) sweepRequestIDs() {
 		}
 	}
 }
-
