@@ -305,11 +305,16 @@ func (n *Node) awaitCausalPast(ctx context.Context, need clocks.Vector) error {
 	if len(need) == 0 {
 		return nil
 	}
-	if _, ok := ctx.Deadline(); !ok {
-		var cancel context.CancelFunc
+	// Give up a little before the request's own deadline, so the client
+	// receives the explanation rather than a bare deadline_exceeded.
+	var cancel context.CancelFunc
+	if deadline, ok := ctx.Deadline(); ok {
+		margin := min(time.Until(deadline)/10, maxAnswerMargin)
+		ctx, cancel = context.WithDeadline(ctx, deadline.Add(-margin))
+	} else {
 		ctx, cancel = context.WithTimeout(ctx, n.cfg.CausalWaitTimeout)
-		defer cancel()
 	}
+	defer cancel()
 	for {
 		n.durMu.Lock()
 		have, changed := n.durable, n.durableCh
@@ -329,6 +334,10 @@ func (n *Node) awaitCausalPast(ctx context.Context, need clocks.Vector) error {
 		}
 	}
 }
+
+// maxAnswerMargin is the most time a causal wait leaves before the request
+// deadline for the unavailable answer to reach the client.
+const maxAnswerMargin = 100 * time.Millisecond
 
 func missingPastError(region string, gaps []clocks.Gap) error {
 	parts := make([]string, len(gaps))

@@ -1,0 +1,289 @@
+package replica_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"connectrpc.com/connect"
+	"connectrpc.com/grpchealth"
+	"connectrpc.com/grpcreflect"
+
+	v1 "github.com/causewaydb/causeway/api/causeway/v1"
+	"github.com/causewaydb/causeway/api/causeway/v1/causewayv1connect"
+	"github.com/causewaydb/causeway/replica"
+)
+
+// startServer runs a node and its server on 127.0.0.1 and stops both when
+// the test ends.
+func startServer(t *testing.T) (baseURL string, node *replica.Node) {
+	t.Helper()
+	node, err := replica.Open(replica.Config{
+		Region:            "us-east",
+		DataDir:           t.TempDir(),
+		Logger:            slog.New(slog.NewTextHandler(io.Discard, nil)),
+		CausalWaitTimeout: 100 * time.Millisecond,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := replica.NewServer(node)
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(ln) }()
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if err := srv.Shutdown(ctx); err != nil {
+			t.Errorf("shutdown: %v", err)
+		}
+		if err := <-served; err != nil {
+			t.Errorf("serve: %v", err)
+		}
+		node.Close()
+	})
+	return "http://" + ln.Addr().String(), node
+}
+
+// h2cClient speaks HTTP/2 without TLS, as gRPC clients do.
+func h2cClient() *http.Client {
+	protocols := new(http.Protocols)
+	protocols.SetUnencryptedHTTP2(true)
+	return &http.Client{Transport: &http.Transport{Protocols: protocols}}
+}
+
+func TestProtocols(t *testing.T) {
+	base, _ := startServer(t)
+	clients := []struct {
+		name string
+		kv   causewayv1connect.KVServiceClient
+	}{
+		{"connect+proto/http1", causewayv1connect.NewKVServiceClient(http.DefaultClient, base)},
+		{"connect+json/http1", causewayv1connect.NewKVServiceClient(http.DefaultClient, base, connect.WithProtoJSON())},
+		{"grpc/h2c", causewayv1connect.NewKVServiceClient(h2cClient(), base, connect.WithGRPC())},
+		{"grpc-web/http1", causewayv1connect.NewKVServiceClient(http.DefaultClient, base, connect.WithGRPCWeb())},
+	}
+	ctx := context.Background()
+	for _, c := range clients {
+		t.Run(c.name, func(t *testing.T) {
+			key := "greeting-" + c.name
+			put, err := c.kv.Put(ctx, connect.NewRequest(&v1.PutRequest{Key: key, Value: []byte("hello")}))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if put.Msg.GetVersion().GetOriginRegion() != "us-east" || put.Msg.GetCausalToken() == "" {
+				t.Fatalf("put response %v lacks version or token", put.Msg)
+			}
+			get, err := c.kv.Get(ctx, connect.NewRequest(&v1.GetRequest{Key: key, CausalToken: put.Msg.CausalToken}))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !get.Msg.Found || string(get.Msg.Value) != "hello" || get.Msg.Version.GetOriginSeq() != put.Msg.Version.GetOriginSeq() {
+				t.Fatalf("get = %v, want hello at %v", get.Msg, put.Msg.Version)
+			}
+			del, err := c.kv.Delete(ctx, connect.NewRequest(&v1.DeleteRequest{Key: key, CausalToken: get.Msg.CausalToken}))
+			if err != nil {
+				t.Fatal(err)
+			}
+			get, err = c.kv.Get(ctx, connect.NewRequest(&v1.GetRequest{Key: key, CausalToken: del.Msg.CausalToken}))
+			if err != nil || get.Msg.Found {
+				t.Fatalf("get after delete = %v, %v; want not found", get.Msg, err)
+			}
+			// Errors cross every protocol with their code.
+			_, err = c.kv.Get(ctx, connect.NewRequest(&v1.GetRequest{Key: ""}))
+			if connect.CodeOf(err) != connect.CodeInvalidArgument {
+				t.Fatalf("empty key: %v, want invalid_argument", err)
+			}
+			// An unknown method is unimplemented in every protocol.
+			unknown := connect.NewClient[v1.GetRequest, v1.GetResponse](clientFor(c.name), base+"/causeway.v1.KVService/Nope", optionsFor(c.name)...)
+			_, err = unknown.CallUnary(ctx, connect.NewRequest(&v1.GetRequest{Key: "k"}))
+			if connect.CodeOf(err) != connect.CodeUnimplemented {
+				t.Fatalf("unknown method: %v, want unimplemented", err)
+			}
+		})
+	}
+}
+
+func clientFor(name string) *http.Client {
+	if strings.HasPrefix(name, "grpc/") {
+		return h2cClient()
+	}
+	return http.DefaultClient
+}
+
+func optionsFor(name string) []connect.ClientOption {
+	switch {
+	case strings.HasPrefix(name, "grpc/"):
+		return []connect.ClientOption{connect.WithGRPC()}
+	case strings.HasPrefix(name, "grpc-web"):
+		return []connect.ClientOption{connect.WithGRPCWeb()}
+	case strings.Contains(name, "json"):
+		return []connect.ClientOption{connect.WithProtoJSON()}
+	}
+	return nil
+}
+
+// postJSON sends what `curl -H 'Content-Type: application/json' -d body` sends.
+func postJSON(t *testing.T, url, body string) (int, map[string]any) {
+	t.Helper()
+	res, err := http.Post(url, "application/json", strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	raw, err := io.ReadAll(res.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out map[string]any
+	if err := json.Unmarshal(raw, &out); err != nil {
+		t.Fatalf("response to %s is not JSON: %q", url, raw)
+	}
+	return res.StatusCode, out
+}
+
+func TestCurlJSON(t *testing.T) {
+	base, _ := startServer(t)
+	status, put := postJSON(t, base+"/causeway.v1.KVService/Put", `{"key":"greeting","value":"aGVsbG8="}`)
+	if status != http.StatusOK {
+		t.Fatalf("put: HTTP %d %v", status, put)
+	}
+	status, get := postJSON(t, base+"/causeway.v1.KVService/Get", `{"key":"greeting"}`)
+	if status != http.StatusOK || get["value"] != "aGVsbG8=" || get["found"] != true || get["causalToken"] == "" {
+		t.Fatalf("get: HTTP %d %v", status, get)
+	}
+	version, _ := get["version"].(map[string]any)
+	if version["originRegion"] != "us-east" || version["originSeq"] != "1" {
+		t.Fatalf("get version = %v", version)
+	}
+	status, st := postJSON(t, base+"/causeway.v1.AdminService/Status", `{}`)
+	if status != http.StatusOK || st["region"] != "us-east" || st["vector"].(map[string]any)["us-east"] != "1" {
+		t.Fatalf("status: HTTP %d %v", status, st)
+	}
+}
+
+// TestBadInputOverHTTP checks each documented error as a curl user sees it,
+// and that none of them writes anything.
+func TestBadInputOverHTTP(t *testing.T) {
+	base, node := startServer(t)
+	put := base + "/causeway.v1.KVService/Put"
+	value := func(n int) string { return base64.StdEncoding.EncodeToString(bytes.Repeat([]byte{'v'}, n)) }
+	cases := []struct {
+		name, url, body string
+		status          int
+		code            string
+		message         string
+	}{
+		{"empty key", put, `{"key":"","value":"dg=="}`, 400, "invalid_argument", "key is empty"},
+		{"oversize key", put, `{"key":"` + strings.Repeat("k", replica.MaxKeyBytes+1) + `","value":"dg=="}`, 400, "invalid_argument", "limit is 1024 bytes"},
+		{"oversize value", put, `{"key":"k","value":"` + value(replica.MaxValueBytes+1) + `"}`, 400, "invalid_argument", "limit is 1048576 bytes"},
+		{"oversize request", put, `{"key":"k","value":"` + value(replica.MaxRequestBytes) + `"}`, 429, "resource_exhausted", "larger than configured max"},
+		{"malformed JSON", put, `{"key":`, 400, "invalid_argument", "unmarshal"},
+		{"wrong field type", put, `{"key":42}`, 400, "invalid_argument", "unmarshal"},
+		{"value not base64", put, `{"key":"k","value":"***"}`, 400, "invalid_argument", "unmarshal"},
+		{"garbage token", put, `{"key":"k","value":"dg==","causalToken":"garbage!"}`, 400, "invalid_argument", "causal token"},
+		{"foreign token", put, `{"key":"k","value":"dg==","causalToken":"AfnHfbbayUFdhaNIjqTyKNHxx_i2oDQABWxvY2FsAQVsb2NhbAHxLpeX"}`, 400, "invalid_argument", "cluster"},
+		{"bad request id", put, `{"key":"k","value":"dg==","requestId":"42"}`, 400, "invalid_argument", "not a UUID"},
+		{"unknown method", base + "/causeway.v1.KVService/Nope", `{}`, 404, "unimplemented", "unknown method"},
+		{"unknown service", base + "/causeway.v1.Nope/Get", `{}`, 404, "unimplemented", "unknown method"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			status, body := postJSON(t, c.url, c.body)
+			if status != c.status || body["code"] != c.code {
+				t.Fatalf("HTTP %d %v, want HTTP %d code %s", status, body, c.status, c.code)
+			}
+			if msg, _ := body["message"].(string); !strings.Contains(msg, c.message) {
+				t.Fatalf("message %q does not say %q", msg, c.message)
+			}
+		})
+	}
+	if v := node.Status().Vector; len(v) != 0 {
+		t.Fatalf("bad input wrote something: vector %v", v)
+	}
+}
+
+func TestHealthReflectionMetrics(t *testing.T) {
+	base, _ := startServer(t)
+	ctx := context.Background()
+
+	health := grpchealth.NewClient(h2cClient(), base, connect.WithGRPC())
+	for _, svc := range []string{"", causewayv1connect.KVServiceName, causewayv1connect.AdminServiceName} {
+		res, err := health.Check(ctx, &grpchealth.CheckRequest{Service: svc})
+		if err != nil || res.Status != grpchealth.StatusServing {
+			t.Fatalf("health of %q = %v, %v; want serving", svc, res, err)
+		}
+	}
+
+	refl := grpcreflect.NewClient(h2cClient(), base, connect.WithGRPC())
+	stream := refl.NewStream(ctx)
+	names, err := stream.ListServices()
+	if err != nil {
+		t.Fatal(err)
+	}
+	stream.Close()
+	for _, want := range []string{causewayv1connect.KVServiceName, causewayv1connect.AdminServiceName} {
+		found := false
+		for _, n := range names {
+			found = found || string(n) == want
+		}
+		if !found {
+			t.Errorf("reflection lists %v, missing %s", names, want)
+		}
+	}
+
+	kv := causewayv1connect.NewKVServiceClient(http.DefaultClient, base)
+	if _, err := kv.Put(ctx, connect.NewRequest(&v1.PutRequest{Key: "k", Value: []byte("v")})); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := kv.Get(ctx, connect.NewRequest(&v1.GetRequest{})); connect.CodeOf(err) != connect.CodeInvalidArgument {
+		t.Fatalf("empty key: %v", err)
+	}
+	res, err := http.Get(base + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, _ := io.ReadAll(res.Body)
+	res.Body.Close()
+	for _, want := range []string{
+		`causeway_request_duration_seconds_count{code="ok",procedure="/causeway.v1.KVService/Put"} 1`,
+		`causeway_request_duration_seconds_count{code="invalid_argument",procedure="/causeway.v1.KVService/Get"} 1`,
+		`causeway_local_writes_durable{region="us-east"} 1`,
+		`causeway_store_size_bytes{region="us-east"}`,
+	} {
+		if !strings.Contains(string(raw), want) {
+			t.Errorf("/metrics lacks %s", want)
+		}
+	}
+}
+
+func TestCausalWaitOverTheWire(t *testing.T) {
+	base, node := startServer(t)
+	kv := causewayv1connect.NewKVServiceClient(http.DefaultClient, base)
+	ctx := context.Background()
+	put, err := kv.Put(ctx, connect.NewRequest(&v1.PutRequest{Key: "k", Value: []byte("v")}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A token naming a write this region has not seen yet (as one from a
+	// region whose writes have not arrived would) gets unavailable, naming
+	// what is missing, within the request deadline.
+	future := futureToken(t, put.Msg.CausalToken, node)
+	ctx, cancel := context.WithTimeout(ctx, 300*time.Millisecond)
+	defer cancel()
+	_, err = kv.Get(ctx, connect.NewRequest(&v1.GetRequest{Key: "k", CausalToken: future}))
+	if connect.CodeOf(err) != connect.CodeUnavailable || !strings.Contains(err.Error(), "eu-west writes 1..4") {
+		t.Fatalf("err = %v, want unavailable naming eu-west writes 1..4", err)
+	}
+}
