@@ -1,5 +1,3 @@
-// Command causeway is Causeway's single binary: the server (serve) and the
-// client verbs (put, get, del, status).
 package main
 
 import (

@@ -1,0 +1,45 @@
+// Package replica is one region's Causeway node: durable multi-version
+// storage on Pebble, the write and read paths that keep sessions causal, and
+// the Connect server that exposes them.
+//
+// # Guarantees
+//
+//   - Durability. A write is acknowledged only after the Pebble batch holding
+//     it is fsynced (pebble.Sync). A crash of the process or the machine after
+//     the acknowledgement loses nothing; a restart recovers the data, the
+//     region's vector and its hybrid clock (which never goes backwards).
+//   - Group commit without reordering. The node assigns a write its timestamp
+//     and sequence number and enqueues its batch into Pebble's WAL under one
+//     mutex (Node.mu), then waits for the fsync outside it. WAL order is
+//     therefore sequence order (a crash never leaves a gap: if seq n is in the
+//     WAL, so is every seq below it), while all writes enqueued during one
+//     fsync share the next one. No lock is held across an fsync.
+//   - No read of undurable data. Pebble makes a batch visible before its fsync
+//     completes; a read that finds a local version above the durable
+//     watermark waits for it, so no client ever sees a write that a crash
+//     could take back.
+//   - Sessions. Every request may carry a causal token (package clocks). A
+//     request whose token names writes this region has not applied waits for
+//     them, bounded by the request deadline (or Config.CausalWaitTimeout),
+//     then fails with unavailable naming the missing region and sequence
+//     numbers. A write observes the token's Seen timestamp, so it wins
+//     last-writer-wins over everything its session read or wrote, in any
+//     region. Tokens from another cluster or damaged ones fail at once with
+//     invalid_argument.
+//   - Exactly-once retries. A write with a request id records its outcome in
+//     the same batch; a retry returns the original version and writes
+//     nothing. Ids are remembered for Config.RequestIDRetention (default 24h).
+//   - Bad input changes nothing: every check happens before anything is
+//     written (limits in config.go, error codes in package api).
+//
+// # Storage layout
+//
+// Versions of a key are stored newest first under an order-preserving
+// escaping of the key (keys.go), so the latest version is one SeekGE away.
+// Each version record carries its kind (value or tombstone), Lamport
+// timestamp, origin region and sequence number, its causal dependency vector
+// (O(regions)) and a CRC-32C checksum; a damaged record is refused, never
+// served (record.go). Every local write also appends a replication log entry
+// keyed by its sequence number, from which replication to other regions
+// streams.
+package replica
