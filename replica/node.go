@@ -2,6 +2,7 @@ package replica
 
 import (
 	"context"
+	"crypto/sha256"
 	"fmt"
 	"log/slog"
 	"strings"
@@ -212,7 +213,7 @@ func (n *Node) write(ctx context.Context, key string, kind Kind, value []byte, t
 		}
 		if found {
 			n.mu.Unlock()
-			return n.replayOutcome(ctx, reqID, key, kind, tok, &o)
+			return n.replayOutcome(ctx, reqID, key, kind, value, tok, &o)
 		}
 	}
 	if err := n.clock.Observe(tok.Seen); err != nil {
@@ -229,7 +230,7 @@ func (n *Node) write(ctx context.Context, key string, kind Kind, value []byte, t
 	dataKey := wb.putVersion(key, &rec)
 	wb.putLog(seq, dataKey)
 	if reqID != uuid.Nil {
-		wb.putOutcome(reqID, &requestOutcome{Key: key, Kind: kind, Timestamp: ts, Seq: seq, Vector: deps})
+		wb.putOutcome(reqID, &requestOutcome{Key: key, Kind: kind, Digest: sha256.Sum256(value), Timestamp: ts, Seq: seq, Vector: deps})
 	}
 	state := nodeState{Vector: n.assigned.Clone(), Clock: ts}
 	state.Vector[n.cfg.Region] = seq
@@ -251,8 +252,8 @@ func (n *Node) write(ctx context.Context, key string, kind Kind, value []byte, t
 }
 
 // replayOutcome answers a retried write with the outcome of the original.
-func (n *Node) replayOutcome(ctx context.Context, id uuid.UUID, key string, kind Kind, tok clocks.Token, o *requestOutcome) (Result, error) {
-	if o.Key != key || o.Kind != kind {
+func (n *Node) replayOutcome(ctx context.Context, id uuid.UUID, key string, kind Kind, value []byte, tok clocks.Token, o *requestOutcome) (Result, error) {
+	if o.Key != key || o.Kind != kind || o.Digest != sha256.Sum256(value) {
 		return Result{}, api.Errorf(api.ErrInvalidArgument, "request_id %s was already used for a different write (key %q); use a new request id for a new write",
 			id, o.Key)
 	}

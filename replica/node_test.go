@@ -191,6 +191,9 @@ func TestRequestIDAppliesOnce(t *testing.T) {
 	if _, err := n.Put(ctx, "other", []byte("v"), "", id); !errors.Is(err, api.ErrInvalidArgument) {
 		t.Fatalf("request id reused for another key: err = %v, want invalid argument", err)
 	}
+	if _, err := n.Put(ctx, "k", []byte("another value"), "", id); !errors.Is(err, api.ErrInvalidArgument) {
+		t.Fatalf("request id reused for another value: err = %v, want invalid argument", err)
+	}
 	if _, err := n.Delete(ctx, "k", "", id); !errors.Is(err, api.ErrInvalidArgument) {
 		t.Fatalf("request id reused for a delete: err = %v, want invalid argument", err)
 	}

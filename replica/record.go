@@ -1,6 +1,7 @@
 package replica
 
 import (
+	"crypto/sha256"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -87,10 +88,13 @@ func decodeRecord(src []byte) (Record, error) {
 	return r, nil
 }
 
-// requestOutcome is what a request id remembers: the write it produced.
+// requestOutcome is what a request id remembers: the write it produced, and
+// a digest of the value, so a retry is told apart from a different write that
+// reuses the id.
 type requestOutcome struct {
 	Key       string
 	Kind      Kind
+	Digest    [sha256.Size]byte
 	Timestamp clocks.Timestamp
 	Seq       uint64
 	Vector    clocks.Vector
@@ -103,6 +107,7 @@ func encodeOutcome(o *requestOutcome) []byte {
 	dst = clocks.AppendTimestamp(dst, o.Timestamp)
 	dst = binary.AppendUvarint(dst, o.Seq)
 	dst = clocks.AppendVector(dst, o.Vector)
+	dst = append(dst, o.Digest[:]...)
 	return binary.BigEndian.AppendUint32(dst, crc32.Checksum(dst, castagnoli))
 }
 
@@ -133,6 +138,10 @@ func decodeOutcome(src []byte) (requestOutcome, error) {
 	if o.Vector, rest, err = clocks.ReadVector(rest[n:]); err != nil {
 		return o, fmt.Errorf("%w: %w", ErrCorruptRecord, err)
 	}
+	if len(rest) < len(o.Digest) {
+		return o, fmt.Errorf("%w: request record digest", ErrCorruptRecord)
+	}
+	rest = rest[copy(o.Digest[:], rest):]
 	if len(rest) != 0 {
 		return o, fmt.Errorf("%w: request record has trailing bytes", ErrCorruptRecord)
 	}

@@ -8,6 +8,7 @@ import (
 	"io"
 	"net/http"
 	"strings"
+	"syscall"
 	"time"
 	"unicode/utf8"
 
@@ -140,7 +141,7 @@ func describeError(err error, sess *session) string {
 	}
 	line := fmt.Sprintf("%s: %s", ce.Code(), ce.Message())
 	switch {
-	case ce.Code() == connect.CodeUnavailable && strings.Contains(ce.Message(), "connect: connection refused"):
+	case errors.Is(err, syscall.ECONNREFUSED):
 		line += "\n(is a node running? start one with `make run` or `causeway serve`, or point --addr at one)"
 	case ce.Code() == connect.CodeInvalidArgument && sess.Token != "" && strings.Contains(ce.Message(), "token"):
 		line += fmt.Sprintf("\n(the session file %s holds a token this cluster refuses; delete it, or use --session to start a new session)", sess.path)

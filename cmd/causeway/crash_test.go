@@ -246,9 +246,18 @@ func TestSIGKILLLosesNoAcknowledgedWrite(t *testing.T) {
 	kv = causewayv1connect.NewKVServiceClient(client, second.addr)
 	admin := causewayv1connect.NewAdminServiceClient(client, second.addr)
 
-	// Every acknowledged write is there, with the version acknowledged; a
-	// retry with its request id returns that same version instead of writing
-	// again.
+	// Every acknowledged write is there, with the version acknowledged. A
+	// sample of them is retried with its request id, which must return that
+	// same version instead of writing again: the last acknowledgements before
+	// the kill, whose fsyncs were the most recent, and a spread of the rest
+	// (retrying all of them doubles the test's time under -race and adds
+	// little).
+	retry := make(map[string]bool)
+	for i, a := range acks {
+		if i%25 == 0 || i >= len(acks)-4*writers {
+			retry[a.key] = true
+		}
+	}
 	var problems []string
 	report := func(format string, args ...any) {
 		mu.Lock()
@@ -267,13 +276,16 @@ func TestSIGKILLLosesNoAcknowledgedWrite(t *testing.T) {
 		case !proto.Equal(got.Msg.GetVersion(), a.version):
 			report("get %s after restart: version %v, acknowledged %v", a.key, got.Msg.GetVersion(), a.version)
 		}
-		retry, err := kv.Put(ctx, connect.NewRequest(&v1.PutRequest{Key: a.key, Value: []byte(a.value), RequestId: a.requestID}))
+		if !retry[a.key] {
+			return
+		}
+		again, err := kv.Put(ctx, connect.NewRequest(&v1.PutRequest{Key: a.key, Value: []byte(a.value), RequestId: a.requestID}))
 		switch {
 		case err != nil:
 			report("retry put %s (request id %s) after restart: %v", a.key, a.requestID, err)
-		case !proto.Equal(retry.Msg.GetVersion(), a.version):
+		case !proto.Equal(again.Msg.GetVersion(), a.version):
 			report("retry put %s (request id %s) after restart: version %v, the original was acknowledged with %v",
-				a.key, a.requestID, retry.Msg.GetVersion(), a.version)
+				a.key, a.requestID, again.Msg.GetVersion(), a.version)
 		}
 	})
 	if len(problems) > 0 {
@@ -284,14 +296,19 @@ func TestSIGKILLLosesNoAcknowledgedWrite(t *testing.T) {
 
 	// A session's token from before the crash is served after it: the node
 	// restored the causal past it had acknowledged.
+	sessions := make([][2]string, 0, len(lastTokens))
 	for key, token := range lastTokens {
+		sessions = append(sessions, [2]string{key, token})
+	}
+	forEachConcurrently(writers, sessions, func(s [2]string) {
+		key, token := s[0], s[1]
 		got, err := kv.Get(ctx, connect.NewRequest(&v1.GetRequest{Key: key, CausalToken: token}))
 		if err != nil {
 			t.Errorf("get %s with the token its put returned before the crash: %v", key, err)
 		} else if !got.Msg.GetFound() {
 			t.Errorf("get %s with the token its put returned before the crash: not found", key)
 		}
-	}
+	})
 
 	status, err := admin.Status(ctx, connect.NewRequest(&v1.StatusRequest{}))
 	if err != nil {

@@ -75,6 +75,11 @@ func runServe(args []string, stdout, stderr io.Writer) int {
 		cfg.ClusterID = id
 	}
 	replica.BuildVersion = version
+	cfg.EnsureDefaults()
+	if err := cfg.Validate(); err != nil {
+		fmt.Fprintf(stderr, "causeway serve: %v\n", err)
+		return exitUsage
+	}
 
 	node, err := replica.Open(cfg)
 	if err != nil {
