@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -59,48 +60,33 @@ func keyOf(i int) string { return keys[i%numKeys] }
 // BenchmarkStack runs the full-stack Put and Get benchmarks and the RPC and
 // storage floors they are compared with; see the package documentation.
 //
-// Servers and stores are started on first use and shared by the rounds of a
-// sub-benchmark (the testing package calls each one with growing b.N), so
-// that -bench can select any subset without starting what it does not run.
-// They are stopped when BenchmarkStack returns.
+// Each group (floor=rpc, floor=pebble, op=put, op=get) starts its own server
+// or store on first use, shares it between its client counts and the rounds
+// of each (the testing package calls a benchmark with growing b.N), and
+// stops it before the next group starts, so that no group's background work
+// (Pebble flushes and compactions, idle connections) runs during another's
+// measurement, and -bench can select any subset without starting what it
+// does not run.
 func BenchmarkStack(b *testing.B) {
-	httpClient := newHTTPClient(b, concurrencies[len(concurrencies)-1])
+	httpClient := newHTTPClient(b, slices.Max(concurrencies))
 
-	rpcFloor := sync.OnceValues(func() (causewayv1connect.KVServiceClient, error) {
-		url, err := serveRPCFloor(b)
-		if err != nil {
-			return nil, err
-		}
-		return causewayv1connect.NewKVServiceClient(httpClient, url), nil
-	})
-	pebbleFloor := sync.OnceValues(func() (*pebble.DB, error) { return openPebbleFloor(b) })
-	stack := sync.OnceValues(func() (causewayv1connect.KVServiceClient, error) {
-		url, err := serveReplica(b)
-		if err != nil {
-			return nil, err
-		}
-		return causewayv1connect.NewKVServiceClient(httpClient, url), nil
-	})
-	// preloaded is the full stack with every key written once, for Get.
-	preloaded := sync.OnceValues(func() (causewayv1connect.KVServiceClient, error) {
-		client, err := stack()
-		if err != nil {
-			return nil, err
-		}
-		tokens := make([]string, concurrencies[len(concurrencies)-1])
-		_, err = drive(context.Background(), numKeys, len(tokens), putOp(client, tokens))
-		return client, err
-	})
-
-	for _, clients := range concurrencies {
-		b.Run(fmt.Sprintf("floor=rpc/clients=%d", clients), func(b *testing.B) {
-			client := must(b, rpcFloor)
-			measure(b, clients, putOp(client, nil))
+	b.Run("floor=rpc", func(b *testing.B) {
+		client := sync.OnceValues(func() (causewayv1connect.KVServiceClient, error) {
+			url, err := serveRPCFloor(b)
+			if err != nil {
+				return nil, err
+			}
+			return causewayv1connect.NewKVServiceClient(httpClient, url), nil
 		})
-	}
-	for _, clients := range concurrencies {
-		b.Run(fmt.Sprintf("floor=pebble/clients=%d", clients), func(b *testing.B) {
-			db := must(b, pebbleFloor)
+		eachConcurrency(b, func(b *testing.B, clients int) {
+			measure(b, clients, putOp(must(b, client), nil))
+		})
+	})
+
+	b.Run("floor=pebble", func(b *testing.B) {
+		db := sync.OnceValues(func() (*pebble.DB, error) { return openPebbleFloor(b) })
+		eachConcurrency(b, func(b *testing.B, clients int) {
+			db := must(b, db)
 			measure(b, clients, func(_ context.Context, _, i int) error {
 				batch := db.NewBatch()
 				defer batch.Close()
@@ -110,16 +96,40 @@ func BenchmarkStack(b *testing.B) {
 				return batch.Commit(pebble.Sync)
 			})
 		})
-	}
-	for _, clients := range concurrencies {
-		b.Run(fmt.Sprintf("op=put/clients=%d", clients), func(b *testing.B) {
-			client := must(b, stack)
-			measure(b, clients, putOp(client, make([]string, clients)))
+	})
+
+	b.Run("op=put", func(b *testing.B) {
+		client := sync.OnceValues(func() (causewayv1connect.KVServiceClient, error) {
+			url, _, err := serveReplica(b)
+			if err != nil {
+				return nil, err
+			}
+			return causewayv1connect.NewKVServiceClient(httpClient, url), nil
 		})
-	}
-	for _, clients := range concurrencies {
-		b.Run(fmt.Sprintf("op=get/clients=%d", clients), func(b *testing.B) {
-			client := must(b, preloaded)
+		eachConcurrency(b, func(b *testing.B, clients int) {
+			measure(b, clients, putOp(must(b, client), make([]string, clients)))
+		})
+	})
+
+	b.Run("op=get", func(b *testing.B) {
+		// Every key is written once before the first measurement, straight
+		// through the node: only the reads go through the network.
+		client := sync.OnceValues(func() (causewayv1connect.KVServiceClient, error) {
+			url, node, err := serveReplica(b)
+			if err != nil {
+				return nil, err
+			}
+			_, err = drive(context.Background(), numKeys, slices.Max(concurrencies), func(ctx context.Context, _, i int) error {
+				_, err := node.Put(ctx, keyOf(i), value, "", "")
+				return err
+			})
+			if err != nil {
+				return nil, fmt.Errorf("preload keys: %w", err)
+			}
+			return causewayv1connect.NewKVServiceClient(httpClient, url), nil
+		})
+		eachConcurrency(b, func(b *testing.B, clients int) {
+			client := must(b, client)
 			tokens := make([]string, clients)
 			measure(b, clients, func(ctx context.Context, c, i int) error {
 				res, err := client.Get(ctx, connect.NewRequest(&v1.GetRequest{
@@ -137,6 +147,14 @@ func BenchmarkStack(b *testing.B) {
 				return nil
 			})
 		})
+	})
+}
+
+// eachConcurrency runs bench as sub-benchmark clients=N for every N in
+// concurrencies.
+func eachConcurrency(b *testing.B, bench func(b *testing.B, clients int)) {
+	for _, clients := range concurrencies {
+		b.Run(fmt.Sprintf("clients=%d", clients), func(b *testing.B) { bench(b, clients) })
 	}
 }
 
@@ -189,20 +207,20 @@ func newHTTPClient(b *testing.B, maxClients int) *http.Client {
 }
 
 // serveReplica starts a node and its server on a loopback port, stopped and
-// closed by b's cleanup, and returns the server's base URL.
-func serveReplica(b *testing.B) (string, error) {
+// closed by b's cleanup, and returns the server's base URL and the node.
+func serveReplica(b *testing.B) (string, *replica.Node, error) {
 	node, err := replica.Open(replica.Config{
 		Region:  "bench",
 		DataDir: b.TempDir(),
 		Logger:  slog.New(slog.DiscardHandler),
 	})
 	if err != nil {
-		return "", err
+		return "", nil, err
 	}
 	srv := replica.NewServer(node)
 	url, err := serve(b, srv.Serve, srv.Shutdown)
 	if err != nil {
-		return "", errors.Join(err, node.Close())
+		return "", nil, errors.Join(err, node.Close())
 	}
 	// Cleanups run last-registered first: the server stops before the node
 	// closes under it.
@@ -211,7 +229,7 @@ func serveReplica(b *testing.B) (string, error) {
 			b.Errorf("close node: %v", err)
 		}
 	})
-	return url, nil
+	return url, node, nil
 }
 
 // noopKV is the RPC floor: a KVService that does no work at all.

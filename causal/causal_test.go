@@ -110,8 +110,15 @@ func TestPendingIsBounded(t *testing.T) {
 	if err := r.Receive(write("a", 4, 4, nil)); !errors.Is(err, ErrPendingFull) {
 		t.Fatalf("third pending write: %v, want ErrPendingFull", err)
 	}
-	if err := r.Receive(write("a", 1, 1, nil)); !errors.Is(err, ErrPendingFull) {
-		t.Fatalf("full buffer accepted a1: %v", err)
+	if err := r.Receive(write("b", 2, 1, nil)); !errors.Is(err, ErrPendingFull) {
+		t.Fatalf("full buffer accepted b2 (which waits for b1): %v", err)
+	}
+	// a1 is applicable at once, so it is accepted even now, and drains the buffer.
+	if err := r.Receive(write("a", 1, 1, nil)); err != nil {
+		t.Fatalf("full buffer refused the write that drains it: %v", err)
+	}
+	if got := r.Ready(); len(got) != 3 || r.Pending() != 0 {
+		t.Fatalf("ready %v, pending %d; want a1..a3 and nothing left", seqs(got), r.Pending())
 	}
 }
 

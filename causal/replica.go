@@ -144,7 +144,9 @@ func (r *Replica) Receive(w *Write) error {
 	if found {
 		return nil // duplicate of a buffered write
 	}
-	if r.pendingCount >= r.cfg.MaxPending {
+	// A write that is applicable now never waits, so a full buffer cannot
+	// block the very writes that would drain it.
+	if r.pendingCount >= r.cfg.MaxPending && !r.applicable(w) {
 		return fmt.Errorf("%w: %d writes wait for their causal past", ErrPendingFull, r.pendingCount)
 	}
 	r.pending[origin] = slices.Insert(queue, i, w)
