@@ -232,3 +232,22 @@ func (r *Replica) origins() []string {
 	slices.Sort(out)
 	return out
 }
+
+// Bootstrap counts the writes of a snapshot as applied: the applied vector
+// becomes its merge with v, and buffered writes that v covers are dropped.
+// The caller has stored the snapshot's data.
+func (r *Replica) Bootstrap(v clocks.Vector) {
+	r.applied.MergeInPlace(v)
+	for origin, queue := range r.pending {
+		n := 0
+		for n < len(queue) && queue[n].Seq <= r.applied.Get(origin) {
+			n++
+		}
+		r.pendingCount -= n
+		if n == len(queue) {
+			delete(r.pending, origin)
+		} else {
+			r.pending[origin] = slices.Delete(queue, 0, n)
+		}
+	}
+}

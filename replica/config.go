@@ -4,6 +4,9 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
+	"net/http"
+	"os"
 	"time"
 
 	"github.com/cockroachdb/pebble/v2/vfs"
@@ -52,6 +55,27 @@ type Config struct {
 	Now clocks.PhysicalClock
 	// Logger receives structured logs; nil means slog.Default().
 	Logger *slog.Logger
+
+	// Peers are the other regions to replicate with: region name to the
+	// address (host:port) of its API. A region that subscribes to this one
+	// is added at run time.
+	Peers map[string]string
+	// Advertise is the address other regions reach this node's API at; it
+	// is sent to peers so they replicate back. Empty: learnt from Serve.
+	Advertise string
+	// MaxPendingWrites bounds the remote writes buffered while they wait for
+	// their causal past (default causal.DefaultMaxPending).
+	MaxPendingWrites int
+	// UnsafeSkipDependencies applies remote writes without waiting for their
+	// causal past. It breaks causal consistency; it exists only so tests can
+	// prove their checkers catch that.
+	UnsafeSkipDependencies bool
+	// OnFatal is called after a storage failure that leaves memory and disk
+	// in disagreement; default: exit the process (restart recovers).
+	OnFatal func(error)
+	// HTTPClient carries replication streams (HTTP/2 without TLS); nil means
+	// a dedicated client. Link emulation plugs in here.
+	HTTPClient *http.Client
 }
 
 // Defaults.
@@ -78,6 +102,12 @@ func (c *Config) EnsureDefaults() {
 	if c.Logger == nil {
 		c.Logger = slog.Default()
 	}
+	if c.OnFatal == nil {
+		c.OnFatal = func(error) { os.Exit(1) }
+	}
+	if c.HTTPClient == nil {
+		c.HTTPClient = newH2CClient()
+	}
 }
 
 // Validate reports every problem with the configuration at once.
@@ -94,6 +124,16 @@ func (c *Config) Validate() error {
 	}
 	if c.CausalWaitTimeout < 0 {
 		errs = append(errs, fmt.Errorf("causal wait timeout %v: must be positive", c.CausalWaitTimeout))
+	}
+	for region, addr := range c.Peers {
+		if err := clocks.ValidateRegion(region); err != nil {
+			errs = append(errs, fmt.Errorf("peer %q: %w", region, err))
+		} else if region == c.Region {
+			errs = append(errs, fmt.Errorf("peer %q: is this node's own region", region))
+		}
+		if _, _, err := net.SplitHostPort(addr); err != nil {
+			errs = append(errs, fmt.Errorf("peer %s address %q: want host:port", region, addr))
+		}
 	}
 	if c.RequestIDRetention < time.Minute {
 		errs = append(errs, fmt.Errorf("request id retention %v: must be at least 1m so retries find their outcome", c.RequestIDRetention))

@@ -10,6 +10,7 @@ import (
 	"github.com/causewaydb/causeway/api"
 	v1 "github.com/causewaydb/causeway/api/causeway/v1"
 	"github.com/causewaydb/causeway/api/causeway/v1/causewayv1connect"
+	"github.com/causewaydb/causeway/causal"
 	"github.com/causewaydb/causeway/clocks"
 )
 
@@ -22,37 +23,81 @@ type kvHandler struct{ node *Node }
 var _ causewayv1connect.KVServiceHandler = kvHandler{}
 
 func (h kvHandler) Put(ctx context.Context, req *connect.Request[v1.PutRequest]) (*connect.Response[v1.PutResponse], error) {
+	if err := h.node.repl.unavailableWhileBootstrapping(); err != nil {
+		return nil, h.node.connectError(err)
+	}
 	m := req.Msg
 	res, err := h.node.Put(ctx, m.GetKey(), m.GetValue(), m.GetCausalToken(), m.GetRequestId())
 	if err != nil {
 		return nil, h.node.connectError(err)
 	}
-	return connect.NewResponse(&v1.PutResponse{Version: versionProto(&res.Record), CausalToken: res.Token}), nil
+	return connect.NewResponse(&v1.PutResponse{Version: versionProto(&res.Version), CausalToken: res.Token}), nil
 }
 
 func (h kvHandler) Get(ctx context.Context, req *connect.Request[v1.GetRequest]) (*connect.Response[v1.GetResponse], error) {
+	if err := h.node.repl.unavailableWhileBootstrapping(); err != nil {
+		return nil, h.node.connectError(err)
+	}
 	m := req.Msg
-	res, err := h.node.Get(ctx, m.GetKey(), m.GetCausalToken())
+	res, token, err := h.node.Get(ctx, m.GetKey(), m.GetCausalToken(), m.GetSiblings())
 	if err != nil {
 		return nil, h.node.connectError(err)
 	}
-	out := &v1.GetResponse{Found: res.Found, CausalToken: res.Token}
-	if !res.Record.Timestamp.IsZero() {
-		out.Version = versionProto(&res.Record)
-	}
-	if res.Found {
-		out.Value = res.Record.Value
-	}
-	return connect.NewResponse(out), nil
+	kr := keyResultProto(&res)
+	return connect.NewResponse(&v1.GetResponse{
+		Found: kr.Found, Value: kr.Value, Version: kr.Version, CausalToken: token,
+		HasSiblings: kr.HasSiblings, Siblings: kr.Siblings,
+	}), nil
 }
 
 func (h kvHandler) Delete(ctx context.Context, req *connect.Request[v1.DeleteRequest]) (*connect.Response[v1.DeleteResponse], error) {
+	if err := h.node.repl.unavailableWhileBootstrapping(); err != nil {
+		return nil, h.node.connectError(err)
+	}
 	m := req.Msg
 	res, err := h.node.Delete(ctx, m.GetKey(), m.GetCausalToken(), m.GetRequestId())
 	if err != nil {
 		return nil, h.node.connectError(err)
 	}
-	return connect.NewResponse(&v1.DeleteResponse{Version: versionProto(&res.Record), CausalToken: res.Token}), nil
+	return connect.NewResponse(&v1.DeleteResponse{Version: versionProto(&res.Version), CausalToken: res.Token}), nil
+}
+
+func (h kvHandler) ReadMany(ctx context.Context, req *connect.Request[v1.ReadManyRequest]) (*connect.Response[v1.ReadManyResponse], error) {
+	if err := h.node.repl.unavailableWhileBootstrapping(); err != nil {
+		return nil, h.node.connectError(err)
+	}
+	m := req.Msg
+	res, token, err := h.node.ReadMany(ctx, m.GetKeys(), m.GetCausalToken(), m.GetSiblings())
+	if err != nil {
+		return nil, h.node.connectError(err)
+	}
+	out := &v1.ReadManyResponse{CausalToken: token, Results: make([]*v1.KeyResult, len(res))}
+	for i := range res {
+		out.Results[i] = keyResultProto(&res[i])
+	}
+	return connect.NewResponse(out), nil
+}
+
+func (h kvHandler) WriteMany(ctx context.Context, req *connect.Request[v1.WriteManyRequest]) (*connect.Response[v1.WriteManyResponse], error) {
+	if err := h.node.repl.unavailableWhileBootstrapping(); err != nil {
+		return nil, h.node.connectError(err)
+	}
+	m := req.Msg
+	ops := make([]causal.Op, len(m.GetOps()))
+	for i, op := range m.GetOps() {
+		ops[i] = causal.Op{Key: op.GetKey(), Kind: causal.KindValue, Value: op.GetValue()}
+		if op.GetDelete() {
+			if len(op.GetValue()) > 0 {
+				return nil, h.node.connectError(api.Errorf(api.ErrInvalidArgument, "op %d deletes key %q but also carries a value", i, op.GetKey()))
+			}
+			ops[i] = causal.Op{Key: op.GetKey(), Kind: causal.KindTombstone}
+		}
+	}
+	res, err := h.node.WriteMany(ctx, ops, m.GetCausalToken(), m.GetRequestId())
+	if err != nil {
+		return nil, h.node.connectError(err)
+	}
+	return connect.NewResponse(&v1.WriteManyResponse{Version: versionProto(&res.Version), CausalToken: res.Token}), nil
 }
 
 // adminHandler serves causeway.v1.AdminService on a Node.
@@ -62,7 +107,7 @@ var _ causewayv1connect.AdminServiceHandler = adminHandler{}
 
 func (h adminHandler) Status(context.Context, *connect.Request[v1.StatusRequest]) (*connect.Response[v1.StatusResponse], error) {
 	st := h.node.Status()
-	return connect.NewResponse(&v1.StatusResponse{
+	out := &v1.StatusResponse{
 		NodeId:         st.NodeID,
 		Region:         st.Region,
 		ClusterId:      st.ClusterID.String(),
@@ -71,14 +116,38 @@ func (h adminHandler) Status(context.Context, *connect.Request[v1.StatusRequest]
 		Uptime:         durationpb.New(st.Uptime.Truncate(time.Millisecond)),
 		StoreSizeBytes: st.StoreSizeBytes,
 		BuildVersion:   BuildVersion,
-	}), nil
+		PendingWrites:  uint64(st.PendingWrites),
+	}
+	for _, p := range st.Peers {
+		out.Peers = append(out.Peers, &v1.PeerStatus{Region: p.Region, Address: p.Addr, AppliedSeq: p.Applied, AckedSeq: p.Acked})
+	}
+	return connect.NewResponse(out), nil
 }
 
-func versionProto(r *Record) *v1.Version {
+func keyResultProto(r *ReadResult) *v1.KeyResult {
+	out := &v1.KeyResult{Key: r.Key, Found: r.Found, HasSiblings: r.HasSiblings}
+	if !r.Version.Timestamp.IsZero() {
+		out.Version = versionProto(&r.Version)
+	}
+	if r.Found {
+		out.Value = r.Version.Value
+	}
+	for i := range r.Siblings {
+		s := &r.Siblings[i]
+		sib := &v1.Sibling{Found: s.Kind == causal.KindValue, Version: versionProto(s)}
+		if sib.Found {
+			sib.Value = s.Value
+		}
+		out.Siblings = append(out.Siblings, sib)
+	}
+	return out
+}
+
+func versionProto(v *causal.Version) *v1.Version {
 	return &v1.Version{
-		Timestamp:    timestampProto(r.Timestamp),
-		OriginRegion: r.Timestamp.Region,
-		OriginSeq:    r.Seq,
+		Timestamp:    timestampProto(v.Timestamp),
+		OriginRegion: v.Timestamp.Region,
+		OriginSeq:    v.Seq,
 	}
 }
 

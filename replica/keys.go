@@ -83,3 +83,28 @@ func requestExpiryKey(wallMs uint64, id uuid.UUID) []byte {
 	k := binary.BigEndian.AppendUint64([]byte{spaceRequestExp}, wallMs)
 	return append(k, id[:]...)
 }
+
+// decodeDataKey returns the user key of a data key (the inverse of
+// appendDataKey up to the timestamp).
+func decodeDataKey(k []byte) (string, bool) {
+	if len(k) == 0 || k[0] != spaceData {
+		return "", false
+	}
+	out := make([]byte, 0, len(k))
+	for i := 1; i+1 < len(k); i++ {
+		if k[i] != 0x00 {
+			out = append(out, k[i])
+			continue
+		}
+		switch k[i+1] {
+		case 0xFF:
+			out = append(out, 0x00)
+			i++
+		case 0x01:
+			return string(out), true
+		default:
+			return "", false
+		}
+	}
+	return "", false
+}

@@ -9,28 +9,66 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 )
 
-// metrics is one node's Prometheus registry. It is per node, not global, so
-// several nodes in one process (tests, the simulator) keep separate figures.
-type metrics struct {
-	registry *prometheus.Registry
-	latency  *prometheus.HistogramVec
+// nodeMetrics is one node's Prometheus registry. It is per node, not global,
+// so several nodes in one process (tests) keep separate figures.
+type nodeMetrics struct {
+	registry     *prometheus.Registry
+	latency      *prometheus.HistogramVec
+	pending      prometheus.Gauge
+	applyLatency prometheus.Histogram
+	visibility   *prometheus.HistogramVec
+	applied      prometheus.Counter
+	lagEntries   *prometheus.GaugeVec
+	lagSeconds   *prometheus.GaugeVec
+	badFrames    prometheus.Counter
 }
 
-func newMetrics(n *Node) *metrics {
-	m := &metrics{
+// latencyBuckets span 100µs to ~13s: local reads at the bottom, fsynced
+// writes in the middle, causal waits and WAN visibility near the top.
+var latencyBuckets = prometheus.ExponentialBuckets(0.0001, 2, 18)
+
+func newNodeMetrics(n *Node) *nodeMetrics {
+	labels := prometheus.Labels{"region": n.Region()}
+	m := &nodeMetrics{
 		registry: prometheus.NewRegistry(),
 		latency: prometheus.NewHistogramVec(prometheus.HistogramOpts{
-			Namespace: "causeway",
-			Name:      "request_duration_seconds",
-			Help:      "Latency of API requests handled by this node, by procedure and Connect code.",
-			// 100µs to ~13s: local reads sit at the bottom, fsynced writes in
-			// the middle, causal waits near the top.
-			Buckets: prometheus.ExponentialBuckets(0.0001, 2, 18),
+			Namespace: "causeway", Name: "request_duration_seconds", ConstLabels: labels,
+			Help:    "Latency of API requests handled by this node, by procedure and Connect code.",
+			Buckets: latencyBuckets,
 		}, []string{"procedure", "code"}),
+		pending: prometheus.NewGauge(prometheus.GaugeOpts{
+			Namespace: "causeway", Name: "dependency_wait_writes", ConstLabels: labels,
+			Help: "Remote writes received but waiting for their causal past.",
+		}),
+		applyLatency: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Namespace: "causeway", Name: "apply_duration_seconds", ConstLabels: labels,
+			Help:    "Time to durably apply one batch of replicated writes.",
+			Buckets: latencyBuckets,
+		}),
+		visibility: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Namespace: "causeway", Name: "visibility_latency_seconds", ConstLabels: labels,
+			Help:    "From a write's commit in its origin region (its hybrid timestamp) to its visibility here, by origin.",
+			Buckets: latencyBuckets,
+		}, []string{"origin"}),
+		applied: prometheus.NewCounter(prometheus.CounterOpts{
+			Namespace: "causeway", Name: "replicated_writes_applied_total", ConstLabels: labels,
+			Help: "Writes from other regions applied here.",
+		}),
+		lagEntries: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Namespace: "causeway", Name: "replication_lag_writes", ConstLabels: labels,
+			Help: "Writes of the origin region not yet applied here (as of the origin's last message).",
+		}, []string{"origin"}),
+		lagSeconds: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Namespace: "causeway", Name: "replication_lag_seconds", ConstLabels: labels,
+			Help: "Seconds since this region last had every write of the origin (0 when caught up).",
+		}, []string{"origin"}),
+		badFrames: prometheus.NewCounter(prometheus.CounterOpts{
+			Namespace: "causeway", Name: "replication_corrupt_frames_total", ConstLabels: labels,
+			Help: "Replication frames refused because their checksum or structure was wrong.",
+		}),
 	}
-	labels := prometheus.Labels{"region": n.Region()}
 	m.registry.MustRegister(
-		m.latency,
+		m.latency, m.pending, m.applyLatency, m.visibility, m.applied, m.lagEntries, m.lagSeconds, m.badFrames,
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
@@ -50,7 +88,7 @@ func newMetrics(n *Node) *metrics {
 }
 
 // interceptor records the latency and outcome of every unary request.
-func (m *metrics) interceptor() connect.UnaryInterceptorFunc {
+func (m *nodeMetrics) interceptor() connect.UnaryInterceptorFunc {
 	return func(next connect.UnaryFunc) connect.UnaryFunc {
 		return func(ctx context.Context, req connect.AnyRequest) (connect.AnyResponse, error) {
 			start := time.Now()

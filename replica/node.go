@@ -2,7 +2,6 @@ package replica
 
 import (
 	"context"
-	"crypto/sha256"
 	"fmt"
 	"log/slog"
 	"strings"
@@ -13,22 +12,26 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/causewaydb/causeway/api"
+	"github.com/causewaydb/causeway/causal"
 	"github.com/causewaydb/causeway/clocks"
 )
 
 // Node is one region's replica: it accepts reads and writes, stores them
-// durably and tracks the causal past it has applied.
+// durably, replicates its own writes to the other regions and applies theirs
+// in causal order.
 //
-// Write path: validate, wait for the token's causal past, then under mu
-// assign the hybrid timestamp and the next local sequence number and enqueue
-// one Pebble batch (version + replication log entry + request outcome +
-// node state). mu is released before the fsync; concurrent writers share
-// fsyncs (group commit), and WAL order equals sequence order because the
-// enqueue happens under mu. A write is acknowledged only after its fsync.
+// Write path: validate, wait for the token's causal past, then under mu let
+// the causal state machine assign the write's timestamp, sequence number and
+// vector, resolve each key's siblings, and enqueue one Pebble batch (versions
+// + replication log entry + request outcome + node state). mu is released
+// before the fsync; concurrent writers share fsyncs (group commit), and WAL
+// order equals sequence order because the enqueue happens under mu. A write
+// is acknowledged only after its fsync. Remote writes take the same path
+// (apply.go), in the order the state machine releases them.
 //
-// Reads never expose a local write before it is durable: Pebble makes a
-// batch visible before its fsync completes, so a read that finds a local
-// version newer than the durable watermark waits for that watermark.
+// Reads never expose a write before it is durable here: Pebble makes a batch
+// visible before its fsync completes, so a read waits until the durable
+// vector covers what it returns.
 type Node struct {
 	cfg     Config
 	log     *slog.Logger
@@ -36,20 +39,24 @@ type Node struct {
 	cluster uuid.UUID
 	nodeID  string
 	started time.Time
+	metrics *nodeMetrics
 
-	mu       sync.Mutex // orders local writes; guards clock and assigned
-	clock    *clocks.Clock
-	assigned clocks.Vector // every write enqueued, durable or not
+	mu     sync.Mutex      // orders every write; guards causal and clock
+	causal *causal.Replica // the protocol state machine
+	clock  *clocks.Clock   // owned by causal; read under mu for Status
 
 	durMu     sync.Mutex
-	durable   clocks.Vector // writes applied here and durable
+	durable   clocks.Vector // writes applied here and durable; replaced, never mutated
 	durableCh chan struct{} // closed and replaced whenever durable advances
 
-	stop     chan struct{}
-	sweeping sync.WaitGroup
+	repl *replication // streams to and from the other regions
+
+	stop       chan struct{}
+	background sync.WaitGroup
 }
 
-// Open opens or creates the node's store and restores its clock and vector.
+// Open opens or creates the node's store, restores its clock and vector and
+// starts replication with the configured peers.
 func Open(cfg Config) (*Node, error) {
 	cfg.EnsureDefaults()
 	if err := cfg.Validate(); err != nil {
@@ -68,26 +75,39 @@ func Open(cfg Config) (*Node, error) {
 		durableCh: make(chan struct{}),
 		stop:      make(chan struct{}),
 	}
-	if err := n.loadMeta(); err != nil {
+	st, err := n.loadMeta()
+	if err != nil {
 		store.Close()
 		return nil, err
 	}
-	n.sweeping.Add(1)
+	n.clock.Restore(st.Clock)
+	n.causal = causal.NewReplica(causal.Config{
+		Region:                 cfg.Region,
+		Clock:                  n.clock,
+		Applied:                st.Vector,
+		MaxPending:             cfg.MaxPendingWrites,
+		UnsafeSkipDependencies: cfg.UnsafeSkipDependencies,
+	})
+	n.durable = st.Vector.Clone()
+	n.metrics = newNodeMetrics(n)
+	n.repl = newReplication(n)
+	n.background.Add(1)
 	go n.sweepRequestIDs()
+	n.repl.start()
 	n.log.Info("node open", "node_id", n.nodeID, "cluster_id", n.cluster, "data", cfg.DataDir,
-		"vector", n.durable.String(), "clock", n.clock.Last().String())
+		"vector", n.durable.String(), "clock", n.clock.Last().String(), "peers", len(cfg.Peers))
 	return n, nil
 }
 
 // loadMeta binds the data directory to its cluster, region and node id, and
 // restores the applied vector and the clock from the last committed write.
-func (n *Node) loadMeta() error {
+func (n *Node) loadMeta() (nodeState, error) {
 	raw, found, err := n.store.meta(metaRegion)
 	if err != nil {
-		return err
+		return nodeState{}, err
 	}
 	if found && string(raw) != n.cfg.Region {
-		return fmt.Errorf("data directory %s holds region %q, not %q: start with --region %s or use another --data directory",
+		return nodeState{}, fmt.Errorf("data directory %s holds region %q, not %q: start with --region %s or use another --data directory",
 			n.cfg.DataDir, raw, n.cfg.Region, raw)
 	}
 	var writes [][]byte
@@ -97,16 +117,16 @@ func (n *Node) loadMeta() error {
 
 	raw, found, err = n.store.meta(metaCluster)
 	if err != nil {
-		return err
+		return nodeState{}, err
 	}
 	switch {
 	case found:
 		stored, perr := uuid.FromBytes(raw)
 		if perr != nil {
-			return fmt.Errorf("%w: cluster id: %w", ErrCorruptRecord, perr)
+			return nodeState{}, fmt.Errorf("%w: cluster id: %w", ErrCorruptRecord, perr)
 		}
 		if n.cfg.ClusterID != uuid.Nil && n.cfg.ClusterID != stored {
-			return fmt.Errorf("data directory %s belongs to cluster %s, not %s", n.cfg.DataDir, stored, n.cfg.ClusterID)
+			return nodeState{}, fmt.Errorf("data directory %s belongs to cluster %s, not %s", n.cfg.DataDir, stored, n.cfg.ClusterID)
 		}
 		n.cluster = stored
 	case n.cfg.ClusterID != uuid.Nil:
@@ -120,7 +140,7 @@ func (n *Node) loadMeta() error {
 
 	raw, found, err = n.store.meta(metaNode)
 	if err != nil {
-		return err
+		return nodeState{}, err
 	}
 	if found {
 		n.nodeID = string(raw)
@@ -130,31 +150,29 @@ func (n *Node) loadMeta() error {
 	}
 	if len(writes) > 0 {
 		if err := n.store.setMeta(writes...); err != nil {
-			return fmt.Errorf("write node metadata: %w", err)
+			return nodeState{}, fmt.Errorf("write node metadata: %w", err)
 		}
 	}
 
 	raw, found, err = n.store.meta(metaState)
 	if err != nil {
-		return err
+		return nodeState{}, err
 	}
 	st := nodeState{Vector: clocks.Vector{}}
 	if found {
 		if st, err = decodeState(raw); err != nil {
-			return err
+			return nodeState{}, err
 		}
 	}
-	n.clock.Restore(st.Clock)
-	n.assigned = st.Vector.Clone()
-	n.durable = st.Vector.Clone()
-	return nil
+	return st, nil
 }
 
 // Close stops background work and closes the store. Every acknowledged
 // write is already durable.
 func (n *Node) Close() error {
 	close(n.stop)
-	n.sweeping.Wait()
+	n.repl.close()
+	n.background.Wait()
 	return n.store.Close()
 }
 
@@ -163,141 +181,6 @@ func (n *Node) Region() string { return n.cfg.Region }
 
 // ClusterID is the cluster the node belongs to.
 func (n *Node) ClusterID() uuid.UUID { return n.cluster }
-
-// Result is the outcome of a read or write: the version involved and the
-// session's new causal token.
-type Result struct {
-	Record Record // for Get: the version read (zero if the key never existed)
-	Found  bool   // for Get: a value (not a tombstone) was found
-	Token  string
-}
-
-// Put writes value under key and returns once it is durable.
-func (n *Node) Put(ctx context.Context, key string, value []byte, token, requestID string) (Result, error) {
-	if len(value) > MaxValueBytes {
-		return Result{}, api.Errorf(api.ErrInvalidArgument, "value is %d bytes; the limit is %d bytes (1 MiB)", len(value), MaxValueBytes)
-	}
-	return n.write(ctx, key, KindValue, value, token, requestID)
-}
-
-// Delete writes a tombstone for key and returns once it is durable.
-func (n *Node) Delete(ctx context.Context, key, token, requestID string) (Result, error) {
-	return n.write(ctx, key, KindTombstone, nil, token, requestID)
-}
-
-func (n *Node) write(ctx context.Context, key string, kind Kind, value []byte, token, requestID string) (Result, error) {
-	if err := validateKey(key); err != nil {
-		return Result{}, err
-	}
-	var reqID uuid.UUID
-	if requestID != "" {
-		var err error
-		if reqID, err = parseRequestID(requestID); err != nil {
-			return Result{}, err
-		}
-	}
-	tok, err := clocks.DecodeToken(token, n.cluster)
-	if err != nil {
-		return Result{}, err
-	}
-	if err := n.awaitCausalPast(ctx, tok.Vector); err != nil {
-		return Result{}, err
-	}
-
-	n.mu.Lock()
-	if reqID != uuid.Nil {
-		o, found, err := n.store.outcome(reqID)
-		if err != nil {
-			n.mu.Unlock()
-			return Result{}, err
-		}
-		if found {
-			n.mu.Unlock()
-			return n.replayOutcome(ctx, reqID, key, kind, value, tok, &o)
-		}
-	}
-	if err := n.clock.Observe(tok.Seen); err != nil {
-		n.mu.Unlock()
-		return Result{}, fmt.Errorf("causal token: %w", err)
-	}
-	ts := n.clock.Now()
-	seq := n.assigned.Get(n.cfg.Region) + 1
-	deps := tok.Vector.Clone()
-	deps[n.cfg.Region] = seq
-	rec := Record{Kind: kind, Timestamp: ts, Seq: seq, Vector: deps, Value: value}
-
-	wb := n.store.newWriteBatch()
-	dataKey := wb.putVersion(key, &rec)
-	wb.putLog(seq, dataKey)
-	if reqID != uuid.Nil {
-		wb.putOutcome(reqID, &requestOutcome{Key: key, Kind: kind, Digest: sha256.Sum256(value), Timestamp: ts, Seq: seq, Vector: deps})
-	}
-	state := nodeState{Vector: n.assigned.Clone(), Clock: ts}
-	state.Vector[n.cfg.Region] = seq
-	wb.putState(&state)
-	if err := n.store.commitNoWait(wb); err != nil {
-		n.mu.Unlock()
-		wb.abandon()
-		return Result{}, fmt.Errorf("commit write: %w", err)
-	}
-	n.assigned[n.cfg.Region] = seq
-	n.mu.Unlock()
-
-	if err := wb.wait(); err != nil {
-		return Result{}, fmt.Errorf("sync write: %w", err)
-	}
-	n.markDurable(n.cfg.Region, seq)
-	out := clocks.Token{Cluster: n.cluster, Vector: tok.Vector.Merge(deps), Seen: ts}
-	return Result{Record: rec, Found: kind == KindValue, Token: out.Encode()}, nil
-}
-
-// replayOutcome answers a retried write with the outcome of the original.
-func (n *Node) replayOutcome(ctx context.Context, id uuid.UUID, key string, kind Kind, value []byte, tok clocks.Token, o *requestOutcome) (Result, error) {
-	if o.Key != key || o.Kind != kind || o.Digest != sha256.Sum256(value) {
-		return Result{}, api.Errorf(api.ErrInvalidArgument, "request_id %s was already used for a different write (key %q); use a new request id for a new write",
-			id, o.Key)
-	}
-	// The original may still be waiting for its fsync.
-	if err := n.awaitDurable(ctx, o.Timestamp.Region, o.Seq); err != nil {
-		return Result{}, err
-	}
-	rec := Record{Kind: o.Kind, Timestamp: o.Timestamp, Seq: o.Seq, Vector: o.Vector}
-	seen := tok.Seen
-	if seen.Less(o.Timestamp) {
-		seen = o.Timestamp
-	}
-	out := clocks.Token{Cluster: n.cluster, Vector: tok.Vector.Merge(o.Vector), Seen: seen}
-	return Result{Record: rec, Found: kind == KindValue, Token: out.Encode()}, nil
-}
-
-// Get reads the latest version of key visible in this region.
-func (n *Node) Get(ctx context.Context, key, token string) (Result, error) {
-	if err := validateKey(key); err != nil {
-		return Result{}, err
-	}
-	tok, err := clocks.DecodeToken(token, n.cluster)
-	if err != nil {
-		return Result{}, err
-	}
-	if err := n.awaitCausalPast(ctx, tok.Vector); err != nil {
-		return Result{}, err
-	}
-	rec, found, err := n.store.Latest(key)
-	if err != nil {
-		return Result{}, err
-	}
-	if !found {
-		return Result{Token: tok.Encode()}, nil
-	}
-	if err := n.awaitDurable(ctx, rec.Timestamp.Region, rec.Seq); err != nil {
-		return Result{}, err
-	}
-	out := clocks.Token{Cluster: n.cluster, Vector: tok.Vector.Merge(rec.Vector), Seen: tok.Seen}
-	if out.Seen.Less(rec.Timestamp) {
-		out.Seen = rec.Timestamp
-	}
-	return Result{Record: rec, Found: rec.Kind == KindValue, Token: out.Encode()}, nil
-}
 
 // awaitCausalPast waits until this region has applied everything in need,
 // bounded by the request's deadline or CausalWaitTimeout. It then fails with
@@ -317,17 +200,11 @@ func (n *Node) awaitCausalPast(ctx context.Context, need clocks.Vector) error {
 	}
 	defer cancel()
 	for {
-		n.durMu.Lock()
-		have, changed := n.durable, n.durableCh
-		ok := have.Dominates(need)
-		var gaps []clocks.Gap
-		if !ok {
-			gaps = have.Missing(need)
-		}
-		n.durMu.Unlock()
-		if ok {
+		have, changed := n.durableVector()
+		if have.Dominates(need) {
 			return nil
 		}
+		gaps := have.Missing(need)
 		select {
 		case <-changed:
 		case <-ctx.Done():
@@ -363,18 +240,29 @@ func (n *Node) durableSeq(region string) uint64 {
 }
 
 func (n *Node) markDurable(region string, seq uint64) {
+	n.markDurableVector(clocks.Vector{region: seq})
+}
+
+// markDurableVector advances the durable vector to cover v and wakes every
+// request waiting for it.
+func (n *Node) markDurableVector(v clocks.Vector) {
 	n.durMu.Lock()
 	defer n.durMu.Unlock()
-	if seq <= n.durable[region] {
+	if n.durable.Dominates(v) {
 		return
 	}
 	// durable is replaced, not mutated, so readers may keep the old map
 	// after releasing durMu.
-	next := n.durable.Clone()
-	next[region] = seq
-	n.durable = next
+	n.durable = n.durable.Merge(v)
 	close(n.durableCh)
 	n.durableCh = make(chan struct{})
+}
+
+// durableVector is the vector of writes durable here (do not modify).
+func (n *Node) durableVector() (clocks.Vector, <-chan struct{}) {
+	n.durMu.Lock()
+	defer n.durMu.Unlock()
+	return n.durable, n.durableCh
 }
 
 // Status describes the node.
@@ -386,16 +274,17 @@ type Status struct {
 	Clock          clocks.Timestamp
 	Uptime         time.Duration
 	StoreSizeBytes uint64
+	PendingWrites  int // remote writes waiting for their causal past
+	Peers          []PeerStatus
 }
 
 // Status reports the node's identity, applied vector, clock and store size.
 func (n *Node) Status() Status {
 	n.mu.Lock()
 	clock := n.clock.Last()
+	pending := n.causal.Pending()
 	n.mu.Unlock()
-	n.durMu.Lock()
-	vec := n.durable
-	n.durMu.Unlock()
+	vec, _ := n.durableVector()
 	return Status{
 		NodeID:         n.nodeID,
 		Region:         n.cfg.Region,
@@ -404,6 +293,8 @@ func (n *Node) Status() Status {
 		Clock:          clock,
 		Uptime:         n.cfg.Now().Sub(n.started),
 		StoreSizeBytes: n.store.DiskUsage(),
+		PendingWrites:  pending,
+		Peers:          n.repl.status(),
 	}
 }
 
@@ -430,7 +321,7 @@ func parseRequestID(s string) (uuid.UUID, error) {
 // sweepRequestIDs deletes request ids older than RequestIDRetention, in
 // bounded chunks, so the table of remembered retries stays bounded.
 func (n *Node) sweepRequestIDs() {
-	defer n.sweeping.Done()
+	defer n.background.Done()
 	const chunk = 10000
 	t := time.NewTicker(time.Minute)
 	defer t.Stop()

@@ -13,6 +13,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/causewaydb/causeway/api"
+	"github.com/causewaydb/causeway/causal"
 	"github.com/causewaydb/causeway/clocks"
 )
 
@@ -56,31 +57,31 @@ func TestPutGetDelete(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if put.Record.Seq != 1 || put.Record.Timestamp.Region != "us-east" {
-		t.Fatalf("first put version = %+v, want seq 1 in us-east", put.Record)
+	if put.Version.Seq != 1 || put.Version.Timestamp.Region != "us-east" {
+		t.Fatalf("first put version = %+v, want seq 1 in us-east", put.Version)
 	}
-	get, err := n.Get(ctx, "greeting", put.Token)
+	get, err := nodeGet(n, ctx, "greeting", put.Token)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !get.Found || string(get.Record.Value) != "hello" || get.Record.Timestamp != put.Record.Timestamp {
-		t.Fatalf("get = %+v, want hello at %v", get, put.Record.Timestamp)
+	if !get.Found || string(get.Record.Value) != "hello" || get.Record.Timestamp != put.Version.Timestamp {
+		t.Fatalf("get = %+v, want hello at %v", get, put.Version.Timestamp)
 	}
 	del, err := n.Delete(ctx, "greeting", get.Token, "")
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !put.Record.Timestamp.Less(del.Record.Timestamp) || del.Record.Seq != 2 {
-		t.Fatalf("delete version %+v does not follow put %+v", del.Record, put.Record)
+	if !put.Version.Timestamp.Less(del.Version.Timestamp) || del.Version.Seq != 2 {
+		t.Fatalf("delete version %+v does not follow put %+v", del.Version, put.Version)
 	}
-	get, err = n.Get(ctx, "greeting", del.Token)
+	get, err = nodeGet(n, ctx, "greeting", del.Token)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if get.Found || get.Record.Timestamp != del.Record.Timestamp {
+	if get.Found || get.Record.Timestamp != del.Version.Timestamp {
 		t.Fatalf("get after delete = %+v, want not found at the tombstone's version", get)
 	}
-	absent, err := n.Get(ctx, "never", "")
+	absent, err := nodeGet(n, ctx, "never", "")
 	if err != nil || absent.Found || !absent.Record.Timestamp.IsZero() {
 		t.Fatalf("get of absent key = %+v, %v", absent, err)
 	}
@@ -95,11 +96,11 @@ func TestTokenCarriesSessionPast(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if tok.Vector.Get("us-east") != 2 || tok.Seen != r2.Record.Timestamp {
-		t.Fatalf("token after two writes = %+v, want vector us-east:2 and seen %v", tok, r2.Record.Timestamp)
+	if tok.Vector.Get("us-east") != 2 || tok.Seen != r2.Version.Timestamp {
+		t.Fatalf("token after two writes = %+v, want vector us-east:2 and seen %v", tok, r2.Version.Timestamp)
 	}
 	// A session that read b depends on b's causal past, which includes a.
-	g, _ := n.Get(ctx, "b", "")
+	g, _ := nodeGet(n, ctx, "b", "")
 	tok, _ = clocks.DecodeToken(g.Token, n.ClusterID())
 	if tok.Vector.Get("us-east") != 2 {
 		t.Fatalf("token after reading b = %v, want us-east:2", tok.Vector)
@@ -142,7 +143,7 @@ func TestBadInputChangesNothing(t *testing.T) {
 				t.Fatalf("Put: code %s, want invalid_argument", code)
 			}
 			if c.value == "v" { // Get takes no value; the other checks apply to it too
-				if _, err := n.Get(ctx, c.key, c.token); c.requestID == "" && !errors.Is(err, c.want) {
+				if _, err := nodeGet(n, ctx, c.key, c.token); c.requestID == "" && !errors.Is(err, c.want) {
 					t.Fatalf("Get: err = %v, want %v", err, c.want)
 				}
 			}
@@ -152,8 +153,8 @@ func TestBadInputChangesNothing(t *testing.T) {
 	if st.Vector.Get("us-east") != 1 {
 		t.Fatalf("after bad input the vector is %v, want only the one good write", st.Vector)
 	}
-	g, err := n.Get(ctx, "k", good.Token)
-	if err != nil || string(g.Record.Value) != "v" || g.Record.Timestamp != good.Record.Timestamp {
+	g, err := nodeGet(n, ctx, "k", good.Token)
+	if err != nil || string(g.Record.Value) != "v" || g.Record.Timestamp != good.Version.Timestamp {
 		t.Fatalf("k after bad input = %+v, %v; want the good write", g.Record, err)
 	}
 }
@@ -166,7 +167,7 @@ func TestRequestIDAppliesOnce(t *testing.T) {
 	// Concurrent retries of one request: exactly one write happens, every
 	// caller sees its version.
 	const retries = 16
-	results := make([]Result, retries)
+	results := make([]WriteResult, retries)
 	var wg sync.WaitGroup
 	for i := range retries {
 		wg.Go(func() {
@@ -179,8 +180,8 @@ func TestRequestIDAppliesOnce(t *testing.T) {
 	}
 	wg.Wait()
 	for _, r := range results[1:] {
-		if r.Record.Timestamp != results[0].Record.Timestamp || r.Record.Seq != results[0].Record.Seq {
-			t.Fatalf("retries got different versions: %+v vs %+v", r.Record, results[0].Record)
+		if r.Version.Timestamp != results[0].Version.Timestamp || r.Version.Seq != results[0].Version.Seq {
+			t.Fatalf("retries got different versions: %+v vs %+v", r.Version, results[0].Version)
 		}
 	}
 	if got := n.Status().Vector.Get("us-east"); got != 1 {
@@ -208,7 +209,7 @@ func TestTokenFromTheFutureWaitsThenUnavailable(t *testing.T) {
 
 	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
 	defer cancel()
-	_, err := n.Get(ctx, "k", tok)
+	_, err := nodeGet(n, ctx, "k", tok)
 	if !errors.Is(err, api.ErrUnavailable) {
 		t.Fatalf("err = %v, want unavailable", err)
 	}
@@ -233,7 +234,7 @@ func TestWaitingRequestProceedsWhenPastArrives(t *testing.T) {
 	tok := clocks.Token{Cluster: n.ClusterID(), Vector: clocks.Vector{"us-east": 3}}.Encode()
 	done := make(chan error, 1)
 	go func() {
-		_, err := n.Get(ctx, "k", tok)
+		_, err := nodeGet(n, ctx, "k", tok)
 		done <- err
 	}()
 	for i := range 3 {
@@ -270,8 +271,8 @@ func TestClockOffsetGuard(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !near.Seen.Less(r.Record.Timestamp) {
-		t.Fatalf("write at %v does not follow the session's seen %v", r.Record.Timestamp, near.Seen)
+	if !near.Seen.Less(r.Version.Timestamp) {
+		t.Fatalf("write at %v does not follow the session's seen %v", r.Version.Timestamp, near.Seen)
 	}
 }
 
@@ -291,7 +292,7 @@ func TestConcurrentWritersGetDistinctOrderedVersions(t *testing.T) {
 					return
 				}
 				mu.Lock()
-				bySeq[r.Record.Seq] = r.Record.Timestamp
+				bySeq[r.Version.Seq] = r.Version.Timestamp
 				mu.Unlock()
 			}
 		})
@@ -322,7 +323,7 @@ func TestRestartRecoversState(t *testing.T) {
 	}
 	n := open()
 	cluster := n.ClusterID()
-	var last Result
+	var last WriteResult
 	id := uuid.NewString()
 	for i := range 50 {
 		r, err := n.Put(ctx, fmt.Sprintf("k%d", i%10), []byte(fmt.Sprint(i)), last.Token, map[bool]string{true: id}[i == 7])
@@ -342,7 +343,7 @@ func TestRestartRecoversState(t *testing.T) {
 	}
 	// The old session's token is still valid and satisfied.
 	for i := 40; i < 50; i++ {
-		g, err := n.Get(ctx, fmt.Sprintf("k%d", i%10), last.Token)
+		g, err := nodeGet(n, ctx, fmt.Sprintf("k%d", i%10), last.Token)
 		if err != nil || string(g.Record.Value) != fmt.Sprint(i) {
 			t.Fatalf("k%d after restart = %q, %v; want %d", i%10, g.Record.Value, err, i)
 		}
@@ -351,11 +352,11 @@ func TestRestartRecoversState(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if r.Record.Seq != 51 || !last.Record.Timestamp.Less(r.Record.Timestamp) {
-		t.Fatalf("first write after restart %+v does not follow the last before it %+v", r.Record, last.Record)
+	if r.Version.Seq != 51 || !last.Version.Timestamp.Less(r.Version.Timestamp) {
+		t.Fatalf("first write after restart %+v does not follow the last before it %+v", r.Version, last.Version)
 	}
-	if again, err := n.Put(ctx, "k7", []byte("7"), "", id); err != nil || again.Record.Seq != 8 {
-		t.Fatalf("retry after restart = %+v, %v; want the original seq 8", again.Record, err)
+	if again, err := n.Put(ctx, "k7", []byte("7"), "", id); err != nil || again.Version.Seq != 8 {
+		t.Fatalf("retry after restart = %+v, %v; want the original seq 8", again.Version, err)
 	}
 }
 
@@ -385,4 +386,16 @@ func TestConfigValidateReportsEveryProblem(t *testing.T) {
 			t.Errorf("Validate() = %q, does not mention %q", err, want)
 		}
 	}
+}
+
+// getResult is a Get as the tests inspect it.
+type getResult struct {
+	Found  bool
+	Record causal.Version
+	Token  string
+}
+
+func nodeGet(n *Node, ctx context.Context, key, token string) (getResult, error) {
+	res, tok, err := n.Get(ctx, key, token, false)
+	return getResult{Found: res.Found, Record: res.Version, Token: tok}, err
 }

@@ -25,14 +25,13 @@ import (
 // gRPC and gRPC-Web, on HTTP/1.1 and cleartext HTTP/2 on one port), gRPC
 // health checking, server reflection and /metrics.
 type Server struct {
-	node    *Node
-	metrics *metrics
-	http    *http.Server
+	node *Node
+	http *http.Server
 }
 
 // NewServer builds the server for node; call Serve to accept connections.
 func NewServer(node *Node) *Server {
-	s := &Server{node: node, metrics: newMetrics(node)}
+	s := &Server{node: node}
 	protocols := new(http.Protocols)
 	protocols.SetHTTP1(true)
 	protocols.SetUnencryptedHTTP2(true) // h2c: gRPC without TLS
@@ -49,24 +48,28 @@ func NewServer(node *Node) *Server {
 func (s *Server) Handler() http.Handler {
 	opts := []connect.HandlerOption{
 		connect.WithReadMaxBytes(MaxRequestBytes),
-		connect.WithInterceptors(s.metrics.interceptor()),
+		connect.WithInterceptors(s.node.metrics.interceptor()),
 	}
-	services := []string{causewayv1connect.KVServiceName, causewayv1connect.AdminServiceName}
+	services := []string{causewayv1connect.KVServiceName, causewayv1connect.AdminServiceName, causewayv1connect.ReplicationServiceName}
 	reflector := grpcreflect.NewStaticReflector(services...)
 
 	mux := http.NewServeMux()
 	mux.Handle(s.onlyKnownMethods(causewayv1connect.NewKVServiceHandler(kvHandler{s.node}, opts...)))
 	mux.Handle(s.onlyKnownMethods(causewayv1connect.NewAdminServiceHandler(adminHandler{s.node}, opts...)))
+	mux.Handle(s.onlyKnownMethods(causewayv1connect.NewReplicationServiceHandler(replicationHandler{s.node.repl},
+		connect.WithReadMaxBytes(MaxRequestBytes))))
 	mux.Handle(grpchealth.NewHandler(grpchealth.NewStaticChecker(services...)))
 	mux.Handle(grpcreflect.NewHandlerV1(reflector))
 	mux.Handle(grpcreflect.NewHandlerV1Alpha(reflector))
-	mux.Handle("/metrics", promhttp.HandlerFor(s.metrics.registry, promhttp.HandlerOpts{}))
+	mux.Handle("/metrics", promhttp.HandlerFor(s.node.metrics.registry, promhttp.HandlerOpts{}))
 	mux.HandleFunc("/", s.fallback)
 	return mux
 }
 
-// Serve accepts connections on ln until Shutdown.
+// Serve accepts connections on ln until Shutdown. Unless Config.Advertise
+// was set, ln's address is what peers are told to replicate from.
 func (s *Server) Serve(ln net.Listener) error {
+	s.node.repl.setAdvertise(ln.Addr().String())
 	err := s.http.Serve(ln)
 	if errors.Is(err, http.ErrServerClosed) {
 		return nil

@@ -257,8 +257,8 @@ func TestHealthReflectionMetrics(t *testing.T) {
 	raw, _ := io.ReadAll(res.Body)
 	res.Body.Close()
 	for _, want := range []string{
-		`causeway_request_duration_seconds_count{code="ok",procedure="/causeway.v1.KVService/Put"} 1`,
-		`causeway_request_duration_seconds_count{code="invalid_argument",procedure="/causeway.v1.KVService/Get"} 1`,
+		`causeway_request_duration_seconds_count{code="ok",procedure="/causeway.v1.KVService/Put",region="us-east"} 1`,
+		`causeway_request_duration_seconds_count{code="invalid_argument",procedure="/causeway.v1.KVService/Get",region="us-east"} 1`,
 		`causeway_local_writes_durable{region="us-east"} 1`,
 		`causeway_store_size_bytes{region="us-east"}`,
 	} {

@@ -1,6 +1,7 @@
 package replica
 
 import (
+	"bytes"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -10,6 +11,9 @@ import (
 	"github.com/cockroachdb/pebble/v2"
 	"github.com/cockroachdb/pebble/v2/vfs"
 	"github.com/google/uuid"
+
+	"github.com/causewaydb/causeway/causal"
+	"github.com/causewaydb/causeway/clocks"
 )
 
 // Store is one region's multi-version storage on Pebble. It is safe for
@@ -58,47 +62,61 @@ func OpenStore(dir string, o StoreOptions) (*Store, error) {
 // synced WAL) and releases the store.
 func (s *Store) Close() error { return s.db.Close() }
 
-// Latest returns the newest version of key: one SeekGE to the key's prefix,
-// since versions are stored newest first. found is false when the key has no
-// version at all.
-func (s *Store) Latest(key string) (rec Record, found bool, err error) {
+// Latest returns the winning version of key: one SeekGE to the key's prefix,
+// since a key's versions (its siblings) are stored newest first. found is
+// false when the key has no version at all; hasSiblings reports concurrent
+// versions behind the winner.
+func (s *Store) Latest(key string) (v causal.Version, found, hasSiblings bool, err error) {
 	lower, upper := keyPrefixBounds(key)
 	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: lower, UpperBound: upper})
 	if err != nil {
-		return rec, false, err
+		return v, false, false, err
 	}
 	defer it.Close()
 	if !it.First() {
-		return rec, false, it.Error()
+		return v, false, false, it.Error()
 	}
 	raw, err := it.ValueAndErr()
 	if err != nil {
-		return rec, false, err
+		return v, false, false, err
 	}
-	rec, err = decodeRecord(raw)
-	if err != nil {
-		return rec, false, fmt.Errorf("key %q: %w", key, err)
+	if v, err = decodeVersion(raw); err != nil {
+		return v, false, false, fmt.Errorf("key %q: %w", key, err)
 	}
-	rec.Value = append([]byte(nil), rec.Value...)
-	return rec, true, nil
+	v.Value = bytes.Clone(v.Value)
+	return v, true, it.Next(), it.Error()
 }
 
-// Versions returns every stored version of key, newest first.
-func (s *Store) Versions(key string) ([]Record, error) {
+// Siblings returns every stored version of key, newest first: the key's
+// concurrent versions, at most one per region. Without values, only the
+// headers (kind, timestamp, sequence number, vector) are filled.
+func (s *Store) Siblings(key string, values bool) ([]causal.Version, error) {
+	return siblingsFrom(s.db, key, values)
+}
+
+func siblingsFrom(r pebble.Reader, key string, values bool) ([]causal.Version, error) {
 	lower, upper := keyPrefixBounds(key)
-	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: lower, UpperBound: upper})
+	it, err := r.NewIter(&pebble.IterOptions{LowerBound: lower, UpperBound: upper})
 	if err != nil {
 		return nil, err
 	}
 	defer it.Close()
-	var out []Record
+	var out []causal.Version
 	for ok := it.First(); ok; ok = it.Next() {
-		rec, err := decodeRecord(it.Value())
+		raw, err := it.ValueAndErr()
+		if err != nil {
+			return nil, err
+		}
+		v, err := decodeVersion(raw)
 		if err != nil {
 			return nil, fmt.Errorf("key %q: %w", key, err)
 		}
-		rec.Value = append([]byte(nil), rec.Value...)
-		out = append(out, rec)
+		if values {
+			v.Value = bytes.Clone(v.Value)
+		} else {
+			v.Value = nil
+		}
+		out = append(out, v)
 	}
 	return out, it.Error()
 }
@@ -145,32 +163,44 @@ func (s *Store) setMeta(kv ...[]byte) error {
 // DiskUsage is the disk space used by the store, in bytes.
 func (s *Store) DiskUsage() uint64 { return s.db.Metrics().DiskSpaceUsage() }
 
-// writeBatch accumulates one write's records: the version(s), the
-// replication log entry, the request outcome and the node state.
+// writeBatch accumulates the records of one or more writes: versions,
+// replication log entries, request outcomes and the node state.
 type writeBatch struct {
-	b   *pebble.Batch
-	buf []byte
+	b       *pebble.Batch
+	indexed bool
+	buf     []byte
 }
 
-func (s *Store) newWriteBatch() *writeBatch {
+// newWriteBatch starts a batch. An indexed batch can be read through
+// (reader), which staging several writes that touch one key needs.
+func (s *Store) newWriteBatch(indexed bool) *writeBatch {
+	if indexed {
+		return &writeBatch{b: s.db.NewIndexedBatch(), indexed: true}
+	}
 	return &writeBatch{b: s.db.NewBatch()}
 }
 
-func (w *writeBatch) putVersion(key string, r *Record) []byte {
-	dataKey := appendDataKey(nil, key, r.Timestamp)
-	w.buf = encodeRecord(w.buf[:0], r)
-	_ = w.b.Set(dataKey, w.buf, nil) // Set on an unapplied batch cannot fail
-	return dataKey
+// reader sees the store plus, for an indexed batch, what the batch holds.
+func (w *writeBatch) reader(s *Store) pebble.Reader {
+	if w.indexed {
+		return w.b
+	}
+	return s.db
 }
 
-// putLog records that local write seq produced the given data keys, so
-// replication can stream local writes in sequence order.
-func (w *writeBatch) putLog(seq uint64, dataKeys ...[]byte) {
-	var v []byte
-	for _, k := range dataKeys {
-		v = appendLengthPrefixed(v, k)
-	}
-	_ = w.b.Set(logKey(seq), v, nil)
+func (w *writeBatch) putVersion(key string, v *causal.Version) {
+	w.buf = encodeVersion(w.buf[:0], v)
+	_ = w.b.Set(appendDataKey(nil, key, v.Timestamp), w.buf, nil) // Set on an unapplied batch cannot fail
+}
+
+func (w *writeBatch) deleteVersion(key string, ts clocks.Timestamp) {
+	_ = w.b.Delete(appendDataKey(nil, key, ts), nil)
+}
+
+// putLog records local write seq (its replication frame) in the
+// replication log, from which it streams to the other regions.
+func (w *writeBatch) putLog(seq uint64, frame []byte) {
+	_ = w.b.Set(logKey(seq), frame, nil)
 }
 
 func (w *writeBatch) putOutcome(id uuid.UUID, o *requestOutcome) {
@@ -230,11 +260,6 @@ func (s *Store) expireRequests(cutoffMs uint64, limit int) (int, error) {
 	return n, b.Commit(pebble.Sync)
 }
 
-func appendLengthPrefixed(dst, b []byte) []byte {
-	dst = binary.AppendUvarint(dst, uint64(len(b)))
-	return append(dst, b...)
-}
-
 // pebbleLogger routes Pebble's log lines into slog. Pebble's Fatalf means an
 // unrecoverable storage failure; the process exits, as Pebble expects.
 type pebbleLogger struct{ l *slog.Logger }
@@ -248,4 +273,53 @@ func (p pebbleLogger) Errorf(format string, args ...any) {
 func (p pebbleLogger) Fatalf(format string, args ...any) {
 	p.l.Error(fmt.Sprintf(format, args...))
 	os.Exit(1)
+}
+
+// logRange returns the replication frames of local writes from..to
+// (inclusive), stopping early after maxBytes.
+func (s *Store) logRange(from, to uint64, maxBytes int) ([][]byte, error) {
+	if from > to {
+		return nil, nil
+	}
+	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: logKey(from), UpperBound: logKey(to + 1)})
+	if err != nil {
+		return nil, err
+	}
+	defer it.Close()
+	var out [][]byte
+	size := 0
+	next := from
+	for ok := it.First(); ok && size < maxBytes; ok = it.Next() {
+		if seq := binary.BigEndian.Uint64(it.Key()[1:]); seq != next {
+			return nil, fmt.Errorf("%w: replication log jumps from %d to %d", ErrCorruptRecord, next-1, seq)
+		}
+		raw, err := it.ValueAndErr()
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, bytes.Clone(raw))
+		size += len(raw)
+		next++
+	}
+	return out, it.Error()
+}
+
+// firstLogSeq is the oldest local write still in the replication log; found
+// is false when the log is empty.
+func (s *Store) firstLogSeq() (seq uint64, found bool, err error) {
+	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: []byte{spaceLog}, UpperBound: []byte{spaceLog + 1}})
+	if err != nil {
+		return 0, false, err
+	}
+	defer it.Close()
+	if !it.First() {
+		return 0, false, it.Error()
+	}
+	return binary.BigEndian.Uint64(it.Key()[1:]), true, nil
+}
+
+// truncateLog deletes the replication log up to seq (inclusive). Losing
+// the deletion in a crash only brings entries back, so it is not synced.
+func (s *Store) truncateLog(seq uint64) error {
+	return s.db.DeleteRange(logKey(0), logKey(seq+1), pebble.NoSync)
 }

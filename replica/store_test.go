@@ -10,6 +10,7 @@ import (
 	"github.com/cockroachdb/pebble/v2/vfs"
 	"github.com/google/uuid"
 
+	"github.com/causewaydb/causeway/causal"
 	"github.com/causewaydb/causeway/clocks"
 )
 
@@ -23,11 +24,10 @@ func memStore(t *testing.T) *Store {
 	return s
 }
 
-func commit(t *testing.T, s *Store, key string, r *Record) {
+func commit(t *testing.T, s *Store, key string, r *causal.Version) {
 	t.Helper()
-	wb := s.newWriteBatch()
-	dk := wb.putVersion(key, r)
-	wb.putLog(r.Seq, dk)
+	wb := s.newWriteBatch(false)
+	wb.putVersion(key, r)
 	if err := s.commitNoWait(wb); err != nil {
 		t.Fatal(err)
 	}
@@ -59,11 +59,11 @@ func TestStoreLatestIsNewestVersion(t *testing.T) {
 		{"", ts(999, 0, "eu"), "empty"}, // never accepted by the node; the store still keeps it apart
 	}
 	for i, w := range writes {
-		commit(t, s, w.key, &Record{Kind: KindValue, Timestamp: w.ts, Seq: uint64(i + 1),
+		commit(t, s, w.key, &causal.Version{Kind: causal.KindValue, Timestamp: w.ts, Seq: uint64(i + 1),
 			Vector: clocks.Vector{w.ts.Region: uint64(i + 1)}, Value: []byte(w.val)})
 	}
 	for key, want := range map[string]string{"a": "a@300us", "ab": "ab@900", "a\x00": "nul@950", "": "empty"} {
-		rec, found, err := s.Latest(key)
+		rec, found, _, err := s.Latest(key)
 		if err != nil || !found {
 			t.Fatalf("Latest(%q): found=%v err=%v", key, found, err)
 		}
@@ -71,11 +71,11 @@ func TestStoreLatestIsNewestVersion(t *testing.T) {
 			t.Errorf("Latest(%q) = %q, want %q", key, rec.Value, want)
 		}
 	}
-	if _, found, err := s.Latest("b"); found || err != nil {
+	if _, found, _, err := s.Latest("b"); found || err != nil {
 		t.Errorf("Latest(b): found=%v err=%v, want absent", found, err)
 	}
 
-	versions, err := s.Versions("a")
+	versions, err := s.Siblings("a", true)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -96,19 +96,19 @@ func TestStoreLatestIsNewestVersion(t *testing.T) {
 
 func TestStoreTombstone(t *testing.T) {
 	s := memStore(t)
-	commit(t, s, "k", &Record{Kind: KindValue, Timestamp: ts(1, 0, "eu"), Seq: 1, Vector: clocks.Vector{"eu": 1}, Value: []byte("v")})
-	commit(t, s, "k", &Record{Kind: KindTombstone, Timestamp: ts(2, 0, "eu"), Seq: 2, Vector: clocks.Vector{"eu": 2}})
-	rec, found, err := s.Latest("k")
-	if err != nil || !found || rec.Kind != KindTombstone || rec.Seq != 2 {
+	commit(t, s, "k", &causal.Version{Kind: causal.KindValue, Timestamp: ts(1, 0, "eu"), Seq: 1, Vector: clocks.Vector{"eu": 1}, Value: []byte("v")})
+	commit(t, s, "k", &causal.Version{Kind: causal.KindTombstone, Timestamp: ts(2, 0, "eu"), Seq: 2, Vector: clocks.Vector{"eu": 2}})
+	rec, found, _, err := s.Latest("k")
+	if err != nil || !found || rec.Kind != causal.KindTombstone || rec.Seq != 2 {
 		t.Fatalf("Latest after delete = %+v found=%v err=%v, want the tombstone", rec, found, err)
 	}
 }
 
 func TestRecordRoundTripAndCorruption(t *testing.T) {
-	r := Record{Kind: KindValue, Timestamp: ts(1732349923123, 7, "us-east"), Seq: 42,
+	r := causal.Version{Kind: causal.KindValue, Timestamp: ts(1732349923123, 7, "us-east"), Seq: 42,
 		Vector: clocks.Vector{"us-east": 42, "eu-west": 9}, Value: []byte("hello")}
-	enc := encodeRecord(nil, &r)
-	got, err := decodeRecord(enc)
+	enc := encodeVersion(nil, &r)
+	got, err := decodeVersion(enc)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -119,12 +119,12 @@ func TestRecordRoundTripAndCorruption(t *testing.T) {
 	for i := range enc {
 		bad := bytes.Clone(enc)
 		bad[i] ^= 0x40
-		if _, err := decodeRecord(bad); !errors.Is(err, ErrCorruptRecord) {
+		if _, err := decodeVersion(bad); !errors.Is(err, ErrCorruptRecord) {
 			t.Errorf("flipping byte %d: err = %v, want ErrCorruptRecord", i, err)
 		}
 	}
 	for n := 0; n < len(enc); n++ {
-		if _, err := decodeRecord(enc[:n]); !errors.Is(err, ErrCorruptRecord) {
+		if _, err := decodeVersion(enc[:n]); !errors.Is(err, ErrCorruptRecord) {
 			t.Errorf("truncated to %d bytes: err = %v, want ErrCorruptRecord", n, err)
 		}
 	}
@@ -132,7 +132,7 @@ func TestRecordRoundTripAndCorruption(t *testing.T) {
 
 func TestStoreRefusesCorruptRecord(t *testing.T) {
 	s := memStore(t)
-	commit(t, s, "k", &Record{Kind: KindValue, Timestamp: ts(5, 0, "eu"), Seq: 1, Vector: clocks.Vector{"eu": 1}, Value: []byte("v")})
+	commit(t, s, "k", &causal.Version{Kind: causal.KindValue, Timestamp: ts(5, 0, "eu"), Seq: 1, Vector: clocks.Vector{"eu": 1}, Value: []byte("v")})
 	// Damage the stored bytes behind the store's back.
 	dk := appendDataKey(nil, "k", ts(5, 0, "eu"))
 	raw, closer, err := s.db.Get(dk)
@@ -145,7 +145,7 @@ func TestStoreRefusesCorruptRecord(t *testing.T) {
 	if err := s.db.Set(dk, bad, pebble.Sync); err != nil {
 		t.Fatal(err)
 	}
-	if _, _, err := s.Latest("k"); !errors.Is(err, ErrCorruptRecord) {
+	if _, _, _, err := s.Latest("k"); !errors.Is(err, ErrCorruptRecord) {
 		t.Fatalf("Latest on damaged record: err = %v, want ErrCorruptRecord", err)
 	}
 }
@@ -157,8 +157,8 @@ func TestExpireRequests(t *testing.T) {
 		id   uuid.UUID
 		wall uint64
 	}{{old, 1000}, {fresh, 5000}} {
-		wb := s.newWriteBatch()
-		wb.putOutcome(c.id, &requestOutcome{Key: "k", Kind: KindValue, Timestamp: ts(c.wall, 0, "eu"), Seq: 1, Vector: clocks.Vector{"eu": 1}})
+		wb := s.newWriteBatch(false)
+		wb.putOutcome(c.id, &requestOutcome{Timestamp: ts(c.wall, 0, "eu"), Seq: 1, Vector: clocks.Vector{"eu": 1}})
 		if err := s.commitNoWait(wb); err != nil {
 			t.Fatal(err)
 		}

@@ -72,7 +72,12 @@ type StatusResponse struct {
 	// store_size_bytes is the disk space used by the node's Pebble store.
 	StoreSizeBytes uint64 `protobuf:"varint,7,opt,name=store_size_bytes,json=storeSizeBytes,proto3" json:"store_size_bytes,omitempty"`
 	// build_version is the version of the causeway binary.
-	BuildVersion  string `protobuf:"bytes,8,opt,name=build_version,json=buildVersion,proto3" json:"build_version,omitempty"`
+	BuildVersion string `protobuf:"bytes,8,opt,name=build_version,json=buildVersion,proto3" json:"build_version,omitempty"`
+	// pending_writes counts writes from other regions received but waiting
+	// for their causal past.
+	PendingWrites uint64 `protobuf:"varint,9,opt,name=pending_writes,json=pendingWrites,proto3" json:"pending_writes,omitempty"`
+	// peers lists the regions this node replicates with.
+	Peers         []*PeerStatus `protobuf:"bytes,10,rep,name=peers,proto3" json:"peers,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -163,12 +168,96 @@ func (x *StatusResponse) GetBuildVersion() string {
 	return ""
 }
 
+func (x *StatusResponse) GetPendingWrites() uint64 {
+	if x != nil {
+		return x.PendingWrites
+	}
+	return 0
+}
+
+func (x *StatusResponse) GetPeers() []*PeerStatus {
+	if x != nil {
+		return x.Peers
+	}
+	return nil
+}
+
+type PeerStatus struct {
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	Region  string                 `protobuf:"bytes,1,opt,name=region,proto3" json:"region,omitempty"`
+	Address string                 `protobuf:"bytes,2,opt,name=address,proto3" json:"address,omitempty"`
+	// applied_seq: that region's writes durable here.
+	AppliedSeq uint64 `protobuf:"varint,3,opt,name=applied_seq,json=appliedSeq,proto3" json:"applied_seq,omitempty"`
+	// acked_seq: this region's writes that region has acknowledged.
+	AckedSeq      uint64 `protobuf:"varint,4,opt,name=acked_seq,json=ackedSeq,proto3" json:"acked_seq,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PeerStatus) Reset() {
+	*x = PeerStatus{}
+	mi := &file_causeway_v1_admin_proto_msgTypes[2]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PeerStatus) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PeerStatus) ProtoMessage() {}
+
+func (x *PeerStatus) ProtoReflect() protoreflect.Message {
+	mi := &file_causeway_v1_admin_proto_msgTypes[2]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PeerStatus.ProtoReflect.Descriptor instead.
+func (*PeerStatus) Descriptor() ([]byte, []int) {
+	return file_causeway_v1_admin_proto_rawDescGZIP(), []int{2}
+}
+
+func (x *PeerStatus) GetRegion() string {
+	if x != nil {
+		return x.Region
+	}
+	return ""
+}
+
+func (x *PeerStatus) GetAddress() string {
+	if x != nil {
+		return x.Address
+	}
+	return ""
+}
+
+func (x *PeerStatus) GetAppliedSeq() uint64 {
+	if x != nil {
+		return x.AppliedSeq
+	}
+	return 0
+}
+
+func (x *PeerStatus) GetAckedSeq() uint64 {
+	if x != nil {
+		return x.AckedSeq
+	}
+	return 0
+}
+
 var File_causeway_v1_admin_proto protoreflect.FileDescriptor
 
 const file_causeway_v1_admin_proto_rawDesc = "" +
 	"\n" +
 	"\x17causeway/v1/admin.proto\x12\vcauseway.v1\x1a\x17causeway/v1/types.proto\x1a\x1egoogle/protobuf/duration.proto\"\x0f\n" +
-	"\rStatusRequest\"\x8c\x03\n" +
+	"\rStatusRequest\"\xe2\x03\n" +
 	"\x0eStatusResponse\x12\x17\n" +
 	"\anode_id\x18\x01 \x01(\tR\x06nodeId\x12\x16\n" +
 	"\x06region\x18\x02 \x01(\tR\x06region\x12\x1d\n" +
@@ -178,10 +267,20 @@ const file_causeway_v1_admin_proto_rawDesc = "" +
 	"\x05clock\x18\x05 \x01(\v2\x16.causeway.v1.TimestampR\x05clock\x121\n" +
 	"\x06uptime\x18\x06 \x01(\v2\x19.google.protobuf.DurationR\x06uptime\x12(\n" +
 	"\x10store_size_bytes\x18\a \x01(\x04R\x0estoreSizeBytes\x12#\n" +
-	"\rbuild_version\x18\b \x01(\tR\fbuildVersion\x1a9\n" +
+	"\rbuild_version\x18\b \x01(\tR\fbuildVersion\x12%\n" +
+	"\x0epending_writes\x18\t \x01(\x04R\rpendingWrites\x12-\n" +
+	"\x05peers\x18\n" +
+	" \x03(\v2\x17.causeway.v1.PeerStatusR\x05peers\x1a9\n" +
 	"\vVectorEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\x04R\x05value:\x028\x012V\n" +
+	"\x05value\x18\x02 \x01(\x04R\x05value:\x028\x01\"|\n" +
+	"\n" +
+	"PeerStatus\x12\x16\n" +
+	"\x06region\x18\x01 \x01(\tR\x06region\x12\x18\n" +
+	"\aaddress\x18\x02 \x01(\tR\aaddress\x12\x1f\n" +
+	"\vapplied_seq\x18\x03 \x01(\x04R\n" +
+	"appliedSeq\x12\x1b\n" +
+	"\tacked_seq\x18\x04 \x01(\x04R\backedSeq2V\n" +
 	"\fAdminService\x12F\n" +
 	"\x06Status\x12\x1a.causeway.v1.StatusRequest\x1a\x1b.causeway.v1.StatusResponse\"\x03\x90\x02\x01B;Z9github.com/causewaydb/causeway/api/causeway/v1;causewayv1b\x06proto3"
 
@@ -197,25 +296,27 @@ func file_causeway_v1_admin_proto_rawDescGZIP() []byte {
 	return file_causeway_v1_admin_proto_rawDescData
 }
 
-var file_causeway_v1_admin_proto_msgTypes = make([]protoimpl.MessageInfo, 3)
+var file_causeway_v1_admin_proto_msgTypes = make([]protoimpl.MessageInfo, 4)
 var file_causeway_v1_admin_proto_goTypes = []any{
 	(*StatusRequest)(nil),       // 0: causeway.v1.StatusRequest
 	(*StatusResponse)(nil),      // 1: causeway.v1.StatusResponse
-	nil,                         // 2: causeway.v1.StatusResponse.VectorEntry
-	(*Timestamp)(nil),           // 3: causeway.v1.Timestamp
-	(*durationpb.Duration)(nil), // 4: google.protobuf.Duration
+	(*PeerStatus)(nil),          // 2: causeway.v1.PeerStatus
+	nil,                         // 3: causeway.v1.StatusResponse.VectorEntry
+	(*Timestamp)(nil),           // 4: causeway.v1.Timestamp
+	(*durationpb.Duration)(nil), // 5: google.protobuf.Duration
 }
 var file_causeway_v1_admin_proto_depIdxs = []int32{
-	2, // 0: causeway.v1.StatusResponse.vector:type_name -> causeway.v1.StatusResponse.VectorEntry
-	3, // 1: causeway.v1.StatusResponse.clock:type_name -> causeway.v1.Timestamp
-	4, // 2: causeway.v1.StatusResponse.uptime:type_name -> google.protobuf.Duration
-	0, // 3: causeway.v1.AdminService.Status:input_type -> causeway.v1.StatusRequest
-	1, // 4: causeway.v1.AdminService.Status:output_type -> causeway.v1.StatusResponse
-	4, // [4:5] is the sub-list for method output_type
-	3, // [3:4] is the sub-list for method input_type
-	3, // [3:3] is the sub-list for extension type_name
-	3, // [3:3] is the sub-list for extension extendee
-	0, // [0:3] is the sub-list for field type_name
+	3, // 0: causeway.v1.StatusResponse.vector:type_name -> causeway.v1.StatusResponse.VectorEntry
+	4, // 1: causeway.v1.StatusResponse.clock:type_name -> causeway.v1.Timestamp
+	5, // 2: causeway.v1.StatusResponse.uptime:type_name -> google.protobuf.Duration
+	2, // 3: causeway.v1.StatusResponse.peers:type_name -> causeway.v1.PeerStatus
+	0, // 4: causeway.v1.AdminService.Status:input_type -> causeway.v1.StatusRequest
+	1, // 5: causeway.v1.AdminService.Status:output_type -> causeway.v1.StatusResponse
+	5, // [5:6] is the sub-list for method output_type
+	4, // [4:5] is the sub-list for method input_type
+	4, // [4:4] is the sub-list for extension type_name
+	4, // [4:4] is the sub-list for extension extendee
+	0, // [0:4] is the sub-list for field type_name
 }
 
 func init() { file_causeway_v1_admin_proto_init() }
@@ -230,7 +331,7 @@ func file_causeway_v1_admin_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_causeway_v1_admin_proto_rawDesc), len(file_causeway_v1_admin_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   3,
+			NumMessages:   4,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -147,9 +147,12 @@ func (x *PutResponse) GetCausalToken() string {
 }
 
 type GetRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Key           string                 `protobuf:"bytes,1,opt,name=key,proto3" json:"key,omitempty"`
-	CausalToken   string                 `protobuf:"bytes,2,opt,name=causal_token,json=causalToken,proto3" json:"causal_token,omitempty"`
+	state       protoimpl.MessageState `protogen:"open.v1"`
+	Key         string                 `protobuf:"bytes,1,opt,name=key,proto3" json:"key,omitempty"`
+	CausalToken string                 `protobuf:"bytes,2,opt,name=causal_token,json=causalToken,proto3" json:"causal_token,omitempty"`
+	// siblings asks for every concurrent version of the key, not only the
+	// winner.
+	Siblings      bool `protobuf:"varint,3,opt,name=siblings,proto3" json:"siblings,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -198,6 +201,13 @@ func (x *GetRequest) GetCausalToken() string {
 	return ""
 }
 
+func (x *GetRequest) GetSiblings() bool {
+	if x != nil {
+		return x.Siblings
+	}
+	return false
+}
+
 type GetResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// found is false when the key does not exist or was deleted.
@@ -205,8 +215,17 @@ type GetResponse struct {
 	Value []byte `protobuf:"bytes,2,opt,name=value,proto3" json:"value,omitempty"`
 	// version is the version read: the value's, or the deletion's when found is
 	// false because of a deletion. Absent when the key never existed.
-	Version       *Version `protobuf:"bytes,3,opt,name=version,proto3" json:"version,omitempty"`
-	CausalToken   string   `protobuf:"bytes,4,opt,name=causal_token,json=causalToken,proto3" json:"causal_token,omitempty"`
+	Version     *Version `protobuf:"bytes,3,opt,name=version,proto3" json:"version,omitempty"`
+	CausalToken string   `protobuf:"bytes,4,opt,name=causal_token,json=causalToken,proto3" json:"causal_token,omitempty"`
+	// has_siblings is true when writes to the key were concurrent (made in
+	// different regions without seeing each other) and have not been
+	// superseded by a write that saw them all. The winner (above) is the one
+	// with the greatest timestamp; every region picks the same one.
+	HasSiblings bool `protobuf:"varint,5,opt,name=has_siblings,json=hasSiblings,proto3" json:"has_siblings,omitempty"`
+	// siblings lists every concurrent version, winner first, when the request
+	// asked for them. A Put or Delete whose causal token covers them (for
+	// example, sent with this response's token) supersedes them all.
+	Siblings      []*Sibling `protobuf:"bytes,6,rep,name=siblings,proto3" json:"siblings,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -269,6 +288,453 @@ func (x *GetResponse) GetCausalToken() string {
 	return ""
 }
 
+func (x *GetResponse) GetHasSiblings() bool {
+	if x != nil {
+		return x.HasSiblings
+	}
+	return false
+}
+
+func (x *GetResponse) GetSiblings() []*Sibling {
+	if x != nil {
+		return x.Siblings
+	}
+	return nil
+}
+
+// Sibling is one of a key's concurrent versions.
+type Sibling struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// found is false for a deletion.
+	Found         bool     `protobuf:"varint,1,opt,name=found,proto3" json:"found,omitempty"`
+	Value         []byte   `protobuf:"bytes,2,opt,name=value,proto3" json:"value,omitempty"`
+	Version       *Version `protobuf:"bytes,3,opt,name=version,proto3" json:"version,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Sibling) Reset() {
+	*x = Sibling{}
+	mi := &file_causeway_v1_kv_proto_msgTypes[4]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Sibling) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Sibling) ProtoMessage() {}
+
+func (x *Sibling) ProtoReflect() protoreflect.Message {
+	mi := &file_causeway_v1_kv_proto_msgTypes[4]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Sibling.ProtoReflect.Descriptor instead.
+func (*Sibling) Descriptor() ([]byte, []int) {
+	return file_causeway_v1_kv_proto_rawDescGZIP(), []int{4}
+}
+
+func (x *Sibling) GetFound() bool {
+	if x != nil {
+		return x.Found
+	}
+	return false
+}
+
+func (x *Sibling) GetValue() []byte {
+	if x != nil {
+		return x.Value
+	}
+	return nil
+}
+
+func (x *Sibling) GetVersion() *Version {
+	if x != nil {
+		return x.Version
+	}
+	return nil
+}
+
+type ReadManyRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Keys          []string               `protobuf:"bytes,1,rep,name=keys,proto3" json:"keys,omitempty"`
+	CausalToken   string                 `protobuf:"bytes,2,opt,name=causal_token,json=causalToken,proto3" json:"causal_token,omitempty"`
+	Siblings      bool                   `protobuf:"varint,3,opt,name=siblings,proto3" json:"siblings,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ReadManyRequest) Reset() {
+	*x = ReadManyRequest{}
+	mi := &file_causeway_v1_kv_proto_msgTypes[5]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReadManyRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReadManyRequest) ProtoMessage() {}
+
+func (x *ReadManyRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_causeway_v1_kv_proto_msgTypes[5]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReadManyRequest.ProtoReflect.Descriptor instead.
+func (*ReadManyRequest) Descriptor() ([]byte, []int) {
+	return file_causeway_v1_kv_proto_rawDescGZIP(), []int{5}
+}
+
+func (x *ReadManyRequest) GetKeys() []string {
+	if x != nil {
+		return x.Keys
+	}
+	return nil
+}
+
+func (x *ReadManyRequest) GetCausalToken() string {
+	if x != nil {
+		return x.CausalToken
+	}
+	return ""
+}
+
+func (x *ReadManyRequest) GetSiblings() bool {
+	if x != nil {
+		return x.Siblings
+	}
+	return false
+}
+
+type ReadManyResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// results holds one entry per requested key, in request order.
+	Results       []*KeyResult `protobuf:"bytes,1,rep,name=results,proto3" json:"results,omitempty"`
+	CausalToken   string       `protobuf:"bytes,2,opt,name=causal_token,json=causalToken,proto3" json:"causal_token,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ReadManyResponse) Reset() {
+	*x = ReadManyResponse{}
+	mi := &file_causeway_v1_kv_proto_msgTypes[6]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReadManyResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReadManyResponse) ProtoMessage() {}
+
+func (x *ReadManyResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_causeway_v1_kv_proto_msgTypes[6]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReadManyResponse.ProtoReflect.Descriptor instead.
+func (*ReadManyResponse) Descriptor() ([]byte, []int) {
+	return file_causeway_v1_kv_proto_rawDescGZIP(), []int{6}
+}
+
+func (x *ReadManyResponse) GetResults() []*KeyResult {
+	if x != nil {
+		return x.Results
+	}
+	return nil
+}
+
+func (x *ReadManyResponse) GetCausalToken() string {
+	if x != nil {
+		return x.CausalToken
+	}
+	return ""
+}
+
+type KeyResult struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Key           string                 `protobuf:"bytes,1,opt,name=key,proto3" json:"key,omitempty"`
+	Found         bool                   `protobuf:"varint,2,opt,name=found,proto3" json:"found,omitempty"`
+	Value         []byte                 `protobuf:"bytes,3,opt,name=value,proto3" json:"value,omitempty"`
+	Version       *Version               `protobuf:"bytes,4,opt,name=version,proto3" json:"version,omitempty"`
+	HasSiblings   bool                   `protobuf:"varint,5,opt,name=has_siblings,json=hasSiblings,proto3" json:"has_siblings,omitempty"`
+	Siblings      []*Sibling             `protobuf:"bytes,6,rep,name=siblings,proto3" json:"siblings,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *KeyResult) Reset() {
+	*x = KeyResult{}
+	mi := &file_causeway_v1_kv_proto_msgTypes[7]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *KeyResult) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*KeyResult) ProtoMessage() {}
+
+func (x *KeyResult) ProtoReflect() protoreflect.Message {
+	mi := &file_causeway_v1_kv_proto_msgTypes[7]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use KeyResult.ProtoReflect.Descriptor instead.
+func (*KeyResult) Descriptor() ([]byte, []int) {
+	return file_causeway_v1_kv_proto_rawDescGZIP(), []int{7}
+}
+
+func (x *KeyResult) GetKey() string {
+	if x != nil {
+		return x.Key
+	}
+	return ""
+}
+
+func (x *KeyResult) GetFound() bool {
+	if x != nil {
+		return x.Found
+	}
+	return false
+}
+
+func (x *KeyResult) GetValue() []byte {
+	if x != nil {
+		return x.Value
+	}
+	return nil
+}
+
+func (x *KeyResult) GetVersion() *Version {
+	if x != nil {
+		return x.Version
+	}
+	return nil
+}
+
+func (x *KeyResult) GetHasSiblings() bool {
+	if x != nil {
+		return x.HasSiblings
+	}
+	return false
+}
+
+func (x *KeyResult) GetSiblings() []*Sibling {
+	if x != nil {
+		return x.Siblings
+	}
+	return nil
+}
+
+type WriteManyRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Ops           []*WriteOp             `protobuf:"bytes,1,rep,name=ops,proto3" json:"ops,omitempty"`
+	CausalToken   string                 `protobuf:"bytes,2,opt,name=causal_token,json=causalToken,proto3" json:"causal_token,omitempty"`
+	RequestId     string                 `protobuf:"bytes,3,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *WriteManyRequest) Reset() {
+	*x = WriteManyRequest{}
+	mi := &file_causeway_v1_kv_proto_msgTypes[8]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *WriteManyRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*WriteManyRequest) ProtoMessage() {}
+
+func (x *WriteManyRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_causeway_v1_kv_proto_msgTypes[8]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use WriteManyRequest.ProtoReflect.Descriptor instead.
+func (*WriteManyRequest) Descriptor() ([]byte, []int) {
+	return file_causeway_v1_kv_proto_rawDescGZIP(), []int{8}
+}
+
+func (x *WriteManyRequest) GetOps() []*WriteOp {
+	if x != nil {
+		return x.Ops
+	}
+	return nil
+}
+
+func (x *WriteManyRequest) GetCausalToken() string {
+	if x != nil {
+		return x.CausalToken
+	}
+	return ""
+}
+
+func (x *WriteManyRequest) GetRequestId() string {
+	if x != nil {
+		return x.RequestId
+	}
+	return ""
+}
+
+// WriteOp is one key's change in a WriteMany: a value, or a deletion.
+type WriteOp struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Key           string                 `protobuf:"bytes,1,opt,name=key,proto3" json:"key,omitempty"`
+	Value         []byte                 `protobuf:"bytes,2,opt,name=value,proto3" json:"value,omitempty"`
+	Delete        bool                   `protobuf:"varint,3,opt,name=delete,proto3" json:"delete,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *WriteOp) Reset() {
+	*x = WriteOp{}
+	mi := &file_causeway_v1_kv_proto_msgTypes[9]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *WriteOp) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*WriteOp) ProtoMessage() {}
+
+func (x *WriteOp) ProtoReflect() protoreflect.Message {
+	mi := &file_causeway_v1_kv_proto_msgTypes[9]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use WriteOp.ProtoReflect.Descriptor instead.
+func (*WriteOp) Descriptor() ([]byte, []int) {
+	return file_causeway_v1_kv_proto_rawDescGZIP(), []int{9}
+}
+
+func (x *WriteOp) GetKey() string {
+	if x != nil {
+		return x.Key
+	}
+	return ""
+}
+
+func (x *WriteOp) GetValue() []byte {
+	if x != nil {
+		return x.Value
+	}
+	return nil
+}
+
+func (x *WriteOp) GetDelete() bool {
+	if x != nil {
+		return x.Delete
+	}
+	return false
+}
+
+type WriteManyResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// version is the version every op of the write was given.
+	Version       *Version `protobuf:"bytes,1,opt,name=version,proto3" json:"version,omitempty"`
+	CausalToken   string   `protobuf:"bytes,2,opt,name=causal_token,json=causalToken,proto3" json:"causal_token,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *WriteManyResponse) Reset() {
+	*x = WriteManyResponse{}
+	mi := &file_causeway_v1_kv_proto_msgTypes[10]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *WriteManyResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*WriteManyResponse) ProtoMessage() {}
+
+func (x *WriteManyResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_causeway_v1_kv_proto_msgTypes[10]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use WriteManyResponse.ProtoReflect.Descriptor instead.
+func (*WriteManyResponse) Descriptor() ([]byte, []int) {
+	return file_causeway_v1_kv_proto_rawDescGZIP(), []int{10}
+}
+
+func (x *WriteManyResponse) GetVersion() *Version {
+	if x != nil {
+		return x.Version
+	}
+	return nil
+}
+
+func (x *WriteManyResponse) GetCausalToken() string {
+	if x != nil {
+		return x.CausalToken
+	}
+	return ""
+}
+
 type DeleteRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Key           string                 `protobuf:"bytes,1,opt,name=key,proto3" json:"key,omitempty"`
@@ -280,7 +746,7 @@ type DeleteRequest struct {
 
 func (x *DeleteRequest) Reset() {
 	*x = DeleteRequest{}
-	mi := &file_causeway_v1_kv_proto_msgTypes[4]
+	mi := &file_causeway_v1_kv_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -292,7 +758,7 @@ func (x *DeleteRequest) String() string {
 func (*DeleteRequest) ProtoMessage() {}
 
 func (x *DeleteRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_causeway_v1_kv_proto_msgTypes[4]
+	mi := &file_causeway_v1_kv_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -305,7 +771,7 @@ func (x *DeleteRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteRequest.ProtoReflect.Descriptor instead.
 func (*DeleteRequest) Descriptor() ([]byte, []int) {
-	return file_causeway_v1_kv_proto_rawDescGZIP(), []int{4}
+	return file_causeway_v1_kv_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *DeleteRequest) GetKey() string {
@@ -339,7 +805,7 @@ type DeleteResponse struct {
 
 func (x *DeleteResponse) Reset() {
 	*x = DeleteResponse{}
-	mi := &file_causeway_v1_kv_proto_msgTypes[5]
+	mi := &file_causeway_v1_kv_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -351,7 +817,7 @@ func (x *DeleteResponse) String() string {
 func (*DeleteResponse) ProtoMessage() {}
 
 func (x *DeleteResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_causeway_v1_kv_proto_msgTypes[5]
+	mi := &file_causeway_v1_kv_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -364,7 +830,7 @@ func (x *DeleteResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteResponse.ProtoReflect.Descriptor instead.
 func (*DeleteResponse) Descriptor() ([]byte, []int) {
-	return file_causeway_v1_kv_proto_rawDescGZIP(), []int{5}
+	return file_causeway_v1_kv_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *DeleteResponse) GetVersion() *Version {
@@ -395,16 +861,49 @@ const file_causeway_v1_kv_proto_rawDesc = "" +
 	"request_id\x18\x04 \x01(\tR\trequestId\"`\n" +
 	"\vPutResponse\x12.\n" +
 	"\aversion\x18\x01 \x01(\v2\x14.causeway.v1.VersionR\aversion\x12!\n" +
-	"\fcausal_token\x18\x02 \x01(\tR\vcausalToken\"A\n" +
+	"\fcausal_token\x18\x02 \x01(\tR\vcausalToken\"]\n" +
 	"\n" +
 	"GetRequest\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12!\n" +
-	"\fcausal_token\x18\x02 \x01(\tR\vcausalToken\"\x8c\x01\n" +
+	"\fcausal_token\x18\x02 \x01(\tR\vcausalToken\x12\x1a\n" +
+	"\bsiblings\x18\x03 \x01(\bR\bsiblings\"\xe1\x01\n" +
 	"\vGetResponse\x12\x14\n" +
 	"\x05found\x18\x01 \x01(\bR\x05found\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\fR\x05value\x12.\n" +
 	"\aversion\x18\x03 \x01(\v2\x14.causeway.v1.VersionR\aversion\x12!\n" +
-	"\fcausal_token\x18\x04 \x01(\tR\vcausalToken\"c\n" +
+	"\fcausal_token\x18\x04 \x01(\tR\vcausalToken\x12!\n" +
+	"\fhas_siblings\x18\x05 \x01(\bR\vhasSiblings\x120\n" +
+	"\bsiblings\x18\x06 \x03(\v2\x14.causeway.v1.SiblingR\bsiblings\"e\n" +
+	"\aSibling\x12\x14\n" +
+	"\x05found\x18\x01 \x01(\bR\x05found\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\fR\x05value\x12.\n" +
+	"\aversion\x18\x03 \x01(\v2\x14.causeway.v1.VersionR\aversion\"d\n" +
+	"\x0fReadManyRequest\x12\x12\n" +
+	"\x04keys\x18\x01 \x03(\tR\x04keys\x12!\n" +
+	"\fcausal_token\x18\x02 \x01(\tR\vcausalToken\x12\x1a\n" +
+	"\bsiblings\x18\x03 \x01(\bR\bsiblings\"g\n" +
+	"\x10ReadManyResponse\x120\n" +
+	"\aresults\x18\x01 \x03(\v2\x16.causeway.v1.KeyResultR\aresults\x12!\n" +
+	"\fcausal_token\x18\x02 \x01(\tR\vcausalToken\"\xce\x01\n" +
+	"\tKeyResult\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05found\x18\x02 \x01(\bR\x05found\x12\x14\n" +
+	"\x05value\x18\x03 \x01(\fR\x05value\x12.\n" +
+	"\aversion\x18\x04 \x01(\v2\x14.causeway.v1.VersionR\aversion\x12!\n" +
+	"\fhas_siblings\x18\x05 \x01(\bR\vhasSiblings\x120\n" +
+	"\bsiblings\x18\x06 \x03(\v2\x14.causeway.v1.SiblingR\bsiblings\"|\n" +
+	"\x10WriteManyRequest\x12&\n" +
+	"\x03ops\x18\x01 \x03(\v2\x14.causeway.v1.WriteOpR\x03ops\x12!\n" +
+	"\fcausal_token\x18\x02 \x01(\tR\vcausalToken\x12\x1d\n" +
+	"\n" +
+	"request_id\x18\x03 \x01(\tR\trequestId\"I\n" +
+	"\aWriteOp\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\fR\x05value\x12\x16\n" +
+	"\x06delete\x18\x03 \x01(\bR\x06delete\"f\n" +
+	"\x11WriteManyResponse\x12.\n" +
+	"\aversion\x18\x01 \x01(\v2\x14.causeway.v1.VersionR\aversion\x12!\n" +
+	"\fcausal_token\x18\x02 \x01(\tR\vcausalToken\"c\n" +
 	"\rDeleteRequest\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12!\n" +
 	"\fcausal_token\x18\x02 \x01(\tR\vcausalToken\x12\x1d\n" +
@@ -412,11 +911,13 @@ const file_causeway_v1_kv_proto_rawDesc = "" +
 	"request_id\x18\x03 \x01(\tR\trequestId\"c\n" +
 	"\x0eDeleteResponse\x12.\n" +
 	"\aversion\x18\x01 \x01(\v2\x14.causeway.v1.VersionR\aversion\x12!\n" +
-	"\fcausal_token\x18\x02 \x01(\tR\vcausalToken2\xcb\x01\n" +
+	"\fcausal_token\x18\x02 \x01(\tR\vcausalToken2\xe7\x02\n" +
 	"\tKVService\x12:\n" +
 	"\x03Put\x12\x17.causeway.v1.PutRequest\x1a\x18.causeway.v1.PutResponse\"\x00\x12=\n" +
 	"\x03Get\x12\x17.causeway.v1.GetRequest\x1a\x18.causeway.v1.GetResponse\"\x03\x90\x02\x01\x12C\n" +
-	"\x06Delete\x12\x1a.causeway.v1.DeleteRequest\x1a\x1b.causeway.v1.DeleteResponse\"\x00B;Z9github.com/causewaydb/causeway/api/causeway/v1;causewayv1b\x06proto3"
+	"\x06Delete\x12\x1a.causeway.v1.DeleteRequest\x1a\x1b.causeway.v1.DeleteResponse\"\x00\x12L\n" +
+	"\bReadMany\x12\x1c.causeway.v1.ReadManyRequest\x1a\x1d.causeway.v1.ReadManyResponse\"\x03\x90\x02\x01\x12L\n" +
+	"\tWriteMany\x12\x1d.causeway.v1.WriteManyRequest\x1a\x1e.causeway.v1.WriteManyResponse\"\x00B;Z9github.com/causewaydb/causeway/api/causeway/v1;causewayv1b\x06proto3"
 
 var (
 	file_causeway_v1_kv_proto_rawDescOnce sync.Once
@@ -430,31 +931,49 @@ func file_causeway_v1_kv_proto_rawDescGZIP() []byte {
 	return file_causeway_v1_kv_proto_rawDescData
 }
 
-var file_causeway_v1_kv_proto_msgTypes = make([]protoimpl.MessageInfo, 6)
+var file_causeway_v1_kv_proto_msgTypes = make([]protoimpl.MessageInfo, 13)
 var file_causeway_v1_kv_proto_goTypes = []any{
-	(*PutRequest)(nil),     // 0: causeway.v1.PutRequest
-	(*PutResponse)(nil),    // 1: causeway.v1.PutResponse
-	(*GetRequest)(nil),     // 2: causeway.v1.GetRequest
-	(*GetResponse)(nil),    // 3: causeway.v1.GetResponse
-	(*DeleteRequest)(nil),  // 4: causeway.v1.DeleteRequest
-	(*DeleteResponse)(nil), // 5: causeway.v1.DeleteResponse
-	(*Version)(nil),        // 6: causeway.v1.Version
+	(*PutRequest)(nil),        // 0: causeway.v1.PutRequest
+	(*PutResponse)(nil),       // 1: causeway.v1.PutResponse
+	(*GetRequest)(nil),        // 2: causeway.v1.GetRequest
+	(*GetResponse)(nil),       // 3: causeway.v1.GetResponse
+	(*Sibling)(nil),           // 4: causeway.v1.Sibling
+	(*ReadManyRequest)(nil),   // 5: causeway.v1.ReadManyRequest
+	(*ReadManyResponse)(nil),  // 6: causeway.v1.ReadManyResponse
+	(*KeyResult)(nil),         // 7: causeway.v1.KeyResult
+	(*WriteManyRequest)(nil),  // 8: causeway.v1.WriteManyRequest
+	(*WriteOp)(nil),           // 9: causeway.v1.WriteOp
+	(*WriteManyResponse)(nil), // 10: causeway.v1.WriteManyResponse
+	(*DeleteRequest)(nil),     // 11: causeway.v1.DeleteRequest
+	(*DeleteResponse)(nil),    // 12: causeway.v1.DeleteResponse
+	(*Version)(nil),           // 13: causeway.v1.Version
 }
 var file_causeway_v1_kv_proto_depIdxs = []int32{
-	6, // 0: causeway.v1.PutResponse.version:type_name -> causeway.v1.Version
-	6, // 1: causeway.v1.GetResponse.version:type_name -> causeway.v1.Version
-	6, // 2: causeway.v1.DeleteResponse.version:type_name -> causeway.v1.Version
-	0, // 3: causeway.v1.KVService.Put:input_type -> causeway.v1.PutRequest
-	2, // 4: causeway.v1.KVService.Get:input_type -> causeway.v1.GetRequest
-	4, // 5: causeway.v1.KVService.Delete:input_type -> causeway.v1.DeleteRequest
-	1, // 6: causeway.v1.KVService.Put:output_type -> causeway.v1.PutResponse
-	3, // 7: causeway.v1.KVService.Get:output_type -> causeway.v1.GetResponse
-	5, // 8: causeway.v1.KVService.Delete:output_type -> causeway.v1.DeleteResponse
-	6, // [6:9] is the sub-list for method output_type
-	3, // [3:6] is the sub-list for method input_type
-	3, // [3:3] is the sub-list for extension type_name
-	3, // [3:3] is the sub-list for extension extendee
-	0, // [0:3] is the sub-list for field type_name
+	13, // 0: causeway.v1.PutResponse.version:type_name -> causeway.v1.Version
+	13, // 1: causeway.v1.GetResponse.version:type_name -> causeway.v1.Version
+	4,  // 2: causeway.v1.GetResponse.siblings:type_name -> causeway.v1.Sibling
+	13, // 3: causeway.v1.Sibling.version:type_name -> causeway.v1.Version
+	7,  // 4: causeway.v1.ReadManyResponse.results:type_name -> causeway.v1.KeyResult
+	13, // 5: causeway.v1.KeyResult.version:type_name -> causeway.v1.Version
+	4,  // 6: causeway.v1.KeyResult.siblings:type_name -> causeway.v1.Sibling
+	9,  // 7: causeway.v1.WriteManyRequest.ops:type_name -> causeway.v1.WriteOp
+	13, // 8: causeway.v1.WriteManyResponse.version:type_name -> causeway.v1.Version
+	13, // 9: causeway.v1.DeleteResponse.version:type_name -> causeway.v1.Version
+	0,  // 10: causeway.v1.KVService.Put:input_type -> causeway.v1.PutRequest
+	2,  // 11: causeway.v1.KVService.Get:input_type -> causeway.v1.GetRequest
+	11, // 12: causeway.v1.KVService.Delete:input_type -> causeway.v1.DeleteRequest
+	5,  // 13: causeway.v1.KVService.ReadMany:input_type -> causeway.v1.ReadManyRequest
+	8,  // 14: causeway.v1.KVService.WriteMany:input_type -> causeway.v1.WriteManyRequest
+	1,  // 15: causeway.v1.KVService.Put:output_type -> causeway.v1.PutResponse
+	3,  // 16: causeway.v1.KVService.Get:output_type -> causeway.v1.GetResponse
+	12, // 17: causeway.v1.KVService.Delete:output_type -> causeway.v1.DeleteResponse
+	6,  // 18: causeway.v1.KVService.ReadMany:output_type -> causeway.v1.ReadManyResponse
+	10, // 19: causeway.v1.KVService.WriteMany:output_type -> causeway.v1.WriteManyResponse
+	15, // [15:20] is the sub-list for method output_type
+	10, // [10:15] is the sub-list for method input_type
+	10, // [10:10] is the sub-list for extension type_name
+	10, // [10:10] is the sub-list for extension extendee
+	0,  // [0:10] is the sub-list for field type_name
 }
 
 func init() { file_causeway_v1_kv_proto_init() }
@@ -469,7 +988,7 @@ func file_causeway_v1_kv_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_causeway_v1_kv_proto_rawDesc), len(file_causeway_v1_kv_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   6,
+			NumMessages:   13,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

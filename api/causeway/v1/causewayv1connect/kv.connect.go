@@ -39,6 +39,10 @@ const (
 	KVServiceGetProcedure = "/causeway.v1.KVService/Get"
 	// KVServiceDeleteProcedure is the fully-qualified name of the KVService's Delete RPC.
 	KVServiceDeleteProcedure = "/causeway.v1.KVService/Delete"
+	// KVServiceReadManyProcedure is the fully-qualified name of the KVService's ReadMany RPC.
+	KVServiceReadManyProcedure = "/causeway.v1.KVService/ReadMany"
+	// KVServiceWriteManyProcedure is the fully-qualified name of the KVService's WriteMany RPC.
+	KVServiceWriteManyProcedure = "/causeway.v1.KVService/WriteMany"
 )
 
 // KVServiceClient is a client for the causeway.v1.KVService service.
@@ -52,6 +56,13 @@ type KVServiceClient interface {
 	// Delete writes a deletion (tombstone) for a key. It returns once the
 	// deletion is durable. Deleting an absent key is not an error.
 	Delete(context.Context, *connect.Request[v1.DeleteRequest]) (*connect.Response[v1.DeleteResponse], error)
+	// ReadMany reads several keys from one causally consistent snapshot of
+	// this region: if it returns a write, it returns (for every key) that
+	// write's causal past or something newer. At most 128 distinct keys.
+	ReadMany(context.Context, *connect.Request[v1.ReadManyRequest]) (*connect.Response[v1.ReadManyResponse], error)
+	// WriteMany writes several keys atomically: one version, replicated as one
+	// unit and visible all-or-nothing in every region. At most 128 distinct keys.
+	WriteMany(context.Context, *connect.Request[v1.WriteManyRequest]) (*connect.Response[v1.WriteManyResponse], error)
 }
 
 // NewKVServiceClient constructs a client for the causeway.v1.KVService service. By default, it uses
@@ -84,14 +95,29 @@ func NewKVServiceClient(httpClient connect.HTTPClient, baseURL string, opts ...c
 			connect.WithSchema(kVServiceMethods.ByName("Delete")),
 			connect.WithClientOptions(opts...),
 		),
+		readMany: connect.NewClient[v1.ReadManyRequest, v1.ReadManyResponse](
+			httpClient,
+			baseURL+KVServiceReadManyProcedure,
+			connect.WithSchema(kVServiceMethods.ByName("ReadMany")),
+			connect.WithIdempotency(connect.IdempotencyNoSideEffects),
+			connect.WithClientOptions(opts...),
+		),
+		writeMany: connect.NewClient[v1.WriteManyRequest, v1.WriteManyResponse](
+			httpClient,
+			baseURL+KVServiceWriteManyProcedure,
+			connect.WithSchema(kVServiceMethods.ByName("WriteMany")),
+			connect.WithClientOptions(opts...),
+		),
 	}
 }
 
 // kVServiceClient implements KVServiceClient.
 type kVServiceClient struct {
-	put    *connect.Client[v1.PutRequest, v1.PutResponse]
-	get    *connect.Client[v1.GetRequest, v1.GetResponse]
-	delete *connect.Client[v1.DeleteRequest, v1.DeleteResponse]
+	put       *connect.Client[v1.PutRequest, v1.PutResponse]
+	get       *connect.Client[v1.GetRequest, v1.GetResponse]
+	delete    *connect.Client[v1.DeleteRequest, v1.DeleteResponse]
+	readMany  *connect.Client[v1.ReadManyRequest, v1.ReadManyResponse]
+	writeMany *connect.Client[v1.WriteManyRequest, v1.WriteManyResponse]
 }
 
 // Put calls causeway.v1.KVService.Put.
@@ -109,6 +135,16 @@ func (c *kVServiceClient) Delete(ctx context.Context, req *connect.Request[v1.De
 	return c.delete.CallUnary(ctx, req)
 }
 
+// ReadMany calls causeway.v1.KVService.ReadMany.
+func (c *kVServiceClient) ReadMany(ctx context.Context, req *connect.Request[v1.ReadManyRequest]) (*connect.Response[v1.ReadManyResponse], error) {
+	return c.readMany.CallUnary(ctx, req)
+}
+
+// WriteMany calls causeway.v1.KVService.WriteMany.
+func (c *kVServiceClient) WriteMany(ctx context.Context, req *connect.Request[v1.WriteManyRequest]) (*connect.Response[v1.WriteManyResponse], error) {
+	return c.writeMany.CallUnary(ctx, req)
+}
+
 // KVServiceHandler is an implementation of the causeway.v1.KVService service.
 type KVServiceHandler interface {
 	// Put writes a value. It returns once the write is durable (fsynced).
@@ -120,6 +156,13 @@ type KVServiceHandler interface {
 	// Delete writes a deletion (tombstone) for a key. It returns once the
 	// deletion is durable. Deleting an absent key is not an error.
 	Delete(context.Context, *connect.Request[v1.DeleteRequest]) (*connect.Response[v1.DeleteResponse], error)
+	// ReadMany reads several keys from one causally consistent snapshot of
+	// this region: if it returns a write, it returns (for every key) that
+	// write's causal past or something newer. At most 128 distinct keys.
+	ReadMany(context.Context, *connect.Request[v1.ReadManyRequest]) (*connect.Response[v1.ReadManyResponse], error)
+	// WriteMany writes several keys atomically: one version, replicated as one
+	// unit and visible all-or-nothing in every region. At most 128 distinct keys.
+	WriteMany(context.Context, *connect.Request[v1.WriteManyRequest]) (*connect.Response[v1.WriteManyResponse], error)
 }
 
 // NewKVServiceHandler builds an HTTP handler from the service implementation. It returns the path
@@ -148,6 +191,19 @@ func NewKVServiceHandler(svc KVServiceHandler, opts ...connect.HandlerOption) (s
 		connect.WithSchema(kVServiceMethods.ByName("Delete")),
 		connect.WithHandlerOptions(opts...),
 	)
+	kVServiceReadManyHandler := connect.NewUnaryHandler(
+		KVServiceReadManyProcedure,
+		svc.ReadMany,
+		connect.WithSchema(kVServiceMethods.ByName("ReadMany")),
+		connect.WithIdempotency(connect.IdempotencyNoSideEffects),
+		connect.WithHandlerOptions(opts...),
+	)
+	kVServiceWriteManyHandler := connect.NewUnaryHandler(
+		KVServiceWriteManyProcedure,
+		svc.WriteMany,
+		connect.WithSchema(kVServiceMethods.ByName("WriteMany")),
+		connect.WithHandlerOptions(opts...),
+	)
 	return "/causeway.v1.KVService/", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		switch r.URL.Path {
 		case KVServicePutProcedure:
@@ -156,6 +212,10 @@ func NewKVServiceHandler(svc KVServiceHandler, opts ...connect.HandlerOption) (s
 			kVServiceGetHandler.ServeHTTP(w, r)
 		case KVServiceDeleteProcedure:
 			kVServiceDeleteHandler.ServeHTTP(w, r)
+		case KVServiceReadManyProcedure:
+			kVServiceReadManyHandler.ServeHTTP(w, r)
+		case KVServiceWriteManyProcedure:
+			kVServiceWriteManyHandler.ServeHTTP(w, r)
 		default:
 			http.NotFound(w, r)
 		}
@@ -175,4 +235,12 @@ func (UnimplementedKVServiceHandler) Get(context.Context, *connect.Request[v1.Ge
 
 func (UnimplementedKVServiceHandler) Delete(context.Context, *connect.Request[v1.DeleteRequest]) (*connect.Response[v1.DeleteResponse], error) {
 	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("causeway.v1.KVService.Delete is not implemented"))
+}
+
+func (UnimplementedKVServiceHandler) ReadMany(context.Context, *connect.Request[v1.ReadManyRequest]) (*connect.Response[v1.ReadManyResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("causeway.v1.KVService.ReadMany is not implemented"))
+}
+
+func (UnimplementedKVServiceHandler) WriteMany(context.Context, *connect.Request[v1.WriteManyRequest]) (*connect.Response[v1.WriteManyResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("causeway.v1.KVService.WriteMany is not implemented"))
 }

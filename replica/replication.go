@@ -1,0 +1,426 @@
+package replica
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"net"
+	"net/http"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"connectrpc.com/connect"
+
+	"github.com/causewaydb/causeway/api"
+	v1 "github.com/causewaydb/causeway/api/causeway/v1"
+	"github.com/causewaydb/causeway/api/causeway/v1/causewayv1connect"
+	"github.com/causewaydb/causeway/causal"
+	"github.com/causewaydb/causeway/clocks"
+)
+
+// Replication tuning. Each constant bounds a buffer or a wait.
+const (
+	// maxFrameBatchBytes bounds one ReplicateResponse (frames are sent in
+	// batches so a catching-up region is not limited by round trips).
+	maxFrameBatchBytes = 1 << 20
+	// maxReplicationMessageBytes bounds what a receiver reads per message:
+	// one batch plus one maximal write.
+	maxReplicationMessageBytes = maxFrameBatchBytes + 2*MaxRequestBytes
+	// heartbeatInterval: an idle stream still reports the origin's head, so
+	// lag is measured and dead connections are noticed.
+	heartbeatInterval = time.Second
+	// ackInterval: how often a receiver reports its durable position.
+	ackInterval = 50 * time.Millisecond
+	// gcInterval: how often the replication log is truncated to what every
+	// region has acknowledged.
+	gcInterval = time.Second
+	minBackoff = 50 * time.Millisecond
+	maxBackoff = 5 * time.Second
+)
+
+// replication runs the streams between this region and the others: for
+// each peer, a follower that pulls the peer's writes from its durable
+// position (the receiver drives resumption, so a disconnect, partition or
+// restart on either side loses nothing and applies nothing twice), and on
+// the serving side one stream per subscriber. It also truncates the
+// replication log once every known region has acknowledged an entry.
+type replication struct {
+	n      *Node
+	ctx    context.Context
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+
+	// bootstrapMu: a bootstrap from a snapshot excludes remote applies.
+	bootstrapMu   sync.RWMutex
+	bootstrapping atomic.Bool
+
+	mu        sync.Mutex
+	peers     map[string]*peer // by region
+	acks      map[string]uint64
+	truncated uint64 // log deleted up to here
+	advertise string
+}
+
+type peer struct {
+	region, addr string
+	cancel       context.CancelFunc
+}
+
+func newReplication(n *Node) *replication {
+	ctx, cancel := context.WithCancel(context.Background())
+	return &replication{n: n, ctx: ctx, cancel: cancel, peers: map[string]*peer{}, acks: map[string]uint64{},
+		advertise: n.cfg.Advertise}
+}
+
+func (r *replication) start() {
+	for region, addr := range r.n.cfg.Peers {
+		r.addPeer(region, addr)
+	}
+	r.wg.Add(1)
+	go r.collectGarbage()
+}
+
+func (r *replication) close() {
+	r.cancel()
+	r.wg.Wait()
+}
+
+// setAdvertise records the address peers should use for this node, if none
+// was configured (the server learns it when it starts listening).
+func (r *replication) setAdvertise(addr string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.advertise == "" {
+		r.advertise = addr
+	}
+}
+
+// addPeer starts following region at addr, or moves the follower to a new
+// address.
+func (r *replication) addPeer(region, addr string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.ctx.Err() != nil {
+		return
+	}
+	if p, ok := r.peers[region]; ok {
+		if p.addr == addr {
+			return
+		}
+		p.cancel()
+	}
+	ctx, cancel := context.WithCancel(r.ctx)
+	p := &peer{region: region, addr: addr, cancel: cancel}
+	r.peers[region] = p
+	r.wg.Add(1)
+	go r.follow(ctx, p)
+	r.n.log.Info("replicating with peer", "peer", region, "addr", addr)
+}
+
+// PeerStatus describes the stream from one other region.
+type PeerStatus struct {
+	Region, Addr string
+	Applied      uint64 // that region's writes durable here
+	Acked        uint64 // this region's writes that region has acknowledged
+}
+
+func (r *replication) status() []PeerStatus {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	out := make([]PeerStatus, 0, len(r.peers))
+	for _, p := range r.peers {
+		out = append(out, PeerStatus{Region: p.region, Addr: p.addr, Applied: r.n.durableSeq(p.region), Acked: r.acks[p.region]})
+	}
+	return out
+}
+
+// follow pulls one peer's writes for as long as the node runs, reconnecting
+// with jittered exponential backoff.
+func (r *replication) follow(ctx context.Context, p *peer) {
+	defer r.wg.Done()
+	backoff := minBackoff
+	for ctx.Err() == nil {
+		progressed, err := r.followOnce(ctx, p)
+		if ctx.Err() != nil {
+			return
+		}
+		if progressed {
+			backoff = minBackoff
+		}
+		r.n.log.Debug("replication stream ended", "peer", p.region, "err", err)
+		wait := backoff/2 + rand.N(backoff/2+1)
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(wait):
+		}
+		backoff = min(2*backoff, maxBackoff)
+	}
+}
+
+// followOnce runs one stream from p until it fails. progressed reports
+// whether any write arrived (which resets the backoff).
+func (r *replication) followOnce(ctx context.Context, p *peer) (progressed bool, err error) {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	n := r.n
+	client := causewayv1connect.NewReplicationServiceClient(n.cfg.HTTPClient, "http://"+p.addr,
+		connect.WithReadMaxBytes(maxReplicationMessageBytes))
+	stream := client.Replicate(ctx)
+	defer stream.CloseResponse()
+	r.mu.Lock()
+	advertise := r.advertise
+	r.mu.Unlock()
+	from := n.durableSeq(p.region) + 1
+	if err := stream.Send(&v1.ReplicateRequest{Msg: &v1.ReplicateRequest_Start{Start: &v1.ReplicateStart{
+		ClusterId: n.cluster.String(), Region: n.cfg.Region, FromSeq: from, Advertise: advertise,
+	}}}); err != nil {
+		return false, err
+	}
+	acking := make(chan struct{})
+	go func() {
+		defer close(acking)
+		defer stream.CloseRequest()
+		t := time.NewTicker(ackInterval)
+		defer t.Stop()
+		var last uint64
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+			}
+			if d := n.durableSeq(p.region); d != last {
+				if stream.Send(&v1.ReplicateRequest{Msg: &v1.ReplicateRequest_Ack{Ack: &v1.ReplicateAck{AppliedSeq: d}}}) != nil {
+					return
+				}
+				last = d
+			}
+		}
+	}()
+	defer func() { cancel(); <-acking }()
+
+	caughtUp := time.Now()
+	for {
+		msg, err := stream.Receive()
+		if err != nil {
+			if truncated(err) {
+				return progressed, r.bootstrap(ctx, p, err)
+			}
+			return progressed, err
+		}
+		writes := make([]*causal.Write, 0, len(msg.Writes))
+		for _, frame := range msg.Writes {
+			w, err := decodeWrite(frame)
+			if err != nil {
+				n.metrics.badFrames.Inc()
+				n.log.Warn("corrupt replication frame; resetting stream", "peer", p.region, "err", err)
+				return progressed, err
+			}
+			if w.Origin() != p.region {
+				return progressed, fmt.Errorf("peer %s sent a write of region %s", p.region, w.Origin())
+			}
+			writes = append(writes, w)
+		}
+		if len(writes) > 0 {
+			progressed = true
+			if err := n.applyRemote(writes); err != nil {
+				return progressed, err
+			}
+		}
+		durable := n.durableSeq(p.region)
+		lag := int64(msg.HeadSeq) - int64(durable)
+		if lag <= 0 {
+			caughtUp = time.Now()
+			lag = 0
+		}
+		n.metrics.lagEntries.WithLabelValues(p.region).Set(float64(lag))
+		n.metrics.lagSeconds.WithLabelValues(p.region).Set(time.Since(caughtUp).Seconds())
+	}
+}
+
+// truncated reports whether err is the server's answer that it no longer
+// holds the writes asked for (a LogTruncated detail).
+func truncated(err error) bool {
+	var ce *connect.Error
+	if !errors.As(err, &ce) || ce.Code() != connect.CodeFailedPrecondition {
+		return false
+	}
+	for _, d := range ce.Details() {
+		if m, err := d.Value(); err == nil {
+			if _, ok := m.(*v1.LogTruncated); ok {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// replicationHandler serves causeway.v1.ReplicationService.
+type replicationHandler struct{ r *replication }
+
+var _ causewayv1connect.ReplicationServiceHandler = replicationHandler{}
+
+func (h replicationHandler) Replicate(ctx context.Context, stream *connect.BidiStream[v1.ReplicateRequest, v1.ReplicateResponse]) error {
+	r, n := h.r, h.r.n
+	first, err := stream.Receive()
+	if err != nil {
+		return err
+	}
+	start := first.GetStart()
+	if start == nil {
+		return connect.NewError(connect.CodeInvalidArgument, errors.New("a replication stream starts with ReplicateStart"))
+	}
+	if err := r.checkPeer(start.ClusterId, start.Region); err != nil {
+		return err
+	}
+	if start.Advertise != "" {
+		if _, _, err := net.SplitHostPort(start.Advertise); err == nil {
+			r.addPeer(start.Region, start.Advertise)
+		}
+	}
+	pos := max(start.FromSeq, 1)
+
+	// Acknowledgements arrive on the same stream.
+	acksDone := make(chan struct{})
+	go func() {
+		defer close(acksDone)
+		for {
+			msg, err := stream.Receive()
+			if err != nil {
+				return
+			}
+			if ack := msg.GetAck(); ack != nil {
+				r.ack(start.Region, ack.AppliedSeq)
+			}
+		}
+	}()
+
+	heartbeat := time.NewTicker(heartbeatInterval)
+	defer heartbeat.Stop()
+	for {
+		durable, changed := n.durableVector()
+		head := durable.Get(n.cfg.Region)
+		if pos <= head {
+			// Only durable writes leave the region: a write lost in a crash
+			// here must not exist anywhere else.
+			frames, err := n.store.logRange(pos, head, maxFrameBatchBytes)
+			if err != nil {
+				return n.connectError(err)
+			}
+			if first, holds := r.logHolds(pos); len(frames) == 0 || !holds {
+				ce := connect.NewError(connect.CodeFailedPrecondition, fmt.Errorf(
+					"region %s no longer holds its writes from %d (region %s asked for them); %s must bootstrap from a snapshot",
+					n.cfg.Region, pos, start.Region, start.Region))
+				if detail, err := connect.NewErrorDetail(&v1.LogTruncated{Region: n.cfg.Region, FirstSeq: first}); err == nil {
+					ce.AddDetail(detail)
+				}
+				return ce
+			}
+			if err := stream.Send(&v1.ReplicateResponse{Writes: frames, HeadSeq: head, SentWallMs: uint64(n.cfg.Now().UnixMilli())}); err != nil {
+				return err
+			}
+			pos += uint64(len(frames))
+			continue
+		}
+		select {
+		case <-changed:
+		case <-heartbeat.C:
+			if err := stream.Send(&v1.ReplicateResponse{HeadSeq: head, SentWallMs: uint64(n.cfg.Now().UnixMilli())}); err != nil {
+				return err
+			}
+		case <-acksDone:
+			return nil
+		case <-ctx.Done():
+			return nil
+		case <-r.ctx.Done():
+			return connect.NewError(connect.CodeUnavailable, errors.New("node is shutting down"))
+		}
+	}
+}
+
+// logHolds reports whether the replication log still starts at or before
+// pos, and where it starts.
+func (r *replication) logHolds(pos uint64) (first uint64, holds bool) {
+	first, found, err := r.n.store.firstLogSeq()
+	return first, err == nil && found && first <= pos
+}
+
+func (r *replication) checkPeer(cluster, region string) error {
+	if cluster != r.n.cluster.String() {
+		return connect.NewError(connect.CodeFailedPrecondition, fmt.Errorf(
+			"cluster mismatch: region %s is in cluster %s, this node (%s) in cluster %s; start every region with the same --cluster-id",
+			region, cluster, r.n.cfg.Region, r.n.cluster))
+	}
+	if err := clocks.ValidateRegion(region); err != nil {
+		return connect.NewError(connect.CodeInvalidArgument, err)
+	}
+	if region == r.n.cfg.Region {
+		return connect.NewError(connect.CodeFailedPrecondition, fmt.Errorf(
+			"two nodes claim region %s; every region needs its own name", region))
+	}
+	return nil
+}
+
+func (r *replication) ack(region string, seq uint64) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if seq > r.acks[region] {
+		r.acks[region] = seq
+	}
+}
+
+// collectGarbage truncates the replication log to the lowest position every
+// known region has acknowledged. A region that has never acknowledged since
+// this node started holds the log back entirely.
+func (r *replication) collectGarbage() {
+	defer r.wg.Done()
+	t := time.NewTicker(gcInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-r.ctx.Done():
+			return
+		case <-t.C:
+		}
+		upTo := r.n.durableSeq(r.n.cfg.Region)
+		r.mu.Lock()
+		for region := range r.peers {
+			upTo = min(upTo, r.acks[region])
+		}
+		truncated := r.truncated
+		r.mu.Unlock()
+		if upTo <= truncated {
+			continue
+		}
+		if err := r.n.store.truncateLog(upTo); err != nil {
+			r.n.log.Error("truncate replication log", "err", err)
+			continue
+		}
+		r.mu.Lock()
+		r.truncated = upTo
+		r.mu.Unlock()
+	}
+}
+
+// unavailableWhileBootstrapping refuses client requests during a bootstrap:
+// the region's data is incomplete until the snapshot is in.
+func (r *replication) unavailableWhileBootstrapping() error {
+	if r.bootstrapping.Load() {
+		return api.Errorf(api.ErrUnavailable, "region %s is bootstrapping from a snapshot of another region; retry shortly", r.n.cfg.Region)
+	}
+	return nil
+}
+
+// newH2CClient is an HTTP/2 client without TLS, for replication streams
+// (bidirectional streaming needs HTTP/2).
+func newH2CClient() *http.Client {
+	protocols := new(http.Protocols)
+	protocols.SetUnencryptedHTTP2(true)
+	return &http.Client{Transport: &http.Transport{
+		Protocols:   protocols,
+		DialContext: (&net.Dialer{Timeout: 5 * time.Second, KeepAlive: 15 * time.Second}).DialContext,
+	}}
+}

@@ -1,0 +1,166 @@
+package replica
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/google/uuid"
+
+	"github.com/causewaydb/causeway/api"
+	"github.com/causewaydb/causeway/causal"
+	"github.com/causewaydb/causeway/clocks"
+)
+
+// WriteResult is the outcome of a write: the version every op got and the
+// session's new causal token.
+type WriteResult struct {
+	Version causal.Version // Kind and Value are those of the first op
+	Token   string
+}
+
+// Put writes value under key and returns once it is durable.
+func (n *Node) Put(ctx context.Context, key string, value []byte, token, requestID string) (WriteResult, error) {
+	return n.WriteMany(ctx, []causal.Op{{Key: key, Kind: causal.KindValue, Value: value}}, token, requestID)
+}
+
+// Delete writes a tombstone for key and returns once it is durable.
+func (n *Node) Delete(ctx context.Context, key, token, requestID string) (WriteResult, error) {
+	return n.WriteMany(ctx, []causal.Op{{Key: key, Kind: causal.KindTombstone}}, token, requestID)
+}
+
+// WriteMany applies ops atomically as one write, replicated as one unit.
+func (n *Node) WriteMany(ctx context.Context, ops []causal.Op, token, requestID string) (WriteResult, error) {
+	if err := validateOps(ops); err != nil {
+		return WriteResult{}, err
+	}
+	var reqID uuid.UUID
+	if requestID != "" {
+		var err error
+		if reqID, err = parseRequestID(requestID); err != nil {
+			return WriteResult{}, err
+		}
+	}
+	tok, err := clocks.DecodeToken(token, n.cluster)
+	if err != nil {
+		return WriteResult{}, err
+	}
+	if err := n.awaitCausalPast(ctx, tok.Vector); err != nil {
+		return WriteResult{}, err
+	}
+
+	n.mu.Lock()
+	if reqID != uuid.Nil {
+		o, found, err := n.store.outcome(reqID)
+		if err != nil {
+			n.mu.Unlock()
+			return WriteResult{}, err
+		}
+		if found {
+			n.mu.Unlock()
+			return n.replayOutcome(ctx, reqID, ops, tok, &o)
+		}
+	}
+	w, err := n.causal.Local(tok, ops, reqID)
+	if err != nil {
+		n.mu.Unlock()
+		return WriteResult{}, fmt.Errorf("causal token: %w", err)
+	}
+	wb := n.store.newWriteBatch(false)
+	if err := n.stageWrite(wb, w); err != nil {
+		n.mu.Unlock()
+		wb.abandon()
+		return WriteResult{}, n.fail(err)
+	}
+	wb.putLog(w.Seq, encodeWrite(nil, w))
+	wb.putState(&nodeState{Vector: n.causal.Applied(), Clock: w.Timestamp})
+	if err := n.store.commitNoWait(wb); err != nil {
+		n.mu.Unlock()
+		wb.abandon()
+		return WriteResult{}, n.fail(fmt.Errorf("commit write: %w", err))
+	}
+	n.mu.Unlock()
+
+	if err := wb.wait(); err != nil {
+		return WriteResult{}, n.fail(fmt.Errorf("sync write: %w", err))
+	}
+	n.markDurable(n.cfg.Region, w.Seq)
+	out := clocks.Token{Cluster: n.cluster, Vector: tok.Vector.Merge(w.Vector), Seen: w.Timestamp}
+	return WriteResult{Version: causal.VersionOf(w, ops[0]), Token: out.Encode()}, nil
+}
+
+// stageWrite adds w's effect to the batch: each op's version joins its key's
+// siblings and replaces those it covers (causal.Resolve); a request id
+// records the outcome. Called under mu, so the siblings read here include
+// every write enqueued before.
+func (n *Node) stageWrite(wb *writeBatch, w *causal.Write) error {
+	for _, op := range w.Ops {
+		siblings, err := siblingsFrom(wb.reader(n.store), op.Key, false)
+		if err != nil {
+			return err
+		}
+		v := causal.VersionOf(w, op)
+		_, superseded, applied := causal.Resolve(siblings, v)
+		if !applied {
+			continue
+		}
+		for _, s := range superseded {
+			wb.deleteVersion(op.Key, s.Timestamp)
+		}
+		wb.putVersion(op.Key, &v)
+	}
+	if w.RequestID != uuid.Nil {
+		wb.putOutcome(w.RequestID, &requestOutcome{Digest: opsDigest(w.Ops), Timestamp: w.Timestamp, Seq: w.Seq, Vector: w.Vector})
+	}
+	return nil
+}
+
+// replayOutcome answers a retried write with the outcome of the original.
+func (n *Node) replayOutcome(ctx context.Context, id uuid.UUID, ops []causal.Op, tok clocks.Token, o *requestOutcome) (WriteResult, error) {
+	if o.Digest != opsDigest(ops) {
+		return WriteResult{}, api.Errorf(api.ErrInvalidArgument,
+			"request_id %s was already used for a different write; use a new request id for a new write", id)
+	}
+	// The original may still be waiting for its fsync.
+	if err := n.awaitCausalPast(ctx, o.Vector); err != nil {
+		return WriteResult{}, err
+	}
+	seen := tok.Seen
+	if seen.Less(o.Timestamp) {
+		seen = o.Timestamp
+	}
+	v := causal.Version{Kind: ops[0].Kind, Timestamp: o.Timestamp, Seq: o.Seq, Vector: o.Vector, Value: ops[0].Value}
+	out := clocks.Token{Cluster: n.cluster, Vector: tok.Vector.Merge(o.Vector), Seen: seen}
+	return WriteResult{Version: v, Token: out.Encode()}, nil
+}
+
+func validateOps(ops []causal.Op) error {
+	switch {
+	case len(ops) == 0:
+		return api.Errorf(api.ErrInvalidArgument, "a write needs at least one key")
+	case len(ops) > MaxWriteOps:
+		return api.Errorf(api.ErrInvalidArgument, "a write may change at most %d keys; this one changes %d", MaxWriteOps, len(ops))
+	}
+	seen := make(map[string]bool, len(ops))
+	for _, op := range ops {
+		if err := validateKey(op.Key); err != nil {
+			return err
+		}
+		if seen[op.Key] {
+			return api.Errorf(api.ErrInvalidArgument, "key %q appears twice in one write", op.Key)
+		}
+		seen[op.Key] = true
+		if len(op.Value) > MaxValueBytes {
+			return api.Errorf(api.ErrInvalidArgument, "value of key %q is %d bytes; the limit is %d bytes (1 MiB)", op.Key, len(op.Value), MaxValueBytes)
+		}
+	}
+	return nil
+}
+
+// fail records a storage failure after which the node's memory and disk may
+// disagree. The node stops (Config.OnFatal): restarting recovers from the
+// durable state, which is always consistent.
+func (n *Node) fail(err error) error {
+	n.log.Error("storage failure; stopping", "err", err)
+	n.cfg.OnFatal(err)
+	return err
+}
