@@ -206,8 +206,8 @@ func (r *replication) followOnce(ctx context.Context, p *peer) (progressed bool,
 	for {
 		msg, err := stream.Receive()
 		if err != nil {
-			if truncated(err) {
-				return progressed, r.bootstrap(ctx, p, err)
+			if first, ok := truncated(err); ok {
+				return progressed, r.bootstrap(ctx, p, first, err)
 			}
 			return progressed, err
 		}
@@ -242,20 +242,20 @@ func (r *replication) followOnce(ctx context.Context, p *peer) (progressed bool,
 }
 
 // truncated reports whether err is the server's answer that it no longer
-// holds the writes asked for (a LogTruncated detail).
-func truncated(err error) bool {
+// holds the writes asked for, and the oldest write it still holds (0: none).
+func truncated(err error) (firstSeq uint64, ok bool) {
 	var ce *connect.Error
 	if !errors.As(err, &ce) || ce.Code() != connect.CodeFailedPrecondition {
-		return false
+		return 0, false
 	}
 	for _, d := range ce.Details() {
 		if m, err := d.Value(); err == nil {
-			if _, ok := m.(*v1.LogTruncated); ok {
-				return true
+			if lt, ok := m.(*v1.LogTruncated); ok {
+				return lt.FirstSeq, true
 			}
 		}
 	}
-	return false
+	return 0, false
 }
 
 // replicationHandler serves causeway.v1.ReplicationService.

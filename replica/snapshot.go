@@ -85,11 +85,14 @@ func (h replicationHandler) Snapshot(ctx context.Context, req *connect.Request[v
 // answered that its log no longer holds the writes this region lacks. A
 // region that already holds data cannot be bootstrapped (its own writes
 // would be lost), so for it the condition is reported, not repaired.
-func (r *replication) bootstrap(ctx context.Context, p *peer, cause error) error {
+func (r *replication) bootstrap(ctx context.Context, p *peer, firstSeq uint64, cause error) error {
 	n := r.n
 	r.bootstrapMu.Lock()
 	defer r.bootstrapMu.Unlock()
 	if have, _ := n.durableVector(); len(have) > 0 {
+		if firstSeq > 0 && have.Get(p.region)+1 >= firstSeq {
+			return nil // a bootstrap from another peer got us far enough: resume the stream
+		}
 		n.log.Error("cannot catch up: the peer's replication log no longer holds writes this region lacks, and this region has data of its own",
 			"peer", p.region, "have", have.String(), "err", cause)
 		return cause

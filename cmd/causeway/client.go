@@ -186,5 +186,9 @@ func statusString(s *v1.StatusResponse) string {
 		first = false
 		fmt.Fprintf(&b, "%s:%d", r, s.Vector[r])
 	}
+	fmt.Fprintf(&b, "\nwaiting   %d remote writes wait for their causal past", s.PendingWrites)
+	for _, p := range s.Peers {
+		fmt.Fprintf(&b, "\npeer      %-14s %-22s applied %d of its writes; it acknowledged %d of ours", p.Region, p.Address, p.AppliedSeq, p.AckedSeq)
+	}
 	return b.String()
 }

@@ -9,6 +9,7 @@ import (
 	"net"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 	"time"
 
@@ -26,6 +27,8 @@ func runServe(args []string, stdout, stderr io.Writer) int {
 	cluster := fs.String("cluster-id", "", "cluster id (UUID) for a new data directory; default: a new random id, or the one the directory holds")
 	maxOffset := fs.Duration("max-clock-offset", replica.DefaultMaxClockOffset, "refuse timestamps further ahead of this node's clock than this")
 	causalWait := fs.Duration("causal-wait", replica.DefaultCausalWaitTimeout, "how long a request without a deadline waits for its token's causal past")
+	peers := fs.String("peers", envOr("CAUSEWAY_PEERS", ""), "other regions to replicate with: region=host:port,... (env CAUSEWAY_PEERS); regions that connect to this one are added automatically")
+	advertise := fs.String("advertise", "", "address (host:port) other regions use to reach this node; default: the --listen address")
 	logLevel := fs.String("log-level", "info", "log level: debug, info, warn or error")
 	logFormat := fs.String("log-format", "text", "log format: text or json")
 	fs.Usage = func() {
@@ -66,6 +69,12 @@ func runServe(args []string, stdout, stderr io.Writer) int {
 		CausalWaitTimeout: *causalWait,
 		Logger:            logger,
 	}
+	var err error
+	if cfg.Peers, err = parsePeers(*peers); err != nil {
+		fmt.Fprintf(stderr, "causeway serve: --peers: %v\n", err)
+		return exitUsage
+	}
+	cfg.Advertise = *advertise
 	if *cluster != "" {
 		id, err := uuid.Parse(*cluster)
 		if err != nil {
@@ -81,6 +90,9 @@ func runServe(args []string, stdout, stderr io.Writer) int {
 		return exitUsage
 	}
 
+	if cfg.Advertise == "" {
+		cfg.Advertise = advertiseFor(*listen)
+	}
 	node, err := replica.Open(cfg)
 	if err != nil {
 		fmt.Fprintf(stderr, "causeway serve: %v\n", err)
@@ -117,4 +129,38 @@ func runServe(args []string, stdout, stderr io.Writer) int {
 		logger.Error("shutdown", "err", err)
 	}
 	return exitOK
+}
+
+// parsePeers reads "region=host:port,region=host:port".
+func parsePeers(s string) (map[string]string, error) {
+	peers := map[string]string{}
+	for _, item := range strings.Split(s, ",") {
+		item = strings.TrimSpace(item)
+		if item == "" {
+			continue
+		}
+		region, addr, ok := strings.Cut(item, "=")
+		if !ok || region == "" || addr == "" {
+			return nil, fmt.Errorf("%q: want region=host:port", item)
+		}
+		if _, dup := peers[region]; dup {
+			return nil, fmt.Errorf("region %q named twice", region)
+		}
+		peers[region] = addr
+	}
+	return peers, nil
+}
+
+// advertiseFor derives the address peers should use from the listen
+// address: a listener on all interfaces is reached through loopback here;
+// port 0 is resolved once the listener exists (Server.Serve).
+func advertiseFor(listen string) string {
+	host, port, err := net.SplitHostPort(listen)
+	if err != nil || port == "0" {
+		return ""
+	}
+	if host == "" || host == "0.0.0.0" || host == "::" {
+		host = "127.0.0.1"
+	}
+	return net.JoinHostPort(host, port)
 }
