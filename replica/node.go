@@ -55,8 +55,9 @@ type Node struct {
 	background sync.WaitGroup
 }
 
-// Open opens or creates the node's store, restores its clock and vector and
-// starts replication with the configured peers.
+// Open opens or creates the node's store and restores its clock and vector.
+// Replication with the configured peers starts when a Server serves the
+// node.
 func Open(cfg Config) (*Node, error) {
 	cfg.EnsureDefaults()
 	if err := cfg.Validate(); err != nil {
@@ -93,7 +94,6 @@ func Open(cfg Config) (*Node, error) {
 	n.repl = newReplication(n)
 	n.background.Add(1)
 	go n.sweepRequestIDs()
-	n.repl.start()
 	n.log.Info("node open", "node_id", n.nodeID, "cluster_id", n.cluster, "data", cfg.DataDir,
 		"vector", n.durable.String(), "clock", n.clock.Last().String(), "peers", len(cfg.Peers))
 	return n, nil

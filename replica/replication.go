@@ -31,6 +31,8 @@ const (
 	// heartbeatInterval: an idle stream still reports the origin's head, so
 	// lag is measured and dead connections are noticed.
 	heartbeatInterval = time.Second
+	// silenceTimeout: a stream with no message for this long is reset.
+	silenceTimeout = 3 * heartbeatInterval
 	// ackInterval: how often a receiver reports its durable position.
 	ackInterval = 50 * time.Millisecond
 	// gcInterval: how often the replication log is truncated to what every
@@ -56,6 +58,8 @@ type replication struct {
 	bootstrapMu   sync.RWMutex
 	bootstrapping atomic.Bool
 
+	startOnce sync.Once
+
 	mu        sync.Mutex
 	peers     map[string]*peer // by region
 	acks      map[string]uint64
@@ -74,27 +78,28 @@ func newReplication(n *Node) *replication {
 		advertise: n.cfg.Advertise}
 }
 
-func (r *replication) start() {
-	for region, addr := range r.n.cfg.Peers {
-		r.addPeer(region, addr)
-	}
-	r.wg.Add(1)
-	go r.collectGarbage()
+// start begins replicating with the configured peers, telling them to
+// replicate back from advertise (unless Config.Advertise overrides it). The
+// server calls it once it listens, so peers never learn an address that
+// does not answer yet.
+func (r *replication) start(advertise string) {
+	r.startOnce.Do(func() {
+		r.mu.Lock()
+		if r.advertise == "" {
+			r.advertise = advertise
+		}
+		r.mu.Unlock()
+		for region, addr := range r.n.cfg.Peers {
+			r.addPeer(region, addr)
+		}
+		r.wg.Add(1)
+		go r.collectGarbage()
+	})
 }
 
 func (r *replication) close() {
 	r.cancel()
 	r.wg.Wait()
-}
-
-// setAdvertise records the address peers should use for this node, if none
-// was configured (the server learns it when it starts listening).
-func (r *replication) setAdvertise(addr string) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if r.advertise == "" {
-		r.advertise = addr
-	}
 }
 
 // addPeer starts following region at addr, or moves the follower to a new
@@ -202,9 +207,14 @@ func (r *replication) followOnce(ctx context.Context, p *peer) (progressed bool,
 	}()
 	defer func() { cancel(); <-acking }()
 
+	// A peer that stops sending (even heartbeats) is presumed gone: a cut
+	// link does not always close the connection.
+	watchdog := time.AfterFunc(silenceTimeout, cancel)
+	defer watchdog.Stop()
 	caughtUp := time.Now()
 	for {
 		msg, err := stream.Receive()
+		watchdog.Reset(silenceTimeout)
 		if err != nil {
 			if first, ok := truncated(err); ok {
 				return progressed, r.bootstrap(ctx, p, first, err)

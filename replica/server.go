@@ -69,7 +69,7 @@ func (s *Server) Handler() http.Handler {
 // Serve accepts connections on ln until Shutdown. Unless Config.Advertise
 // was set, ln's address is what peers are told to replicate from.
 func (s *Server) Serve(ln net.Listener) error {
-	s.node.repl.setAdvertise(ln.Addr().String())
+	s.node.repl.start(ln.Addr().String())
 	err := s.http.Serve(ln)
 	if errors.Is(err, http.ErrServerClosed) {
 		return nil
@@ -77,8 +77,12 @@ func (s *Server) Serve(ln net.Listener) error {
 	return err
 }
 
-// Shutdown stops accepting requests and waits for those in flight.
-func (s *Server) Shutdown(ctx context.Context) error { return s.http.Shutdown(ctx) }
+// Shutdown stops replication (its streams never finish on their own), then
+// stops accepting requests and waits for those in flight.
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.node.repl.close()
+	return s.http.Shutdown(ctx)
+}
 
 // onlyKnownMethods sends requests for methods the service does not define to
 // fallback, which answers in the caller's protocol; the generated handler
@@ -100,6 +104,13 @@ func (s *Server) onlyKnownMethods(prefix string, h http.Handler) (string, http.H
 		}
 		h.ServeHTTP(w, r)
 	})
+}
+
+// Close stops replication and closes every connection at once, without
+// waiting for requests in flight.
+func (s *Server) Close() error {
+	s.node.repl.close()
+	return s.http.Close()
 }
 
 // fallback answers paths no service claims. An RPC path (/package.Service/Method)
