@@ -31,6 +31,23 @@
 //     nothing. Ids are remembered for Config.RequestIDRetention (default 24h).
 //   - Bad input changes nothing: every check happens before anything is
 //     written (limits in config.go, error codes in package api).
+//   - Causal replication. Every region pulls every other region's writes
+//     over a bidirectional Connect stream (ReplicationService/Replicate),
+//     starting from its own durable position and acknowledging what it made
+//     durable. A disconnect, partition or restart of either side therefore
+//     loses nothing, and the causal state machine (package causal) drops
+//     anything already applied, so nothing applies twice. Only durable
+//     writes leave their region. Remote writes are applied in causal order,
+//     in the same group-committed batches as local ones.
+//   - Bounded log. The replication log holds a region's own writes until
+//     every known region has acknowledged them, then is truncated. A new,
+//     empty region whose peer no longer holds what it lacks bootstraps from
+//     a consistent snapshot of that peer (ReplicationService/Snapshot: data,
+//     request outcomes and the vector they embody), then follows the streams.
+//   - Concurrency is visible. A key keeps its siblings (concurrent versions,
+//     at most one per region); reads report them, the winner is the one with
+//     the greatest hybrid timestamp, and a write whose token covers them
+//     supersedes them.
 //
 // # Storage layout
 //
