@@ -133,7 +133,10 @@ func TestUnsafeSkipDependenciesIgnoresOtherRegions(t *testing.T) {
 }
 
 func TestLocalWriteFollowsSession(t *testing.T) {
-	r := newReplica(t, "c", func(c *Config) { c.Applied = clocks.Vector{"c": 7} })
+	r := newReplica(t, "c", func(c *Config) { c.Applied = clocks.Vector{"c": 7, "a": 4} })
+	if _, err := r.Local(clocks.Token{Vector: clocks.Vector{"a": 5}}, nil, [16]byte{}); !errors.Is(err, ErrNotCaughtUp) {
+		t.Fatalf("token ahead of the applied vector: %v, want ErrNotCaughtUp", err)
+	}
 	seen := clocks.Timestamp{WallMs: 1_000_500, Logical: 3, Region: "a"} // ahead of the local clock, within the offset
 	w, err := r.Local(clocks.Token{Vector: clocks.Vector{"a": 4}, Seen: seen}, []Op{{Key: "k", Kind: KindValue}}, [16]byte{})
 	if err != nil {

@@ -18,6 +18,10 @@ var (
 	// region, without a sequence number, or with a vector that contradicts
 	// its own position).
 	ErrInvalidWrite = errors.New("invalid replicated write")
+	// ErrNotCaughtUp: a local write whose token names writes this region
+	// has not applied. The caller waits for them first; writing anyway would
+	// let the write overtake its own causal past.
+	ErrNotCaughtUp = errors.New("causal past of the token not applied here")
 )
 
 // Config configures a Replica.
@@ -102,11 +106,15 @@ func (r *Replica) ClockSkews() uint64 { return r.clockSkews }
 // dependencies (Vector) and the greatest timestamp it has seen (Seen), so
 // the write orders after everything the session read, in any region.
 //
-// The caller must have checked that the token's past is applied here, and
-// must persist the write before acknowledging it. A token whose Seen is too
+// The token's past must be applied here (else ErrNotCaughtUp: the caller
+// waits first), and the caller must persist the write before acknowledging
+// it. A token whose Seen is too
 // far ahead of the local clock is refused (clocks.ErrClockOffset) and
 // nothing changes.
 func (r *Replica) Local(tok clocks.Token, ops []Op, requestID [16]byte) (*Write, error) {
+	if !r.applied.Dominates(tok.Vector) {
+		return nil, fmt.Errorf("%w: token needs %v, applied %v", ErrNotCaughtUp, tok.Vector, r.applied)
+	}
 	if err := r.clock.Observe(tok.Seen); err != nil {
 		return nil, err
 	}

@@ -52,8 +52,7 @@ func (n *Node) applyRemote(writes []*causal.Write) error {
 	if err := wb.wait(); err != nil {
 		return n.fail(fmt.Errorf("sync replicated writes: %w", err))
 	}
-	n.markDurableVector(applied)
-
+	// Metrics first: once durable is marked, readers (and tests) may look.
 	now := n.cfg.Now()
 	n.metrics.applyLatency.Observe(time.Since(start).Seconds())
 	for _, w := range ready {
@@ -61,5 +60,6 @@ func (n *Node) applyRemote(writes []*causal.Write) error {
 		n.metrics.visibility.WithLabelValues(w.Origin()).Observe(max(visible, 0).Seconds())
 	}
 	n.metrics.applied.Add(float64(len(ready)))
+	n.markDurableVector(applied)
 	return refused
 }

@@ -316,11 +316,7 @@ func (h replicationHandler) Replicate(ctx context.Context, stream *connect.BidiS
 		if pos <= head {
 			// Only durable writes leave the region: a write lost in a crash
 			// here must not exist anywhere else.
-			frames, err := n.store.logRange(pos, head, maxFrameBatchBytes)
-			if err != nil {
-				return n.connectError(err)
-			}
-			if first, holds := r.logHolds(pos); len(frames) == 0 || !holds {
+			if first, holds := r.logHolds(pos); !holds {
 				ce := connect.NewError(connect.CodeFailedPrecondition, fmt.Errorf(
 					"region %s no longer holds its writes from %d (region %s asked for them); %s must bootstrap from a snapshot",
 					n.cfg.Region, pos, start.Region, start.Region))
@@ -328,6 +324,10 @@ func (h replicationHandler) Replicate(ctx context.Context, stream *connect.BidiS
 					ce.AddDetail(detail)
 				}
 				return ce
+			}
+			frames, err := n.store.logRange(pos, head, maxFrameBatchBytes)
+			if err != nil {
+				return n.connectError(err)
 			}
 			if err := stream.Send(&v1.ReplicateResponse{Writes: frames, HeadSeq: head, SentWallMs: uint64(n.cfg.Now().UnixMilli())}); err != nil {
 				return err

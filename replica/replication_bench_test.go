@@ -11,20 +11,21 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	dto "github.com/prometheus/client_model/go"
 
 	"github.com/causewaydb/causeway/causal"
 	"github.com/causewaydb/causeway/clocks"
 )
 
 // benchRegion runs a node and its server on loopback for a benchmark.
-func benchRegion(b *testing.B, name string, cluster uuid.UUID, peers map[string]string) (*Node, string) {
+func benchRegion(b *testing.B, name string, cluster uuid.UUID, peers map[string]string, addr string) (*Node, string) {
 	b.Helper()
 	n, err := Open(Config{Region: name, DataDir: b.TempDir(), ClusterID: cluster, Peers: peers,
 		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	if err != nil {
 		b.Fatal(err)
 	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -61,8 +62,8 @@ func percentile(sorted []time.Duration, p float64) time.Duration {
 // path stream -> apply -> fsync, not queueing.
 func BenchmarkVisibilityLatency(b *testing.B) {
 	cluster := uuid.New()
-	origin, addr := benchRegion(b, "us-east", cluster, nil)
-	remote, _ := benchRegion(b, "eu-west", cluster, map[string]string{"us-east": addr})
+	origin, addr := benchRegion(b, "us-east", cluster, nil, "127.0.0.1:0")
+	remote, _ := benchRegion(b, "eu-west", cluster, map[string]string{"us-east": addr}, "127.0.0.1:0")
 	ctx := context.Background()
 	value := make([]byte, 100)
 	lat := make([]time.Duration, 0, b.N)
@@ -85,10 +86,17 @@ func BenchmarkVisibilityLatency(b *testing.B) {
 // BenchmarkApplyThroughput measures how fast a region applies a stream:
 // us-east holds b.N writes before eu-west starts; the timer covers eu-west
 // catching up over its replication stream (decode, causal ordering,
-// sibling resolution, group-committed fsyncs).
+// sibling resolution, group-committed fsyncs). us-east knows eu-west as a
+// peer from the start, so it keeps its log for it (no snapshot).
 func BenchmarkApplyThroughput(b *testing.B) {
 	cluster := uuid.New()
-	origin, addr := benchRegion(b, "us-east", cluster, nil)
+	reserved, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	remoteAddr := reserved.Addr().String()
+	reserved.Close()
+	origin, addr := benchRegion(b, "us-east", cluster, map[string]string{"eu-west": remoteAddr}, "127.0.0.1:0")
 	ctx := context.Background()
 	value := make([]byte, 100)
 	// Load concurrently, as clients would, so loading is not the slow part.
@@ -112,8 +120,11 @@ func BenchmarkApplyThroughput(b *testing.B) {
 	}
 	b.ResetTimer()
 	start := time.Now()
-	remote, _ := benchRegion(b, "eu-west", cluster, map[string]string{"us-east": addr})
+	remote, _ := benchRegion(b, "eu-west", cluster, map[string]string{"us-east": addr}, remoteAddr)
 	waitDurable(b, remote, "us-east", uint64(b.N))
+	if testingApplied(remote) != float64(b.N) {
+		b.Fatalf("eu-west applied %v writes from the stream, want %d (did it bootstrap instead?)", testingApplied(remote), b.N)
+	}
 	elapsed := time.Since(start)
 	b.StopTimer()
 	b.ReportMetric(float64(b.N)/elapsed.Seconds(), "writes/s")
@@ -148,4 +159,12 @@ func BenchmarkMetadataSize(b *testing.B) {
 			b.ReportMetric(float64(len(token)), "token-chars")
 		})
 	}
+}
+
+func testingApplied(n *Node) float64 {
+	m := &dto.Metric{}
+	if err := n.metrics.applied.Write(m); err != nil {
+		return -1
+	}
+	return m.GetCounter().GetValue()
 }
