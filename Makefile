@@ -13,8 +13,11 @@ DATA     ?= ./data
 LISTEN   ?= 127.0.0.1:7070
 REGION   ?= local
 BENCHTIME ?= 3s
+# Schedules of the deterministic simulation in `make test` (seeds 1..N).
+SIM_SEEDS ?= 5000
+SIM_PKG   := ./causal/internal/sim
 
-.PHONY: help build run test lint proto tools bench clean
+.PHONY: help build run test sim lint proto tools bench clean
 
 help: ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | column -t -s "$$(printf '\t')"
@@ -25,8 +28,14 @@ build: ## build the causeway binary into .bin/
 run: build ## start one node (data under ./data, Connect API on 127.0.0.1:7070)
 	$(BIN)/causeway serve --region $(REGION) --data $(DATA) --listen $(LISTEN)
 
-test: lint ## vet, format check and all tests (race detector on)
-	$(GO) test $(RACE) -count=1 -timeout 15m ./...
+test: lint ## vet, format check and all tests (race detector on), then the simulation
+	$(GO) test $(RACE) -count=1 -timeout 15m $$($(GO) list ./... | grep -v '/causal/internal/sim$$')
+	@# The simulator is single-threaded by design (virtual time, no goroutines):
+	@# the race detector adds nothing there, so it runs without it, with many schedules.
+	$(GO) test -count=1 -timeout 10m $(SIM_PKG) -seeds=$(SIM_SEEDS)
+
+sim: ## run the simulation: SIM_SEEDS=N schedules, or SEED=N to replay one with its history
+	$(GO) test -count=1 -v $(SIM_PKG) -run TestSimulation $(if $(SEED),-seed=$(SEED),-seeds=$(SIM_SEEDS))
 
 lint: ## gofmt check and go vet
 	@unformatted=$$(gofmt -l $$(git ls-files --cached --others --exclude-standard '*.go' | grep -v -e '\.pb\.go$$' -e '\.connect\.go$$')); \
