@@ -54,4 +54,8 @@
 // lands far below the Pebble floor at 64 clients while looking fine at 1.
 // At 1 client the floors and the full stack are latency-bound, and p50-us of
 // op=put is roughly p50-us of floor=rpc plus floor=pebble.
+//
+// The rows run one after another, so anything else busy on the machine
+// skews one row against another: compare rows of one run on an idle machine,
+// or run with -count=5 and compare medians (golang.org/x/perf/cmd/benchstat).
 package bench

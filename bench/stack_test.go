@@ -246,7 +246,8 @@ func (noopKV) Put(context.Context, *connect.Request[v1.PutRequest]) (*connect.Re
 // base URL.
 func serveRPCFloor(b *testing.B) (string, error) {
 	mux := http.NewServeMux()
-	mux.Handle(causewayv1connect.NewKVServiceHandler(noopKV{}, connect.WithReadMaxBytes(replica.MaxRequestBytes)))
+	mux.Handle(causewayv1connect.NewKVServiceHandler(noopKV{},
+		connect.WithReadMaxBytes(replica.MaxRequestBytes), connect.WithCompressMinBytes(4<<10))) // as replica.Server
 	protocols := new(http.Protocols)
 	protocols.SetHTTP1(true)
 	protocols.SetUnencryptedHTTP2(true)

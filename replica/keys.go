@@ -35,6 +35,8 @@ var (
 	metaNode    = []byte("m/node")
 	metaRegion  = []byte("m/region")
 	metaState   = []byte("m/state")
+	// metaPeerPrefix + region -> address of a region this one replicates with.
+	metaPeerPrefix = []byte("m/peer/")
 )
 
 // appendKeyPrefix appends the prefix shared by every version of key.

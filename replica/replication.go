@@ -89,6 +89,18 @@ func (r *replication) start(advertise string) {
 			r.advertise = advertise
 		}
 		r.mu.Unlock()
+		// Peers this region learnt earlier (regions that connected to it)
+		// are remembered, so a restart does not forget whom the log is
+		// kept for; --peers overrides their addresses.
+		remembered, err := r.n.store.peers()
+		if err != nil {
+			r.n.log.Error("read remembered peers", "err", err)
+		}
+		for region, addr := range remembered {
+			if _, configured := r.n.cfg.Peers[region]; !configured {
+				r.addPeer(region, addr)
+			}
+		}
 		for region, addr := range r.n.cfg.Peers {
 			r.addPeer(region, addr)
 		}
@@ -115,6 +127,9 @@ func (r *replication) addPeer(region, addr string) {
 			return
 		}
 		p.cancel()
+	}
+	if err := r.n.store.rememberPeer(region, addr); err != nil {
+		r.n.log.Error("remember peer", "peer", region, "err", err)
 	}
 	ctx, cancel := context.WithCancel(r.ctx)
 	p := &peer{region: region, addr: addr, cancel: cancel}
@@ -217,7 +232,7 @@ func (r *replication) followOnce(ctx context.Context, p *peer) (progressed bool,
 		watchdog.Reset(silenceTimeout)
 		if err != nil {
 			if first, ok := truncated(err); ok {
-				return progressed, r.bootstrap(ctx, p, first, err)
+				return progressed, r.bootstrap(ctx, p, from, first, err)
 			}
 			return progressed, err
 		}

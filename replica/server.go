@@ -21,6 +21,9 @@ import (
 	"github.com/causewaydb/causeway/api/causeway/v1/causewayv1connect"
 )
 
+// compressMinBytes: responses smaller than this are sent uncompressed.
+const compressMinBytes = 4 << 10
+
 // Server exposes a Node over HTTP: the Connect services (Connect protocol,
 // gRPC and gRPC-Web, on HTTP/1.1 and cleartext HTTP/2 on one port), gRPC
 // health checking, server reflection and /metrics.
@@ -48,6 +51,9 @@ func NewServer(node *Node) *Server {
 func (s *Server) Handler() http.Handler {
 	opts := []connect.HandlerOption{
 		connect.WithReadMaxBytes(MaxRequestBytes),
+		// Compressing a ~100-byte response costs more CPU (gzip writer
+		// reset) than it saves on the wire; only large values are worth it.
+		connect.WithCompressMinBytes(compressMinBytes),
 		connect.WithInterceptors(s.node.metrics.interceptor()),
 	}
 	services := []string{causewayv1connect.KVServiceName, causewayv1connect.AdminServiceName, causewayv1connect.ReplicationServiceName}

@@ -85,13 +85,15 @@ func (h replicationHandler) Snapshot(ctx context.Context, req *connect.Request[v
 // answered that its log no longer holds the writes this region lacks. A
 // region that already holds data cannot be bootstrapped (its own writes
 // would be lost), so for it the condition is reported, not repaired.
-func (r *replication) bootstrap(ctx context.Context, p *peer, firstSeq uint64, cause error) error {
+func (r *replication) bootstrap(ctx context.Context, p *peer, from, firstSeq uint64, cause error) error {
 	n := r.n
 	r.bootstrapMu.Lock()
 	defer r.bootstrapMu.Unlock()
 	if have, _ := n.durableVector(); len(have) > 0 {
-		if firstSeq > 0 && have.Get(p.region)+1 >= firstSeq {
-			return nil // a bootstrap from another peer got us far enough: resume the stream
+		if next := have.Get(p.region) + 1; next > from && (firstSeq == 0 || next >= firstSeq) {
+			// Our position moved since the stream asked (a bootstrap from
+			// another peer ran meanwhile): resume the stream from there.
+			return nil
 		}
 		n.log.Error("cannot catch up: the peer's replication log no longer holds writes this region lacks, and this region has data of its own",
 			"peer", p.region, "have", have.String(), "err", cause)

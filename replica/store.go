@@ -323,3 +323,24 @@ func (s *Store) firstLogSeq() (seq uint64, found bool, err error) {
 func (s *Store) truncateLog(seq uint64) error {
 	return s.db.DeleteRange(logKey(0), logKey(seq+1), pebble.NoSync)
 }
+
+// peers returns the remembered peers: region -> address.
+func (s *Store) peers() (map[string]string, error) {
+	upper := append(bytes.Clone(metaPeerPrefix[:len(metaPeerPrefix)-1]), metaPeerPrefix[len(metaPeerPrefix)-1]+1)
+	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: metaPeerPrefix, UpperBound: upper})
+	if err != nil {
+		return nil, err
+	}
+	defer it.Close()
+	out := map[string]string{}
+	for ok := it.First(); ok; ok = it.Next() {
+		out[string(it.Key()[len(metaPeerPrefix):])] = string(it.Value())
+	}
+	return out, it.Error()
+}
+
+// rememberPeer records a peer durably, so that after a restart this region
+// still keeps its replication log for it.
+func (s *Store) rememberPeer(region, addr string) error {
+	return s.setMeta(append(bytes.Clone(metaPeerPrefix), region...), []byte(addr))
+}

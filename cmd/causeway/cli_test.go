@@ -130,7 +130,7 @@ func TestCLIPutGetDelStatus(t *testing.T) {
 		{[]string{"get", "greeting"}, exitNotFound, `^greeting: not found \(deleted, version ` + version + `3\)\n$`},
 		{[]string{"get", "never-written"}, exitNotFound, `^never-written: not found\n$`},
 		{[]string{"delete", "never-written"}, exitOK, `^OK deleted never-written  version ` + version + `4\n$`},
-		{[]string{"status"}, exitOK, `(?s)^node      cli-\S+\nregion    cli\n.*\napplied   cli:4\n$`},
+		{[]string{"status"}, exitOK, `(?s)^node      cli-\S+\nregion    cli\n.*\napplied   cli:4\nwaiting   0 remote writes wait for their causal past\n$`},
 	}
 	for _, step := range steps {
 		r := s.run("", step.args...)
