@@ -31,7 +31,14 @@ type StoreOptions struct {
 	// Logger receives Pebble's own log lines; nil discards Info and keeps
 	// errors on slog.Default().
 	Logger *slog.Logger
+	// CacheBytes sizes Pebble's block cache; 0 means DefaultCacheBytes.
+	CacheBytes int64
 }
+
+// DefaultCacheBytes is the default block cache. Every write reads its key's
+// siblings, so a cache that holds the index and recent data blocks keeps
+// that read off the disk.
+const DefaultCacheBytes = 256 << 20
 
 // OpenStore opens (creating if needed) the store in dir.
 func OpenStore(dir string, o StoreOptions) (*Store, error) {
@@ -42,11 +49,15 @@ func OpenStore(dir string, o StoreOptions) (*Store, error) {
 			return nil, fmt.Errorf("create data directory: %w", err)
 		}
 	}
+	if o.CacheBytes == 0 {
+		o.CacheBytes = DefaultCacheBytes
+	}
 	logger := o.Logger
 	if logger == nil {
 		logger = slog.Default()
 	}
 	opts := &pebble.Options{
+		CacheSize:          o.CacheBytes,
 		FS:                 fs,
 		Logger:             pebbleLogger{logger.With("component", "pebble")},
 		FormatMajorVersion: pebble.FormatNewest,
