@@ -1,0 +1,247 @@
+package link
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"io"
+	"net"
+	"net/http"
+	"slices"
+	"testing"
+	"time"
+)
+
+// echoServer accepts through e's listener and echoes every line back.
+func echoServer(t *testing.T, e *Emulator) string {
+	t.Helper()
+	raw, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln := e.Listener(raw)
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				r := bufio.NewReader(c)
+				for {
+					line, err := r.ReadBytes('\n')
+					if err != nil {
+						return
+					}
+					if _, err := c.Write(line); err != nil {
+						return
+					}
+				}
+			}()
+		}
+	}()
+	return raw.Addr().String()
+}
+
+func dial(t *testing.T, e *Emulator, peer, addr string) net.Conn {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	c, err := e.DialPeer(ctx, peer, "tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
+func roundTrip(t *testing.T, c net.Conn, r *bufio.Reader, msg string) (string, time.Duration) {
+	t.Helper()
+	start := time.Now()
+	if _, err := io.WriteString(c, msg+"\n"); err != nil {
+		t.Fatal(err)
+	}
+	line, err := r.ReadString('\n')
+	if err != nil {
+		t.Fatal(err)
+	}
+	return line[:len(line)-1], time.Since(start)
+}
+
+func TestLinkCarriesAndCountsBytes(t *testing.T) {
+	a, b := New("us-east"), New("eu-west")
+	addr := echoServer(t, b)
+	c := dial(t, a, "eu-west", addr)
+	r := bufio.NewReader(c)
+	if got, _ := roundTrip(t, c, r, "hello"); got != "hello" {
+		t.Fatalf("echo = %q", got)
+	}
+	preamble := uint64(4 + 1 + len("us-east"))
+	if got := a.Counters("eu-west"); got.Sent != preamble+6 || got.Received != 6 {
+		t.Fatalf("us-east counted %+v, want %d sent and 6 received", got, preamble+6)
+	}
+	if got := b.Counters("us-east"); got.Received != preamble+6 || got.Sent != 6 {
+		t.Fatalf("eu-west counted %+v, want %d received and 6 sent", got, preamble+6)
+	}
+}
+
+// TestCutLetsNoByteThrough cuts the link at each end and in each direction
+// and checks, by the counters, that nothing crosses.
+func TestCutLetsNoByteThrough(t *testing.T) {
+	cases := []struct {
+		name    string
+		cutAt   string // the node whose emulator holds the cut
+		link    Link
+		dropped func(a, b Counters) uint64
+	}{
+		{"sender cuts outgoing", "a", Link{CutOut: true}, func(a, b Counters) uint64 { return a.DroppedOut }},
+		{"receiver cuts incoming", "b", Link{CutIn: true}, func(a, b Counters) uint64 { return b.DroppedIn }},
+		{"both directions at the sender", "a", Link{CutOut: true, CutIn: true}, func(a, b Counters) uint64 { return a.DroppedOut }},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			a, b := New("us-east"), New("eu-west")
+			addr := echoServer(t, b)
+			c := dial(t, a, "eu-west", addr)
+			r := bufio.NewReader(c)
+			roundTrip(t, c, r, "before")
+			beforeA, beforeB := a.Counters("eu-west"), b.Counters("us-east")
+
+			if tc.cutAt == "a" {
+				must(t, a.Set("eu-west", tc.link))
+			} else {
+				must(t, b.Set("us-east", tc.link))
+			}
+			if _, err := io.WriteString(c, "during the cut\n"); err != nil {
+				t.Fatal(err)
+			}
+			// Wait until the layer has seen the bytes (dropped them).
+			deadline := time.Now().Add(5 * time.Second)
+			for tc.dropped(a.Counters("eu-west"), b.Counters("us-east")) == 0 {
+				if time.Now().After(deadline) {
+					t.Fatal("the bytes written during the cut were never accounted for")
+				}
+				time.Sleep(time.Millisecond) // polling a counter, not waiting for an event
+			}
+			afterA, afterB := a.Counters("eu-west"), b.Counters("us-east")
+			if afterA.Received != beforeA.Received || afterB.Sent != beforeB.Sent {
+				t.Fatalf("bytes crossed the cut: us-east %+v -> %+v, eu-west %+v -> %+v", beforeA, afterA, beforeB, afterB)
+			}
+			if afterB.Received != beforeB.Received && tc.cutAt == "a" {
+				t.Fatalf("eu-west received bytes us-east dropped: %+v -> %+v", beforeB, afterB)
+			}
+			// New connections to a cut peer do not get through either.
+			if tc.cutAt == "a" {
+				ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+				defer cancel()
+				if _, err := a.DialPeer(ctx, "eu-west", "tcp", addr); !errors.Is(err, ErrCut) {
+					t.Fatalf("dial across a cut: %v, want ErrCut", err)
+				}
+			}
+			// Healing closes the connection that lost bytes; a new one works.
+			must(t, a.Set("eu-west", Link{}))
+			must(t, b.Set("us-east", Link{}))
+			c.SetReadDeadline(time.Now().Add(5 * time.Second))
+			if _, err := r.ReadString('\n'); err == nil {
+				t.Fatal("a connection with a gap in it survived the heal")
+			}
+			c2 := dial(t, a, "eu-west", addr)
+			if got, _ := roundTrip(t, c2, bufio.NewReader(c2), "after"); got != "after" {
+				t.Fatalf("after heal: %q", got)
+			}
+		})
+	}
+}
+
+// TestDelayShapesRoundTrip: 50 ms one way in each direction makes a round
+// trip of 100 ms, within 10%. The median of several round trips is taken,
+// so one scheduling hiccup of a shared machine does not decide the result.
+func TestDelayShapesRoundTrip(t *testing.T) {
+	a, b := New("us-east"), New("eu-west")
+	must(t, a.Set("eu-west", Link{Delay: 50 * time.Millisecond}))
+	must(t, b.Set("us-east", Link{Delay: 50 * time.Millisecond}))
+	addr := echoServer(t, b)
+	c := dial(t, a, "eu-west", addr)
+	r := bufio.NewReader(c)
+	var rtts []time.Duration
+	for range 7 {
+		_, rtt := roundTrip(t, c, r, "ping")
+		rtts = append(rtts, rtt)
+	}
+	slices.Sort(rtts)
+	median := rtts[len(rtts)/2]
+	if median < 100*time.Millisecond || median > 110*time.Millisecond {
+		t.Fatalf("median round trip %v (all %v), want 100ms within 10%%", median, rtts)
+	}
+	// Delay never reorders: a burst arrives in order.
+	for i := range 20 {
+		if _, err := io.WriteString(c, string(rune('a'+i))+"\n"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i := range 20 {
+		line, err := r.ReadString('\n')
+		if err != nil || line != string(rune('a'+i))+"\n" {
+			t.Fatalf("line %d = %q, %v", i, line, err)
+		}
+	}
+}
+
+func TestJitterStaysInRangeAndOrder(t *testing.T) {
+	a, b := New("us-east"), New("eu-west")
+	must(t, a.Set("eu-west", Link{Delay: 20 * time.Millisecond, Jitter: 15 * time.Millisecond}))
+	addr := echoServer(t, b)
+	c := dial(t, a, "eu-west", addr)
+	r := bufio.NewReader(c)
+	for i := range 30 {
+		msg := string(rune('A' + i))
+		got, rtt := roundTrip(t, c, r, msg)
+		if got != msg {
+			t.Fatalf("got %q, want %q", got, msg)
+		}
+		if rtt < 5*time.Millisecond {
+			t.Fatalf("round trip %v below the least delay 5ms", rtt)
+		}
+	}
+}
+
+func TestClientsWithoutPreamblePassThrough(t *testing.T) {
+	e := New("us-east")
+	raw, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "ok") })}
+	go srv.Serve(e.Listener(raw))
+	t.Cleanup(func() { srv.Close() })
+	res, err := http.Get("http://" + raw.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(res.Body)
+	res.Body.Close()
+	if string(body) != "ok" {
+		t.Fatalf("plain HTTP through the listener: %q", body)
+	}
+}
+
+func TestInvalidLinks(t *testing.T) {
+	e := New("us-east")
+	for _, l := range []Link{{Delay: -time.Millisecond}, {Delay: 2 * MaxDelay}, {Jitter: -1}} {
+		if err := e.Set("eu-west", l); !errors.Is(err, ErrInvalidLink) {
+			t.Errorf("Set(%+v) = %v, want ErrInvalidLink", l, err)
+		}
+	}
+	if err := e.Set("us-east", Link{}); !errors.Is(err, ErrInvalidLink) {
+		t.Errorf("a link to the node's own region was accepted: %v", err)
+	}
+}
+
+func must(t *testing.T, err error) {
+	t.Helper()
+	if err != nil {
+		t.Fatal(err)
+	}
+}
