@@ -239,7 +239,7 @@ type acceptedConn struct {
 	e      *Emulator
 	once   sync.Once
 	link   atomic.Pointer[Conn] // set when the other end is a node
-	replay []byte // bytes read while looking for the preamble
+	replay []byte               // bytes read while looking for the preamble
 	err    error
 }
 
