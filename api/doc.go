@@ -16,6 +16,7 @@
 //	unavailable          the causal past of a token has not reached this region yet; no quorum
 //	deadline_exceeded    the request deadline passed
 //	resource_exhausted   a request or queue beyond its limit
+//	permission_denied    fault injection asked of a node started without it
 //	internal             anything else (the message is generic; details go to the node's log)
 //
 // Error messages reach clients: they say what happened and what to do, and

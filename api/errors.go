@@ -20,6 +20,7 @@ var (
 	ErrFailedPrecondition = errors.New("failed precondition")
 	ErrUnavailable        = errors.New("unavailable")
 	ErrResourceExhausted  = errors.New("resource exhausted")
+	ErrPermissionDenied   = errors.New("permission denied")
 )
 
 // codeTable is checked in order; the first sentinel that errors.Is matches wins.
@@ -38,6 +39,7 @@ var codeTable = []struct {
 	{ErrFailedPrecondition, connect.CodeFailedPrecondition},
 	{ErrUnavailable, connect.CodeUnavailable},
 	{ErrResourceExhausted, connect.CodeResourceExhausted},
+	{ErrPermissionDenied, connect.CodePermissionDenied},
 	{context.DeadlineExceeded, connect.CodeDeadlineExceeded},
 	{context.Canceled, connect.CodeCanceled},
 }

@@ -13,6 +13,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/causewaydb/causeway/clocks"
+	"github.com/causewaydb/causeway/internal/link"
 )
 
 // Limits on client input. They are part of the API contract (README, kv.proto).
@@ -74,8 +75,14 @@ type Config struct {
 	// in disagreement; default: exit the process (restart recovers).
 	OnFatal func(error)
 	// HTTPClient carries replication streams (HTTP/2 without TLS); nil means
-	// a dedicated client. Link emulation plugs in here.
+	// a dedicated client whose connections go through Links.
 	HTTPClient *http.Client
+	// Links is the link-emulation layer every connection to or from another
+	// region passes through; nil means a new one with every link clear.
+	Links *link.Emulator
+	// FaultInjection allows AdminService/SetLink to change Links at run
+	// time. Off by default: a production node refuses it.
+	FaultInjection bool
 }
 
 // Defaults.
@@ -105,8 +112,11 @@ func (c *Config) EnsureDefaults() {
 	if c.OnFatal == nil {
 		c.OnFatal = func(error) { os.Exit(1) }
 	}
+	if c.Links == nil {
+		c.Links = link.New(c.Region)
+	}
 	if c.HTTPClient == nil {
-		c.HTTPClient = newH2CClient()
+		c.HTTPClient = newH2CClient(c.Links.DialContext)
 	}
 }
 

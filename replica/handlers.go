@@ -12,6 +12,7 @@ import (
 	"github.com/causewaydb/causeway/api/causeway/v1/causewayv1connect"
 	"github.com/causewaydb/causeway/causal"
 	"github.com/causewaydb/causeway/clocks"
+	"github.com/causewaydb/causeway/internal/link"
 )
 
 // BuildVersion is reported by AdminService/Status; the binary sets it.
@@ -121,7 +122,43 @@ func (h adminHandler) Status(context.Context, *connect.Request[v1.StatusRequest]
 	for _, p := range st.Peers {
 		out.Peers = append(out.Peers, &v1.PeerStatus{Region: p.Region, Address: p.Addr, AppliedSeq: p.Applied, AckedSeq: p.Acked})
 	}
+	for _, l := range h.node.Links() {
+		out.Links = append(out.Links, linkProto(&l))
+	}
+	out.FaultInjection = h.node.cfg.FaultInjection
 	return connect.NewResponse(out), nil
+}
+
+func (h adminHandler) SetLink(_ context.Context, req *connect.Request[v1.SetLinkRequest]) (*connect.Response[v1.SetLinkResponse], error) {
+	m := req.Msg
+	l := link.Link{Delay: m.GetDelay().AsDuration(), Jitter: m.GetJitter().AsDuration()}
+	switch m.GetCut() {
+	case v1.LinkCut_LINK_CUT_UNSPECIFIED:
+	case v1.LinkCut_LINK_CUT_BOTH:
+		l.CutOut, l.CutIn = true, true
+	case v1.LinkCut_LINK_CUT_OUTGOING:
+		l.CutOut = true
+	case v1.LinkCut_LINK_CUT_INCOMING:
+		l.CutIn = true
+	default:
+		return nil, h.node.connectError(api.Errorf(api.ErrInvalidArgument, "unknown cut %v", m.GetCut()))
+	}
+	if err := m.GetDelay().CheckValid(); m.GetDelay() != nil && err != nil {
+		return nil, h.node.connectError(api.Errorf(api.ErrInvalidArgument, "delay: %v", err))
+	}
+	if err := h.node.SetLink(m.GetRegion(), l); err != nil {
+		return nil, h.node.connectError(err)
+	}
+	st := LinkStatus{Region: m.GetRegion(), Link: l, Counters: h.node.cfg.Links.Counters(m.GetRegion())}
+	return connect.NewResponse(&v1.SetLinkResponse{Link: linkProto(&st)}), nil
+}
+
+func linkProto(l *LinkStatus) *v1.LinkStatus {
+	return &v1.LinkStatus{
+		Region: l.Region, Delay: durationpb.New(l.Delay), Jitter: durationpb.New(l.Jitter),
+		CutOutgoing: l.CutOut, CutIncoming: l.CutIn,
+		BytesSent: l.Sent, BytesReceived: l.Received, BytesDroppedOutgoing: l.DroppedOut, BytesDroppedIncoming: l.DroppedIn,
+	}
 }
 
 func keyResultProto(r *ReadResult) *v1.KeyResult {

@@ -38,7 +38,8 @@ const (
 	// gcInterval: how often the replication log is truncated to what every
 	// region has acknowledged.
 	gcInterval = time.Second
-	minBackoff = 50 * time.Millisecond
+	dialTimeout = 5 * time.Second
+	minBackoff  = 50 * time.Millisecond
 	maxBackoff = 5 * time.Second
 )
 
@@ -128,6 +129,7 @@ func (r *replication) addPeer(region, addr string) {
 		}
 		p.cancel()
 	}
+	r.n.cfg.Links.Learn(addr, region)
 	if err := r.n.store.rememberPeer(region, addr); err != nil {
 		r.n.log.Error("remember peer", "peer", region, "err", err)
 	}
@@ -440,12 +442,25 @@ func (r *replication) unavailableWhileBootstrapping() error {
 }
 
 // newH2CClient is an HTTP/2 client without TLS, for replication streams
-// (bidirectional streaming needs HTTP/2).
-func newH2CClient() *http.Client {
+// (bidirectional streaming needs HTTP/2), dialing through dial (the link
+// layer).
+func newH2CClient(dial func(ctx context.Context, network, addr string) (net.Conn, error)) *http.Client {
 	protocols := new(http.Protocols)
 	protocols.SetUnencryptedHTTP2(true)
 	return &http.Client{Transport: &http.Transport{
-		Protocols:   protocols,
-		DialContext: (&net.Dialer{Timeout: 5 * time.Second, KeepAlive: 15 * time.Second}).DialContext,
+		Protocols: protocols,
+		DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
+			ctx, cancel := context.WithTimeout(ctx, dialTimeout)
+			defer cancel()
+			return dial(ctx, network, addr)
+		},
 	}}
+}
+
+// knownRegion reports whether region is a peer of this node.
+func (r *replication) knownRegion(region string) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	_, ok := r.peers[region]
+	return ok
 }

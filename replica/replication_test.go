@@ -29,12 +29,16 @@ type region struct {
 
 // startRegion opens a node and serves it on addr ("127.0.0.1:0" for any
 // port); stop undoes it, and t.Cleanup stops whatever is still running.
-func startRegion(t *testing.T, name, dir, addr string, cluster uuid.UUID, peers map[string]string) *region {
+func startRegion(t *testing.T, name, dir, addr string, cluster uuid.UUID, peers map[string]string, mutate ...func(*replica.Config)) *region {
 	t.Helper()
-	node, err := replica.Open(replica.Config{
+	cfg := replica.Config{
 		Region: name, DataDir: dir, ClusterID: cluster, Peers: peers,
 		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
-	})
+	}
+	for _, m := range mutate {
+		m(&cfg)
+	}
+	node, err := replica.Open(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -181,3 +185,5 @@ func TestReplicationMetrics(t *testing.T) {
 		}
 	}
 }
+
+func http0() *http.Client { return http.DefaultClient }

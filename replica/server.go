@@ -76,7 +76,7 @@ func (s *Server) Handler() http.Handler {
 // was set, ln's address is what peers are told to replicate from.
 func (s *Server) Serve(ln net.Listener) error {
 	s.node.repl.start(ln.Addr().String())
-	err := s.http.Serve(ln)
+	err := s.http.Serve(s.node.cfg.Links.Listener(ln))
 	if errors.Is(err, http.ErrServerClosed) {
 		return nil
 	}

@@ -15,6 +15,7 @@ import (
 	"connectrpc.com/connect"
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/durationpb"
 
 	v1 "github.com/causewaydb/causeway/api/causeway/v1"
 	"github.com/causewaydb/causeway/api/causeway/v1/causewayv1connect"
@@ -28,9 +29,12 @@ func runClient(verb string, args []string, stdin io.Reader, stdout, stderr io.Wr
 	asJSON := fs.Bool("json", false, "print the response as JSON")
 	timeout := fs.Duration("timeout", 10*time.Second, "request deadline")
 	requestID := fs.String("request-id", "", "UUID that makes a retried write apply once (put, del)")
+	delay := fs.Duration("delay", 0, "(link) one-way delay of what the node sends to REGION")
+	jitter := fs.Duration("jitter", 0, "(link) delay varies within ±jitter")
+	cut := fs.String("cut", "none", "(link) cut the link: both, out (node to REGION), in (REGION to node) or none (heal)")
 	fs.Usage = func() {
 		fmt.Fprintf(stderr, "Usage: causeway %s %s[flags]\n\nFlags:\n", verb, map[string]string{
-			"put": "KEY VALUE ", "get": "KEY ", "del": "KEY ", "delete": "KEY ", "status": "",
+			"put": "KEY VALUE ", "get": "KEY ", "del": "KEY ", "delete": "KEY ", "status": "", "link": "REGION ",
 		}[verb])
 		fs.PrintDefaults()
 	}
@@ -41,7 +45,7 @@ func runClient(verb string, args []string, stdin io.Reader, stdout, stderr io.Wr
 		}
 		return exitUsage
 	}
-	want := map[string]int{"put": 2, "get": 1, "del": 1, "delete": 1, "status": 0}[verb]
+	want := map[string]int{"put": 2, "get": 1, "del": 1, "delete": 1, "status": 0, "link": 1}[verb]
 	if len(pos) != want {
 		fmt.Fprintf(stderr, "causeway %s: want %d argument(s), got %d\n", verb, want, len(pos))
 		fs.Usage()
@@ -107,6 +111,21 @@ func runClient(verb string, args []string, stdin io.Reader, stdout, stderr io.Wr
 		if err == nil {
 			msg, token = res.Msg, res.Msg.CausalToken
 			human = fmt.Sprintf("OK deleted %s  version %s", pos[0], versionString(res.Msg.Version))
+		}
+	case "link":
+		cuts := map[string]v1.LinkCut{"none": v1.LinkCut_LINK_CUT_UNSPECIFIED, "both": v1.LinkCut_LINK_CUT_BOTH,
+			"out": v1.LinkCut_LINK_CUT_OUTGOING, "in": v1.LinkCut_LINK_CUT_INCOMING}
+		c, ok := cuts[*cut]
+		if !ok {
+			fmt.Fprintf(stderr, "causeway link: --cut %q: use both, out, in or none\n", *cut)
+			return exitUsage
+		}
+		var res *connect.Response[v1.SetLinkResponse]
+		res, err = admin.SetLink(ctx, connect.NewRequest(&v1.SetLinkRequest{Region: pos[0],
+			Delay: durationpb.New(*delay), Jitter: durationpb.New(*jitter), Cut: c}))
+		if err == nil {
+			msg = res.Msg
+			human = "OK " + linkString(res.Msg.Link)
 		}
 	case "status":
 		var res *connect.Response[v1.StatusResponse]
@@ -190,5 +209,23 @@ func statusString(s *v1.StatusResponse) string {
 	for _, p := range s.Peers {
 		fmt.Fprintf(&b, "\npeer      %-14s %-22s applied %d of its writes; it acknowledged %d of ours", p.Region, p.Address, p.AppliedSeq, p.AckedSeq)
 	}
+	for _, l := range s.Links {
+		fmt.Fprintf(&b, "\nlink      %s", linkString(l))
+	}
 	return b.String()
+}
+
+func linkString(l *v1.LinkStatus) string {
+	state := "up"
+	switch {
+	case l.CutOutgoing && l.CutIncoming:
+		state = "CUT both ways"
+	case l.CutOutgoing:
+		state = "CUT outgoing"
+	case l.CutIncoming:
+		state = "CUT incoming"
+	}
+	return fmt.Sprintf("to %-12s %s, delay %v ±%v; bytes sent %d received %d dropped %d/%d",
+		l.Region, state, l.GetDelay().AsDuration(), l.GetJitter().AsDuration(),
+		l.BytesSent, l.BytesReceived, l.BytesDroppedOutgoing, l.BytesDroppedIncoming)
 }

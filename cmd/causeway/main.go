@@ -18,6 +18,8 @@ Usage:
   causeway get KEY [flags]           read KEY
   causeway del KEY [flags]           delete KEY
   causeway status [flags]            describe the node
+  causeway link REGION [flags]       delay or cut the node's link to REGION (--delay, --jitter,
+                                     --cut both|out|in|none); needs serve --fault-injection
   causeway version                   print the version
 
 Client verbs carry the session's causal token in a session file, so that
@@ -59,7 +61,7 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	switch verb {
 	case "serve":
 		return runServe(rest, stdout, stderr)
-	case "put", "get", "del", "delete", "status":
+	case "put", "get", "del", "delete", "status", "link":
 		return runClient(verb, rest, stdin, stdout, stderr)
 	case "version", "--version":
 		fmt.Fprintln(stdout, "causeway", version)

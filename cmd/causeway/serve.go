@@ -15,6 +15,8 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/causewaydb/causeway/clocks"
+	"github.com/causewaydb/causeway/internal/link"
 	"github.com/causewaydb/causeway/replica"
 )
 
@@ -29,6 +31,8 @@ func runServe(args []string, stdout, stderr io.Writer) int {
 	causalWait := fs.Duration("causal-wait", replica.DefaultCausalWaitTimeout, "how long a request without a deadline waits for its token's causal past")
 	peers := fs.String("peers", envOr("CAUSEWAY_PEERS", ""), "other regions to replicate with: region=host:port,... (env CAUSEWAY_PEERS); regions that connect to this one are added automatically")
 	advertise := fs.String("advertise", "", "address (host:port) other regions use to reach this node; default: the --listen address")
+	faults := fs.Bool("fault-injection", false, "allow AdminService/SetLink (causeway link) to delay and cut this node's links at run time; for demos and tests")
+	wan := fs.String("wan-latency", "", "static one-way delays between regions: a/b=40ms,a/c=108ms (applies the entries naming this node's region)")
 	logLevel := fs.String("log-level", "info", "log level: debug, info, warn or error")
 	logFormat := fs.String("log-format", "text", "log format: text or json")
 	fs.Usage = func() {
@@ -75,6 +79,21 @@ func runServe(args []string, stdout, stderr io.Writer) int {
 		return exitUsage
 	}
 	cfg.Advertise = *advertise
+	cfg.FaultInjection = *faults
+	cfg.Links = link.New(*region)
+	matrix, err := parseLatencyMatrix(*wan)
+	if err != nil {
+		fmt.Fprintf(stderr, "causeway serve: --wan-latency: %v\n", err)
+		return exitUsage
+	}
+	for pair, delay := range matrix {
+		if peer, ok := pair.other(*region); ok {
+			if err := cfg.Links.Set(peer, link.Link{Delay: delay}); err != nil {
+				fmt.Fprintf(stderr, "causeway serve: --wan-latency %s/%s: %v\n", pair[0], pair[1], err)
+				return exitUsage
+			}
+		}
+	}
 	if *cluster != "" {
 		id, err := uuid.Parse(*cluster)
 		if err != nil {
@@ -163,4 +182,55 @@ func advertiseFor(listen string) string {
 		host = "127.0.0.1"
 	}
 	return net.JoinHostPort(host, port)
+}
+
+// regionPair is an unordered pair of regions in a latency matrix.
+type regionPair [2]string
+
+func (p regionPair) other(region string) (string, bool) {
+	switch region {
+	case p[0]:
+		return p[1], true
+	case p[1]:
+		return p[0], true
+	}
+	return "", false
+}
+
+// parseLatencyMatrix reads "a/b=40ms,a/c=108ms": one-way delays between
+// pairs of regions, the same in both directions.
+func parseLatencyMatrix(s string) (map[regionPair]time.Duration, error) {
+	out := map[regionPair]time.Duration{}
+	for _, item := range strings.Split(s, ",") {
+		item = strings.TrimSpace(item)
+		if item == "" {
+			continue
+		}
+		pair, delay, ok := strings.Cut(item, "=")
+		a, b, ok2 := strings.Cut(pair, "/")
+		if !ok || !ok2 || a == "" || b == "" {
+			return nil, fmt.Errorf("%q: want region/region=duration, for example us-east/eu-west=40ms", item)
+		}
+		if a == b {
+			return nil, fmt.Errorf("%q: a region has no link to itself", item)
+		}
+		for _, r := range []string{a, b} {
+			if err := clocks.ValidateRegion(r); err != nil {
+				return nil, fmt.Errorf("%q: %v", item, err)
+			}
+		}
+		d, err := time.ParseDuration(delay)
+		if err != nil {
+			return nil, fmt.Errorf("%q: %v", item, err)
+		}
+		if err := (link.Link{Delay: d}).Validate(); err != nil {
+			return nil, fmt.Errorf("%q: %v", item, err)
+		}
+		key := regionPair{min(a, b), max(a, b)}
+		if _, dup := out[key]; dup {
+			return nil, fmt.Errorf("%q: the pair %s/%s is given twice", item, key[0], key[1])
+		}
+		out[key] = d
+	}
+	return out, nil
 }

@@ -22,6 +22,283 @@ const (
 	_ = protoimpl.EnforceVersion(protoimpl.MaxVersion - 20)
 )
 
+// LinkCut says which directions of a link are cut.
+type LinkCut int32
+
+const (
+	// LINK_CUT_UNSPECIFIED: nothing is cut (heals a cut).
+	LinkCut_LINK_CUT_UNSPECIFIED LinkCut = 0
+	LinkCut_LINK_CUT_BOTH        LinkCut = 1
+	// LINK_CUT_OUTGOING: what this node sends to the region is lost.
+	LinkCut_LINK_CUT_OUTGOING LinkCut = 2
+	// LINK_CUT_INCOMING: what the region sends to this node is lost.
+	LinkCut_LINK_CUT_INCOMING LinkCut = 3
+)
+
+// Enum value maps for LinkCut.
+var (
+	LinkCut_name = map[int32]string{
+		0: "LINK_CUT_UNSPECIFIED",
+		1: "LINK_CUT_BOTH",
+		2: "LINK_CUT_OUTGOING",
+		3: "LINK_CUT_INCOMING",
+	}
+	LinkCut_value = map[string]int32{
+		"LINK_CUT_UNSPECIFIED": 0,
+		"LINK_CUT_BOTH":        1,
+		"LINK_CUT_OUTGOING":    2,
+		"LINK_CUT_INCOMING":    3,
+	}
+)
+
+func (x LinkCut) Enum() *LinkCut {
+	p := new(LinkCut)
+	*p = x
+	return p
+}
+
+func (x LinkCut) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (LinkCut) Descriptor() protoreflect.EnumDescriptor {
+	return file_causeway_v1_admin_proto_enumTypes[0].Descriptor()
+}
+
+func (LinkCut) Type() protoreflect.EnumType {
+	return &file_causeway_v1_admin_proto_enumTypes[0]
+}
+
+func (x LinkCut) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use LinkCut.Descriptor instead.
+func (LinkCut) EnumDescriptor() ([]byte, []int) {
+	return file_causeway_v1_admin_proto_rawDescGZIP(), []int{0}
+}
+
+type SetLinkRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Region        string                 `protobuf:"bytes,1,opt,name=region,proto3" json:"region,omitempty"`
+	Delay         *durationpb.Duration   `protobuf:"bytes,2,opt,name=delay,proto3" json:"delay,omitempty"`
+	Jitter        *durationpb.Duration   `protobuf:"bytes,3,opt,name=jitter,proto3" json:"jitter,omitempty"`
+	Cut           LinkCut                `protobuf:"varint,4,opt,name=cut,proto3,enum=causeway.v1.LinkCut" json:"cut,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SetLinkRequest) Reset() {
+	*x = SetLinkRequest{}
+	mi := &file_causeway_v1_admin_proto_msgTypes[0]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SetLinkRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SetLinkRequest) ProtoMessage() {}
+
+func (x *SetLinkRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_causeway_v1_admin_proto_msgTypes[0]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SetLinkRequest.ProtoReflect.Descriptor instead.
+func (*SetLinkRequest) Descriptor() ([]byte, []int) {
+	return file_causeway_v1_admin_proto_rawDescGZIP(), []int{0}
+}
+
+func (x *SetLinkRequest) GetRegion() string {
+	if x != nil {
+		return x.Region
+	}
+	return ""
+}
+
+func (x *SetLinkRequest) GetDelay() *durationpb.Duration {
+	if x != nil {
+		return x.Delay
+	}
+	return nil
+}
+
+func (x *SetLinkRequest) GetJitter() *durationpb.Duration {
+	if x != nil {
+		return x.Jitter
+	}
+	return nil
+}
+
+func (x *SetLinkRequest) GetCut() LinkCut {
+	if x != nil {
+		return x.Cut
+	}
+	return LinkCut_LINK_CUT_UNSPECIFIED
+}
+
+type SetLinkResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Link          *LinkStatus            `protobuf:"bytes,1,opt,name=link,proto3" json:"link,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SetLinkResponse) Reset() {
+	*x = SetLinkResponse{}
+	mi := &file_causeway_v1_admin_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SetLinkResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SetLinkResponse) ProtoMessage() {}
+
+func (x *SetLinkResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_causeway_v1_admin_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SetLinkResponse.ProtoReflect.Descriptor instead.
+func (*SetLinkResponse) Descriptor() ([]byte, []int) {
+	return file_causeway_v1_admin_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *SetLinkResponse) GetLink() *LinkStatus {
+	if x != nil {
+		return x.Link
+	}
+	return nil
+}
+
+// LinkStatus is the emulated link to one region and the bytes counted on it.
+type LinkStatus struct {
+	state                protoimpl.MessageState `protogen:"open.v1"`
+	Region               string                 `protobuf:"bytes,1,opt,name=region,proto3" json:"region,omitempty"`
+	Delay                *durationpb.Duration   `protobuf:"bytes,2,opt,name=delay,proto3" json:"delay,omitempty"`
+	Jitter               *durationpb.Duration   `protobuf:"bytes,3,opt,name=jitter,proto3" json:"jitter,omitempty"`
+	CutOutgoing          bool                   `protobuf:"varint,4,opt,name=cut_outgoing,json=cutOutgoing,proto3" json:"cut_outgoing,omitempty"`
+	CutIncoming          bool                   `protobuf:"varint,5,opt,name=cut_incoming,json=cutIncoming,proto3" json:"cut_incoming,omitempty"`
+	BytesSent            uint64                 `protobuf:"varint,6,opt,name=bytes_sent,json=bytesSent,proto3" json:"bytes_sent,omitempty"`
+	BytesReceived        uint64                 `protobuf:"varint,7,opt,name=bytes_received,json=bytesReceived,proto3" json:"bytes_received,omitempty"`
+	BytesDroppedOutgoing uint64                 `protobuf:"varint,8,opt,name=bytes_dropped_outgoing,json=bytesDroppedOutgoing,proto3" json:"bytes_dropped_outgoing,omitempty"`
+	BytesDroppedIncoming uint64                 `protobuf:"varint,9,opt,name=bytes_dropped_incoming,json=bytesDroppedIncoming,proto3" json:"bytes_dropped_incoming,omitempty"`
+	unknownFields        protoimpl.UnknownFields
+	sizeCache            protoimpl.SizeCache
+}
+
+func (x *LinkStatus) Reset() {
+	*x = LinkStatus{}
+	mi := &file_causeway_v1_admin_proto_msgTypes[2]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *LinkStatus) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*LinkStatus) ProtoMessage() {}
+
+func (x *LinkStatus) ProtoReflect() protoreflect.Message {
+	mi := &file_causeway_v1_admin_proto_msgTypes[2]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use LinkStatus.ProtoReflect.Descriptor instead.
+func (*LinkStatus) Descriptor() ([]byte, []int) {
+	return file_causeway_v1_admin_proto_rawDescGZIP(), []int{2}
+}
+
+func (x *LinkStatus) GetRegion() string {
+	if x != nil {
+		return x.Region
+	}
+	return ""
+}
+
+func (x *LinkStatus) GetDelay() *durationpb.Duration {
+	if x != nil {
+		return x.Delay
+	}
+	return nil
+}
+
+func (x *LinkStatus) GetJitter() *durationpb.Duration {
+	if x != nil {
+		return x.Jitter
+	}
+	return nil
+}
+
+func (x *LinkStatus) GetCutOutgoing() bool {
+	if x != nil {
+		return x.CutOutgoing
+	}
+	return false
+}
+
+func (x *LinkStatus) GetCutIncoming() bool {
+	if x != nil {
+		return x.CutIncoming
+	}
+	return false
+}
+
+func (x *LinkStatus) GetBytesSent() uint64 {
+	if x != nil {
+		return x.BytesSent
+	}
+	return 0
+}
+
+func (x *LinkStatus) GetBytesReceived() uint64 {
+	if x != nil {
+		return x.BytesReceived
+	}
+	return 0
+}
+
+func (x *LinkStatus) GetBytesDroppedOutgoing() uint64 {
+	if x != nil {
+		return x.BytesDroppedOutgoing
+	}
+	return 0
+}
+
+func (x *LinkStatus) GetBytesDroppedIncoming() uint64 {
+	if x != nil {
+		return x.BytesDroppedIncoming
+	}
+	return 0
+}
+
 type StatusRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	unknownFields protoimpl.UnknownFields
@@ -30,7 +307,7 @@ type StatusRequest struct {
 
 func (x *StatusRequest) Reset() {
 	*x = StatusRequest{}
-	mi := &file_causeway_v1_admin_proto_msgTypes[0]
+	mi := &file_causeway_v1_admin_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -42,7 +319,7 @@ func (x *StatusRequest) String() string {
 func (*StatusRequest) ProtoMessage() {}
 
 func (x *StatusRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_causeway_v1_admin_proto_msgTypes[0]
+	mi := &file_causeway_v1_admin_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -55,7 +332,7 @@ func (x *StatusRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StatusRequest.ProtoReflect.Descriptor instead.
 func (*StatusRequest) Descriptor() ([]byte, []int) {
-	return file_causeway_v1_admin_proto_rawDescGZIP(), []int{0}
+	return file_causeway_v1_admin_proto_rawDescGZIP(), []int{3}
 }
 
 type StatusResponse struct {
@@ -77,14 +354,17 @@ type StatusResponse struct {
 	// for their causal past.
 	PendingWrites uint64 `protobuf:"varint,9,opt,name=pending_writes,json=pendingWrites,proto3" json:"pending_writes,omitempty"`
 	// peers lists the regions this node replicates with.
-	Peers         []*PeerStatus `protobuf:"bytes,10,rep,name=peers,proto3" json:"peers,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	Peers []*PeerStatus `protobuf:"bytes,10,rep,name=peers,proto3" json:"peers,omitempty"`
+	// links lists the emulated links to other regions (fault injection).
+	Links          []*LinkStatus `protobuf:"bytes,11,rep,name=links,proto3" json:"links,omitempty"`
+	FaultInjection bool          `protobuf:"varint,12,opt,name=fault_injection,json=faultInjection,proto3" json:"fault_injection,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
 }
 
 func (x *StatusResponse) Reset() {
 	*x = StatusResponse{}
-	mi := &file_causeway_v1_admin_proto_msgTypes[1]
+	mi := &file_causeway_v1_admin_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -96,7 +376,7 @@ func (x *StatusResponse) String() string {
 func (*StatusResponse) ProtoMessage() {}
 
 func (x *StatusResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_causeway_v1_admin_proto_msgTypes[1]
+	mi := &file_causeway_v1_admin_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -109,7 +389,7 @@ func (x *StatusResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StatusResponse.ProtoReflect.Descriptor instead.
 func (*StatusResponse) Descriptor() ([]byte, []int) {
-	return file_causeway_v1_admin_proto_rawDescGZIP(), []int{1}
+	return file_causeway_v1_admin_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *StatusResponse) GetNodeId() string {
@@ -182,6 +462,20 @@ func (x *StatusResponse) GetPeers() []*PeerStatus {
 	return nil
 }
 
+func (x *StatusResponse) GetLinks() []*LinkStatus {
+	if x != nil {
+		return x.Links
+	}
+	return nil
+}
+
+func (x *StatusResponse) GetFaultInjection() bool {
+	if x != nil {
+		return x.FaultInjection
+	}
+	return false
+}
+
 type PeerStatus struct {
 	state   protoimpl.MessageState `protogen:"open.v1"`
 	Region  string                 `protobuf:"bytes,1,opt,name=region,proto3" json:"region,omitempty"`
@@ -196,7 +490,7 @@ type PeerStatus struct {
 
 func (x *PeerStatus) Reset() {
 	*x = PeerStatus{}
-	mi := &file_causeway_v1_admin_proto_msgTypes[2]
+	mi := &file_causeway_v1_admin_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -208,7 +502,7 @@ func (x *PeerStatus) String() string {
 func (*PeerStatus) ProtoMessage() {}
 
 func (x *PeerStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_causeway_v1_admin_proto_msgTypes[2]
+	mi := &file_causeway_v1_admin_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -221,7 +515,7 @@ func (x *PeerStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PeerStatus.ProtoReflect.Descriptor instead.
 func (*PeerStatus) Descriptor() ([]byte, []int) {
-	return file_causeway_v1_admin_proto_rawDescGZIP(), []int{2}
+	return file_causeway_v1_admin_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *PeerStatus) GetRegion() string {
@@ -256,8 +550,27 @@ var File_causeway_v1_admin_proto protoreflect.FileDescriptor
 
 const file_causeway_v1_admin_proto_rawDesc = "" +
 	"\n" +
-	"\x17causeway/v1/admin.proto\x12\vcauseway.v1\x1a\x17causeway/v1/types.proto\x1a\x1egoogle/protobuf/duration.proto\"\x0f\n" +
-	"\rStatusRequest\"\xe2\x03\n" +
+	"\x17causeway/v1/admin.proto\x12\vcauseway.v1\x1a\x17causeway/v1/types.proto\x1a\x1egoogle/protobuf/duration.proto\"\xb4\x01\n" +
+	"\x0eSetLinkRequest\x12\x16\n" +
+	"\x06region\x18\x01 \x01(\tR\x06region\x12/\n" +
+	"\x05delay\x18\x02 \x01(\v2\x19.google.protobuf.DurationR\x05delay\x121\n" +
+	"\x06jitter\x18\x03 \x01(\v2\x19.google.protobuf.DurationR\x06jitter\x12&\n" +
+	"\x03cut\x18\x04 \x01(\x0e2\x14.causeway.v1.LinkCutR\x03cut\">\n" +
+	"\x0fSetLinkResponse\x12+\n" +
+	"\x04link\x18\x01 \x01(\v2\x17.causeway.v1.LinkStatusR\x04link\"\x80\x03\n" +
+	"\n" +
+	"LinkStatus\x12\x16\n" +
+	"\x06region\x18\x01 \x01(\tR\x06region\x12/\n" +
+	"\x05delay\x18\x02 \x01(\v2\x19.google.protobuf.DurationR\x05delay\x121\n" +
+	"\x06jitter\x18\x03 \x01(\v2\x19.google.protobuf.DurationR\x06jitter\x12!\n" +
+	"\fcut_outgoing\x18\x04 \x01(\bR\vcutOutgoing\x12!\n" +
+	"\fcut_incoming\x18\x05 \x01(\bR\vcutIncoming\x12\x1d\n" +
+	"\n" +
+	"bytes_sent\x18\x06 \x01(\x04R\tbytesSent\x12%\n" +
+	"\x0ebytes_received\x18\a \x01(\x04R\rbytesReceived\x124\n" +
+	"\x16bytes_dropped_outgoing\x18\b \x01(\x04R\x14bytesDroppedOutgoing\x124\n" +
+	"\x16bytes_dropped_incoming\x18\t \x01(\x04R\x14bytesDroppedIncoming\"\x0f\n" +
+	"\rStatusRequest\"\xba\x04\n" +
 	"\x0eStatusResponse\x12\x17\n" +
 	"\anode_id\x18\x01 \x01(\tR\x06nodeId\x12\x16\n" +
 	"\x06region\x18\x02 \x01(\tR\x06region\x12\x1d\n" +
@@ -270,7 +583,9 @@ const file_causeway_v1_admin_proto_rawDesc = "" +
 	"\rbuild_version\x18\b \x01(\tR\fbuildVersion\x12%\n" +
 	"\x0epending_writes\x18\t \x01(\x04R\rpendingWrites\x12-\n" +
 	"\x05peers\x18\n" +
-	" \x03(\v2\x17.causeway.v1.PeerStatusR\x05peers\x1a9\n" +
+	" \x03(\v2\x17.causeway.v1.PeerStatusR\x05peers\x12-\n" +
+	"\x05links\x18\v \x03(\v2\x17.causeway.v1.LinkStatusR\x05links\x12'\n" +
+	"\x0ffault_injection\x18\f \x01(\bR\x0efaultInjection\x1a9\n" +
 	"\vVectorEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\x04R\x05value:\x028\x01\"|\n" +
@@ -280,9 +595,15 @@ const file_causeway_v1_admin_proto_rawDesc = "" +
 	"\aaddress\x18\x02 \x01(\tR\aaddress\x12\x1f\n" +
 	"\vapplied_seq\x18\x03 \x01(\x04R\n" +
 	"appliedSeq\x12\x1b\n" +
-	"\tacked_seq\x18\x04 \x01(\x04R\backedSeq2V\n" +
+	"\tacked_seq\x18\x04 \x01(\x04R\backedSeq*d\n" +
+	"\aLinkCut\x12\x18\n" +
+	"\x14LINK_CUT_UNSPECIFIED\x10\x00\x12\x11\n" +
+	"\rLINK_CUT_BOTH\x10\x01\x12\x15\n" +
+	"\x11LINK_CUT_OUTGOING\x10\x02\x12\x15\n" +
+	"\x11LINK_CUT_INCOMING\x10\x032\x9e\x01\n" +
 	"\fAdminService\x12F\n" +
-	"\x06Status\x12\x1a.causeway.v1.StatusRequest\x1a\x1b.causeway.v1.StatusResponse\"\x03\x90\x02\x01B;Z9github.com/causewaydb/causeway/api/causeway/v1;causewayv1b\x06proto3"
+	"\x06Status\x12\x1a.causeway.v1.StatusRequest\x1a\x1b.causeway.v1.StatusResponse\"\x03\x90\x02\x01\x12F\n" +
+	"\aSetLink\x12\x1b.causeway.v1.SetLinkRequest\x1a\x1c.causeway.v1.SetLinkResponse\"\x00B;Z9github.com/causewaydb/causeway/api/causeway/v1;causewayv1b\x06proto3"
 
 var (
 	file_causeway_v1_admin_proto_rawDescOnce sync.Once
@@ -296,27 +617,41 @@ func file_causeway_v1_admin_proto_rawDescGZIP() []byte {
 	return file_causeway_v1_admin_proto_rawDescData
 }
 
-var file_causeway_v1_admin_proto_msgTypes = make([]protoimpl.MessageInfo, 4)
+var file_causeway_v1_admin_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
+var file_causeway_v1_admin_proto_msgTypes = make([]protoimpl.MessageInfo, 7)
 var file_causeway_v1_admin_proto_goTypes = []any{
-	(*StatusRequest)(nil),       // 0: causeway.v1.StatusRequest
-	(*StatusResponse)(nil),      // 1: causeway.v1.StatusResponse
-	(*PeerStatus)(nil),          // 2: causeway.v1.PeerStatus
-	nil,                         // 3: causeway.v1.StatusResponse.VectorEntry
-	(*Timestamp)(nil),           // 4: causeway.v1.Timestamp
-	(*durationpb.Duration)(nil), // 5: google.protobuf.Duration
+	(LinkCut)(0),                // 0: causeway.v1.LinkCut
+	(*SetLinkRequest)(nil),      // 1: causeway.v1.SetLinkRequest
+	(*SetLinkResponse)(nil),     // 2: causeway.v1.SetLinkResponse
+	(*LinkStatus)(nil),          // 3: causeway.v1.LinkStatus
+	(*StatusRequest)(nil),       // 4: causeway.v1.StatusRequest
+	(*StatusResponse)(nil),      // 5: causeway.v1.StatusResponse
+	(*PeerStatus)(nil),          // 6: causeway.v1.PeerStatus
+	nil,                         // 7: causeway.v1.StatusResponse.VectorEntry
+	(*durationpb.Duration)(nil), // 8: google.protobuf.Duration
+	(*Timestamp)(nil),           // 9: causeway.v1.Timestamp
 }
 var file_causeway_v1_admin_proto_depIdxs = []int32{
-	3, // 0: causeway.v1.StatusResponse.vector:type_name -> causeway.v1.StatusResponse.VectorEntry
-	4, // 1: causeway.v1.StatusResponse.clock:type_name -> causeway.v1.Timestamp
-	5, // 2: causeway.v1.StatusResponse.uptime:type_name -> google.protobuf.Duration
-	2, // 3: causeway.v1.StatusResponse.peers:type_name -> causeway.v1.PeerStatus
-	0, // 4: causeway.v1.AdminService.Status:input_type -> causeway.v1.StatusRequest
-	1, // 5: causeway.v1.AdminService.Status:output_type -> causeway.v1.StatusResponse
-	5, // [5:6] is the sub-list for method output_type
-	4, // [4:5] is the sub-list for method input_type
-	4, // [4:4] is the sub-list for extension type_name
-	4, // [4:4] is the sub-list for extension extendee
-	0, // [0:4] is the sub-list for field type_name
+	8,  // 0: causeway.v1.SetLinkRequest.delay:type_name -> google.protobuf.Duration
+	8,  // 1: causeway.v1.SetLinkRequest.jitter:type_name -> google.protobuf.Duration
+	0,  // 2: causeway.v1.SetLinkRequest.cut:type_name -> causeway.v1.LinkCut
+	3,  // 3: causeway.v1.SetLinkResponse.link:type_name -> causeway.v1.LinkStatus
+	8,  // 4: causeway.v1.LinkStatus.delay:type_name -> google.protobuf.Duration
+	8,  // 5: causeway.v1.LinkStatus.jitter:type_name -> google.protobuf.Duration
+	7,  // 6: causeway.v1.StatusResponse.vector:type_name -> causeway.v1.StatusResponse.VectorEntry
+	9,  // 7: causeway.v1.StatusResponse.clock:type_name -> causeway.v1.Timestamp
+	8,  // 8: causeway.v1.StatusResponse.uptime:type_name -> google.protobuf.Duration
+	6,  // 9: causeway.v1.StatusResponse.peers:type_name -> causeway.v1.PeerStatus
+	3,  // 10: causeway.v1.StatusResponse.links:type_name -> causeway.v1.LinkStatus
+	4,  // 11: causeway.v1.AdminService.Status:input_type -> causeway.v1.StatusRequest
+	1,  // 12: causeway.v1.AdminService.SetLink:input_type -> causeway.v1.SetLinkRequest
+	5,  // 13: causeway.v1.AdminService.Status:output_type -> causeway.v1.StatusResponse
+	2,  // 14: causeway.v1.AdminService.SetLink:output_type -> causeway.v1.SetLinkResponse
+	13, // [13:15] is the sub-list for method output_type
+	11, // [11:13] is the sub-list for method input_type
+	11, // [11:11] is the sub-list for extension type_name
+	11, // [11:11] is the sub-list for extension extendee
+	0,  // [0:11] is the sub-list for field type_name
 }
 
 func init() { file_causeway_v1_admin_proto_init() }
@@ -330,13 +665,14 @@ func file_causeway_v1_admin_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_causeway_v1_admin_proto_rawDesc), len(file_causeway_v1_admin_proto_rawDesc)),
-			NumEnums:      0,
-			NumMessages:   4,
+			NumEnums:      1,
+			NumMessages:   7,
 			NumExtensions: 0,
 			NumServices:   1,
 		},
 		GoTypes:           file_causeway_v1_admin_proto_goTypes,
 		DependencyIndexes: file_causeway_v1_admin_proto_depIdxs,
+		EnumInfos:         file_causeway_v1_admin_proto_enumTypes,
 		MessageInfos:      file_causeway_v1_admin_proto_msgTypes,
 	}.Build()
 	File_causeway_v1_admin_proto = out.File

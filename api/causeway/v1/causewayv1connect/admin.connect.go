@@ -35,12 +35,19 @@ const (
 const (
 	// AdminServiceStatusProcedure is the fully-qualified name of the AdminService's Status RPC.
 	AdminServiceStatusProcedure = "/causeway.v1.AdminService/Status"
+	// AdminServiceSetLinkProcedure is the fully-qualified name of the AdminService's SetLink RPC.
+	AdminServiceSetLinkProcedure = "/causeway.v1.AdminService/SetLink"
 )
 
 // AdminServiceClient is a client for the causeway.v1.AdminService service.
 type AdminServiceClient interface {
 	// Status describes this node: identity, clocks and storage.
 	Status(context.Context, *connect.Request[v1.StatusRequest]) (*connect.Response[v1.StatusResponse], error)
+	// SetLink changes the emulated network link from this node to another
+	// region: one-way delay and jitter of what this node sends there, and a
+	// cut of either direction (a black hole, as a partition is). It answers
+	// permission_denied unless the node was started with --fault-injection.
+	SetLink(context.Context, *connect.Request[v1.SetLinkRequest]) (*connect.Response[v1.SetLinkResponse], error)
 }
 
 // NewAdminServiceClient constructs a client for the causeway.v1.AdminService service. By default,
@@ -61,12 +68,19 @@ func NewAdminServiceClient(httpClient connect.HTTPClient, baseURL string, opts .
 			connect.WithIdempotency(connect.IdempotencyNoSideEffects),
 			connect.WithClientOptions(opts...),
 		),
+		setLink: connect.NewClient[v1.SetLinkRequest, v1.SetLinkResponse](
+			httpClient,
+			baseURL+AdminServiceSetLinkProcedure,
+			connect.WithSchema(adminServiceMethods.ByName("SetLink")),
+			connect.WithClientOptions(opts...),
+		),
 	}
 }
 
 // adminServiceClient implements AdminServiceClient.
 type adminServiceClient struct {
-	status *connect.Client[v1.StatusRequest, v1.StatusResponse]
+	status  *connect.Client[v1.StatusRequest, v1.StatusResponse]
+	setLink *connect.Client[v1.SetLinkRequest, v1.SetLinkResponse]
 }
 
 // Status calls causeway.v1.AdminService.Status.
@@ -74,10 +88,20 @@ func (c *adminServiceClient) Status(ctx context.Context, req *connect.Request[v1
 	return c.status.CallUnary(ctx, req)
 }
 
+// SetLink calls causeway.v1.AdminService.SetLink.
+func (c *adminServiceClient) SetLink(ctx context.Context, req *connect.Request[v1.SetLinkRequest]) (*connect.Response[v1.SetLinkResponse], error) {
+	return c.setLink.CallUnary(ctx, req)
+}
+
 // AdminServiceHandler is an implementation of the causeway.v1.AdminService service.
 type AdminServiceHandler interface {
 	// Status describes this node: identity, clocks and storage.
 	Status(context.Context, *connect.Request[v1.StatusRequest]) (*connect.Response[v1.StatusResponse], error)
+	// SetLink changes the emulated network link from this node to another
+	// region: one-way delay and jitter of what this node sends there, and a
+	// cut of either direction (a black hole, as a partition is). It answers
+	// permission_denied unless the node was started with --fault-injection.
+	SetLink(context.Context, *connect.Request[v1.SetLinkRequest]) (*connect.Response[v1.SetLinkResponse], error)
 }
 
 // NewAdminServiceHandler builds an HTTP handler from the service implementation. It returns the
@@ -94,10 +118,18 @@ func NewAdminServiceHandler(svc AdminServiceHandler, opts ...connect.HandlerOpti
 		connect.WithIdempotency(connect.IdempotencyNoSideEffects),
 		connect.WithHandlerOptions(opts...),
 	)
+	adminServiceSetLinkHandler := connect.NewUnaryHandler(
+		AdminServiceSetLinkProcedure,
+		svc.SetLink,
+		connect.WithSchema(adminServiceMethods.ByName("SetLink")),
+		connect.WithHandlerOptions(opts...),
+	)
 	return "/causeway.v1.AdminService/", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		switch r.URL.Path {
 		case AdminServiceStatusProcedure:
 			adminServiceStatusHandler.ServeHTTP(w, r)
+		case AdminServiceSetLinkProcedure:
+			adminServiceSetLinkHandler.ServeHTTP(w, r)
 		default:
 			http.NotFound(w, r)
 		}
@@ -109,4 +141,8 @@ type UnimplementedAdminServiceHandler struct{}
 
 func (UnimplementedAdminServiceHandler) Status(context.Context, *connect.Request[v1.StatusRequest]) (*connect.Response[v1.StatusResponse], error) {
 	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("causeway.v1.AdminService.Status is not implemented"))
+}
+
+func (UnimplementedAdminServiceHandler) SetLink(context.Context, *connect.Request[v1.SetLinkRequest]) (*connect.Response[v1.SetLinkResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("causeway.v1.AdminService.SetLink is not implemented"))
 }
