@@ -37,10 +37,10 @@ const (
 	ackInterval = 50 * time.Millisecond
 	// gcInterval: how often the replication log is truncated to what every
 	// region has acknowledged.
-	gcInterval = time.Second
+	gcInterval  = time.Second
 	dialTimeout = 5 * time.Second
 	minBackoff  = 50 * time.Millisecond
-	maxBackoff = 5 * time.Second
+	maxBackoff  = 5 * time.Second
 )
 
 // replication runs the streams between this region and the others: for
