@@ -17,7 +17,7 @@ BENCHTIME ?= 3s
 SIM_SEEDS ?= 5000
 SIM_PKG   := ./causal/internal/sim
 
-.PHONY: help build run test sim lint proto tools bench clean
+.PHONY: help build run cluster test sim lint proto tools bench clean
 
 help: ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | column -t -s "$$(printf '\t')"
@@ -27,6 +27,9 @@ build: ## build the causeway binary into .bin/
 
 run: build ## start one node (data under ./data, Connect API on 127.0.0.1:7070)
 	$(BIN)/causeway serve --region $(REGION) --data $(DATA) --listen $(LISTEN)
+
+cluster: build ## start a local 3-region cluster with WAN delays and fault injection (Ctrl-C stops it)
+	$(BIN)/causeway cluster --data ./data/cluster
 
 test: lint ## vet, format check and all tests (race detector on), then the simulation
 	$(GO) test $(RACE) -count=1 -timeout 15m $$($(GO) list ./... | grep -v '/causal/internal/sim$$')

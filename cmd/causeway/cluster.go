@@ -1,0 +1,223 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/google/uuid"
+)
+
+// defaultRegions and defaultWAN describe a three-continent deployment. The
+// one-way delays are half of measured round trips between cloud regions:
+// us-east–eu-west about 80 ms, us-east–ap-southeast about 217 ms,
+// eu-west–ap-southeast about 238 ms.
+var (
+	defaultRegions = []string{"us-east", "eu-west", "ap-southeast"}
+	defaultWAN     = "us-east/eu-west=40ms,us-east/ap-southeast=108ms,eu-west/ap-southeast=119ms"
+)
+
+var readyLine = regexp.MustCompile(`^causeway: region (\S+) serving on http://(\S+) \(data in .+\)$`)
+
+func runCluster(args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("causeway cluster", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	regions := fs.String("regions", strings.Join(defaultRegions, ","), "comma-separated region names, one process each")
+	count := fs.Int("n", 0, "number of regions (default: as many as --regions names; more get names region-4, region-5, ...)")
+	wan := fs.String("wan-latency", defaultWAN, "one-way delays between regions (a/b=40ms,...); \"\" for none")
+	data := fs.String("data", "./cluster-data", "parent directory of the regions' data directories")
+	basePort := fs.Int("base-port", 7071, "API port of the first region; the others follow")
+	cluster := fs.String("cluster-id", "", "cluster id; default: the one in DATA/cluster-id, or a new one saved there")
+	fs.Usage = func() {
+		fmt.Fprintf(stderr, "Usage: causeway cluster [flags]\n\nStarts a local multi-region cluster: one `causeway serve` process per region on\n127.0.0.1, each with its own data directory, replicating with the others, fault\ninjection on (see `causeway link`), and WAN delays between regions. Ctrl-C stops them all.\n\nFlags:\n")
+		fs.PrintDefaults()
+	}
+	if rest, err := parseInterspersed(fs, args); err != nil {
+		if isHelp(err) {
+			return exitOK
+		}
+		return exitUsage
+	} else if len(rest) > 0 {
+		fmt.Fprintf(stderr, "causeway cluster: unexpected argument %q\n", rest[0])
+		return exitUsage
+	}
+	names := strings.Split(*regions, ",")
+	for i := range names {
+		names[i] = strings.TrimSpace(names[i])
+	}
+	if *count > 0 {
+		for len(names) < *count {
+			names = append(names, fmt.Sprintf("region-%d", len(names)+1))
+		}
+		names = names[:*count]
+	}
+	if len(names) < 1 {
+		fmt.Fprintln(stderr, "causeway cluster: no regions")
+		return exitUsage
+	}
+	if _, err := parseLatencyMatrix(*wan); err != nil {
+		fmt.Fprintf(stderr, "causeway cluster: --wan-latency: %v\n", err)
+		return exitUsage
+	}
+	id, err := clusterID(*data, *cluster)
+	if err != nil {
+		fmt.Fprintf(stderr, "causeway cluster: %v\n", err)
+		return exitUsage
+	}
+	exe, err := os.Executable()
+	if err != nil {
+		fmt.Fprintf(stderr, "causeway cluster: %v\n", err)
+		return exitFailed
+	}
+
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	var procs []*exec.Cmd
+	var logs sync.WaitGroup
+	defer func() {
+		stopAll(procs)
+		logs.Wait()
+	}()
+	addrs := map[string]string{}
+	for i, name := range names {
+		addr := fmt.Sprintf("127.0.0.1:%d", *basePort+i)
+		var peers []string
+		for _, prev := range names[:i] {
+			peers = append(peers, prev+"="+addrs[prev])
+		}
+		cmd := exec.Command(exe, "serve", "--region", name, "--data", filepath.Join(*data, name), "--listen", addr,
+			"--cluster-id", id, "--peers", strings.Join(peers, ","), "--fault-injection", "--wan-latency", *wan)
+		out, _ := cmd.StdoutPipe()
+		errs, _ := cmd.StderrPipe()
+		if err := cmd.Start(); err != nil {
+			fmt.Fprintf(stderr, "causeway cluster: start %s: %v\n", name, err)
+			return exitFailed
+		}
+		procs = append(procs, cmd)
+		logs.Add(1)
+		go func() {
+			defer logs.Done()
+			prefixLines(stderr, errs, name)
+		}()
+		ready := make(chan string, 1)
+		go func() {
+			sc := bufio.NewScanner(out)
+			for sc.Scan() {
+				if m := readyLine.FindStringSubmatch(sc.Text()); m != nil {
+					ready <- m[2]
+				}
+			}
+			close(ready)
+		}()
+		select {
+		case got, ok := <-ready:
+			if !ok {
+				fmt.Fprintf(stderr, "causeway cluster: region %s exited before serving (see its log above)\n", name)
+				return exitFailed
+			}
+			addrs[name] = got
+		case <-time.After(30 * time.Second):
+			fmt.Fprintf(stderr, "causeway cluster: region %s did not start within 30s\n", name)
+			return exitFailed
+		case <-ctx.Done():
+			return exitOK
+		}
+	}
+	fmt.Fprintf(stdout, "causeway cluster %s: %d regions, fault injection on\n", id, len(names))
+	for _, name := range names {
+		fmt.Fprintf(stdout, "  %-14s http://%s   (causeway status --addr %s)\n", name, addrs[name], addrs[name])
+	}
+	if *wan != "" {
+		fmt.Fprintf(stdout, "  WAN one-way delays: %s\n", *wan)
+	}
+	fmt.Fprintln(stdout, "Ctrl-C stops every region.")
+
+	exited := make(chan string, len(procs))
+	for i, p := range procs {
+		go func() {
+			p.Wait()
+			exited <- names[i]
+		}()
+	}
+	select {
+	case <-ctx.Done():
+		fmt.Fprintln(stdout, "stopping...")
+		return exitOK
+	case name := <-exited:
+		fmt.Fprintf(stderr, "causeway cluster: region %s exited; stopping the others\n", name)
+		return exitFailed
+	}
+}
+
+// stopAll sends SIGTERM to every process, then SIGKILL to those still
+// running after a grace period.
+func stopAll(procs []*exec.Cmd) {
+	var wg sync.WaitGroup
+	for _, p := range procs {
+		if p.Process == nil || p.ProcessState != nil {
+			continue
+		}
+		wg.Go(func() {
+			_ = p.Process.Signal(syscall.SIGTERM)
+			done := make(chan struct{})
+			go func() {
+				_, _ = p.Process.Wait()
+				close(done)
+			}()
+			select {
+			case <-done:
+			case <-time.After(15 * time.Second):
+				_ = p.Process.Kill()
+				<-done
+			}
+		})
+	}
+	wg.Wait()
+}
+
+func prefixLines(w io.Writer, r io.Reader, prefix string) {
+	sc := bufio.NewScanner(r)
+	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	for sc.Scan() {
+		fmt.Fprintf(w, "[%s] %s\n", prefix, sc.Text())
+	}
+}
+
+// clusterID returns the given id, or the one saved under data, or a new
+// one that it saves, so that restarting the cluster reuses its data.
+func clusterID(data, given string) (string, error) {
+	path := filepath.Join(data, "cluster-id")
+	saved, err := os.ReadFile(path)
+	if err == nil {
+		saved = []byte(strings.TrimSpace(string(saved)))
+	}
+	switch {
+	case given != "":
+		if _, err := uuid.Parse(given); err != nil {
+			return "", fmt.Errorf("--cluster-id %q is not a UUID", given)
+		}
+		if len(saved) > 0 && string(saved) != given {
+			return "", fmt.Errorf("%s holds cluster %s, not %s; use another --data", data, saved, given)
+		}
+	case len(saved) > 0:
+		return string(saved), nil
+	default:
+		given = uuid.NewString()
+	}
+	if err := os.MkdirAll(data, 0o755); err != nil {
+		return "", err
+	}
+	return given, os.WriteFile(path, []byte(given+"\n"), 0o644)
+}
+

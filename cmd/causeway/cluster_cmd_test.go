@@ -1,0 +1,141 @@
+//go:build unix
+
+package main
+
+import (
+	"bufio"
+	"context"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"regexp"
+	"strconv"
+	"syscall"
+	"testing"
+	"time"
+
+	"connectrpc.com/connect"
+
+	v1 "github.com/causewaydb/causeway/api/causeway/v1"
+	"github.com/causewaydb/causeway/api/causeway/v1/causewayv1connect"
+)
+
+// freePortRange finds n consecutive free ports on 127.0.0.1 (best effort:
+// another process may take one before the cluster binds it).
+func freePortRange(t *testing.T, n int) int {
+	t.Helper()
+	for attempt := 0; attempt < 20; attempt++ {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		base := ln.Addr().(*net.TCPAddr).Port
+		ln.Close()
+		ok := true
+		for i := 1; i < n && ok; i++ {
+			l, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", itoa(base+i)))
+			if err != nil {
+				ok = false
+				break
+			}
+			l.Close()
+		}
+		if ok {
+			return base
+		}
+	}
+	t.Fatal("no free port range")
+	return 0
+}
+
+func itoa(i int) string { return strconv.Itoa(i) }
+
+var clusterAddrLine = regexp.MustCompile(`^\s+(\S+)\s+http://(\S+)\s`)
+
+// TestClusterCommand starts `causeway cluster` with two regions and a WAN
+// delay, uses it, and stops it with SIGINT: every region process must stop.
+func TestClusterCommand(t *testing.T) {
+	base := freePortRange(t, 2)
+	cmd := exec.Command(os.Args[0], "cluster", "--n", "2", "--regions", "us-east,eu-west", "--data", t.TempDir(),
+		"--base-port", itoa(base), "--wan-latency", "us-east/eu-west=20ms")
+	cmd.Env = append(os.Environ(), runMainEnv+"=1")
+	stderr := &lockedBuffer{}
+	cmd.Stderr = stderr
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_ = cmd.Process.Kill()
+		_ = cmd.Wait()
+		if t.Failed() {
+			t.Logf("cluster stderr:\n%s", stderr)
+		}
+	})
+	addrs := map[string]string{}
+	ready := make(chan struct{})
+	go func() {
+		sc := bufio.NewScanner(out)
+		for sc.Scan() {
+			if m := clusterAddrLine.FindStringSubmatch(sc.Text()); m != nil {
+				addrs[m[1]] = m[2]
+			}
+			if sc.Text() == "Ctrl-C stops every region." {
+				close(ready)
+				break
+			}
+		}
+		for sc.Scan() {
+		}
+	}()
+	select {
+	case <-ready:
+	case <-time.After(60 * time.Second):
+		t.Fatal("cluster did not report ready")
+	}
+	if len(addrs) != 2 {
+		t.Fatalf("cluster printed addresses %v, want two regions", addrs)
+	}
+
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	east := causewayv1connect.NewKVServiceClient(http.DefaultClient, "http://"+addrs["us-east"])
+	west := causewayv1connect.NewKVServiceClient(http.DefaultClient, "http://"+addrs["eu-west"])
+	put, err := east.Put(ctx, connect.NewRequest(&v1.PutRequest{Key: "k", Value: []byte("v")}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	got, err := west.Get(ctx, connect.NewRequest(&v1.GetRequest{Key: "k", CausalToken: put.Msg.CausalToken}))
+	if err != nil || string(got.Msg.Value) != "v" {
+		t.Fatalf("read in eu-west: %v, %v", got, err)
+	}
+	if waited := time.Since(start); waited < 20*time.Millisecond {
+		t.Fatalf("the write crossed a 20ms link in %v", waited)
+	}
+	admin := causewayv1connect.NewAdminServiceClient(http.DefaultClient, "http://"+addrs["eu-west"])
+	st, err := admin.Status(ctx, connect.NewRequest(&v1.StatusRequest{}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !st.Msg.FaultInjection || len(st.Msg.Links) != 1 || st.Msg.Links[0].GetDelay().AsDuration() != 20*time.Millisecond {
+		t.Fatalf("eu-west status: fault injection %v, links %v", st.Msg.FaultInjection, st.Msg.Links)
+	}
+
+	if err := cmd.Process.Signal(syscall.SIGINT); err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Wait(); err != nil {
+		t.Fatalf("cluster exit after SIGINT: %v", err)
+	}
+	for region, addr := range addrs {
+		if c, err := net.DialTimeout("tcp", addr, time.Second); err == nil {
+			c.Close()
+			t.Errorf("region %s still listens on %s after the cluster stopped", region, addr)
+		}
+	}
+}
