@@ -220,4 +220,3 @@ func clusterID(data, given string) (string, error) {
 	}
 	return given, os.WriteFile(path, []byte(given+"\n"), 0o644)
 }
-
