@@ -226,12 +226,6 @@ func missingPastError(region string, gaps []clocks.Gap) error {
 		region, strings.Join(parts, ", "))
 }
 
-// awaitDurable waits until origin's write seq is durable here. For local
-// writes this is at most one group-commit fsync away.
-func (n *Node) awaitDurable(ctx context.Context, origin string, seq uint64) error {
-	return n.awaitCausalPast(ctx, clocks.Vector{origin: seq})
-}
-
 // durableSeq is the last durable write of region applied here.
 func (n *Node) durableSeq(region string) uint64 {
 	n.durMu.Lock()

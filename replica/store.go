@@ -73,33 +73,9 @@ func OpenStore(dir string, o StoreOptions) (*Store, error) {
 // synced WAL) and releases the store.
 func (s *Store) Close() error { return s.db.Close() }
 
-// Latest returns the winning version of key: one SeekGE to the key's prefix,
-// since a key's versions (its siblings) are stored newest first. found is
-// false when the key has no version at all; hasSiblings reports concurrent
-// versions behind the winner.
-func (s *Store) Latest(key string) (v causal.Version, found, hasSiblings bool, err error) {
-	lower, upper := keyPrefixBounds(key)
-	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: lower, UpperBound: upper})
-	if err != nil {
-		return v, false, false, err
-	}
-	defer it.Close()
-	if !it.First() {
-		return v, false, false, it.Error()
-	}
-	raw, err := it.ValueAndErr()
-	if err != nil {
-		return v, false, false, err
-	}
-	if v, err = decodeVersion(raw); err != nil {
-		return v, false, false, fmt.Errorf("key %q: %w", key, err)
-	}
-	v.Value = bytes.Clone(v.Value)
-	return v, true, it.Next(), it.Error()
-}
-
 // Siblings returns every stored version of key, newest first: the key's
-// concurrent versions, at most one per region. Without values, only the
+// concurrent versions, at most one per region. The winner, the newest, is
+// found by one SeekGE to the key's prefix (versions are stored newest first). Without values, only the
 // headers (kind, timestamp, sequence number, vector) are filled.
 func (s *Store) Siblings(key string, values bool) ([]causal.Version, error) {
 	return siblingsFrom(s.db, key, values)

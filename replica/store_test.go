@@ -40,7 +40,7 @@ func ts(wall uint64, logical uint32, region string) clocks.Timestamp {
 	return clocks.Timestamp{WallMs: wall, Logical: logical, Region: region}
 }
 
-func TestStoreLatestIsNewestVersion(t *testing.T) {
+func TestStoreNewestVersionFirst(t *testing.T) {
 	s := memStore(t)
 	// Written out of timestamp order, and with neighbours whose names share
 	// prefixes or contain NUL, so only the key encoding keeps them apart.
@@ -63,16 +63,17 @@ func TestStoreLatestIsNewestVersion(t *testing.T) {
 			Vector: clocks.Vector{w.ts.Region: uint64(i + 1)}, Value: []byte(w.val)})
 	}
 	for key, want := range map[string]string{"a": "a@300us", "ab": "ab@900", "a\x00": "nul@950", "": "empty"} {
-		rec, found, _, err := s.Latest(key)
-		if err != nil || !found {
-			t.Fatalf("Latest(%q): found=%v err=%v", key, found, err)
+		vs, err := s.Siblings(key, true)
+		if err != nil || len(vs) == 0 {
+			t.Fatalf("Siblings(%q): %v, %v", key, vs, err)
 		}
+		rec := vs[0]
 		if string(rec.Value) != want {
-			t.Errorf("Latest(%q) = %q, want %q", key, rec.Value, want)
+			t.Errorf("newest version of %q = %q, want %q", key, rec.Value, want)
 		}
 	}
-	if _, found, _, err := s.Latest("b"); found || err != nil {
-		t.Errorf("Latest(b): found=%v err=%v, want absent", found, err)
+	if vs, err := s.Siblings("b", true); len(vs) != 0 || err != nil {
+		t.Errorf("Siblings(b) = %v, %v; want absent", vs, err)
 	}
 
 	versions, err := s.Siblings("a", true)
@@ -98,9 +99,9 @@ func TestStoreTombstone(t *testing.T) {
 	s := memStore(t)
 	commit(t, s, "k", &causal.Version{Kind: causal.KindValue, Timestamp: ts(1, 0, "eu"), Seq: 1, Vector: clocks.Vector{"eu": 1}, Value: []byte("v")})
 	commit(t, s, "k", &causal.Version{Kind: causal.KindTombstone, Timestamp: ts(2, 0, "eu"), Seq: 2, Vector: clocks.Vector{"eu": 2}})
-	rec, found, _, err := s.Latest("k")
-	if err != nil || !found || rec.Kind != causal.KindTombstone || rec.Seq != 2 {
-		t.Fatalf("Latest after delete = %+v found=%v err=%v, want the tombstone", rec, found, err)
+	vs, err := s.Siblings("k", true)
+	if err != nil || len(vs) == 0 || vs[0].Kind != causal.KindTombstone || vs[0].Seq != 2 {
+		t.Fatalf("after delete: %+v, %v; want the tombstone first", vs, err)
 	}
 }
 
@@ -145,8 +146,8 @@ func TestStoreRefusesCorruptRecord(t *testing.T) {
 	if err := s.db.Set(dk, bad, pebble.Sync); err != nil {
 		t.Fatal(err)
 	}
-	if _, _, _, err := s.Latest("k"); !errors.Is(err, ErrCorruptRecord) {
-		t.Fatalf("Latest on damaged record: err = %v, want ErrCorruptRecord", err)
+	if _, err := s.Siblings("k", true); !errors.Is(err, ErrCorruptRecord) {
+		t.Fatalf("reading a damaged record: err = %v, want ErrCorruptRecord", err)
 	}
 }
 
