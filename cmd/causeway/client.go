@@ -2,6 +2,8 @@ package main
 
 import (
 	"context"
+	"maps"
+	"slices"
 	"errors"
 	"flag"
 	"fmt"
@@ -198,7 +200,7 @@ func statusString(s *v1.StatusResponse) string {
 		b.WriteString("(no writes yet)")
 	}
 	first := true
-	for _, r := range sortedKeys(s.Vector) {
+	for _, r := range slices.Sorted(maps.Keys(s.Vector)) {
 		if !first {
 			b.WriteString(", ")
 		}

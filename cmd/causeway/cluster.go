@@ -43,14 +43,8 @@ func runCluster(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "Usage: causeway cluster [flags]\n\nStarts a local multi-region cluster: one `causeway serve` process per region on\n127.0.0.1, each with its own data directory, replicating with the others, fault\ninjection on (see `causeway link`), and WAN delays between regions. Ctrl-C stops them all.\n\nFlags:\n")
 		fs.PrintDefaults()
 	}
-	if rest, err := parseInterspersed(fs, args); err != nil {
-		if isHelp(err) {
-			return exitOK
-		}
-		return exitUsage
-	} else if len(rest) > 0 {
-		fmt.Fprintf(stderr, "causeway cluster: unexpected argument %q\n", rest[0])
-		return exitUsage
+	if code, ok := parseFlagsOnly(fs, args, stderr); !ok {
+		return code
 	}
 	names := strings.Split(*regions, ",")
 	for i := range names {

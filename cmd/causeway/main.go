@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"slices"
 	"strings"
 )
 
@@ -101,18 +100,26 @@ func parseInterspersed(fs *flag.FlagSet, args []string) ([]string, error) {
 
 func isHelp(err error) bool { return errors.Is(err, flag.ErrHelp) }
 
+// parseFlagsOnly parses a verb's flags where no positional argument is
+// allowed. ok is false when the verb must exit with code (after --help, or
+// on a usage error that has been reported).
+func parseFlagsOnly(fs *flag.FlagSet, args []string, stderr io.Writer) (code int, ok bool) {
+	rest, err := parseInterspersed(fs, args)
+	switch {
+	case isHelp(err):
+		return exitOK, false
+	case err != nil:
+		return exitUsage, false
+	case len(rest) > 0:
+		fmt.Fprintf(stderr, "%s: unexpected argument %q\n", fs.Name(), rest[0])
+		return exitUsage, false
+	}
+	return exitOK, true
+}
+
 func envOr(name, fallback string) string {
 	if v := strings.TrimSpace(os.Getenv(name)); v != "" {
 		return v
 	}
 	return fallback
-}
-
-func sortedKeys[V any](m map[string]V) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	slices.Sort(keys)
-	return keys
 }

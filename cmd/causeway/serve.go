@@ -39,14 +39,8 @@ func runServe(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "Usage: causeway serve [flags]\n\nStarts one Causeway node. Every flag has a default, so a bare\n`causeway serve` starts region \"local\" with data in ./causeway-data on 127.0.0.1:7070.\n\nFlags:\n")
 		fs.PrintDefaults()
 	}
-	if rest, err := parseInterspersed(fs, args); err != nil {
-		if isHelp(err) {
-			return exitOK
-		}
-		return exitUsage
-	} else if len(rest) > 0 {
-		fmt.Fprintf(stderr, "causeway serve: unexpected argument %q\n", rest[0])
-		return exitUsage
+	if code, ok := parseFlagsOnly(fs, args, stderr); !ok {
+		return code
 	}
 
 	var level slog.Level
