@@ -2,13 +2,13 @@ package main
 
 import (
 	"context"
-	"maps"
-	"slices"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
