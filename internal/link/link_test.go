@@ -245,3 +245,64 @@ func must(t *testing.T, err error) {
 		t.Fatal(err)
 	}
 }
+
+func TestPacketsCrossAndAreCut(t *testing.T) {
+	a, b := New("us-east"), New("eu-west")
+	rawA, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	rawB, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	pa, pb := a.PacketConn(rawA), b.PacketConn(rawB)
+	t.Cleanup(func() { pa.Close(); pb.Close() })
+	a.Learn(rawB.LocalAddr().String(), "eu-west")
+
+	recv := func() (string, error) {
+		buf := make([]byte, 64)
+		pb.SetReadDeadline(time.Now().Add(500 * time.Millisecond))
+		n, _, err := pb.ReadFrom(buf)
+		return string(buf[:n]), err
+	}
+	if _, err := pa.WriteTo([]byte("hello"), rawB.LocalAddr()); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := recv(); err != nil || got != "hello" {
+		t.Fatalf("datagram = %q, %v", got, err)
+	}
+	// The receiver learnt the sender's region from the header.
+	if b.RegionOf(rawA.LocalAddr().String()) != "us-east" {
+		t.Fatal("receiver did not learn the sender's region")
+	}
+	recvBefore := b.Counters("us-east").Received
+	must(t, a.Set("eu-west", Link{CutOut: true}))
+	pa.WriteTo([]byte("lost"), rawB.LocalAddr())
+	if got, err := recv(); err == nil {
+		t.Fatalf("a datagram crossed an outgoing cut: %q", got)
+	}
+	must(t, a.Set("eu-west", Link{}))
+	must(t, b.Set("us-east", Link{CutIn: true}))
+	pa.WriteTo([]byte("lost too"), rawB.LocalAddr())
+	if got, err := recv(); err == nil {
+		t.Fatalf("a datagram crossed an incoming cut: %q", got)
+	}
+	if a.Counters("eu-west").DroppedOut == 0 || b.Counters("us-east").DroppedIn == 0 {
+		t.Fatalf("drops not counted: %+v %+v", a.Counters("eu-west"), b.Counters("us-east"))
+	}
+	if b.Counters("us-east").Received != recvBefore {
+		t.Fatalf("eu-west counted bytes received through a cut")
+	}
+	// Delay applies to datagrams too.
+	must(t, b.Set("us-east", Link{}))
+	must(t, a.Set("eu-west", Link{Delay: 30 * time.Millisecond}))
+	start := time.Now()
+	pa.WriteTo([]byte("late"), rawB.LocalAddr())
+	if got, err := recv(); err != nil || got != "late" {
+		t.Fatalf("delayed datagram = %q, %v", got, err)
+	}
+	if waited := time.Since(start); waited < 30*time.Millisecond {
+		t.Fatalf("a 30ms link delivered in %v", waited)
+	}
+}
