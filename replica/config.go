@@ -80,6 +80,8 @@ type Config struct {
 	// Links is the link-emulation layer every connection to or from another
 	// region passes through; nil means a new one with every link clear.
 	Links *link.Emulator
+	// Gossip, when set, turns on membership by gossip.
+	Gossip *GossipConfig
 	// FaultInjection allows AdminService/SetLink to change Links at run
 	// time. Off by default: a production node refuses it.
 	FaultInjection bool

@@ -6,6 +6,7 @@ import (
 
 	"connectrpc.com/connect"
 	"google.golang.org/protobuf/types/known/durationpb"
+	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/causewaydb/causeway/api"
 	v1 "github.com/causewaydb/causeway/api/causeway/v1"
@@ -126,7 +127,23 @@ func (h adminHandler) Status(context.Context, *connect.Request[v1.StatusRequest]
 		out.Links = append(out.Links, linkProto(&l))
 	}
 	out.FaultInjection = h.node.cfg.FaultInjection
+	for _, m := range h.node.repl.members() {
+		out.Members = append(out.Members, &v1.MemberStatus{
+			Region: m.Meta.Region, NodeId: m.Meta.NodeID, State: m.State.String(), Since: timestamppb.New(m.Since),
+			GossipAddress: m.Addr, ApiAddress: m.Meta.APIAddr, Applied: m.Applied, Removed: m.Removed,
+		})
+	}
+	if g := h.node.repl.gossipNode(); g != nil {
+		out.StableVector = g.StableVector()
+	}
 	return connect.NewResponse(out), nil
+}
+
+func (h adminHandler) RemoveRegion(_ context.Context, req *connect.Request[v1.RemoveRegionRequest]) (*connect.Response[v1.RemoveRegionResponse], error) {
+	if err := h.node.RemoveRegion(req.Msg.GetRegion()); err != nil {
+		return nil, h.node.connectError(err)
+	}
+	return connect.NewResponse(&v1.RemoveRegionResponse{}), nil
 }
 
 func (h adminHandler) SetLink(_ context.Context, req *connect.Request[v1.SetLinkRequest]) (*connect.Response[v1.SetLinkResponse], error) {

@@ -18,6 +18,7 @@ import (
 	"github.com/causewaydb/causeway/api/causeway/v1/causewayv1connect"
 	"github.com/causewaydb/causeway/causal"
 	"github.com/causewaydb/causeway/clocks"
+	"github.com/causewaydb/causeway/gossip"
 )
 
 // Replication tuning. Each constant bounds a buffer or a wait.
@@ -62,6 +63,8 @@ type replication struct {
 	startOnce sync.Once
 
 	mu        sync.Mutex
+	gossip    *gossip.Gossip   // nil without Config.Gossip
+	removed   map[string]bool  // regions an operator removed
 	peers     map[string]*peer // by region
 	acks      map[string]uint64
 	truncated uint64 // log deleted up to here
@@ -75,7 +78,7 @@ type peer struct {
 
 func newReplication(n *Node) *replication {
 	ctx, cancel := context.WithCancel(context.Background())
-	return &replication{n: n, ctx: ctx, cancel: cancel, peers: map[string]*peer{}, acks: map[string]uint64{},
+	return &replication{n: n, ctx: ctx, cancel: cancel, peers: map[string]*peer{}, acks: map[string]uint64{}, removed: map[string]bool{},
 		advertise: n.cfg.Advertise}
 }
 
@@ -107,10 +110,16 @@ func (r *replication) start(advertise string) {
 		}
 		r.wg.Add(1)
 		go r.collectGarbage()
+		if r.n.cfg.Gossip != nil {
+			if err := r.startGossip(r.advertise); err != nil {
+				r.n.log.Error("gossip did not start; replicating with --peers only", "err", err)
+			}
+		}
 	})
 }
 
 func (r *replication) close() {
+	r.stopGossip()
 	r.cancel()
 	r.wg.Wait()
 }
@@ -120,7 +129,7 @@ func (r *replication) close() {
 func (r *replication) addPeer(region, addr string) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if r.ctx.Err() != nil {
+	if r.ctx.Err() != nil || r.removed[region] {
 		return
 	}
 	if p, ok := r.peers[region]; ok {

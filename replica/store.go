@@ -331,3 +331,8 @@ func (s *Store) peers() (map[string]string, error) {
 func (s *Store) rememberPeer(region, addr string) error {
 	return s.setMeta(append(bytes.Clone(metaPeerPrefix), region...), []byte(addr))
 }
+
+// forgetPeer deletes a remembered peer.
+func (s *Store) forgetPeer(region string) error {
+	return s.db.Delete(append(bytes.Clone(metaPeerPrefix), region...), pebble.Sync)
+}

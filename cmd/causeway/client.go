@@ -36,7 +36,7 @@ func runClient(verb string, args []string, stdin io.Reader, stdout, stderr io.Wr
 	cut := fs.String("cut", "none", "(link) cut the link: both, out (node to REGION), in (REGION to node) or none (heal)")
 	fs.Usage = func() {
 		fmt.Fprintf(stderr, "Usage: causeway %s %s[flags]\n\nFlags:\n", verb, map[string]string{
-			"put": "KEY VALUE ", "get": "KEY ", "del": "KEY ", "delete": "KEY ", "status": "", "link": "REGION ",
+			"put": "KEY VALUE ", "get": "KEY ", "del": "KEY ", "delete": "KEY ", "status": "", "link": "REGION ", "remove-region": "REGION ",
 		}[verb])
 		fs.PrintDefaults()
 	}
@@ -47,7 +47,7 @@ func runClient(verb string, args []string, stdin io.Reader, stdout, stderr io.Wr
 		}
 		return exitUsage
 	}
-	want := map[string]int{"put": 2, "get": 1, "del": 1, "delete": 1, "status": 0, "link": 1}[verb]
+	want := map[string]int{"put": 2, "get": 1, "del": 1, "delete": 1, "status": 0, "link": 1, "remove-region": 1}[verb]
 	if len(pos) != want {
 		fmt.Fprintf(stderr, "causeway %s: want %d argument(s), got %d\n", verb, want, len(pos))
 		fs.Usage()
@@ -128,6 +128,13 @@ func runClient(verb string, args []string, stdin io.Reader, stdout, stderr io.Wr
 		if err == nil {
 			msg = res.Msg
 			human = "OK " + linkString(res.Msg.Link)
+		}
+	case "remove-region":
+		var res *connect.Response[v1.RemoveRegionResponse]
+		res, err = admin.RemoveRegion(ctx, connect.NewRequest(&v1.RemoveRegionRequest{Region: pos[0]}))
+		if err == nil {
+			msg = res.Msg
+			human = "OK region " + pos[0] + " removed"
 		}
 	case "status":
 		var res *connect.Response[v1.StatusResponse]
@@ -213,6 +220,17 @@ func statusString(s *v1.StatusResponse) string {
 	}
 	for _, l := range s.Links {
 		fmt.Fprintf(&b, "\nlink      %s", linkString(l))
+	}
+	for _, m := range s.Members {
+		state := m.State
+		if m.Removed {
+			state += " (removed)"
+		}
+		fmt.Fprintf(&b, "\nmember    %-14s %-18s %-8s since %s  gossip %s", m.Region, m.NodeId, state,
+			m.GetSince().AsTime().Local().Format(time.TimeOnly), m.GossipAddress)
+	}
+	if len(s.StableVector) > 0 {
+		fmt.Fprintf(&b, "\nstable    %v (what every region has)", s.StableVector)
 	}
 	return b.String()
 }

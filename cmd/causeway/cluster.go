@@ -28,6 +28,10 @@ var (
 	defaultWAN     = "us-east/eu-west=40ms,us-east/ap-southeast=108ms,eu-west/ap-southeast=119ms"
 )
 
+// gossipPortOffset: a region's gossip port is its API port plus this, as
+// `causeway serve` defaults it.
+const gossipPortOffset = 100
+
 var readyLine = regexp.MustCompile(`^causeway: region (\S+) serving on http://(\S+) \(data in .+\)$`)
 
 func runCluster(args []string, stdout, stderr io.Writer) int {
@@ -38,9 +42,10 @@ func runCluster(args []string, stdout, stderr io.Writer) int {
 	wan := fs.String("wan-latency", defaultWAN, "one-way delays between regions (a/b=40ms,...); \"\" for none")
 	data := fs.String("data", "./cluster-data", "parent directory of the regions' data directories")
 	basePort := fs.Int("base-port", 7071, "API port of the first region; the others follow")
+	key := fs.String("gossip-key", os.Getenv("CAUSEWAY_GOSSIP_KEY"), "base64 key that encrypts gossip between the regions (env CAUSEWAY_GOSSIP_KEY)")
 	cluster := fs.String("cluster-id", "", "cluster id; default: the one in DATA/cluster-id, or a new one saved there")
 	fs.Usage = func() {
-		fmt.Fprintf(stderr, "Usage: causeway cluster [flags]\n\nStarts a local multi-region cluster: one `causeway serve` process per region on\n127.0.0.1, each with its own data directory, replicating with the others, fault\ninjection on (see `causeway link`), and WAN delays between regions. Ctrl-C stops them all.\n\nFlags:\n")
+		fmt.Fprintf(stderr, "Usage: causeway cluster [flags]\n\nStarts a local multi-region cluster: one `causeway serve` process per region on\n127.0.0.1, each with its own data directory, joined by gossip, fault\ninjection on (see `causeway link`), and WAN delays between regions. Ctrl-C stops them all.\n\nFlags:\n")
 		fs.PrintDefaults()
 	}
 	if code, ok := parseFlagsOnly(fs, args, stderr); !ok {
@@ -86,12 +91,17 @@ func runCluster(args []string, stdout, stderr io.Writer) int {
 	addrs := map[string]string{}
 	for i, name := range names {
 		addr := fmt.Sprintf("127.0.0.1:%d", *basePort+i)
-		var peers []string
-		for _, prev := range names[:i] {
-			peers = append(peers, prev+"="+addrs[prev])
+		gossipAddr := fmt.Sprintf("127.0.0.1:%d", *basePort+i+gossipPortOffset)
+		args := []string{"serve", "--region", name, "--data", filepath.Join(*data, name), "--listen", addr,
+			"--gossip-listen", gossipAddr, "--cluster-id", id, "--fault-injection", "--wan-latency", *wan}
+		if i > 0 {
+			// Every region joins through the first; gossip does the rest.
+			args = append(args, "--join", fmt.Sprintf("127.0.0.1:%d", *basePort+gossipPortOffset))
 		}
-		cmd := exec.Command(exe, "serve", "--region", name, "--data", filepath.Join(*data, name), "--listen", addr,
-			"--cluster-id", id, "--peers", strings.Join(peers, ","), "--fault-injection", "--wan-latency", *wan)
+		if *key != "" {
+			args = append(args, "--gossip-key", *key)
+		}
+		cmd := exec.Command(exe, args...)
 		out, _ := cmd.StdoutPipe()
 		errs, _ := cmd.StderrPipe()
 		if err := cmd.Start(); err != nil {

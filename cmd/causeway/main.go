@@ -18,6 +18,7 @@ Usage:
   causeway get KEY [flags]           read KEY
   causeway del KEY [flags]           delete KEY
   causeway status [flags]            describe the node
+  causeway remove-region REGION      declare REGION gone for good (it stops holding back log truncation)
   causeway link REGION [flags]       delay or cut the node's link to REGION (--delay, --jitter,
                                      --cut both|out|in|none); needs serve --fault-injection
   causeway version                   print the version
@@ -63,7 +64,7 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		return runServe(rest, stdout, stderr)
 	case "cluster":
 		return runCluster(rest, stdout, stderr)
-	case "put", "get", "del", "delete", "status", "link":
+	case "put", "get", "del", "delete", "status", "link", "remove-region":
 		return runClient(verb, rest, stdin, stdout, stderr)
 	case "version", "--version":
 		fmt.Fprintln(stdout, "causeway", version)

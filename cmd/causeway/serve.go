@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -9,6 +10,7 @@ import (
 	"net"
 	"os"
 	"os/signal"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -16,6 +18,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/causewaydb/causeway/clocks"
+	"github.com/causewaydb/causeway/gossip"
 	"github.com/causewaydb/causeway/internal/link"
 	"github.com/causewaydb/causeway/replica"
 )
@@ -31,6 +34,9 @@ func runServe(args []string, stdout, stderr io.Writer) int {
 	causalWait := fs.Duration("causal-wait", replica.DefaultCausalWaitTimeout, "how long a request without a deadline waits for its token's causal past")
 	peers := fs.String("peers", envOr("CAUSEWAY_PEERS", ""), "other regions to replicate with: region=host:port,... (env CAUSEWAY_PEERS); regions that connect to this one are added automatically")
 	advertise := fs.String("advertise", "", "address (host:port) other regions use to reach this node; default: the --listen address")
+	gossipAddr := fs.String("gossip-listen", envOr("CAUSEWAY_GOSSIP_LISTEN", ""), "address for gossip (TCP and UDP); default: the --listen host, port + 100; \"off\" disables gossip (env CAUSEWAY_GOSSIP_LISTEN)")
+	join := fs.String("join", envOr("CAUSEWAY_JOIN", ""), "gossip addresses of members to join through, host:port,... (env CAUSEWAY_JOIN)")
+	gossipKey := fs.String("gossip-key", "", "base64 key (16, 24 or 32 bytes) that encrypts gossip; every member needs the same (env CAUSEWAY_GOSSIP_KEY)")
 	faults := fs.Bool("fault-injection", false, "allow AdminService/SetLink (causeway link) to delay and cut this node's links at run time; for demos and tests")
 	wan := fs.String("wan-latency", "", "static one-way delays between regions: a/b=40ms,a/c=108ms (applies the entries naming this node's region)")
 	logLevel := fs.String("log-level", "info", "log level: debug, info, warn or error")
@@ -74,6 +80,10 @@ func runServe(args []string, stdout, stderr io.Writer) int {
 	}
 	cfg.Advertise = *advertise
 	cfg.FaultInjection = *faults
+	if cfg.Gossip, err = gossipConfig(*gossipAddr, *listen, *join, *gossipKey); err != nil {
+		fmt.Fprintf(stderr, "causeway serve: %v\n", err)
+		return exitUsage
+	}
 	cfg.Links = link.New(*region)
 	matrix, err := parseLatencyMatrix(*wan)
 	if err != nil {
@@ -227,4 +237,52 @@ func parseLatencyMatrix(s string) (map[regionPair]time.Duration, error) {
 		out[key] = d
 	}
 	return out, nil
+}
+
+// gossipConfig builds the gossip settings from the flags; nil turns gossip
+// off.
+func gossipConfig(addr, listen, join, key string) (*replica.GossipConfig, error) {
+	if addr == "off" {
+		if join != "" {
+			return nil, errors.New("--join needs gossip; do not set --gossip-listen off")
+		}
+		return nil, nil
+	}
+	if addr == "" {
+		host, port, err := net.SplitHostPort(listen)
+		if err != nil {
+			return nil, fmt.Errorf("--listen %q: %v", listen, err)
+		}
+		p, err := strconv.Atoi(port)
+		if err != nil {
+			return nil, fmt.Errorf("--listen %q: port %q is not a number", listen, port)
+		}
+		if p != 0 {
+			p += 100
+		}
+		if host == "" || host == "localhost" {
+			host = "127.0.0.1"
+		}
+		addr = net.JoinHostPort(host, strconv.Itoa(p))
+	}
+	gc := &replica.GossipConfig{BindAddr: addr}
+	for _, a := range strings.Split(join, ",") {
+		if a = strings.TrimSpace(a); a != "" {
+			if _, _, err := net.SplitHostPort(a); err != nil {
+				return nil, fmt.Errorf("--join %q: want host:port", a)
+			}
+			gc.Join = append(gc.Join, a)
+		}
+	}
+	if key == "" {
+		key = os.Getenv("CAUSEWAY_GOSSIP_KEY")
+	}
+	if key != "" {
+		k, err := gossip.ParseSecretKey(key)
+		if err != nil {
+			return nil, fmt.Errorf("--gossip-key: %v", err)
+		}
+		gc.SecretKey = k
+	}
+	return gc, nil
 }

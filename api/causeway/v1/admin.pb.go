@@ -10,6 +10,7 @@ import (
 	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
 	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
 	durationpb "google.golang.org/protobuf/types/known/durationpb"
+	timestamppb "google.golang.org/protobuf/types/known/timestamppb"
 	reflect "reflect"
 	sync "sync"
 	unsafe "unsafe"
@@ -78,6 +79,190 @@ func (LinkCut) EnumDescriptor() ([]byte, []int) {
 	return file_causeway_v1_admin_proto_rawDescGZIP(), []int{0}
 }
 
+type RemoveRegionRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Region        string                 `protobuf:"bytes,1,opt,name=region,proto3" json:"region,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RemoveRegionRequest) Reset() {
+	*x = RemoveRegionRequest{}
+	mi := &file_causeway_v1_admin_proto_msgTypes[0]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RemoveRegionRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RemoveRegionRequest) ProtoMessage() {}
+
+func (x *RemoveRegionRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_causeway_v1_admin_proto_msgTypes[0]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RemoveRegionRequest.ProtoReflect.Descriptor instead.
+func (*RemoveRegionRequest) Descriptor() ([]byte, []int) {
+	return file_causeway_v1_admin_proto_rawDescGZIP(), []int{0}
+}
+
+func (x *RemoveRegionRequest) GetRegion() string {
+	if x != nil {
+		return x.Region
+	}
+	return ""
+}
+
+type RemoveRegionResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RemoveRegionResponse) Reset() {
+	*x = RemoveRegionResponse{}
+	mi := &file_causeway_v1_admin_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RemoveRegionResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RemoveRegionResponse) ProtoMessage() {}
+
+func (x *RemoveRegionResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_causeway_v1_admin_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RemoveRegionResponse.ProtoReflect.Descriptor instead.
+func (*RemoveRegionResponse) Descriptor() ([]byte, []int) {
+	return file_causeway_v1_admin_proto_rawDescGZIP(), []int{1}
+}
+
+// MemberStatus is one node as this node's failure detector sees it.
+type MemberStatus struct {
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	Region string                 `protobuf:"bytes,1,opt,name=region,proto3" json:"region,omitempty"`
+	NodeId string                 `protobuf:"bytes,2,opt,name=node_id,json=nodeId,proto3" json:"node_id,omitempty"`
+	// state is alive, suspect, dead or left.
+	State string `protobuf:"bytes,3,opt,name=state,proto3" json:"state,omitempty"`
+	// since is when the member entered that state, as seen here.
+	Since         *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=since,proto3" json:"since,omitempty"`
+	GossipAddress string                 `protobuf:"bytes,5,opt,name=gossip_address,json=gossipAddress,proto3" json:"gossip_address,omitempty"`
+	ApiAddress    string                 `protobuf:"bytes,6,opt,name=api_address,json=apiAddress,proto3" json:"api_address,omitempty"`
+	// applied is the member's applied vector, as last gossiped.
+	Applied       map[string]uint64 `protobuf:"bytes,7,rep,name=applied,proto3" json:"applied,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"varint,2,opt,name=value"`
+	Removed       bool              `protobuf:"varint,8,opt,name=removed,proto3" json:"removed,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *MemberStatus) Reset() {
+	*x = MemberStatus{}
+	mi := &file_causeway_v1_admin_proto_msgTypes[2]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *MemberStatus) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*MemberStatus) ProtoMessage() {}
+
+func (x *MemberStatus) ProtoReflect() protoreflect.Message {
+	mi := &file_causeway_v1_admin_proto_msgTypes[2]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use MemberStatus.ProtoReflect.Descriptor instead.
+func (*MemberStatus) Descriptor() ([]byte, []int) {
+	return file_causeway_v1_admin_proto_rawDescGZIP(), []int{2}
+}
+
+func (x *MemberStatus) GetRegion() string {
+	if x != nil {
+		return x.Region
+	}
+	return ""
+}
+
+func (x *MemberStatus) GetNodeId() string {
+	if x != nil {
+		return x.NodeId
+	}
+	return ""
+}
+
+func (x *MemberStatus) GetState() string {
+	if x != nil {
+		return x.State
+	}
+	return ""
+}
+
+func (x *MemberStatus) GetSince() *timestamppb.Timestamp {
+	if x != nil {
+		return x.Since
+	}
+	return nil
+}
+
+func (x *MemberStatus) GetGossipAddress() string {
+	if x != nil {
+		return x.GossipAddress
+	}
+	return ""
+}
+
+func (x *MemberStatus) GetApiAddress() string {
+	if x != nil {
+		return x.ApiAddress
+	}
+	return ""
+}
+
+func (x *MemberStatus) GetApplied() map[string]uint64 {
+	if x != nil {
+		return x.Applied
+	}
+	return nil
+}
+
+func (x *MemberStatus) GetRemoved() bool {
+	if x != nil {
+		return x.Removed
+	}
+	return false
+}
+
 type SetLinkRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Region        string                 `protobuf:"bytes,1,opt,name=region,proto3" json:"region,omitempty"`
@@ -90,7 +275,7 @@ type SetLinkRequest struct {
 
 func (x *SetLinkRequest) Reset() {
 	*x = SetLinkRequest{}
-	mi := &file_causeway_v1_admin_proto_msgTypes[0]
+	mi := &file_causeway_v1_admin_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -102,7 +287,7 @@ func (x *SetLinkRequest) String() string {
 func (*SetLinkRequest) ProtoMessage() {}
 
 func (x *SetLinkRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_causeway_v1_admin_proto_msgTypes[0]
+	mi := &file_causeway_v1_admin_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -115,7 +300,7 @@ func (x *SetLinkRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetLinkRequest.ProtoReflect.Descriptor instead.
 func (*SetLinkRequest) Descriptor() ([]byte, []int) {
-	return file_causeway_v1_admin_proto_rawDescGZIP(), []int{0}
+	return file_causeway_v1_admin_proto_rawDescGZIP(), []int{3}
 }
 
 func (x *SetLinkRequest) GetRegion() string {
@@ -155,7 +340,7 @@ type SetLinkResponse struct {
 
 func (x *SetLinkResponse) Reset() {
 	*x = SetLinkResponse{}
-	mi := &file_causeway_v1_admin_proto_msgTypes[1]
+	mi := &file_causeway_v1_admin_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -167,7 +352,7 @@ func (x *SetLinkResponse) String() string {
 func (*SetLinkResponse) ProtoMessage() {}
 
 func (x *SetLinkResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_causeway_v1_admin_proto_msgTypes[1]
+	mi := &file_causeway_v1_admin_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -180,7 +365,7 @@ func (x *SetLinkResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetLinkResponse.ProtoReflect.Descriptor instead.
 func (*SetLinkResponse) Descriptor() ([]byte, []int) {
-	return file_causeway_v1_admin_proto_rawDescGZIP(), []int{1}
+	return file_causeway_v1_admin_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *SetLinkResponse) GetLink() *LinkStatus {
@@ -208,7 +393,7 @@ type LinkStatus struct {
 
 func (x *LinkStatus) Reset() {
 	*x = LinkStatus{}
-	mi := &file_causeway_v1_admin_proto_msgTypes[2]
+	mi := &file_causeway_v1_admin_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -220,7 +405,7 @@ func (x *LinkStatus) String() string {
 func (*LinkStatus) ProtoMessage() {}
 
 func (x *LinkStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_causeway_v1_admin_proto_msgTypes[2]
+	mi := &file_causeway_v1_admin_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -233,7 +418,7 @@ func (x *LinkStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LinkStatus.ProtoReflect.Descriptor instead.
 func (*LinkStatus) Descriptor() ([]byte, []int) {
-	return file_causeway_v1_admin_proto_rawDescGZIP(), []int{2}
+	return file_causeway_v1_admin_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *LinkStatus) GetRegion() string {
@@ -307,7 +492,7 @@ type StatusRequest struct {
 
 func (x *StatusRequest) Reset() {
 	*x = StatusRequest{}
-	mi := &file_causeway_v1_admin_proto_msgTypes[3]
+	mi := &file_causeway_v1_admin_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -319,7 +504,7 @@ func (x *StatusRequest) String() string {
 func (*StatusRequest) ProtoMessage() {}
 
 func (x *StatusRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_causeway_v1_admin_proto_msgTypes[3]
+	mi := &file_causeway_v1_admin_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -332,7 +517,7 @@ func (x *StatusRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StatusRequest.ProtoReflect.Descriptor instead.
 func (*StatusRequest) Descriptor() ([]byte, []int) {
-	return file_causeway_v1_admin_proto_rawDescGZIP(), []int{3}
+	return file_causeway_v1_admin_proto_rawDescGZIP(), []int{6}
 }
 
 type StatusResponse struct {
@@ -358,13 +543,19 @@ type StatusResponse struct {
 	// links lists the emulated links to other regions (fault injection).
 	Links          []*LinkStatus `protobuf:"bytes,11,rep,name=links,proto3" json:"links,omitempty"`
 	FaultInjection bool          `protobuf:"varint,12,opt,name=fault_injection,json=faultInjection,proto3" json:"fault_injection,omitempty"`
-	unknownFields  protoimpl.UnknownFields
-	sizeCache      protoimpl.SizeCache
+	// members lists every node gossip knows, this one included (empty
+	// without gossip).
+	Members []*MemberStatus `protobuf:"bytes,13,rep,name=members,proto3" json:"members,omitempty"`
+	// stable_vector is the element-wise minimum of the applied vectors of
+	// every region not removed: what every region has.
+	StableVector  map[string]uint64 `protobuf:"bytes,14,rep,name=stable_vector,json=stableVector,proto3" json:"stable_vector,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"varint,2,opt,name=value"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *StatusResponse) Reset() {
 	*x = StatusResponse{}
-	mi := &file_causeway_v1_admin_proto_msgTypes[4]
+	mi := &file_causeway_v1_admin_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -376,7 +567,7 @@ func (x *StatusResponse) String() string {
 func (*StatusResponse) ProtoMessage() {}
 
 func (x *StatusResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_causeway_v1_admin_proto_msgTypes[4]
+	mi := &file_causeway_v1_admin_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -389,7 +580,7 @@ func (x *StatusResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StatusResponse.ProtoReflect.Descriptor instead.
 func (*StatusResponse) Descriptor() ([]byte, []int) {
-	return file_causeway_v1_admin_proto_rawDescGZIP(), []int{4}
+	return file_causeway_v1_admin_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *StatusResponse) GetNodeId() string {
@@ -476,6 +667,20 @@ func (x *StatusResponse) GetFaultInjection() bool {
 	return false
 }
 
+func (x *StatusResponse) GetMembers() []*MemberStatus {
+	if x != nil {
+		return x.Members
+	}
+	return nil
+}
+
+func (x *StatusResponse) GetStableVector() map[string]uint64 {
+	if x != nil {
+		return x.StableVector
+	}
+	return nil
+}
+
 type PeerStatus struct {
 	state   protoimpl.MessageState `protogen:"open.v1"`
 	Region  string                 `protobuf:"bytes,1,opt,name=region,proto3" json:"region,omitempty"`
@@ -490,7 +695,7 @@ type PeerStatus struct {
 
 func (x *PeerStatus) Reset() {
 	*x = PeerStatus{}
-	mi := &file_causeway_v1_admin_proto_msgTypes[5]
+	mi := &file_causeway_v1_admin_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -502,7 +707,7 @@ func (x *PeerStatus) String() string {
 func (*PeerStatus) ProtoMessage() {}
 
 func (x *PeerStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_causeway_v1_admin_proto_msgTypes[5]
+	mi := &file_causeway_v1_admin_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -515,7 +720,7 @@ func (x *PeerStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PeerStatus.ProtoReflect.Descriptor instead.
 func (*PeerStatus) Descriptor() ([]byte, []int) {
-	return file_causeway_v1_admin_proto_rawDescGZIP(), []int{5}
+	return file_causeway_v1_admin_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *PeerStatus) GetRegion() string {
@@ -550,7 +755,23 @@ var File_causeway_v1_admin_proto protoreflect.FileDescriptor
 
 const file_causeway_v1_admin_proto_rawDesc = "" +
 	"\n" +
-	"\x17causeway/v1/admin.proto\x12\vcauseway.v1\x1a\x17causeway/v1/types.proto\x1a\x1egoogle/protobuf/duration.proto\"\xb4\x01\n" +
+	"\x17causeway/v1/admin.proto\x12\vcauseway.v1\x1a\x17causeway/v1/types.proto\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"-\n" +
+	"\x13RemoveRegionRequest\x12\x16\n" +
+	"\x06region\x18\x01 \x01(\tR\x06region\"\x16\n" +
+	"\x14RemoveRegionResponse\"\xe7\x02\n" +
+	"\fMemberStatus\x12\x16\n" +
+	"\x06region\x18\x01 \x01(\tR\x06region\x12\x17\n" +
+	"\anode_id\x18\x02 \x01(\tR\x06nodeId\x12\x14\n" +
+	"\x05state\x18\x03 \x01(\tR\x05state\x120\n" +
+	"\x05since\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\x05since\x12%\n" +
+	"\x0egossip_address\x18\x05 \x01(\tR\rgossipAddress\x12\x1f\n" +
+	"\vapi_address\x18\x06 \x01(\tR\n" +
+	"apiAddress\x12@\n" +
+	"\aapplied\x18\a \x03(\v2&.causeway.v1.MemberStatus.AppliedEntryR\aapplied\x12\x18\n" +
+	"\aremoved\x18\b \x01(\bR\aremoved\x1a:\n" +
+	"\fAppliedEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\x04R\x05value:\x028\x01\"\xb4\x01\n" +
 	"\x0eSetLinkRequest\x12\x16\n" +
 	"\x06region\x18\x01 \x01(\tR\x06region\x12/\n" +
 	"\x05delay\x18\x02 \x01(\v2\x19.google.protobuf.DurationR\x05delay\x121\n" +
@@ -570,7 +791,7 @@ const file_causeway_v1_admin_proto_rawDesc = "" +
 	"\x0ebytes_received\x18\a \x01(\x04R\rbytesReceived\x124\n" +
 	"\x16bytes_dropped_outgoing\x18\b \x01(\x04R\x14bytesDroppedOutgoing\x124\n" +
 	"\x16bytes_dropped_incoming\x18\t \x01(\x04R\x14bytesDroppedIncoming\"\x0f\n" +
-	"\rStatusRequest\"\xba\x04\n" +
+	"\rStatusRequest\"\x84\x06\n" +
 	"\x0eStatusResponse\x12\x17\n" +
 	"\anode_id\x18\x01 \x01(\tR\x06nodeId\x12\x16\n" +
 	"\x06region\x18\x02 \x01(\tR\x06region\x12\x1d\n" +
@@ -585,8 +806,13 @@ const file_causeway_v1_admin_proto_rawDesc = "" +
 	"\x05peers\x18\n" +
 	" \x03(\v2\x17.causeway.v1.PeerStatusR\x05peers\x12-\n" +
 	"\x05links\x18\v \x03(\v2\x17.causeway.v1.LinkStatusR\x05links\x12'\n" +
-	"\x0ffault_injection\x18\f \x01(\bR\x0efaultInjection\x1a9\n" +
+	"\x0ffault_injection\x18\f \x01(\bR\x0efaultInjection\x123\n" +
+	"\amembers\x18\r \x03(\v2\x19.causeway.v1.MemberStatusR\amembers\x12R\n" +
+	"\rstable_vector\x18\x0e \x03(\v2-.causeway.v1.StatusResponse.StableVectorEntryR\fstableVector\x1a9\n" +
 	"\vVectorEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\x04R\x05value:\x028\x01\x1a?\n" +
+	"\x11StableVectorEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\x04R\x05value:\x028\x01\"|\n" +
 	"\n" +
@@ -600,10 +826,11 @@ const file_causeway_v1_admin_proto_rawDesc = "" +
 	"\x14LINK_CUT_UNSPECIFIED\x10\x00\x12\x11\n" +
 	"\rLINK_CUT_BOTH\x10\x01\x12\x15\n" +
 	"\x11LINK_CUT_OUTGOING\x10\x02\x12\x15\n" +
-	"\x11LINK_CUT_INCOMING\x10\x032\x9e\x01\n" +
+	"\x11LINK_CUT_INCOMING\x10\x032\xf5\x01\n" +
 	"\fAdminService\x12F\n" +
 	"\x06Status\x12\x1a.causeway.v1.StatusRequest\x1a\x1b.causeway.v1.StatusResponse\"\x03\x90\x02\x01\x12F\n" +
-	"\aSetLink\x12\x1b.causeway.v1.SetLinkRequest\x1a\x1c.causeway.v1.SetLinkResponse\"\x00B;Z9github.com/causewaydb/causeway/api/causeway/v1;causewayv1b\x06proto3"
+	"\aSetLink\x12\x1b.causeway.v1.SetLinkRequest\x1a\x1c.causeway.v1.SetLinkResponse\"\x00\x12U\n" +
+	"\fRemoveRegion\x12 .causeway.v1.RemoveRegionRequest\x1a!.causeway.v1.RemoveRegionResponse\"\x00B;Z9github.com/causewaydb/causeway/api/causeway/v1;causewayv1b\x06proto3"
 
 var (
 	file_causeway_v1_admin_proto_rawDescOnce sync.Once
@@ -618,40 +845,52 @@ func file_causeway_v1_admin_proto_rawDescGZIP() []byte {
 }
 
 var file_causeway_v1_admin_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_causeway_v1_admin_proto_msgTypes = make([]protoimpl.MessageInfo, 7)
+var file_causeway_v1_admin_proto_msgTypes = make([]protoimpl.MessageInfo, 12)
 var file_causeway_v1_admin_proto_goTypes = []any{
-	(LinkCut)(0),                // 0: causeway.v1.LinkCut
-	(*SetLinkRequest)(nil),      // 1: causeway.v1.SetLinkRequest
-	(*SetLinkResponse)(nil),     // 2: causeway.v1.SetLinkResponse
-	(*LinkStatus)(nil),          // 3: causeway.v1.LinkStatus
-	(*StatusRequest)(nil),       // 4: causeway.v1.StatusRequest
-	(*StatusResponse)(nil),      // 5: causeway.v1.StatusResponse
-	(*PeerStatus)(nil),          // 6: causeway.v1.PeerStatus
-	nil,                         // 7: causeway.v1.StatusResponse.VectorEntry
-	(*durationpb.Duration)(nil), // 8: google.protobuf.Duration
-	(*Timestamp)(nil),           // 9: causeway.v1.Timestamp
+	(LinkCut)(0),                  // 0: causeway.v1.LinkCut
+	(*RemoveRegionRequest)(nil),   // 1: causeway.v1.RemoveRegionRequest
+	(*RemoveRegionResponse)(nil),  // 2: causeway.v1.RemoveRegionResponse
+	(*MemberStatus)(nil),          // 3: causeway.v1.MemberStatus
+	(*SetLinkRequest)(nil),        // 4: causeway.v1.SetLinkRequest
+	(*SetLinkResponse)(nil),       // 5: causeway.v1.SetLinkResponse
+	(*LinkStatus)(nil),            // 6: causeway.v1.LinkStatus
+	(*StatusRequest)(nil),         // 7: causeway.v1.StatusRequest
+	(*StatusResponse)(nil),        // 8: causeway.v1.StatusResponse
+	(*PeerStatus)(nil),            // 9: causeway.v1.PeerStatus
+	nil,                           // 10: causeway.v1.MemberStatus.AppliedEntry
+	nil,                           // 11: causeway.v1.StatusResponse.VectorEntry
+	nil,                           // 12: causeway.v1.StatusResponse.StableVectorEntry
+	(*timestamppb.Timestamp)(nil), // 13: google.protobuf.Timestamp
+	(*durationpb.Duration)(nil),   // 14: google.protobuf.Duration
+	(*Timestamp)(nil),             // 15: causeway.v1.Timestamp
 }
 var file_causeway_v1_admin_proto_depIdxs = []int32{
-	8,  // 0: causeway.v1.SetLinkRequest.delay:type_name -> google.protobuf.Duration
-	8,  // 1: causeway.v1.SetLinkRequest.jitter:type_name -> google.protobuf.Duration
-	0,  // 2: causeway.v1.SetLinkRequest.cut:type_name -> causeway.v1.LinkCut
-	3,  // 3: causeway.v1.SetLinkResponse.link:type_name -> causeway.v1.LinkStatus
-	8,  // 4: causeway.v1.LinkStatus.delay:type_name -> google.protobuf.Duration
-	8,  // 5: causeway.v1.LinkStatus.jitter:type_name -> google.protobuf.Duration
-	7,  // 6: causeway.v1.StatusResponse.vector:type_name -> causeway.v1.StatusResponse.VectorEntry
-	9,  // 7: causeway.v1.StatusResponse.clock:type_name -> causeway.v1.Timestamp
-	8,  // 8: causeway.v1.StatusResponse.uptime:type_name -> google.protobuf.Duration
-	6,  // 9: causeway.v1.StatusResponse.peers:type_name -> causeway.v1.PeerStatus
-	3,  // 10: causeway.v1.StatusResponse.links:type_name -> causeway.v1.LinkStatus
-	4,  // 11: causeway.v1.AdminService.Status:input_type -> causeway.v1.StatusRequest
-	1,  // 12: causeway.v1.AdminService.SetLink:input_type -> causeway.v1.SetLinkRequest
-	5,  // 13: causeway.v1.AdminService.Status:output_type -> causeway.v1.StatusResponse
-	2,  // 14: causeway.v1.AdminService.SetLink:output_type -> causeway.v1.SetLinkResponse
-	13, // [13:15] is the sub-list for method output_type
-	11, // [11:13] is the sub-list for method input_type
-	11, // [11:11] is the sub-list for extension type_name
-	11, // [11:11] is the sub-list for extension extendee
-	0,  // [0:11] is the sub-list for field type_name
+	13, // 0: causeway.v1.MemberStatus.since:type_name -> google.protobuf.Timestamp
+	10, // 1: causeway.v1.MemberStatus.applied:type_name -> causeway.v1.MemberStatus.AppliedEntry
+	14, // 2: causeway.v1.SetLinkRequest.delay:type_name -> google.protobuf.Duration
+	14, // 3: causeway.v1.SetLinkRequest.jitter:type_name -> google.protobuf.Duration
+	0,  // 4: causeway.v1.SetLinkRequest.cut:type_name -> causeway.v1.LinkCut
+	6,  // 5: causeway.v1.SetLinkResponse.link:type_name -> causeway.v1.LinkStatus
+	14, // 6: causeway.v1.LinkStatus.delay:type_name -> google.protobuf.Duration
+	14, // 7: causeway.v1.LinkStatus.jitter:type_name -> google.protobuf.Duration
+	11, // 8: causeway.v1.StatusResponse.vector:type_name -> causeway.v1.StatusResponse.VectorEntry
+	15, // 9: causeway.v1.StatusResponse.clock:type_name -> causeway.v1.Timestamp
+	14, // 10: causeway.v1.StatusResponse.uptime:type_name -> google.protobuf.Duration
+	9,  // 11: causeway.v1.StatusResponse.peers:type_name -> causeway.v1.PeerStatus
+	6,  // 12: causeway.v1.StatusResponse.links:type_name -> causeway.v1.LinkStatus
+	3,  // 13: causeway.v1.StatusResponse.members:type_name -> causeway.v1.MemberStatus
+	12, // 14: causeway.v1.StatusResponse.stable_vector:type_name -> causeway.v1.StatusResponse.StableVectorEntry
+	7,  // 15: causeway.v1.AdminService.Status:input_type -> causeway.v1.StatusRequest
+	4,  // 16: causeway.v1.AdminService.SetLink:input_type -> causeway.v1.SetLinkRequest
+	1,  // 17: causeway.v1.AdminService.RemoveRegion:input_type -> causeway.v1.RemoveRegionRequest
+	8,  // 18: causeway.v1.AdminService.Status:output_type -> causeway.v1.StatusResponse
+	5,  // 19: causeway.v1.AdminService.SetLink:output_type -> causeway.v1.SetLinkResponse
+	2,  // 20: causeway.v1.AdminService.RemoveRegion:output_type -> causeway.v1.RemoveRegionResponse
+	18, // [18:21] is the sub-list for method output_type
+	15, // [15:18] is the sub-list for method input_type
+	15, // [15:15] is the sub-list for extension type_name
+	15, // [15:15] is the sub-list for extension extendee
+	0,  // [0:15] is the sub-list for field type_name
 }
 
 func init() { file_causeway_v1_admin_proto_init() }
@@ -666,7 +905,7 @@ func file_causeway_v1_admin_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_causeway_v1_admin_proto_rawDesc), len(file_causeway_v1_admin_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   7,
+			NumMessages:   12,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -37,6 +37,9 @@ const (
 	AdminServiceStatusProcedure = "/causeway.v1.AdminService/Status"
 	// AdminServiceSetLinkProcedure is the fully-qualified name of the AdminService's SetLink RPC.
 	AdminServiceSetLinkProcedure = "/causeway.v1.AdminService/SetLink"
+	// AdminServiceRemoveRegionProcedure is the fully-qualified name of the AdminService's RemoveRegion
+	// RPC.
+	AdminServiceRemoveRegionProcedure = "/causeway.v1.AdminService/RemoveRegion"
 )
 
 // AdminServiceClient is a client for the causeway.v1.AdminService service.
@@ -48,6 +51,11 @@ type AdminServiceClient interface {
 	// cut of either direction (a black hole, as a partition is). It answers
 	// permission_denied unless the node was started with --fault-injection.
 	SetLink(context.Context, *connect.Request[v1.SetLinkRequest]) (*connect.Response[v1.SetLinkResponse], error)
+	// RemoveRegion declares a region gone for good: it is no longer
+	// replicated with, and no longer holds back the truncation of the
+	// replication log or the garbage collection of old versions. With gossip
+	// the removal spreads to every region. It cannot be undone.
+	RemoveRegion(context.Context, *connect.Request[v1.RemoveRegionRequest]) (*connect.Response[v1.RemoveRegionResponse], error)
 }
 
 // NewAdminServiceClient constructs a client for the causeway.v1.AdminService service. By default,
@@ -74,13 +82,20 @@ func NewAdminServiceClient(httpClient connect.HTTPClient, baseURL string, opts .
 			connect.WithSchema(adminServiceMethods.ByName("SetLink")),
 			connect.WithClientOptions(opts...),
 		),
+		removeRegion: connect.NewClient[v1.RemoveRegionRequest, v1.RemoveRegionResponse](
+			httpClient,
+			baseURL+AdminServiceRemoveRegionProcedure,
+			connect.WithSchema(adminServiceMethods.ByName("RemoveRegion")),
+			connect.WithClientOptions(opts...),
+		),
 	}
 }
 
 // adminServiceClient implements AdminServiceClient.
 type adminServiceClient struct {
-	status  *connect.Client[v1.StatusRequest, v1.StatusResponse]
-	setLink *connect.Client[v1.SetLinkRequest, v1.SetLinkResponse]
+	status       *connect.Client[v1.StatusRequest, v1.StatusResponse]
+	setLink      *connect.Client[v1.SetLinkRequest, v1.SetLinkResponse]
+	removeRegion *connect.Client[v1.RemoveRegionRequest, v1.RemoveRegionResponse]
 }
 
 // Status calls causeway.v1.AdminService.Status.
@@ -93,6 +108,11 @@ func (c *adminServiceClient) SetLink(ctx context.Context, req *connect.Request[v
 	return c.setLink.CallUnary(ctx, req)
 }
 
+// RemoveRegion calls causeway.v1.AdminService.RemoveRegion.
+func (c *adminServiceClient) RemoveRegion(ctx context.Context, req *connect.Request[v1.RemoveRegionRequest]) (*connect.Response[v1.RemoveRegionResponse], error) {
+	return c.removeRegion.CallUnary(ctx, req)
+}
+
 // AdminServiceHandler is an implementation of the causeway.v1.AdminService service.
 type AdminServiceHandler interface {
 	// Status describes this node: identity, clocks and storage.
@@ -102,6 +122,11 @@ type AdminServiceHandler interface {
 	// cut of either direction (a black hole, as a partition is). It answers
 	// permission_denied unless the node was started with --fault-injection.
 	SetLink(context.Context, *connect.Request[v1.SetLinkRequest]) (*connect.Response[v1.SetLinkResponse], error)
+	// RemoveRegion declares a region gone for good: it is no longer
+	// replicated with, and no longer holds back the truncation of the
+	// replication log or the garbage collection of old versions. With gossip
+	// the removal spreads to every region. It cannot be undone.
+	RemoveRegion(context.Context, *connect.Request[v1.RemoveRegionRequest]) (*connect.Response[v1.RemoveRegionResponse], error)
 }
 
 // NewAdminServiceHandler builds an HTTP handler from the service implementation. It returns the
@@ -124,12 +149,20 @@ func NewAdminServiceHandler(svc AdminServiceHandler, opts ...connect.HandlerOpti
 		connect.WithSchema(adminServiceMethods.ByName("SetLink")),
 		connect.WithHandlerOptions(opts...),
 	)
+	adminServiceRemoveRegionHandler := connect.NewUnaryHandler(
+		AdminServiceRemoveRegionProcedure,
+		svc.RemoveRegion,
+		connect.WithSchema(adminServiceMethods.ByName("RemoveRegion")),
+		connect.WithHandlerOptions(opts...),
+	)
 	return "/causeway.v1.AdminService/", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		switch r.URL.Path {
 		case AdminServiceStatusProcedure:
 			adminServiceStatusHandler.ServeHTTP(w, r)
 		case AdminServiceSetLinkProcedure:
 			adminServiceSetLinkHandler.ServeHTTP(w, r)
+		case AdminServiceRemoveRegionProcedure:
+			adminServiceRemoveRegionHandler.ServeHTTP(w, r)
 		default:
 			http.NotFound(w, r)
 		}
@@ -145,4 +178,8 @@ func (UnimplementedAdminServiceHandler) Status(context.Context, *connect.Request
 
 func (UnimplementedAdminServiceHandler) SetLink(context.Context, *connect.Request[v1.SetLinkRequest]) (*connect.Response[v1.SetLinkResponse], error) {
 	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("causeway.v1.AdminService.SetLink is not implemented"))
+}
+
+func (UnimplementedAdminServiceHandler) RemoveRegion(context.Context, *connect.Request[v1.RemoveRegionRequest]) (*connect.Response[v1.RemoveRegionResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("causeway.v1.AdminService.RemoveRegion is not implemented"))
 }

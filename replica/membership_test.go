@@ -1,0 +1,135 @@
+package replica_test
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"connectrpc.com/connect"
+	"github.com/google/uuid"
+
+	v1 "github.com/causewaydb/causeway/api/causeway/v1"
+	"github.com/causewaydb/causeway/api/causeway/v1/causewayv1connect"
+	"github.com/causewaydb/causeway/replica"
+)
+
+func withGossip(join ...string) func(*replica.Config) {
+	return func(c *replica.Config) {
+		c.FaultInjection = true
+		c.Gossip = &replica.GossipConfig{BindAddr: "127.0.0.1:0", Join: join, MaxRoundTrip: 50 * time.Millisecond}
+	}
+}
+
+func status(t *testing.T, r *region) *v1.StatusResponse {
+	t.Helper()
+	res, err := causewayv1connect.NewAdminServiceClient(http0(), "http://"+r.addr).Status(context.Background(), connect.NewRequest(&v1.StatusRequest{}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return res.Msg
+}
+
+// eventually polls cond (a status check) until it holds or the deadline.
+func eventually(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	tick := time.NewTicker(20 * time.Millisecond)
+	defer tick.Stop()
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		<-tick.C
+	}
+}
+
+func memberState(st *v1.StatusResponse, region string) string {
+	for _, m := range st.Members {
+		if m.Region == region {
+			return m.State
+		}
+	}
+	return ""
+}
+
+// TestGossipDrivesReplicationAndSeesPartitions: regions that only know one
+// gossip address find each other and replicate; a cut link shows the other
+// side suspect, then dead; after the heal they are alive and converge.
+func TestGossipDrivesReplicationAndSeesPartitions(t *testing.T) {
+	cluster := uuid.New()
+	a := startRegion(t, "us-east", t.TempDir(), "127.0.0.1:0", cluster, nil, withGossip())
+	seed := ""
+	for _, m := range status(t, a).Members {
+		seed = m.GossipAddress
+	}
+	b := startRegion(t, "eu-west", t.TempDir(), "127.0.0.1:0", cluster, nil, withGossip(seed))
+	c := startRegion(t, "ap-south", t.TempDir(), "127.0.0.1:0", cluster, nil, withGossip(seed))
+
+	// No --peers anywhere: replication follows gossip.
+	put := mustPut(t, b, "k", "from eu-west", "", "")
+	if got := mustGet(t, c, "k", put.CausalToken); string(got.Value) != "from eu-west" {
+		t.Fatalf("ap-south read %q", got.Value)
+	}
+	mustGet(t, a, "k", put.CausalToken)
+	eventually(t, "every region alive everywhere", func() bool {
+		for _, r := range []*region{a, b, c} {
+			st := status(t, r)
+			for _, other := range []string{"us-east", "eu-west", "ap-south"} {
+				if memberState(st, other) != "alive" {
+					return false
+				}
+			}
+		}
+		return true
+	})
+
+	admin := causewayv1connect.NewAdminServiceClient(http0(), "http://"+a.addr)
+	for _, r := range []string{"eu-west", "ap-south"} {
+		if _, err := admin.SetLink(context.Background(), connect.NewRequest(&v1.SetLinkRequest{Region: r, Cut: v1.LinkCut_LINK_CUT_BOTH})); err != nil {
+			t.Fatal(err)
+		}
+	}
+	sawSuspect := false
+	eventually(t, "us-east seen dead from eu-west", func() bool {
+		s := memberState(status(t, b), "us-east")
+		sawSuspect = sawSuspect || s == "suspect"
+		return s == "dead"
+	})
+	if !sawSuspect {
+		t.Error("us-east went dead on eu-west without being seen suspect first")
+	}
+	eventually(t, "eu-west seen dead from us-east", func() bool { return memberState(status(t, a), "eu-west") == "dead" })
+	// Both sides keep serving writes during the partition.
+	pa := mustPut(t, a, "during", "us-east", "", "")
+	pb := mustPut(t, b, "during-b", "eu-west", "", "")
+	// The stable vector does not move past what the cut-off region has.
+	if sv := status(t, b).StableVector; sv["us-east"] >= pa.Version.GetOriginSeq() {
+		t.Fatalf("stable vector %v covers us-east's write %d that eu-west cannot have", sv, pa.Version.GetOriginSeq())
+	}
+
+	for _, r := range []string{"eu-west", "ap-south"} {
+		if _, err := admin.SetLink(context.Background(), connect.NewRequest(&v1.SetLinkRequest{Region: r})); err != nil {
+			t.Fatal(err)
+		}
+	}
+	eventually(t, "us-east alive again on eu-west", func() bool { return memberState(status(t, b), "us-east") == "alive" })
+	mustGet(t, b, "during", pa.CausalToken)
+	mustGet(t, a, "during-b", pb.CausalToken)
+
+	// An operator removes ap-south: it stops holding back the others.
+	c.stop()
+	if _, err := admin.RemoveRegion(context.Background(), connect.NewRequest(&v1.RemoveRegionRequest{Region: "ap-south"})); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "the removal reaching eu-west", func() bool {
+		for _, m := range status(t, b).Members {
+			if m.Region == "ap-south" {
+				return m.Removed
+			}
+		}
+		return false
+	})
+	if _, err := admin.RemoveRegion(context.Background(), connect.NewRequest(&v1.RemoveRegionRequest{Region: "mars-north"})); connect.CodeOf(err) != connect.CodeInvalidArgument {
+		t.Fatalf("removing an unknown region: %v, want invalid_argument", err)
+	}
+}
