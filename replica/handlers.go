@@ -13,7 +13,6 @@ import (
 	"github.com/causewaydb/causeway/api/causeway/v1/causewayv1connect"
 	"github.com/causewaydb/causeway/causal"
 	"github.com/causewaydb/causeway/clocks"
-	"github.com/causewaydb/causeway/internal/link"
 )
 
 // BuildVersion is reported by AdminService/Status; the binary sets it.
@@ -148,7 +147,16 @@ func (h adminHandler) RemoveRegion(_ context.Context, req *connect.Request[v1.Re
 
 func (h adminHandler) SetLink(_ context.Context, req *connect.Request[v1.SetLinkRequest]) (*connect.Response[v1.SetLinkResponse], error) {
 	m := req.Msg
-	l := link.Link{Delay: m.GetDelay().AsDuration(), Jitter: m.GetJitter().AsDuration()}
+	// Absent delay or jitter keep their current values; the cut is always
+	// set (unspecified heals).
+	l := h.node.cfg.Links.Get(m.GetRegion())
+	l.CutOut, l.CutIn = false, false
+	if m.Delay != nil {
+		l.Delay = m.GetDelay().AsDuration()
+	}
+	if m.Jitter != nil {
+		l.Jitter = m.GetJitter().AsDuration()
+	}
 	switch m.GetCut() {
 	case v1.LinkCut_LINK_CUT_UNSPECIFIED:
 	case v1.LinkCut_LINK_CUT_BOTH:

@@ -96,3 +96,26 @@ func TestPartitionAndHeal(t *testing.T) {
 		t.Fatalf("us-east after heal: %v", got)
 	}
 }
+
+func TestSetLinkKeepsWhatItIsNotTold(t *testing.T) {
+	a := startRegion(t, "us-east", t.TempDir(), "127.0.0.1:0", uuid.New(), map[string]string{"eu-west": "127.0.0.1:1"}, withFaults)
+	admin := causewayv1connect.NewAdminServiceClient(http0(), "http://"+a.addr)
+	ctx := context.Background()
+	if _, err := admin.SetLink(ctx, connect.NewRequest(&v1.SetLinkRequest{Region: "eu-west", Delay: durationpb.New(30 * time.Millisecond)})); err != nil {
+		t.Fatal(err)
+	}
+	res, err := admin.SetLink(ctx, connect.NewRequest(&v1.SetLinkRequest{Region: "eu-west", Cut: v1.LinkCut_LINK_CUT_OUTGOING}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if l := res.Msg.Link; l.GetDelay().AsDuration() != 30*time.Millisecond || !l.CutOutgoing || l.CutIncoming {
+		t.Fatalf("after cutting: %v, want the 30ms delay kept and only outgoing cut", l)
+	}
+	res, err = admin.SetLink(ctx, connect.NewRequest(&v1.SetLinkRequest{Region: "eu-west"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if l := res.Msg.Link; l.CutOutgoing || l.GetDelay().AsDuration() != 30*time.Millisecond {
+		t.Fatalf("after healing: %v, want no cut and the delay kept", l)
+	}
+}

@@ -122,9 +122,18 @@ func runClient(verb string, args []string, stdin io.Reader, stdout, stderr io.Wr
 			fmt.Fprintf(stderr, "causeway link: --cut %q: use both, out, in or none\n", *cut)
 			return exitUsage
 		}
+		// Only the flags given change the link; the others keep its values.
+		req := &v1.SetLinkRequest{Region: pos[0], Cut: c}
+		fs.Visit(func(f *flag.Flag) {
+			switch f.Name {
+			case "delay":
+				req.Delay = durationpb.New(*delay)
+			case "jitter":
+				req.Jitter = durationpb.New(*jitter)
+			}
+		})
 		var res *connect.Response[v1.SetLinkResponse]
-		res, err = admin.SetLink(ctx, connect.NewRequest(&v1.SetLinkRequest{Region: pos[0],
-			Delay: durationpb.New(*delay), Jitter: durationpb.New(*jitter), Cut: c}))
+		res, err = admin.SetLink(ctx, connect.NewRequest(req))
 		if err == nil {
 			msg = res.Msg
 			human = "OK " + linkString(res.Msg.Link)

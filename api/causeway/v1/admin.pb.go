@@ -264,11 +264,13 @@ func (x *MemberStatus) GetRemoved() bool {
 }
 
 type SetLinkRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Region        string                 `protobuf:"bytes,1,opt,name=region,proto3" json:"region,omitempty"`
-	Delay         *durationpb.Duration   `protobuf:"bytes,2,opt,name=delay,proto3" json:"delay,omitempty"`
-	Jitter        *durationpb.Duration   `protobuf:"bytes,3,opt,name=jitter,proto3" json:"jitter,omitempty"`
-	Cut           LinkCut                `protobuf:"varint,4,opt,name=cut,proto3,enum=causeway.v1.LinkCut" json:"cut,omitempty"`
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	Region string                 `protobuf:"bytes,1,opt,name=region,proto3" json:"region,omitempty"`
+	// delay and jitter, when absent, keep their current values.
+	Delay  *durationpb.Duration `protobuf:"bytes,2,opt,name=delay,proto3" json:"delay,omitempty"`
+	Jitter *durationpb.Duration `protobuf:"bytes,3,opt,name=jitter,proto3" json:"jitter,omitempty"`
+	// cut replaces the current cut; unspecified heals.
+	Cut           LinkCut `protobuf:"varint,4,opt,name=cut,proto3,enum=causeway.v1.LinkCut" json:"cut,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
