@@ -120,7 +120,12 @@ func (h adminHandler) Status(context.Context, *connect.Request[v1.StatusRequest]
 		PendingWrites:  uint64(st.PendingWrites),
 	}
 	for _, p := range st.Peers {
-		out.Peers = append(out.Peers, &v1.PeerStatus{Region: p.Region, Address: p.Addr, AppliedSeq: p.Applied, AckedSeq: p.Acked})
+		lag := uint64(0)
+		if p.Head > p.Applied {
+			lag = p.Head - p.Applied
+		}
+		out.Peers = append(out.Peers, &v1.PeerStatus{Region: p.Region, Address: p.Addr, AppliedSeq: p.Applied, AckedSeq: p.Acked,
+			HeadSeq: p.Head, LagWrites: lag})
 	}
 	for _, l := range h.node.Links() {
 		out.Links = append(out.Links, linkProto(&l))

@@ -74,6 +74,7 @@ type replication struct {
 type peer struct {
 	region, addr string
 	cancel       context.CancelFunc
+	head         atomic.Uint64 // the peer's newest write, as last reported
 }
 
 func newReplication(n *Node) *replication {
@@ -155,6 +156,7 @@ type PeerStatus struct {
 	Region, Addr string
 	Applied      uint64 // that region's writes durable here
 	Acked        uint64 // this region's writes that region has acknowledged
+	Head         uint64 // that region's newest write, as last reported
 }
 
 func (r *replication) status() []PeerStatus {
@@ -162,7 +164,7 @@ func (r *replication) status() []PeerStatus {
 	defer r.mu.Unlock()
 	out := make([]PeerStatus, 0, len(r.peers))
 	for _, p := range r.peers {
-		out = append(out, PeerStatus{Region: p.region, Addr: p.addr, Applied: r.n.durableSeq(p.region), Acked: r.acks[p.region]})
+		out = append(out, PeerStatus{Region: p.region, Addr: p.addr, Applied: r.n.durableSeq(p.region), Acked: r.acks[p.region], Head: p.head.Load()})
 	}
 	return out
 }
@@ -266,6 +268,7 @@ func (r *replication) followOnce(ctx context.Context, p *peer) (progressed bool,
 				return progressed, err
 			}
 		}
+		p.head.Store(max(p.head.Load(), msg.HeadSeq))
 		durable := n.durableSeq(p.region)
 		lag := int64(msg.HeadSeq) - int64(durable)
 		if lag <= 0 {

@@ -166,6 +166,14 @@ func TestReplicationMetrics(t *testing.T) {
 	regions := threeRegions(t)
 	a, b := regions[0], regions[1]
 	mustGet(t, b, "k", mustPut(t, a, "k", "v", "", "").CausalToken)
+	eventually(t, "eu-west's status showing us-east's head and no lag", func() bool {
+		for _, p := range status(t, b).Peers {
+			if p.Region == "us-east" {
+				return p.HeadSeq == 1 && p.AppliedSeq == 1 && p.LagWrites == 0
+			}
+		}
+		return false
+	})
 	res, err := http.Get("http://" + b.addr + "/metrics")
 	if err != nil {
 		t.Fatal(err)

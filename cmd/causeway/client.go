@@ -225,7 +225,7 @@ func statusString(s *v1.StatusResponse) string {
 	}
 	fmt.Fprintf(&b, "\nwaiting   %d remote writes wait for their causal past", s.PendingWrites)
 	for _, p := range s.Peers {
-		fmt.Fprintf(&b, "\npeer      %-14s %-22s applied %d of its writes; it acknowledged %d of ours", p.Region, p.Address, p.AppliedSeq, p.AckedSeq)
+		fmt.Fprintf(&b, "\npeer      %-14s %-22s applied %d of its writes (lag %d); it acknowledged %d of ours", p.Region, p.Address, p.AppliedSeq, p.LagWrites, p.AckedSeq)
 	}
 	for _, l := range s.Links {
 		fmt.Fprintf(&b, "\nlink      %s", linkString(l))

@@ -690,7 +690,11 @@ type PeerStatus struct {
 	// applied_seq: that region's writes durable here.
 	AppliedSeq uint64 `protobuf:"varint,3,opt,name=applied_seq,json=appliedSeq,proto3" json:"applied_seq,omitempty"`
 	// acked_seq: this region's writes that region has acknowledged.
-	AckedSeq      uint64 `protobuf:"varint,4,opt,name=acked_seq,json=ackedSeq,proto3" json:"acked_seq,omitempty"`
+	AckedSeq uint64 `protobuf:"varint,4,opt,name=acked_seq,json=ackedSeq,proto3" json:"acked_seq,omitempty"`
+	// head_seq: that region's newest write, as of its last message here.
+	HeadSeq uint64 `protobuf:"varint,5,opt,name=head_seq,json=headSeq,proto3" json:"head_seq,omitempty"`
+	// lag_writes: that region's writes not yet applied here.
+	LagWrites     uint64 `protobuf:"varint,6,opt,name=lag_writes,json=lagWrites,proto3" json:"lag_writes,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -749,6 +753,20 @@ func (x *PeerStatus) GetAppliedSeq() uint64 {
 func (x *PeerStatus) GetAckedSeq() uint64 {
 	if x != nil {
 		return x.AckedSeq
+	}
+	return 0
+}
+
+func (x *PeerStatus) GetHeadSeq() uint64 {
+	if x != nil {
+		return x.HeadSeq
+	}
+	return 0
+}
+
+func (x *PeerStatus) GetLagWrites() uint64 {
+	if x != nil {
+		return x.LagWrites
 	}
 	return 0
 }
@@ -816,14 +834,17 @@ const file_causeway_v1_admin_proto_rawDesc = "" +
 	"\x05value\x18\x02 \x01(\x04R\x05value:\x028\x01\x1a?\n" +
 	"\x11StableVectorEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\x04R\x05value:\x028\x01\"|\n" +
+	"\x05value\x18\x02 \x01(\x04R\x05value:\x028\x01\"\xb6\x01\n" +
 	"\n" +
 	"PeerStatus\x12\x16\n" +
 	"\x06region\x18\x01 \x01(\tR\x06region\x12\x18\n" +
 	"\aaddress\x18\x02 \x01(\tR\aaddress\x12\x1f\n" +
 	"\vapplied_seq\x18\x03 \x01(\x04R\n" +
 	"appliedSeq\x12\x1b\n" +
-	"\tacked_seq\x18\x04 \x01(\x04R\backedSeq*d\n" +
+	"\tacked_seq\x18\x04 \x01(\x04R\backedSeq\x12\x19\n" +
+	"\bhead_seq\x18\x05 \x01(\x04R\aheadSeq\x12\x1d\n" +
+	"\n" +
+	"lag_writes\x18\x06 \x01(\x04R\tlagWrites*d\n" +
 	"\aLinkCut\x12\x18\n" +
 	"\x14LINK_CUT_UNSPECIFIED\x10\x00\x12\x11\n" +
 	"\rLINK_CUT_BOTH\x10\x01\x12\x15\n" +
