@@ -15,6 +15,7 @@ import (
 //	'r' request-id(16)                                              applied request id -> its outcome
 //	'R' wall-ms(8) request-id(16)                                   expiry index of request ids
 //	'm' name                                                        node metadata (cluster id, region, state)
+//	't' len(origin) origin seq(8) data-key                          index of tombstones, for their collection
 //
 // Versions of one key are adjacent and sorted newest first, because the
 // timestamp is stored inverted (bitwise NOT) after the escaped key: the
@@ -28,6 +29,7 @@ const (
 	spaceRequest    = 'r'
 	spaceRequestExp = 'R'
 	spaceMeta       = 'm'
+	spaceTombstone  = 't'
 )
 
 var (
@@ -109,4 +111,21 @@ func decodeDataKey(k []byte) (string, bool) {
 		}
 	}
 	return "", false
+}
+
+// tombstoneKey indexes the tombstone at dataKey written by origin's write
+// seq, so collection finds tombstones without scanning the data.
+func tombstoneKey(origin string, seq uint64, dataKey []byte) []byte {
+	k := append([]byte{spaceTombstone, byte(len(origin))}, origin...)
+	k = binary.BigEndian.AppendUint64(k, seq)
+	return append(k, dataKey...)
+}
+
+// parseTombstoneKey is the inverse of tombstoneKey.
+func parseTombstoneKey(k []byte) (origin string, seq uint64, dataKey []byte, ok bool) {
+	if len(k) < 2 || k[0] != spaceTombstone || len(k) < 2+int(k[1])+8 {
+		return "", 0, nil, false
+	}
+	n := int(k[1])
+	return string(k[2 : 2+n]), binary.BigEndian.Uint64(k[2+n : 2+n+8]), k[2+n+8:], true
 }

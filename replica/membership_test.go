@@ -133,3 +133,25 @@ func TestGossipDrivesReplicationAndSeesPartitions(t *testing.T) {
 		t.Fatalf("removing an unknown region: %v, want invalid_argument", err)
 	}
 }
+
+// TestStableTombstonesAreCollected: once every region has a deletion (the
+// stable vector covers it), each region drops the tombstone.
+func TestStableTombstonesAreCollected(t *testing.T) {
+	cluster := uuid.New()
+	a := startRegion(t, "us-east", t.TempDir(), "127.0.0.1:0", cluster, nil, withGossip())
+	b := startRegion(t, "eu-west", t.TempDir(), "127.0.0.1:0", cluster, nil, withGossip(status(t, a).Members[0].GossipAddress))
+	put := mustPut(t, a, "doomed", "v", "", "")
+	del, err := a.kv.Delete(context.Background(), connect.NewRequest(&v1.DeleteRequest{Key: "doomed", CausalToken: put.CausalToken}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := mustGet(t, b, "doomed", del.Msg.CausalToken); got.Found || got.Version == nil {
+		t.Fatalf("eu-west before collection: %v, want the tombstone", got)
+	}
+	for _, r := range []*region{a, b} {
+		eventually(t, r.name+" collecting the tombstone", func() bool {
+			got := mustGet(t, r, "doomed", "")
+			return !got.Found && got.Version == nil
+		})
+	}
+}

@@ -21,6 +21,7 @@ type nodeMetrics struct {
 	lagEntries   *prometheus.GaugeVec
 	lagSeconds   *prometheus.GaugeVec
 	badFrames    prometheus.Counter
+	tombstones   prometheus.Counter
 }
 
 // latencyBuckets span 100µs to ~13s: local reads at the bottom, fsynced
@@ -66,8 +67,13 @@ func newNodeMetrics(n *Node) *nodeMetrics {
 			Namespace: "causeway", Name: "replication_corrupt_frames_total", ConstLabels: labels,
 			Help: "Replication frames refused because their checksum or structure was wrong.",
 		}),
+		tombstones: prometheus.NewCounter(prometheus.CounterOpts{
+			Namespace: "causeway", Name: "tombstones_collected_total", ConstLabels: labels,
+			Help: "Tombstones deleted because every region has them and no write can still lose to them.",
+		}),
 	}
 	m.registry.MustRegister(
+		m.tombstones,
 		m.latency, m.pending, m.applyLatency, m.visibility, m.applied, m.lagEntries, m.lagSeconds, m.badFrames,
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),

@@ -75,6 +75,10 @@ type peer struct {
 	region, addr string
 	cancel       context.CancelFunc
 	head         atomic.Uint64 // the peer's newest write, as last reported
+	// caughtUpWallMs is the peer's physical clock (ms) when it last reported
+	// a head this node had already applied: every write the peer issues
+	// later has a greater timestamp.
+	caughtUpWallMs atomic.Uint64
 }
 
 func newReplication(n *Node) *replication {
@@ -274,6 +278,9 @@ func (r *replication) followOnce(ctx context.Context, p *peer) (progressed bool,
 		if lag <= 0 {
 			caughtUp = time.Now()
 			lag = 0
+			if msg.SentWallMs > p.caughtUpWallMs.Load() {
+				p.caughtUpWallMs.Store(msg.SentWallMs)
+			}
 		}
 		n.metrics.lagEntries.WithLabelValues(p.region).Set(float64(lag))
 		n.metrics.lagSeconds.WithLabelValues(p.region).Set(time.Since(caughtUp).Seconds())
@@ -423,6 +430,11 @@ func (r *replication) collectGarbage() {
 		case <-r.ctx.Done():
 			return
 		case <-t.C:
+		}
+		if g := r.gossipNode(); g != nil {
+			if _, err := r.n.collectTombstones(g.StableVector(), r.safeWallMs()); err != nil {
+				r.n.log.Error("collect tombstones", "err", err)
+			}
 		}
 		upTo := r.n.durableSeq(r.n.cfg.Region)
 		r.mu.Lock()

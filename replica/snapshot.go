@@ -188,6 +188,9 @@ func (n *Node) ingest(records []*v1.SnapshotRecord, latest *clocks.Timestamp) er
 			}
 			v.Value = bytes.Clone(v.Value)
 			wb.putVersion(key, &v)
+			if v.Kind == causal.KindTombstone {
+				wb.indexTombstone(key, &v)
+			}
 		case len(rec.Key) == 17 && rec.Key[0] == spaceRequest:
 			if _, err := decodeOutcome(rec.Value); err != nil {
 				wb.abandon()

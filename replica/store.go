@@ -180,6 +180,12 @@ func (w *writeBatch) putVersion(key string, v *causal.Version) {
 	_ = w.b.Set(appendDataKey(nil, key, v.Timestamp), w.buf, nil) // Set on an unapplied batch cannot fail
 }
 
+// indexTombstone records a tombstone for collection once every region has
+// it (tombstones.go).
+func (w *writeBatch) indexTombstone(key string, v *causal.Version) {
+	_ = w.b.Set(tombstoneKey(v.Timestamp.Region, v.Seq, appendDataKey(nil, key, v.Timestamp)), nil, nil)
+}
+
 func (w *writeBatch) deleteVersion(key string, ts clocks.Timestamp) {
 	_ = w.b.Delete(appendDataKey(nil, key, ts), nil)
 }

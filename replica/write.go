@@ -107,6 +107,9 @@ func (n *Node) stageWrite(wb *writeBatch, w *causal.Write) error {
 			wb.deleteVersion(op.Key, s.Timestamp)
 		}
 		wb.putVersion(op.Key, &v)
+		if v.Kind == causal.KindTombstone {
+			wb.indexTombstone(op.Key, &v)
+		}
 	}
 	if w.RequestID != uuid.Nil {
 		wb.putOutcome(w.RequestID, &requestOutcome{Digest: opsDigest(w.Ops), Timestamp: w.Timestamp, Seq: w.Seq, Vector: w.Vector})

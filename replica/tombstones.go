@@ -1,0 +1,99 @@
+package replica
+
+import (
+	"bytes"
+	"time"
+
+	"github.com/cockroachdb/pebble/v2"
+
+	"github.com/causewaydb/causeway/causal"
+	"github.com/causewaydb/causeway/clocks"
+)
+
+// maxTombstonesPerRound bounds the work of one collection round.
+const maxTombstonesPerRound = 1000
+
+// collectTombstones deletes tombstones that every region has and that no
+// write still on its way can lose to. A tombstone t goes when
+//
+//   - the stable vector covers it: every region has applied t, so no
+//     region will ever need it to supersede a version it still holds;
+//   - it is its key's only version (a concurrent sibling may lose to it,
+//     and must keep losing); and
+//   - its timestamp is below this region's safe time: for every region,
+//     the writes not yet received from it carry later timestamps (streams
+//     are in order and timestamps grow), so any write concurrent with t
+//     that arrives later wins over t anyway, here and everywhere.
+//
+// Deleting it then changes no region's answer. It reports how many it
+// collected.
+func (n *Node) collectTombstones(stable clocks.Vector, safeWallMs uint64) (int, error) {
+	it, err := n.store.db.NewIter(&pebble.IterOptions{LowerBound: []byte{spaceTombstone}, UpperBound: []byte{spaceTombstone + 1}})
+	if err != nil {
+		return 0, err
+	}
+	type candidate struct{ index, dataKey []byte }
+	var candidates []candidate
+	for ok := it.First(); ok && len(candidates) < maxTombstonesPerRound; ok = it.Next() {
+		origin, seq, dataKey, valid := parseTombstoneKey(it.Key())
+		if !valid || seq > stable.Get(origin) {
+			continue
+		}
+		candidates = append(candidates, candidate{bytes.Clone(it.Key()), bytes.Clone(dataKey)})
+	}
+	if err := it.Close(); err != nil || len(candidates) == 0 {
+		return 0, err
+	}
+
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	b := n.store.db.NewBatch()
+	defer b.Close()
+	collected := 0
+	for _, c := range candidates {
+		key, ok := decodeDataKey(c.dataKey)
+		if !ok {
+			continue
+		}
+		siblings, err := siblingsFrom(n.store.db, key, false)
+		if err != nil {
+			return collected, err
+		}
+		still := false
+		for _, s := range siblings {
+			still = still || bytes.Equal(appendDataKey(nil, key, s.Timestamp), c.dataKey)
+		}
+		switch {
+		case !still:
+			_ = b.Delete(c.index, nil) // superseded already: only the index entry is left
+		case len(siblings) == 1 && siblings[0].Kind == causal.KindTombstone && siblings[0].Timestamp.WallMs < safeWallMs:
+			_ = b.Delete(c.dataKey, nil)
+			_ = b.Delete(c.index, nil)
+			collected++
+		}
+	}
+	// Losing this batch in a crash only brings tombstones back.
+	if err := b.Commit(pebble.NoSync); err != nil {
+		return 0, err
+	}
+	n.metrics.tombstones.Add(float64(collected))
+	return collected, nil
+}
+
+// safeWallMs is the physical time below which no write can still arrive
+// here: the least of this node's clock and, for every peer, the peer's
+// clock when it last reported that this node had all its writes, less the
+// maximum clock offset.
+func (r *replication) safeWallMs() uint64 {
+	safe := uint64(r.n.cfg.Now().UnixMilli())
+	r.mu.Lock()
+	for _, p := range r.peers {
+		safe = min(safe, p.caughtUpWallMs.Load())
+	}
+	r.mu.Unlock()
+	margin := uint64(r.n.cfg.MaxClockOffset / time.Millisecond)
+	if safe < margin {
+		return 0
+	}
+	return safe - margin
+}
