@@ -2,6 +2,11 @@ package replica_test
 
 import (
 	"context"
+	"io"
+	"net"
+	"net/http"
+	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -145,6 +150,20 @@ func TestStableTombstonesAreCollected(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// Garbage sent to a gossip port is dropped and counted, and changes nothing.
+	gossipAddr := status(t, b).Members[0].GossipAddress
+	for _, m := range status(t, b).Members {
+		if m.Region == "eu-west" {
+			gossipAddr = m.GossipAddress
+		}
+	}
+	if conn, err := net.Dial("udp", gossipAddr); err == nil {
+		conn.Write([]byte("\x01this is not a gossip message"))
+		conn.Close()
+	}
+	eventually(t, "eu-west counting the garbage packet", func() bool {
+		return metricValue(t, b, "causeway_gossip_dropped_packets_total") >= 1
+	})
 	if got := mustGet(t, b, "doomed", del.Msg.CausalToken); got.Found || got.Version == nil {
 		t.Fatalf("eu-west before collection: %v, want the tombstone", got)
 	}
@@ -154,4 +173,23 @@ func TestStableTombstonesAreCollected(t *testing.T) {
 			return !got.Found && got.Version == nil
 		})
 	}
+}
+
+// metricValue reads one unlabelled-by-procedure metric of a region.
+func metricValue(t *testing.T, r *region, name string) float64 {
+	t.Helper()
+	res, err := http.Get("http://" + r.addr + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	raw, _ := io.ReadAll(res.Body)
+	for _, line := range strings.Split(string(raw), "\n") {
+		if strings.HasPrefix(line, name+"{") || strings.HasPrefix(line, name+" ") {
+			f := strings.Fields(line)
+			v, _ := strconv.ParseFloat(f[len(f)-1], 64)
+			return v
+		}
+	}
+	return -1
 }

@@ -85,6 +85,15 @@ func newNodeMetrics(n *Node) *nodeMetrics {
 			Namespace: "causeway", Name: "local_writes_durable", ConstLabels: labels,
 			Help: "Sequence number of the last durable write accepted by this region.",
 		}, func() float64 { return float64(n.durableSeq(n.Region())) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Namespace: "causeway", Name: "gossip_dropped_packets_total", ConstLabels: labels,
+			Help: "Gossip packets and streams dropped because they failed to decrypt or decode.",
+		}, func() float64 {
+			if g := n.repl.gossipNode(); g != nil {
+				return float64(g.DroppedPackets())
+			}
+			return 0
+		}),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Namespace: "causeway", Name: "uptime_seconds", ConstLabels: labels,
 			Help: "Seconds since the node opened its store.",
