@@ -82,8 +82,14 @@ func TestLinkCarriesAndCountsBytes(t *testing.T) {
 	if got := a.Counters("eu-west"); got.Sent != preamble+6 || got.Received != 6 {
 		t.Fatalf("us-east counted %+v, want %d sent and 6 received", got, preamble+6)
 	}
-	if got := b.Counters("us-east"); got.Received != preamble+6 || got.Sent != 6 {
-		t.Fatalf("eu-west counted %+v, want %d received and 6 sent", got, preamble+6)
+	// The echo server counts its write after the bytes left, so the client
+	// can see them first: wait for the count.
+	deadline := time.Now().Add(5 * time.Second)
+	for got := b.Counters("us-east"); got.Received != preamble+6 || got.Sent != 6; got = b.Counters("us-east") {
+		if time.Now().After(deadline) {
+			t.Fatalf("eu-west counted %+v, want %d received and 6 sent", got, preamble+6)
+		}
+		time.Sleep(time.Millisecond) // polling a counter, not waiting for an event
 	}
 }
 
