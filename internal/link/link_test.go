@@ -113,6 +113,14 @@ func TestCutLetsNoByteThrough(t *testing.T) {
 			c := dial(t, a, "eu-west", addr)
 			r := bufio.NewReader(c)
 			roundTrip(t, c, r, "before")
+			// Let eu-west finish counting the echo it sent before the cut.
+			deadline := time.Now().Add(5 * time.Second)
+			for b.Counters("us-east").Sent != a.Counters("eu-west").Received {
+				if time.Now().After(deadline) {
+					t.Fatalf("counts never agreed: %+v vs %+v", a.Counters("eu-west"), b.Counters("us-east"))
+				}
+				time.Sleep(time.Millisecond) // polling a counter, not waiting for an event
+			}
 			beforeA, beforeB := a.Counters("eu-west"), b.Counters("us-east")
 
 			if tc.cutAt == "a" {
@@ -124,7 +132,7 @@ func TestCutLetsNoByteThrough(t *testing.T) {
 				t.Fatal(err)
 			}
 			// Wait until the layer has seen the bytes (dropped them).
-			deadline := time.Now().Add(5 * time.Second)
+			deadline = time.Now().Add(5 * time.Second)
 			for tc.dropped(a.Counters("eu-west"), b.Counters("us-east")) == 0 {
 				if time.Now().After(deadline) {
 					t.Fatal("the bytes written during the cut were never accounted for")
