@@ -80,6 +80,11 @@ type Config struct {
 	// Links is the link-emulation layer every connection to or from another
 	// region passes through; nil means a new one with every link clear.
 	Links *link.Emulator
+	// MaxInflightRequests bounds the client requests this node works on at
+	// once; beyond it requests fail at once with resource_exhausted instead
+	// of queueing without bound (a client storm must not grow memory).
+	// Default 4096.
+	MaxInflightRequests int
 	// Gossip, when set, turns on membership by gossip.
 	Gossip *GossipConfig
 	// FaultInjection allows AdminService/SetLink to change Links at run
@@ -92,6 +97,9 @@ const (
 	DefaultMaxClockOffset     = 500 * time.Millisecond
 	DefaultCausalWaitTimeout  = 5 * time.Second
 	DefaultRequestIDRetention = 24 * time.Hour
+	// DefaultMaxInflightRequests: a request waiting for its causal past holds
+	// a goroutine and a few KiB; 4096 of them is a bounded, modest cost.
+	DefaultMaxInflightRequests = 4096
 )
 
 // EnsureDefaults fills zero fields with their defaults.
@@ -113,6 +121,9 @@ func (c *Config) EnsureDefaults() {
 	}
 	if c.OnFatal == nil {
 		c.OnFatal = func(error) { os.Exit(1) }
+	}
+	if c.MaxInflightRequests == 0 {
+		c.MaxInflightRequests = DefaultMaxInflightRequests
 	}
 	if c.Links == nil {
 		c.Links = link.New(c.Region)
@@ -146,6 +157,9 @@ func (c *Config) Validate() error {
 		if _, _, err := net.SplitHostPort(addr); err != nil {
 			errs = append(errs, fmt.Errorf("peer %s address %q: want host:port", region, addr))
 		}
+	}
+	if c.MaxInflightRequests < 0 {
+		errs = append(errs, fmt.Errorf("max inflight requests %d: must be positive", c.MaxInflightRequests))
 	}
 	if c.RequestIDRetention < time.Minute {
 		errs = append(errs, fmt.Errorf("request id retention %v: must be at least 1m so retries find their outcome", c.RequestIDRetention))

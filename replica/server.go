@@ -54,7 +54,7 @@ func (s *Server) Handler() http.Handler {
 		// Compressing a ~100-byte response costs more CPU (gzip writer
 		// reset) than it saves on the wire; only large values are worth it.
 		connect.WithCompressMinBytes(compressMinBytes),
-		connect.WithInterceptors(s.node.metrics.interceptor()),
+		connect.WithInterceptors(s.node.metrics.interceptor(), admission(s.node.cfg.MaxInflightRequests)),
 	}
 	services := []string{causewayv1connect.KVServiceName, causewayv1connect.AdminServiceName, causewayv1connect.ReplicationServiceName}
 	reflector := grpcreflect.NewStaticReflector(services...)
@@ -143,4 +143,23 @@ func (s *Server) fallback(w http.ResponseWriter, r *http.Request) {
 	// Connect maps HTTP 404 to unimplemented; the JSON body carries the message.
 	w.WriteHeader(http.StatusNotFound)
 	_ = json.NewEncoder(w).Encode(map[string]string{"code": connect.CodeUnimplemented.String(), "message": msg})
+}
+
+// admission bounds the client requests in flight: past the bound a request
+// is refused at once with resource_exhausted, so a client storm costs a
+// bounded amount of memory and the requests already admitted still finish.
+func admission(limit int) connect.UnaryInterceptorFunc {
+	slots := make(chan struct{}, limit)
+	return func(next connect.UnaryFunc) connect.UnaryFunc {
+		return func(ctx context.Context, req connect.AnyRequest) (connect.AnyResponse, error) {
+			select {
+			case slots <- struct{}{}:
+			default:
+				return nil, connect.NewError(connect.CodeResourceExhausted, fmt.Errorf(
+					"node overloaded: %d requests in flight; retry with backoff", limit))
+			}
+			defer func() { <-slots }()
+			return next(ctx, req)
+		}
+	}
 }

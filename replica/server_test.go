@@ -289,3 +289,56 @@ func TestCausalWaitOverTheWire(t *testing.T) {
 		t.Fatalf("err = %v, want unavailable naming eu-west writes 1..4", err)
 	}
 }
+
+// TestClientStormIsBounded: past MaxInflightRequests, requests are refused
+// at once with resource_exhausted; those admitted still complete.
+func TestClientStormIsBounded(t *testing.T) {
+	node, err := replica.Open(replica.Config{Region: "us-east", DataDir: t.TempDir(), MaxInflightRequests: 2,
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), CausalWaitTimeout: time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := replica.NewServer(node)
+	go srv.Serve(ln)
+	t.Cleanup(func() { srv.Close(); node.Close() })
+	kv := causewayv1connect.NewKVServiceClient(http.DefaultClient, "http://"+ln.Addr().String())
+	ctx := context.Background()
+	put, err := kv.Put(ctx, connect.NewRequest(&v1.PutRequest{Key: "k", Value: []byte("v")}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Two requests wait for a causal past that arrives only when released.
+	waiting := futureToken(t, put.Msg.CausalToken, node)
+	done := make(chan error, 2)
+	for range 2 {
+		go func() {
+			_, err := kv.Get(ctx, connect.NewRequest(&v1.GetRequest{Key: "k", CausalToken: waiting}))
+			done <- err
+		}()
+	}
+	// Until both hold their slots, a third may still be admitted; once they
+	// do, it is refused.
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		_, err := kv.Get(ctx, connect.NewRequest(&v1.GetRequest{Key: "k"}))
+		if connect.CodeOf(err) == connect.CodeResourceExhausted {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("a third request with two in flight and a limit of 2: %v, want resource_exhausted", err)
+		}
+		time.Sleep(5 * time.Millisecond) // polling until the two hold their slots
+	}
+	for range 2 {
+		if err := <-done; connect.CodeOf(err) != connect.CodeUnavailable {
+			t.Fatalf("admitted request: %v, want it to finish (unavailable after its causal wait)", err)
+		}
+	}
+	if _, err := kv.Get(ctx, connect.NewRequest(&v1.GetRequest{Key: "k"})); err != nil {
+		t.Fatalf("after the storm: %v", err)
+	}
+}
