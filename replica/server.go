@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 	"time"
 
@@ -54,13 +55,16 @@ func (s *Server) Handler() http.Handler {
 		// Compressing a ~100-byte response costs more CPU (gzip writer
 		// reset) than it saves on the wire; only large values are worth it.
 		connect.WithCompressMinBytes(compressMinBytes),
-		connect.WithInterceptors(s.node.metrics.interceptor(), admission(s.node.cfg.MaxInflightRequests)),
+		connect.WithInterceptors(s.node.metrics.interceptor()),
 	}
+	// Admission control covers the data path only, so an operator can still
+	// ask an overloaded node for its status.
+	kvOpts := append(slices.Clone(opts), connect.WithInterceptors(admission(s.node.cfg.MaxInflightRequests)))
 	services := []string{causewayv1connect.KVServiceName, causewayv1connect.AdminServiceName, causewayv1connect.ReplicationServiceName}
 	reflector := grpcreflect.NewStaticReflector(services...)
 
 	mux := http.NewServeMux()
-	mux.Handle(s.onlyKnownMethods(causewayv1connect.NewKVServiceHandler(kvHandler{s.node}, opts...)))
+	mux.Handle(s.onlyKnownMethods(causewayv1connect.NewKVServiceHandler(kvHandler{s.node}, kvOpts...)))
 	mux.Handle(s.onlyKnownMethods(causewayv1connect.NewAdminServiceHandler(adminHandler{s.node}, opts...)))
 	mux.Handle(s.onlyKnownMethods(causewayv1connect.NewReplicationServiceHandler(replicationHandler{s.node.repl},
 		connect.WithReadMaxBytes(MaxRequestBytes))))
