@@ -249,6 +249,7 @@ func (r *replication) followOnce(ctx context.Context, p *peer) (progressed bool,
 		watchdog.Reset(silenceTimeout)
 		if err != nil {
 			if first, ok := truncated(err); ok {
+				watchdog.Stop() // a snapshot may take longer than a silence
 				return progressed, r.bootstrap(ctx, p, from, first, err)
 			}
 			return progressed, err
