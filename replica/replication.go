@@ -432,8 +432,8 @@ func (r *replication) collectGarbage() {
 			return
 		case <-t.C:
 		}
-		if g := r.gossipNode(); g != nil {
-			if _, err := r.n.collectTombstones(g.StableVector(), r.safeWallMs()); err != nil {
+		if stable, ok := r.stableVector(); ok {
+			if _, err := r.n.collectTombstones(stable, r.safeWallMs()); err != nil {
 				r.n.log.Error("collect tombstones", "err", err)
 			}
 		}

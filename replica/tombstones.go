@@ -97,3 +97,28 @@ func (r *replication) safeWallMs() uint64 {
 	}
 	return safe - margin
 }
+
+// stableVector is gossip's stable vector, usable only when gossip vouches
+// for every region this node replicates with: a peer that gossip has not
+// heard from (gossip not joined, say) could lack any write, so without
+// word from it nothing counts as stable.
+func (r *replication) stableVector() (clocks.Vector, bool) {
+	g := r.gossipNode()
+	if g == nil {
+		return nil, false
+	}
+	reported := map[string]bool{}
+	for _, m := range g.Members() {
+		if m.Applied != nil {
+			reported[m.Meta.Region] = true
+		}
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for region := range r.peers {
+		if !reported[region] {
+			return nil, false
+		}
+	}
+	return g.StableVector(), true
+}
