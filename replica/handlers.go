@@ -24,9 +24,6 @@ type kvHandler struct{ node *Node }
 var _ causewayv1connect.KVServiceHandler = kvHandler{}
 
 func (h kvHandler) Put(ctx context.Context, req *connect.Request[v1.PutRequest]) (*connect.Response[v1.PutResponse], error) {
-	if err := h.node.repl.unavailableWhileBootstrapping(); err != nil {
-		return nil, h.node.connectError(err)
-	}
 	m := req.Msg
 	res, err := h.node.Put(ctx, m.GetKey(), m.GetValue(), m.GetCausalToken(), m.GetRequestId())
 	if err != nil {
@@ -36,9 +33,6 @@ func (h kvHandler) Put(ctx context.Context, req *connect.Request[v1.PutRequest])
 }
 
 func (h kvHandler) Get(ctx context.Context, req *connect.Request[v1.GetRequest]) (*connect.Response[v1.GetResponse], error) {
-	if err := h.node.repl.unavailableWhileBootstrapping(); err != nil {
-		return nil, h.node.connectError(err)
-	}
 	m := req.Msg
 	res, token, err := h.node.Get(ctx, m.GetKey(), m.GetCausalToken(), m.GetSiblings())
 	if err != nil {
@@ -52,9 +46,6 @@ func (h kvHandler) Get(ctx context.Context, req *connect.Request[v1.GetRequest])
 }
 
 func (h kvHandler) Delete(ctx context.Context, req *connect.Request[v1.DeleteRequest]) (*connect.Response[v1.DeleteResponse], error) {
-	if err := h.node.repl.unavailableWhileBootstrapping(); err != nil {
-		return nil, h.node.connectError(err)
-	}
 	m := req.Msg
 	res, err := h.node.Delete(ctx, m.GetKey(), m.GetCausalToken(), m.GetRequestId())
 	if err != nil {
@@ -64,9 +55,6 @@ func (h kvHandler) Delete(ctx context.Context, req *connect.Request[v1.DeleteReq
 }
 
 func (h kvHandler) ReadMany(ctx context.Context, req *connect.Request[v1.ReadManyRequest]) (*connect.Response[v1.ReadManyResponse], error) {
-	if err := h.node.repl.unavailableWhileBootstrapping(); err != nil {
-		return nil, h.node.connectError(err)
-	}
 	m := req.Msg
 	res, token, err := h.node.ReadMany(ctx, m.GetKeys(), m.GetCausalToken(), m.GetSiblings())
 	if err != nil {
@@ -80,9 +68,6 @@ func (h kvHandler) ReadMany(ctx context.Context, req *connect.Request[v1.ReadMan
 }
 
 func (h kvHandler) WriteMany(ctx context.Context, req *connect.Request[v1.WriteManyRequest]) (*connect.Response[v1.WriteManyResponse], error) {
-	if err := h.node.repl.unavailableWhileBootstrapping(); err != nil {
-		return nil, h.node.connectError(err)
-	}
 	m := req.Msg
 	ops := make([]causal.Op, len(m.GetOps()))
 	for i, op := range m.GetOps() {

@@ -457,13 +457,18 @@ func (r *replication) collectGarbage() {
 	}
 }
 
-// unavailableWhileBootstrapping refuses client requests during a bootstrap:
-// the region's data is incomplete until the snapshot is in.
-func (r *replication) unavailableWhileBootstrapping() error {
-	if r.bootstrapping.Load() {
-		return api.Errorf(api.ErrUnavailable, "region %s is bootstrapping from a snapshot of another region; retry shortly", r.n.cfg.Region)
+// refuseWhileBootstrapping refuses client requests during a bootstrap: the
+// region's data is incomplete until the snapshot is in.
+func (r *replication) refuseWhileBootstrapping() connect.UnaryInterceptorFunc {
+	return func(next connect.UnaryFunc) connect.UnaryFunc {
+		return func(ctx context.Context, req connect.AnyRequest) (connect.AnyResponse, error) {
+			if r.bootstrapping.Load() {
+				return nil, r.n.connectError(api.Errorf(api.ErrUnavailable,
+					"region %s is bootstrapping from a snapshot of another region; retry shortly", r.n.cfg.Region))
+			}
+			return next(ctx, req)
+		}
 	}
-	return nil
 }
 
 // newH2CClient is an HTTP/2 client without TLS, for replication streams

@@ -59,7 +59,8 @@ func (s *Server) Handler() http.Handler {
 	}
 	// Admission control covers the data path only, so an operator can still
 	// ask an overloaded node for its status.
-	kvOpts := append(slices.Clone(opts), connect.WithInterceptors(admission(s.node.cfg.MaxInflightRequests)))
+	kvOpts := append(slices.Clone(opts), connect.WithInterceptors(
+		admission(s.node.cfg.MaxInflightRequests), s.node.repl.refuseWhileBootstrapping()))
 	services := []string{causewayv1connect.KVServiceName, causewayv1connect.AdminServiceName, causewayv1connect.ReplicationServiceName}
 	reflector := grpcreflect.NewStaticReflector(services...)
 

@@ -25,14 +25,18 @@ import (
 
 // startServer runs a node and its server on 127.0.0.1 and stops both when
 // the test ends.
-func startServer(t *testing.T) (baseURL string, node *replica.Node) {
+func startServer(t *testing.T, mutate ...func(*replica.Config)) (baseURL string, node *replica.Node) {
 	t.Helper()
-	node, err := replica.Open(replica.Config{
+	cfg := replica.Config{
 		Region:            "us-east",
 		DataDir:           t.TempDir(),
 		Logger:            slog.New(slog.NewTextHandler(io.Discard, nil)),
 		CausalWaitTimeout: 100 * time.Millisecond,
-	})
+	}
+	for _, m := range mutate {
+		m(&cfg)
+	}
+	node, err := replica.Open(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -294,19 +298,11 @@ func TestCausalWaitOverTheWire(t *testing.T) {
 // TestClientStormIsBounded: past MaxInflightRequests, requests are refused
 // at once with resource_exhausted; those admitted still complete.
 func TestClientStormIsBounded(t *testing.T) {
-	node, err := replica.Open(replica.Config{Region: "us-east", DataDir: t.TempDir(), MaxInflightRequests: 2,
-		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), CausalWaitTimeout: time.Minute})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := replica.NewServer(node)
-	go srv.Serve(ln)
-	t.Cleanup(func() { srv.Close(); node.Close() })
-	kv := causewayv1connect.NewKVServiceClient(http.DefaultClient, "http://"+ln.Addr().String())
+	base, node := startServer(t, func(c *replica.Config) {
+		c.MaxInflightRequests = 2
+		c.CausalWaitTimeout = time.Minute
+	})
+	kv := causewayv1connect.NewKVServiceClient(http.DefaultClient, base)
 	ctx := context.Background()
 	put, err := kv.Put(ctx, connect.NewRequest(&v1.PutRequest{Key: "k", Value: []byte("v")}))
 	if err != nil {

@@ -12,7 +12,6 @@ import (
 
 	v1 "github.com/causewaydb/causeway/api/causeway/v1"
 	"github.com/causewaydb/causeway/api/causeway/v1/causewayv1connect"
-	"github.com/causewaydb/causeway/causal"
 	"github.com/causewaydb/causeway/clocks"
 )
 
@@ -174,22 +173,9 @@ func (n *Node) ingest(records []*v1.SnapshotRecord, latest *clocks.Timestamp) er
 			if latest.Less(v.Timestamp) {
 				*latest = v.Timestamp
 			}
-			siblings, err := siblingsFrom(wb.b, key, false)
-			if err != nil {
+			if err := n.stageVersion(wb, key, v); err != nil {
 				wb.abandon()
 				return err
-			}
-			_, superseded, applied := causal.Resolve(siblings, v)
-			if !applied {
-				continue
-			}
-			for _, s := range superseded {
-				wb.deleteVersion(key, s.Timestamp)
-			}
-			v.Value = bytes.Clone(v.Value)
-			wb.putVersion(key, &v)
-			if v.Kind == causal.KindTombstone {
-				wb.indexTombstone(key, &v)
 			}
 		case len(rec.Key) == 17 && rec.Key[0] == spaceRequest:
 			if _, err := decodeOutcome(rec.Value); err != nil {

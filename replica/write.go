@@ -94,25 +94,35 @@ func (n *Node) WriteMany(ctx context.Context, ops []causal.Op, token, requestID 
 // every write enqueued before.
 func (n *Node) stageWrite(wb *writeBatch, w *causal.Write) error {
 	for _, op := range w.Ops {
-		siblings, err := siblingsFrom(wb.reader(n.store), op.Key, false)
-		if err != nil {
+		if err := n.stageVersion(wb, op.Key, causal.VersionOf(w, op)); err != nil {
 			return err
-		}
-		v := causal.VersionOf(w, op)
-		_, superseded, applied := causal.Resolve(siblings, v)
-		if !applied {
-			continue
-		}
-		for _, s := range superseded {
-			wb.deleteVersion(op.Key, s.Timestamp)
-		}
-		wb.putVersion(op.Key, &v)
-		if v.Kind == causal.KindTombstone {
-			wb.indexTombstone(op.Key, &v)
 		}
 	}
 	if w.RequestID != uuid.Nil {
 		wb.putOutcome(w.RequestID, &requestOutcome{Digest: opsDigest(w.Ops), Timestamp: w.Timestamp, Seq: w.Seq, Vector: w.Vector})
+	}
+	return nil
+}
+
+// stageVersion adds one version of key to the batch, the one way a version
+// enters the store (local and replicated writes, snapshots): it joins the
+// key's siblings, the versions it covers are deleted, and a tombstone is
+// indexed for collection. A version already applied or covered is skipped.
+func (n *Node) stageVersion(wb *writeBatch, key string, v causal.Version) error {
+	siblings, err := siblingsFrom(wb.reader(n.store), key, false)
+	if err != nil {
+		return err
+	}
+	_, superseded, applied := causal.Resolve(siblings, v)
+	if !applied {
+		return nil
+	}
+	for _, s := range superseded {
+		wb.deleteVersion(key, s.Timestamp)
+	}
+	wb.putVersion(key, &v)
+	if v.Kind == causal.KindTombstone {
+		wb.indexTombstone(key, &v)
 	}
 	return nil
 }
