@@ -38,6 +38,7 @@ func runServe(args []string, stdout, stderr io.Writer) int {
 	join := fs.String("join", envOr("CAUSEWAY_JOIN", ""), "gossip addresses of members to join through, host:port,... (env CAUSEWAY_JOIN)")
 	gossipKey := fs.String("gossip-key", "", "base64 key (16, 24 or 32 bytes) that encrypts gossip; every member needs the same (env CAUSEWAY_GOSSIP_KEY)")
 	faults := fs.Bool("fault-injection", false, "allow AdminService/SetLink (causeway link) to delay and cut this node's links at run time; for demos and tests")
+	clockSkew := fs.Duration("clock-skew", 0, "test hook: offset this node's physical clock by this much (e.g. 5s or -3s, at most ±1h); needs --fault-injection")
 	wan := fs.String("wan-latency", "", "static one-way delays between regions: a/b=40ms,a/c=108ms (applies the entries naming this node's region)")
 	logLevel := fs.String("log-level", "info", "log level: debug, info, warn or error")
 	logFormat := fs.String("log-format", "text", "log format: text or json")
@@ -83,6 +84,18 @@ func runServe(args []string, stdout, stderr io.Writer) int {
 	if cfg.Gossip, err = gossipConfig(*gossipAddr, *listen, *join, *gossipKey); err != nil {
 		fmt.Fprintf(stderr, "causeway serve: %v\n", err)
 		return exitUsage
+	}
+	if *clockSkew != 0 {
+		if !*faults {
+			fmt.Fprintf(stderr, "causeway serve: --clock-skew is a fault-injection hook; add --fault-injection\n")
+			return exitUsage
+		}
+		if *clockSkew > time.Hour || *clockSkew < -time.Hour {
+			fmt.Fprintf(stderr, "causeway serve: --clock-skew %v: at most ±1h\n", *clockSkew)
+			return exitUsage
+		}
+		skew := *clockSkew
+		cfg.Now = func() time.Time { return time.Now().Add(skew) }
 	}
 	cfg.Links = link.New(*region)
 	matrix, err := parseLatencyMatrix(*wan)
