@@ -550,7 +550,9 @@ type StatusResponse struct {
 	Members []*MemberStatus `protobuf:"bytes,13,rep,name=members,proto3" json:"members,omitempty"`
 	// stable_vector is the element-wise minimum of the applied vectors of
 	// every region not removed: what every region has.
-	StableVector  map[string]uint64 `protobuf:"bytes,14,rep,name=stable_vector,json=stableVector,proto3" json:"stable_vector,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"varint,2,opt,name=value"`
+	StableVector map[string]uint64 `protobuf:"bytes,14,rep,name=stable_vector,json=stableVector,proto3" json:"stable_vector,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"varint,2,opt,name=value"`
+	// linear is the state of the linearizable tier as this node sees it.
+	Linear        *LinearStatus `protobuf:"bytes,15,opt,name=linear,proto3" json:"linear,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -683,6 +685,223 @@ func (x *StatusResponse) GetStableVector() map[string]uint64 {
 	return nil
 }
 
+func (x *StatusResponse) GetLinear() *LinearStatus {
+	if x != nil {
+		return x.Linear
+	}
+	return nil
+}
+
+// LinearStatus describes the linearizable tier (Raft) on one node.
+type LinearStatus struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// enabled is false when the node runs without the linearizable tier.
+	Enabled bool `protobuf:"varint,1,opt,name=enabled,proto3" json:"enabled,omitempty"`
+	// voter is true when this node is one of the tier's voters; a node that
+	// is not forwards every request to a voter.
+	Voter bool `protobuf:"varint,2,opt,name=voter,proto3" json:"voter,omitempty"`
+	// state is this node's Raft state: leader, follower, candidate or
+	// shutdown ("" when not a voter).
+	State        string `protobuf:"bytes,3,opt,name=state,proto3" json:"state,omitempty"`
+	LeaderRegion string `protobuf:"bytes,4,opt,name=leader_region,json=leaderRegion,proto3" json:"leader_region,omitempty"`
+	Term         uint64 `protobuf:"varint,5,opt,name=term,proto3" json:"term,omitempty"`
+	// available is true when this node can serve linearizable requests now:
+	// it knows a leader that a quorum of voters follows.
+	Available bool `protobuf:"varint,6,opt,name=available,proto3" json:"available,omitempty"`
+	// reason says why it cannot, when available is false.
+	Reason          string         `protobuf:"bytes,7,opt,name=reason,proto3" json:"reason,omitempty"`
+	Voters          []*VoterStatus `protobuf:"bytes,8,rep,name=voters,proto3" json:"voters,omitempty"`
+	ReachableVoters uint32         `protobuf:"varint,9,opt,name=reachable_voters,json=reachableVoters,proto3" json:"reachable_voters,omitempty"`
+	Quorum          uint32         `protobuf:"varint,10,opt,name=quorum,proto3" json:"quorum,omitempty"`
+	LastIndex       uint64         `protobuf:"varint,11,opt,name=last_index,json=lastIndex,proto3" json:"last_index,omitempty"`
+	AppliedIndex    uint64         `protobuf:"varint,12,opt,name=applied_index,json=appliedIndex,proto3" json:"applied_index,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
+}
+
+func (x *LinearStatus) Reset() {
+	*x = LinearStatus{}
+	mi := &file_causeway_v1_admin_proto_msgTypes[8]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *LinearStatus) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*LinearStatus) ProtoMessage() {}
+
+func (x *LinearStatus) ProtoReflect() protoreflect.Message {
+	mi := &file_causeway_v1_admin_proto_msgTypes[8]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use LinearStatus.ProtoReflect.Descriptor instead.
+func (*LinearStatus) Descriptor() ([]byte, []int) {
+	return file_causeway_v1_admin_proto_rawDescGZIP(), []int{8}
+}
+
+func (x *LinearStatus) GetEnabled() bool {
+	if x != nil {
+		return x.Enabled
+	}
+	return false
+}
+
+func (x *LinearStatus) GetVoter() bool {
+	if x != nil {
+		return x.Voter
+	}
+	return false
+}
+
+func (x *LinearStatus) GetState() string {
+	if x != nil {
+		return x.State
+	}
+	return ""
+}
+
+func (x *LinearStatus) GetLeaderRegion() string {
+	if x != nil {
+		return x.LeaderRegion
+	}
+	return ""
+}
+
+func (x *LinearStatus) GetTerm() uint64 {
+	if x != nil {
+		return x.Term
+	}
+	return 0
+}
+
+func (x *LinearStatus) GetAvailable() bool {
+	if x != nil {
+		return x.Available
+	}
+	return false
+}
+
+func (x *LinearStatus) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
+func (x *LinearStatus) GetVoters() []*VoterStatus {
+	if x != nil {
+		return x.Voters
+	}
+	return nil
+}
+
+func (x *LinearStatus) GetReachableVoters() uint32 {
+	if x != nil {
+		return x.ReachableVoters
+	}
+	return 0
+}
+
+func (x *LinearStatus) GetQuorum() uint32 {
+	if x != nil {
+		return x.Quorum
+	}
+	return 0
+}
+
+func (x *LinearStatus) GetLastIndex() uint64 {
+	if x != nil {
+		return x.LastIndex
+	}
+	return 0
+}
+
+func (x *LinearStatus) GetAppliedIndex() uint64 {
+	if x != nil {
+		return x.AppliedIndex
+	}
+	return 0
+}
+
+type VoterStatus struct {
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	Region  string                 `protobuf:"bytes,1,opt,name=region,proto3" json:"region,omitempty"`
+	Address string                 `protobuf:"bytes,2,opt,name=address,proto3" json:"address,omitempty"`
+	// reachable: gossip reports the voter alive (for this node itself: true).
+	Reachable     bool `protobuf:"varint,3,opt,name=reachable,proto3" json:"reachable,omitempty"`
+	Leader        bool `protobuf:"varint,4,opt,name=leader,proto3" json:"leader,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *VoterStatus) Reset() {
+	*x = VoterStatus{}
+	mi := &file_causeway_v1_admin_proto_msgTypes[9]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *VoterStatus) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*VoterStatus) ProtoMessage() {}
+
+func (x *VoterStatus) ProtoReflect() protoreflect.Message {
+	mi := &file_causeway_v1_admin_proto_msgTypes[9]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use VoterStatus.ProtoReflect.Descriptor instead.
+func (*VoterStatus) Descriptor() ([]byte, []int) {
+	return file_causeway_v1_admin_proto_rawDescGZIP(), []int{9}
+}
+
+func (x *VoterStatus) GetRegion() string {
+	if x != nil {
+		return x.Region
+	}
+	return ""
+}
+
+func (x *VoterStatus) GetAddress() string {
+	if x != nil {
+		return x.Address
+	}
+	return ""
+}
+
+func (x *VoterStatus) GetReachable() bool {
+	if x != nil {
+		return x.Reachable
+	}
+	return false
+}
+
+func (x *VoterStatus) GetLeader() bool {
+	if x != nil {
+		return x.Leader
+	}
+	return false
+}
+
 type PeerStatus struct {
 	state   protoimpl.MessageState `protogen:"open.v1"`
 	Region  string                 `protobuf:"bytes,1,opt,name=region,proto3" json:"region,omitempty"`
@@ -701,7 +920,7 @@ type PeerStatus struct {
 
 func (x *PeerStatus) Reset() {
 	*x = PeerStatus{}
-	mi := &file_causeway_v1_admin_proto_msgTypes[8]
+	mi := &file_causeway_v1_admin_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -713,7 +932,7 @@ func (x *PeerStatus) String() string {
 func (*PeerStatus) ProtoMessage() {}
 
 func (x *PeerStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_causeway_v1_admin_proto_msgTypes[8]
+	mi := &file_causeway_v1_admin_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -726,7 +945,7 @@ func (x *PeerStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PeerStatus.ProtoReflect.Descriptor instead.
 func (*PeerStatus) Descriptor() ([]byte, []int) {
-	return file_causeway_v1_admin_proto_rawDescGZIP(), []int{8}
+	return file_causeway_v1_admin_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *PeerStatus) GetRegion() string {
@@ -811,7 +1030,7 @@ const file_causeway_v1_admin_proto_rawDesc = "" +
 	"\x0ebytes_received\x18\a \x01(\x04R\rbytesReceived\x124\n" +
 	"\x16bytes_dropped_outgoing\x18\b \x01(\x04R\x14bytesDroppedOutgoing\x124\n" +
 	"\x16bytes_dropped_incoming\x18\t \x01(\x04R\x14bytesDroppedIncoming\"\x0f\n" +
-	"\rStatusRequest\"\x84\x06\n" +
+	"\rStatusRequest\"\xb7\x06\n" +
 	"\x0eStatusResponse\x12\x17\n" +
 	"\anode_id\x18\x01 \x01(\tR\x06nodeId\x12\x16\n" +
 	"\x06region\x18\x02 \x01(\tR\x06region\x12\x1d\n" +
@@ -828,13 +1047,34 @@ const file_causeway_v1_admin_proto_rawDesc = "" +
 	"\x05links\x18\v \x03(\v2\x17.causeway.v1.LinkStatusR\x05links\x12'\n" +
 	"\x0ffault_injection\x18\f \x01(\bR\x0efaultInjection\x123\n" +
 	"\amembers\x18\r \x03(\v2\x19.causeway.v1.MemberStatusR\amembers\x12R\n" +
-	"\rstable_vector\x18\x0e \x03(\v2-.causeway.v1.StatusResponse.StableVectorEntryR\fstableVector\x1a9\n" +
+	"\rstable_vector\x18\x0e \x03(\v2-.causeway.v1.StatusResponse.StableVectorEntryR\fstableVector\x121\n" +
+	"\x06linear\x18\x0f \x01(\v2\x19.causeway.v1.LinearStatusR\x06linear\x1a9\n" +
 	"\vVectorEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\x04R\x05value:\x028\x01\x1a?\n" +
 	"\x11StableVectorEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\x04R\x05value:\x028\x01\"\xb6\x01\n" +
+	"\x05value\x18\x02 \x01(\x04R\x05value:\x028\x01\"\xfc\x02\n" +
+	"\fLinearStatus\x12\x18\n" +
+	"\aenabled\x18\x01 \x01(\bR\aenabled\x12\x14\n" +
+	"\x05voter\x18\x02 \x01(\bR\x05voter\x12\x14\n" +
+	"\x05state\x18\x03 \x01(\tR\x05state\x12#\n" +
+	"\rleader_region\x18\x04 \x01(\tR\fleaderRegion\x12\x12\n" +
+	"\x04term\x18\x05 \x01(\x04R\x04term\x12\x1c\n" +
+	"\tavailable\x18\x06 \x01(\bR\tavailable\x12\x16\n" +
+	"\x06reason\x18\a \x01(\tR\x06reason\x120\n" +
+	"\x06voters\x18\b \x03(\v2\x18.causeway.v1.VoterStatusR\x06voters\x12)\n" +
+	"\x10reachable_voters\x18\t \x01(\rR\x0freachableVoters\x12\x16\n" +
+	"\x06quorum\x18\n" +
+	" \x01(\rR\x06quorum\x12\x1d\n" +
+	"\n" +
+	"last_index\x18\v \x01(\x04R\tlastIndex\x12#\n" +
+	"\rapplied_index\x18\f \x01(\x04R\fappliedIndex\"u\n" +
+	"\vVoterStatus\x12\x16\n" +
+	"\x06region\x18\x01 \x01(\tR\x06region\x12\x18\n" +
+	"\aaddress\x18\x02 \x01(\tR\aaddress\x12\x1c\n" +
+	"\treachable\x18\x03 \x01(\bR\treachable\x12\x16\n" +
+	"\x06leader\x18\x04 \x01(\bR\x06leader\"\xb6\x01\n" +
 	"\n" +
 	"PeerStatus\x12\x16\n" +
 	"\x06region\x18\x01 \x01(\tR\x06region\x12\x18\n" +
@@ -868,7 +1108,7 @@ func file_causeway_v1_admin_proto_rawDescGZIP() []byte {
 }
 
 var file_causeway_v1_admin_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_causeway_v1_admin_proto_msgTypes = make([]protoimpl.MessageInfo, 12)
+var file_causeway_v1_admin_proto_msgTypes = make([]protoimpl.MessageInfo, 14)
 var file_causeway_v1_admin_proto_goTypes = []any{
 	(LinkCut)(0),                  // 0: causeway.v1.LinkCut
 	(*RemoveRegionRequest)(nil),   // 1: causeway.v1.RemoveRegionRequest
@@ -879,41 +1119,45 @@ var file_causeway_v1_admin_proto_goTypes = []any{
 	(*LinkStatus)(nil),            // 6: causeway.v1.LinkStatus
 	(*StatusRequest)(nil),         // 7: causeway.v1.StatusRequest
 	(*StatusResponse)(nil),        // 8: causeway.v1.StatusResponse
-	(*PeerStatus)(nil),            // 9: causeway.v1.PeerStatus
-	nil,                           // 10: causeway.v1.MemberStatus.AppliedEntry
-	nil,                           // 11: causeway.v1.StatusResponse.VectorEntry
-	nil,                           // 12: causeway.v1.StatusResponse.StableVectorEntry
-	(*timestamppb.Timestamp)(nil), // 13: google.protobuf.Timestamp
-	(*durationpb.Duration)(nil),   // 14: google.protobuf.Duration
-	(*Timestamp)(nil),             // 15: causeway.v1.Timestamp
+	(*LinearStatus)(nil),          // 9: causeway.v1.LinearStatus
+	(*VoterStatus)(nil),           // 10: causeway.v1.VoterStatus
+	(*PeerStatus)(nil),            // 11: causeway.v1.PeerStatus
+	nil,                           // 12: causeway.v1.MemberStatus.AppliedEntry
+	nil,                           // 13: causeway.v1.StatusResponse.VectorEntry
+	nil,                           // 14: causeway.v1.StatusResponse.StableVectorEntry
+	(*timestamppb.Timestamp)(nil), // 15: google.protobuf.Timestamp
+	(*durationpb.Duration)(nil),   // 16: google.protobuf.Duration
+	(*Timestamp)(nil),             // 17: causeway.v1.Timestamp
 }
 var file_causeway_v1_admin_proto_depIdxs = []int32{
-	13, // 0: causeway.v1.MemberStatus.since:type_name -> google.protobuf.Timestamp
-	10, // 1: causeway.v1.MemberStatus.applied:type_name -> causeway.v1.MemberStatus.AppliedEntry
-	14, // 2: causeway.v1.SetLinkRequest.delay:type_name -> google.protobuf.Duration
-	14, // 3: causeway.v1.SetLinkRequest.jitter:type_name -> google.protobuf.Duration
+	15, // 0: causeway.v1.MemberStatus.since:type_name -> google.protobuf.Timestamp
+	12, // 1: causeway.v1.MemberStatus.applied:type_name -> causeway.v1.MemberStatus.AppliedEntry
+	16, // 2: causeway.v1.SetLinkRequest.delay:type_name -> google.protobuf.Duration
+	16, // 3: causeway.v1.SetLinkRequest.jitter:type_name -> google.protobuf.Duration
 	0,  // 4: causeway.v1.SetLinkRequest.cut:type_name -> causeway.v1.LinkCut
 	6,  // 5: causeway.v1.SetLinkResponse.link:type_name -> causeway.v1.LinkStatus
-	14, // 6: causeway.v1.LinkStatus.delay:type_name -> google.protobuf.Duration
-	14, // 7: causeway.v1.LinkStatus.jitter:type_name -> google.protobuf.Duration
-	11, // 8: causeway.v1.StatusResponse.vector:type_name -> causeway.v1.StatusResponse.VectorEntry
-	15, // 9: causeway.v1.StatusResponse.clock:type_name -> causeway.v1.Timestamp
-	14, // 10: causeway.v1.StatusResponse.uptime:type_name -> google.protobuf.Duration
-	9,  // 11: causeway.v1.StatusResponse.peers:type_name -> causeway.v1.PeerStatus
+	16, // 6: causeway.v1.LinkStatus.delay:type_name -> google.protobuf.Duration
+	16, // 7: causeway.v1.LinkStatus.jitter:type_name -> google.protobuf.Duration
+	13, // 8: causeway.v1.StatusResponse.vector:type_name -> causeway.v1.StatusResponse.VectorEntry
+	17, // 9: causeway.v1.StatusResponse.clock:type_name -> causeway.v1.Timestamp
+	16, // 10: causeway.v1.StatusResponse.uptime:type_name -> google.protobuf.Duration
+	11, // 11: causeway.v1.StatusResponse.peers:type_name -> causeway.v1.PeerStatus
 	6,  // 12: causeway.v1.StatusResponse.links:type_name -> causeway.v1.LinkStatus
 	3,  // 13: causeway.v1.StatusResponse.members:type_name -> causeway.v1.MemberStatus
-	12, // 14: causeway.v1.StatusResponse.stable_vector:type_name -> causeway.v1.StatusResponse.StableVectorEntry
-	7,  // 15: causeway.v1.AdminService.Status:input_type -> causeway.v1.StatusRequest
-	4,  // 16: causeway.v1.AdminService.SetLink:input_type -> causeway.v1.SetLinkRequest
-	1,  // 17: causeway.v1.AdminService.RemoveRegion:input_type -> causeway.v1.RemoveRegionRequest
-	8,  // 18: causeway.v1.AdminService.Status:output_type -> causeway.v1.StatusResponse
-	5,  // 19: causeway.v1.AdminService.SetLink:output_type -> causeway.v1.SetLinkResponse
-	2,  // 20: causeway.v1.AdminService.RemoveRegion:output_type -> causeway.v1.RemoveRegionResponse
-	18, // [18:21] is the sub-list for method output_type
-	15, // [15:18] is the sub-list for method input_type
-	15, // [15:15] is the sub-list for extension type_name
-	15, // [15:15] is the sub-list for extension extendee
-	0,  // [0:15] is the sub-list for field type_name
+	14, // 14: causeway.v1.StatusResponse.stable_vector:type_name -> causeway.v1.StatusResponse.StableVectorEntry
+	9,  // 15: causeway.v1.StatusResponse.linear:type_name -> causeway.v1.LinearStatus
+	10, // 16: causeway.v1.LinearStatus.voters:type_name -> causeway.v1.VoterStatus
+	7,  // 17: causeway.v1.AdminService.Status:input_type -> causeway.v1.StatusRequest
+	4,  // 18: causeway.v1.AdminService.SetLink:input_type -> causeway.v1.SetLinkRequest
+	1,  // 19: causeway.v1.AdminService.RemoveRegion:input_type -> causeway.v1.RemoveRegionRequest
+	8,  // 20: causeway.v1.AdminService.Status:output_type -> causeway.v1.StatusResponse
+	5,  // 21: causeway.v1.AdminService.SetLink:output_type -> causeway.v1.SetLinkResponse
+	2,  // 22: causeway.v1.AdminService.RemoveRegion:output_type -> causeway.v1.RemoveRegionResponse
+	20, // [20:23] is the sub-list for method output_type
+	17, // [17:20] is the sub-list for method input_type
+	17, // [17:17] is the sub-list for extension type_name
+	17, // [17:17] is the sub-list for extension extendee
+	0,  // [0:17] is the sub-list for field type_name
 }
 
 func init() { file_causeway_v1_admin_proto_init() }
@@ -928,7 +1172,7 @@ func file_causeway_v1_admin_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_causeway_v1_admin_proto_rawDesc), len(file_causeway_v1_admin_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   12,
+			NumMessages:   14,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -31,7 +31,16 @@ type PutRequest struct {
 	// request_id, when set, is a UUID that makes a retried write apply once: a
 	// write whose request_id was already applied returns the original version
 	// and writes nothing.
-	RequestId     string `protobuf:"bytes,4,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
+	RequestId string `protobuf:"bytes,4,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
+	// fence, when set, refuses the write with `failed_precondition` if a
+	// newer fencing token for fence.lock has been seen (see LinearService.Lock).
+	Fence *Fence `protobuf:"bytes,5,opt,name=fence,proto3" json:"fence,omitempty"`
+	// unique names values that must be unique across the cluster (for
+	// example namespace "email", name "a@b.example"). Before writing, the node
+	// claims each one for this key through the linearizable tier; if one is
+	// held for another key the Put fails with `already_exists` and writes
+	// nothing. Needs the linearizable tier, and a quorum of its voters.
+	Unique        []*UniqueConstraint `protobuf:"bytes,6,rep,name=unique,proto3" json:"unique,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -94,6 +103,73 @@ func (x *PutRequest) GetRequestId() string {
 	return ""
 }
 
+func (x *PutRequest) GetFence() *Fence {
+	if x != nil {
+		return x.Fence
+	}
+	return nil
+}
+
+func (x *PutRequest) GetUnique() []*UniqueConstraint {
+	if x != nil {
+		return x.Unique
+	}
+	return nil
+}
+
+// UniqueConstraint is one value a Put claims for its key.
+type UniqueConstraint struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Namespace     string                 `protobuf:"bytes,1,opt,name=namespace,proto3" json:"namespace,omitempty"`
+	Name          string                 `protobuf:"bytes,2,opt,name=name,proto3" json:"name,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *UniqueConstraint) Reset() {
+	*x = UniqueConstraint{}
+	mi := &file_causeway_v1_kv_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UniqueConstraint) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UniqueConstraint) ProtoMessage() {}
+
+func (x *UniqueConstraint) ProtoReflect() protoreflect.Message {
+	mi := &file_causeway_v1_kv_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UniqueConstraint.ProtoReflect.Descriptor instead.
+func (*UniqueConstraint) Descriptor() ([]byte, []int) {
+	return file_causeway_v1_kv_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *UniqueConstraint) GetNamespace() string {
+	if x != nil {
+		return x.Namespace
+	}
+	return ""
+}
+
+func (x *UniqueConstraint) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
 type PutResponse struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Version       *Version               `protobuf:"bytes,1,opt,name=version,proto3" json:"version,omitempty"`
@@ -104,7 +180,7 @@ type PutResponse struct {
 
 func (x *PutResponse) Reset() {
 	*x = PutResponse{}
-	mi := &file_causeway_v1_kv_proto_msgTypes[1]
+	mi := &file_causeway_v1_kv_proto_msgTypes[2]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -116,7 +192,7 @@ func (x *PutResponse) String() string {
 func (*PutResponse) ProtoMessage() {}
 
 func (x *PutResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_causeway_v1_kv_proto_msgTypes[1]
+	mi := &file_causeway_v1_kv_proto_msgTypes[2]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -129,7 +205,7 @@ func (x *PutResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PutResponse.ProtoReflect.Descriptor instead.
 func (*PutResponse) Descriptor() ([]byte, []int) {
-	return file_causeway_v1_kv_proto_rawDescGZIP(), []int{1}
+	return file_causeway_v1_kv_proto_rawDescGZIP(), []int{2}
 }
 
 func (x *PutResponse) GetVersion() *Version {
@@ -159,7 +235,7 @@ type GetRequest struct {
 
 func (x *GetRequest) Reset() {
 	*x = GetRequest{}
-	mi := &file_causeway_v1_kv_proto_msgTypes[2]
+	mi := &file_causeway_v1_kv_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -171,7 +247,7 @@ func (x *GetRequest) String() string {
 func (*GetRequest) ProtoMessage() {}
 
 func (x *GetRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_causeway_v1_kv_proto_msgTypes[2]
+	mi := &file_causeway_v1_kv_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -184,7 +260,7 @@ func (x *GetRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetRequest.ProtoReflect.Descriptor instead.
 func (*GetRequest) Descriptor() ([]byte, []int) {
-	return file_causeway_v1_kv_proto_rawDescGZIP(), []int{2}
+	return file_causeway_v1_kv_proto_rawDescGZIP(), []int{3}
 }
 
 func (x *GetRequest) GetKey() string {
@@ -232,7 +308,7 @@ type GetResponse struct {
 
 func (x *GetResponse) Reset() {
 	*x = GetResponse{}
-	mi := &file_causeway_v1_kv_proto_msgTypes[3]
+	mi := &file_causeway_v1_kv_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -244,7 +320,7 @@ func (x *GetResponse) String() string {
 func (*GetResponse) ProtoMessage() {}
 
 func (x *GetResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_causeway_v1_kv_proto_msgTypes[3]
+	mi := &file_causeway_v1_kv_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -257,7 +333,7 @@ func (x *GetResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetResponse.ProtoReflect.Descriptor instead.
 func (*GetResponse) Descriptor() ([]byte, []int) {
-	return file_causeway_v1_kv_proto_rawDescGZIP(), []int{3}
+	return file_causeway_v1_kv_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *GetResponse) GetFound() bool {
@@ -315,7 +391,7 @@ type Sibling struct {
 
 func (x *Sibling) Reset() {
 	*x = Sibling{}
-	mi := &file_causeway_v1_kv_proto_msgTypes[4]
+	mi := &file_causeway_v1_kv_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -327,7 +403,7 @@ func (x *Sibling) String() string {
 func (*Sibling) ProtoMessage() {}
 
 func (x *Sibling) ProtoReflect() protoreflect.Message {
-	mi := &file_causeway_v1_kv_proto_msgTypes[4]
+	mi := &file_causeway_v1_kv_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -340,7 +416,7 @@ func (x *Sibling) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Sibling.ProtoReflect.Descriptor instead.
 func (*Sibling) Descriptor() ([]byte, []int) {
-	return file_causeway_v1_kv_proto_rawDescGZIP(), []int{4}
+	return file_causeway_v1_kv_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *Sibling) GetFound() bool {
@@ -375,7 +451,7 @@ type ReadManyRequest struct {
 
 func (x *ReadManyRequest) Reset() {
 	*x = ReadManyRequest{}
-	mi := &file_causeway_v1_kv_proto_msgTypes[5]
+	mi := &file_causeway_v1_kv_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -387,7 +463,7 @@ func (x *ReadManyRequest) String() string {
 func (*ReadManyRequest) ProtoMessage() {}
 
 func (x *ReadManyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_causeway_v1_kv_proto_msgTypes[5]
+	mi := &file_causeway_v1_kv_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -400,7 +476,7 @@ func (x *ReadManyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReadManyRequest.ProtoReflect.Descriptor instead.
 func (*ReadManyRequest) Descriptor() ([]byte, []int) {
-	return file_causeway_v1_kv_proto_rawDescGZIP(), []int{5}
+	return file_causeway_v1_kv_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *ReadManyRequest) GetKeys() []string {
@@ -435,7 +511,7 @@ type ReadManyResponse struct {
 
 func (x *ReadManyResponse) Reset() {
 	*x = ReadManyResponse{}
-	mi := &file_causeway_v1_kv_proto_msgTypes[6]
+	mi := &file_causeway_v1_kv_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -447,7 +523,7 @@ func (x *ReadManyResponse) String() string {
 func (*ReadManyResponse) ProtoMessage() {}
 
 func (x *ReadManyResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_causeway_v1_kv_proto_msgTypes[6]
+	mi := &file_causeway_v1_kv_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -460,7 +536,7 @@ func (x *ReadManyResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReadManyResponse.ProtoReflect.Descriptor instead.
 func (*ReadManyResponse) Descriptor() ([]byte, []int) {
-	return file_causeway_v1_kv_proto_rawDescGZIP(), []int{6}
+	return file_causeway_v1_kv_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *ReadManyResponse) GetResults() []*KeyResult {
@@ -491,7 +567,7 @@ type KeyResult struct {
 
 func (x *KeyResult) Reset() {
 	*x = KeyResult{}
-	mi := &file_causeway_v1_kv_proto_msgTypes[7]
+	mi := &file_causeway_v1_kv_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -503,7 +579,7 @@ func (x *KeyResult) String() string {
 func (*KeyResult) ProtoMessage() {}
 
 func (x *KeyResult) ProtoReflect() protoreflect.Message {
-	mi := &file_causeway_v1_kv_proto_msgTypes[7]
+	mi := &file_causeway_v1_kv_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -516,7 +592,7 @@ func (x *KeyResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use KeyResult.ProtoReflect.Descriptor instead.
 func (*KeyResult) Descriptor() ([]byte, []int) {
-	return file_causeway_v1_kv_proto_rawDescGZIP(), []int{7}
+	return file_causeway_v1_kv_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *KeyResult) GetKey() string {
@@ -562,17 +638,19 @@ func (x *KeyResult) GetSiblings() []*Sibling {
 }
 
 type WriteManyRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Ops           []*WriteOp             `protobuf:"bytes,1,rep,name=ops,proto3" json:"ops,omitempty"`
-	CausalToken   string                 `protobuf:"bytes,2,opt,name=causal_token,json=causalToken,proto3" json:"causal_token,omitempty"`
-	RequestId     string                 `protobuf:"bytes,3,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
+	state       protoimpl.MessageState `protogen:"open.v1"`
+	Ops         []*WriteOp             `protobuf:"bytes,1,rep,name=ops,proto3" json:"ops,omitempty"`
+	CausalToken string                 `protobuf:"bytes,2,opt,name=causal_token,json=causalToken,proto3" json:"causal_token,omitempty"`
+	RequestId   string                 `protobuf:"bytes,3,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
+	// fence: as in PutRequest.
+	Fence         *Fence `protobuf:"bytes,4,opt,name=fence,proto3" json:"fence,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *WriteManyRequest) Reset() {
 	*x = WriteManyRequest{}
-	mi := &file_causeway_v1_kv_proto_msgTypes[8]
+	mi := &file_causeway_v1_kv_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -584,7 +662,7 @@ func (x *WriteManyRequest) String() string {
 func (*WriteManyRequest) ProtoMessage() {}
 
 func (x *WriteManyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_causeway_v1_kv_proto_msgTypes[8]
+	mi := &file_causeway_v1_kv_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -597,7 +675,7 @@ func (x *WriteManyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WriteManyRequest.ProtoReflect.Descriptor instead.
 func (*WriteManyRequest) Descriptor() ([]byte, []int) {
-	return file_causeway_v1_kv_proto_rawDescGZIP(), []int{8}
+	return file_causeway_v1_kv_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *WriteManyRequest) GetOps() []*WriteOp {
@@ -621,6 +699,13 @@ func (x *WriteManyRequest) GetRequestId() string {
 	return ""
 }
 
+func (x *WriteManyRequest) GetFence() *Fence {
+	if x != nil {
+		return x.Fence
+	}
+	return nil
+}
+
 // WriteOp is one key's change in a WriteMany: a value, or a deletion.
 type WriteOp struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -633,7 +718,7 @@ type WriteOp struct {
 
 func (x *WriteOp) Reset() {
 	*x = WriteOp{}
-	mi := &file_causeway_v1_kv_proto_msgTypes[9]
+	mi := &file_causeway_v1_kv_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -645,7 +730,7 @@ func (x *WriteOp) String() string {
 func (*WriteOp) ProtoMessage() {}
 
 func (x *WriteOp) ProtoReflect() protoreflect.Message {
-	mi := &file_causeway_v1_kv_proto_msgTypes[9]
+	mi := &file_causeway_v1_kv_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -658,7 +743,7 @@ func (x *WriteOp) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WriteOp.ProtoReflect.Descriptor instead.
 func (*WriteOp) Descriptor() ([]byte, []int) {
-	return file_causeway_v1_kv_proto_rawDescGZIP(), []int{9}
+	return file_causeway_v1_kv_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *WriteOp) GetKey() string {
@@ -693,7 +778,7 @@ type WriteManyResponse struct {
 
 func (x *WriteManyResponse) Reset() {
 	*x = WriteManyResponse{}
-	mi := &file_causeway_v1_kv_proto_msgTypes[10]
+	mi := &file_causeway_v1_kv_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -705,7 +790,7 @@ func (x *WriteManyResponse) String() string {
 func (*WriteManyResponse) ProtoMessage() {}
 
 func (x *WriteManyResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_causeway_v1_kv_proto_msgTypes[10]
+	mi := &file_causeway_v1_kv_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -718,7 +803,7 @@ func (x *WriteManyResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WriteManyResponse.ProtoReflect.Descriptor instead.
 func (*WriteManyResponse) Descriptor() ([]byte, []int) {
-	return file_causeway_v1_kv_proto_rawDescGZIP(), []int{10}
+	return file_causeway_v1_kv_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *WriteManyResponse) GetVersion() *Version {
@@ -736,17 +821,19 @@ func (x *WriteManyResponse) GetCausalToken() string {
 }
 
 type DeleteRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Key           string                 `protobuf:"bytes,1,opt,name=key,proto3" json:"key,omitempty"`
-	CausalToken   string                 `protobuf:"bytes,2,opt,name=causal_token,json=causalToken,proto3" json:"causal_token,omitempty"`
-	RequestId     string                 `protobuf:"bytes,3,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
+	state       protoimpl.MessageState `protogen:"open.v1"`
+	Key         string                 `protobuf:"bytes,1,opt,name=key,proto3" json:"key,omitempty"`
+	CausalToken string                 `protobuf:"bytes,2,opt,name=causal_token,json=causalToken,proto3" json:"causal_token,omitempty"`
+	RequestId   string                 `protobuf:"bytes,3,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
+	// fence: as in PutRequest.
+	Fence         *Fence `protobuf:"bytes,4,opt,name=fence,proto3" json:"fence,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *DeleteRequest) Reset() {
 	*x = DeleteRequest{}
-	mi := &file_causeway_v1_kv_proto_msgTypes[11]
+	mi := &file_causeway_v1_kv_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -758,7 +845,7 @@ func (x *DeleteRequest) String() string {
 func (*DeleteRequest) ProtoMessage() {}
 
 func (x *DeleteRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_causeway_v1_kv_proto_msgTypes[11]
+	mi := &file_causeway_v1_kv_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -771,7 +858,7 @@ func (x *DeleteRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteRequest.ProtoReflect.Descriptor instead.
 func (*DeleteRequest) Descriptor() ([]byte, []int) {
-	return file_causeway_v1_kv_proto_rawDescGZIP(), []int{11}
+	return file_causeway_v1_kv_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *DeleteRequest) GetKey() string {
@@ -795,6 +882,13 @@ func (x *DeleteRequest) GetRequestId() string {
 	return ""
 }
 
+func (x *DeleteRequest) GetFence() *Fence {
+	if x != nil {
+		return x.Fence
+	}
+	return nil
+}
+
 type DeleteResponse struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Version       *Version               `protobuf:"bytes,1,opt,name=version,proto3" json:"version,omitempty"`
@@ -805,7 +899,7 @@ type DeleteResponse struct {
 
 func (x *DeleteResponse) Reset() {
 	*x = DeleteResponse{}
-	mi := &file_causeway_v1_kv_proto_msgTypes[12]
+	mi := &file_causeway_v1_kv_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -817,7 +911,7 @@ func (x *DeleteResponse) String() string {
 func (*DeleteResponse) ProtoMessage() {}
 
 func (x *DeleteResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_causeway_v1_kv_proto_msgTypes[12]
+	mi := &file_causeway_v1_kv_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -830,7 +924,7 @@ func (x *DeleteResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteResponse.ProtoReflect.Descriptor instead.
 func (*DeleteResponse) Descriptor() ([]byte, []int) {
-	return file_causeway_v1_kv_proto_rawDescGZIP(), []int{12}
+	return file_causeway_v1_kv_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *DeleteResponse) GetVersion() *Version {
@@ -851,14 +945,19 @@ var File_causeway_v1_kv_proto protoreflect.FileDescriptor
 
 const file_causeway_v1_kv_proto_rawDesc = "" +
 	"\n" +
-	"\x14causeway/v1/kv.proto\x12\vcauseway.v1\x1a\x17causeway/v1/types.proto\"v\n" +
+	"\x14causeway/v1/kv.proto\x12\vcauseway.v1\x1a\x17causeway/v1/types.proto\"\xd7\x01\n" +
 	"\n" +
 	"PutRequest\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\fR\x05value\x12!\n" +
 	"\fcausal_token\x18\x03 \x01(\tR\vcausalToken\x12\x1d\n" +
 	"\n" +
-	"request_id\x18\x04 \x01(\tR\trequestId\"`\n" +
+	"request_id\x18\x04 \x01(\tR\trequestId\x12(\n" +
+	"\x05fence\x18\x05 \x01(\v2\x12.causeway.v1.FenceR\x05fence\x125\n" +
+	"\x06unique\x18\x06 \x03(\v2\x1d.causeway.v1.UniqueConstraintR\x06unique\"D\n" +
+	"\x10UniqueConstraint\x12\x1c\n" +
+	"\tnamespace\x18\x01 \x01(\tR\tnamespace\x12\x12\n" +
+	"\x04name\x18\x02 \x01(\tR\x04name\"`\n" +
 	"\vPutResponse\x12.\n" +
 	"\aversion\x18\x01 \x01(\v2\x14.causeway.v1.VersionR\aversion\x12!\n" +
 	"\fcausal_token\x18\x02 \x01(\tR\vcausalToken\"]\n" +
@@ -891,24 +990,26 @@ const file_causeway_v1_kv_proto_rawDesc = "" +
 	"\x05value\x18\x03 \x01(\fR\x05value\x12.\n" +
 	"\aversion\x18\x04 \x01(\v2\x14.causeway.v1.VersionR\aversion\x12!\n" +
 	"\fhas_siblings\x18\x05 \x01(\bR\vhasSiblings\x120\n" +
-	"\bsiblings\x18\x06 \x03(\v2\x14.causeway.v1.SiblingR\bsiblings\"|\n" +
+	"\bsiblings\x18\x06 \x03(\v2\x14.causeway.v1.SiblingR\bsiblings\"\xa6\x01\n" +
 	"\x10WriteManyRequest\x12&\n" +
 	"\x03ops\x18\x01 \x03(\v2\x14.causeway.v1.WriteOpR\x03ops\x12!\n" +
 	"\fcausal_token\x18\x02 \x01(\tR\vcausalToken\x12\x1d\n" +
 	"\n" +
-	"request_id\x18\x03 \x01(\tR\trequestId\"I\n" +
+	"request_id\x18\x03 \x01(\tR\trequestId\x12(\n" +
+	"\x05fence\x18\x04 \x01(\v2\x12.causeway.v1.FenceR\x05fence\"I\n" +
 	"\aWriteOp\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\fR\x05value\x12\x16\n" +
 	"\x06delete\x18\x03 \x01(\bR\x06delete\"f\n" +
 	"\x11WriteManyResponse\x12.\n" +
 	"\aversion\x18\x01 \x01(\v2\x14.causeway.v1.VersionR\aversion\x12!\n" +
-	"\fcausal_token\x18\x02 \x01(\tR\vcausalToken\"c\n" +
+	"\fcausal_token\x18\x02 \x01(\tR\vcausalToken\"\x8d\x01\n" +
 	"\rDeleteRequest\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12!\n" +
 	"\fcausal_token\x18\x02 \x01(\tR\vcausalToken\x12\x1d\n" +
 	"\n" +
-	"request_id\x18\x03 \x01(\tR\trequestId\"c\n" +
+	"request_id\x18\x03 \x01(\tR\trequestId\x12(\n" +
+	"\x05fence\x18\x04 \x01(\v2\x12.causeway.v1.FenceR\x05fence\"c\n" +
 	"\x0eDeleteResponse\x12.\n" +
 	"\aversion\x18\x01 \x01(\v2\x14.causeway.v1.VersionR\aversion\x12!\n" +
 	"\fcausal_token\x18\x02 \x01(\tR\vcausalToken2\xe7\x02\n" +
@@ -931,49 +1032,55 @@ func file_causeway_v1_kv_proto_rawDescGZIP() []byte {
 	return file_causeway_v1_kv_proto_rawDescData
 }
 
-var file_causeway_v1_kv_proto_msgTypes = make([]protoimpl.MessageInfo, 13)
+var file_causeway_v1_kv_proto_msgTypes = make([]protoimpl.MessageInfo, 14)
 var file_causeway_v1_kv_proto_goTypes = []any{
 	(*PutRequest)(nil),        // 0: causeway.v1.PutRequest
-	(*PutResponse)(nil),       // 1: causeway.v1.PutResponse
-	(*GetRequest)(nil),        // 2: causeway.v1.GetRequest
-	(*GetResponse)(nil),       // 3: causeway.v1.GetResponse
-	(*Sibling)(nil),           // 4: causeway.v1.Sibling
-	(*ReadManyRequest)(nil),   // 5: causeway.v1.ReadManyRequest
-	(*ReadManyResponse)(nil),  // 6: causeway.v1.ReadManyResponse
-	(*KeyResult)(nil),         // 7: causeway.v1.KeyResult
-	(*WriteManyRequest)(nil),  // 8: causeway.v1.WriteManyRequest
-	(*WriteOp)(nil),           // 9: causeway.v1.WriteOp
-	(*WriteManyResponse)(nil), // 10: causeway.v1.WriteManyResponse
-	(*DeleteRequest)(nil),     // 11: causeway.v1.DeleteRequest
-	(*DeleteResponse)(nil),    // 12: causeway.v1.DeleteResponse
-	(*Version)(nil),           // 13: causeway.v1.Version
+	(*UniqueConstraint)(nil),  // 1: causeway.v1.UniqueConstraint
+	(*PutResponse)(nil),       // 2: causeway.v1.PutResponse
+	(*GetRequest)(nil),        // 3: causeway.v1.GetRequest
+	(*GetResponse)(nil),       // 4: causeway.v1.GetResponse
+	(*Sibling)(nil),           // 5: causeway.v1.Sibling
+	(*ReadManyRequest)(nil),   // 6: causeway.v1.ReadManyRequest
+	(*ReadManyResponse)(nil),  // 7: causeway.v1.ReadManyResponse
+	(*KeyResult)(nil),         // 8: causeway.v1.KeyResult
+	(*WriteManyRequest)(nil),  // 9: causeway.v1.WriteManyRequest
+	(*WriteOp)(nil),           // 10: causeway.v1.WriteOp
+	(*WriteManyResponse)(nil), // 11: causeway.v1.WriteManyResponse
+	(*DeleteRequest)(nil),     // 12: causeway.v1.DeleteRequest
+	(*DeleteResponse)(nil),    // 13: causeway.v1.DeleteResponse
+	(*Fence)(nil),             // 14: causeway.v1.Fence
+	(*Version)(nil),           // 15: causeway.v1.Version
 }
 var file_causeway_v1_kv_proto_depIdxs = []int32{
-	13, // 0: causeway.v1.PutResponse.version:type_name -> causeway.v1.Version
-	13, // 1: causeway.v1.GetResponse.version:type_name -> causeway.v1.Version
-	4,  // 2: causeway.v1.GetResponse.siblings:type_name -> causeway.v1.Sibling
-	13, // 3: causeway.v1.Sibling.version:type_name -> causeway.v1.Version
-	7,  // 4: causeway.v1.ReadManyResponse.results:type_name -> causeway.v1.KeyResult
-	13, // 5: causeway.v1.KeyResult.version:type_name -> causeway.v1.Version
-	4,  // 6: causeway.v1.KeyResult.siblings:type_name -> causeway.v1.Sibling
-	9,  // 7: causeway.v1.WriteManyRequest.ops:type_name -> causeway.v1.WriteOp
-	13, // 8: causeway.v1.WriteManyResponse.version:type_name -> causeway.v1.Version
-	13, // 9: causeway.v1.DeleteResponse.version:type_name -> causeway.v1.Version
-	0,  // 10: causeway.v1.KVService.Put:input_type -> causeway.v1.PutRequest
-	2,  // 11: causeway.v1.KVService.Get:input_type -> causeway.v1.GetRequest
-	11, // 12: causeway.v1.KVService.Delete:input_type -> causeway.v1.DeleteRequest
-	5,  // 13: causeway.v1.KVService.ReadMany:input_type -> causeway.v1.ReadManyRequest
-	8,  // 14: causeway.v1.KVService.WriteMany:input_type -> causeway.v1.WriteManyRequest
-	1,  // 15: causeway.v1.KVService.Put:output_type -> causeway.v1.PutResponse
-	3,  // 16: causeway.v1.KVService.Get:output_type -> causeway.v1.GetResponse
-	12, // 17: causeway.v1.KVService.Delete:output_type -> causeway.v1.DeleteResponse
-	6,  // 18: causeway.v1.KVService.ReadMany:output_type -> causeway.v1.ReadManyResponse
-	10, // 19: causeway.v1.KVService.WriteMany:output_type -> causeway.v1.WriteManyResponse
-	15, // [15:20] is the sub-list for method output_type
-	10, // [10:15] is the sub-list for method input_type
-	10, // [10:10] is the sub-list for extension type_name
-	10, // [10:10] is the sub-list for extension extendee
-	0,  // [0:10] is the sub-list for field type_name
+	14, // 0: causeway.v1.PutRequest.fence:type_name -> causeway.v1.Fence
+	1,  // 1: causeway.v1.PutRequest.unique:type_name -> causeway.v1.UniqueConstraint
+	15, // 2: causeway.v1.PutResponse.version:type_name -> causeway.v1.Version
+	15, // 3: causeway.v1.GetResponse.version:type_name -> causeway.v1.Version
+	5,  // 4: causeway.v1.GetResponse.siblings:type_name -> causeway.v1.Sibling
+	15, // 5: causeway.v1.Sibling.version:type_name -> causeway.v1.Version
+	8,  // 6: causeway.v1.ReadManyResponse.results:type_name -> causeway.v1.KeyResult
+	15, // 7: causeway.v1.KeyResult.version:type_name -> causeway.v1.Version
+	5,  // 8: causeway.v1.KeyResult.siblings:type_name -> causeway.v1.Sibling
+	10, // 9: causeway.v1.WriteManyRequest.ops:type_name -> causeway.v1.WriteOp
+	14, // 10: causeway.v1.WriteManyRequest.fence:type_name -> causeway.v1.Fence
+	15, // 11: causeway.v1.WriteManyResponse.version:type_name -> causeway.v1.Version
+	14, // 12: causeway.v1.DeleteRequest.fence:type_name -> causeway.v1.Fence
+	15, // 13: causeway.v1.DeleteResponse.version:type_name -> causeway.v1.Version
+	0,  // 14: causeway.v1.KVService.Put:input_type -> causeway.v1.PutRequest
+	3,  // 15: causeway.v1.KVService.Get:input_type -> causeway.v1.GetRequest
+	12, // 16: causeway.v1.KVService.Delete:input_type -> causeway.v1.DeleteRequest
+	6,  // 17: causeway.v1.KVService.ReadMany:input_type -> causeway.v1.ReadManyRequest
+	9,  // 18: causeway.v1.KVService.WriteMany:input_type -> causeway.v1.WriteManyRequest
+	2,  // 19: causeway.v1.KVService.Put:output_type -> causeway.v1.PutResponse
+	4,  // 20: causeway.v1.KVService.Get:output_type -> causeway.v1.GetResponse
+	13, // 21: causeway.v1.KVService.Delete:output_type -> causeway.v1.DeleteResponse
+	7,  // 22: causeway.v1.KVService.ReadMany:output_type -> causeway.v1.ReadManyResponse
+	11, // 23: causeway.v1.KVService.WriteMany:output_type -> causeway.v1.WriteManyResponse
+	19, // [19:24] is the sub-list for method output_type
+	14, // [14:19] is the sub-list for method input_type
+	14, // [14:14] is the sub-list for extension type_name
+	14, // [14:14] is the sub-list for extension extendee
+	0,  // [0:14] is the sub-list for field type_name
 }
 
 func init() { file_causeway_v1_kv_proto_init() }
@@ -988,7 +1095,7 @@ func file_causeway_v1_kv_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_causeway_v1_kv_proto_rawDesc), len(file_causeway_v1_kv_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   13,
+			NumMessages:   14,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -142,6 +142,62 @@ func (x *Version) GetOriginSeq() uint64 {
 	return 0
 }
 
+// Fence guards a write with a lock of the linearizable tier: the write
+// carries the fencing token its writer got when it acquired the lock, and
+// is refused with `failed_precondition` when a newer token for that lock has
+// been seen (the writer lost the lock, perhaps without knowing it).
+type Fence struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Lock          string                 `protobuf:"bytes,1,opt,name=lock,proto3" json:"lock,omitempty"`
+	Token         uint64                 `protobuf:"varint,2,opt,name=token,proto3" json:"token,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Fence) Reset() {
+	*x = Fence{}
+	mi := &file_causeway_v1_types_proto_msgTypes[2]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Fence) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Fence) ProtoMessage() {}
+
+func (x *Fence) ProtoReflect() protoreflect.Message {
+	mi := &file_causeway_v1_types_proto_msgTypes[2]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Fence.ProtoReflect.Descriptor instead.
+func (*Fence) Descriptor() ([]byte, []int) {
+	return file_causeway_v1_types_proto_rawDescGZIP(), []int{2}
+}
+
+func (x *Fence) GetLock() string {
+	if x != nil {
+		return x.Lock
+	}
+	return ""
+}
+
+func (x *Fence) GetToken() uint64 {
+	if x != nil {
+		return x.Token
+	}
+	return 0
+}
+
 var File_causeway_v1_types_proto protoreflect.FileDescriptor
 
 const file_causeway_v1_types_proto_rawDesc = "" +
@@ -154,7 +210,10 @@ const file_causeway_v1_types_proto_rawDesc = "" +
 	"\ttimestamp\x18\x01 \x01(\v2\x16.causeway.v1.TimestampR\ttimestamp\x12#\n" +
 	"\rorigin_region\x18\x02 \x01(\tR\foriginRegion\x12\x1d\n" +
 	"\n" +
-	"origin_seq\x18\x03 \x01(\x04R\toriginSeqB;Z9github.com/causewaydb/causeway/api/causeway/v1;causewayv1b\x06proto3"
+	"origin_seq\x18\x03 \x01(\x04R\toriginSeq\"1\n" +
+	"\x05Fence\x12\x12\n" +
+	"\x04lock\x18\x01 \x01(\tR\x04lock\x12\x14\n" +
+	"\x05token\x18\x02 \x01(\x04R\x05tokenB;Z9github.com/causewaydb/causeway/api/causeway/v1;causewayv1b\x06proto3"
 
 var (
 	file_causeway_v1_types_proto_rawDescOnce sync.Once
@@ -168,10 +227,11 @@ func file_causeway_v1_types_proto_rawDescGZIP() []byte {
 	return file_causeway_v1_types_proto_rawDescData
 }
 
-var file_causeway_v1_types_proto_msgTypes = make([]protoimpl.MessageInfo, 2)
+var file_causeway_v1_types_proto_msgTypes = make([]protoimpl.MessageInfo, 3)
 var file_causeway_v1_types_proto_goTypes = []any{
 	(*Timestamp)(nil), // 0: causeway.v1.Timestamp
 	(*Version)(nil),   // 1: causeway.v1.Version
+	(*Fence)(nil),     // 2: causeway.v1.Fence
 }
 var file_causeway_v1_types_proto_depIdxs = []int32{
 	0, // 0: causeway.v1.Version.timestamp:type_name -> causeway.v1.Timestamp
@@ -193,7 +253,7 @@ func file_causeway_v1_types_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_causeway_v1_types_proto_rawDesc), len(file_causeway_v1_types_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   2,
+			NumMessages:   3,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
