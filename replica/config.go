@@ -90,6 +90,8 @@ type Config struct {
 	// FaultInjection allows AdminService/SetLink to change Links at run
 	// time. Off by default: a production node refuses it.
 	FaultInjection bool
+	// Linear, when set, runs the linearizable tier on this node.
+	Linear *LinearConfig
 }
 
 // Defaults.

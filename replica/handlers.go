@@ -25,7 +25,12 @@ var _ causewayv1connect.KVServiceHandler = kvHandler{}
 
 func (h kvHandler) Put(ctx context.Context, req *connect.Request[v1.PutRequest]) (*connect.Response[v1.PutResponse], error) {
 	m := req.Msg
-	res, err := h.node.Put(ctx, m.GetKey(), m.GetValue(), m.GetCausalToken(), m.GetRequestId())
+	opts := writeOptions(m.GetFence())
+	for _, u := range m.GetUnique() {
+		opts.Unique = append(opts.Unique, Unique{Namespace: u.GetNamespace(), Name: u.GetName()})
+	}
+	res, err := h.node.Write(ctx, []causal.Op{{Key: m.GetKey(), Kind: causal.KindValue, Value: m.GetValue()}},
+		m.GetCausalToken(), m.GetRequestId(), opts)
 	if err != nil {
 		return nil, h.node.connectError(err)
 	}
@@ -47,7 +52,8 @@ func (h kvHandler) Get(ctx context.Context, req *connect.Request[v1.GetRequest])
 
 func (h kvHandler) Delete(ctx context.Context, req *connect.Request[v1.DeleteRequest]) (*connect.Response[v1.DeleteResponse], error) {
 	m := req.Msg
-	res, err := h.node.Delete(ctx, m.GetKey(), m.GetCausalToken(), m.GetRequestId())
+	res, err := h.node.Write(ctx, []causal.Op{{Key: m.GetKey(), Kind: causal.KindTombstone}},
+		m.GetCausalToken(), m.GetRequestId(), writeOptions(m.GetFence()))
 	if err != nil {
 		return nil, h.node.connectError(err)
 	}
@@ -79,11 +85,19 @@ func (h kvHandler) WriteMany(ctx context.Context, req *connect.Request[v1.WriteM
 			ops[i] = causal.Op{Key: op.GetKey(), Kind: causal.KindTombstone}
 		}
 	}
-	res, err := h.node.WriteMany(ctx, ops, m.GetCausalToken(), m.GetRequestId())
+	res, err := h.node.Write(ctx, ops, m.GetCausalToken(), m.GetRequestId(), writeOptions(m.GetFence()))
 	if err != nil {
 		return nil, h.node.connectError(err)
 	}
 	return connect.NewResponse(&v1.WriteManyResponse{Version: versionProto(&res.Version), CausalToken: res.Token}), nil
+}
+
+// writeOptions carries a request's fence, if any.
+func writeOptions(f *v1.Fence) WriteOptions {
+	if f == nil {
+		return WriteOptions{}
+	}
+	return WriteOptions{Fence: &Fence{Lock: f.GetLock(), Token: f.GetToken()}}
 }
 
 // adminHandler serves causeway.v1.AdminService on a Node.
@@ -103,6 +117,10 @@ func (h adminHandler) Status(context.Context, *connect.Request[v1.StatusRequest]
 		StoreSizeBytes: st.StoreSizeBytes,
 		BuildVersion:   BuildVersion,
 		PendingWrites:  uint64(st.PendingWrites),
+		Linear:         &v1.LinearStatus{},
+	}
+	if h.node.linear != nil {
+		out.Linear = h.node.linear.Status()
 	}
 	for _, p := range st.Peers {
 		lag := uint64(0)

@@ -16,6 +16,7 @@ import (
 //	'R' wall-ms(8) request-id(16)                                   expiry index of request ids
 //	'm' name                                                        node metadata (cluster id, region, state)
 //	't' len(origin) origin seq(8) data-key                          index of tombstones, for their collection
+//	'f' lock                                                        highest fencing token seen on a write, per lock
 //
 // Versions of one key are adjacent and sorted newest first, because the
 // timestamp is stored inverted (bitwise NOT) after the escaped key: the
@@ -30,6 +31,7 @@ const (
 	spaceRequestExp = 'R'
 	spaceMeta       = 'm'
 	spaceTombstone  = 't'
+	spaceFence      = 'f'
 )
 
 var (

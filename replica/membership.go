@@ -53,8 +53,12 @@ func (r *replication) startGossip(advertise string) error {
 			rtt = max(rtt, 2*(l.Delay+l.Jitter))
 		}
 	}
+	meta := gossip.Meta{Region: n.cfg.Region, NodeID: n.nodeID, APIAddr: advertise, ReplicationAddr: advertise}
+	if n.linear != nil {
+		meta.RaftAddr = n.linear.RaftAddr()
+	}
 	g, err := gossip.New(gossip.Config{
-		Meta:         gossip.Meta{Region: n.cfg.Region, NodeID: n.nodeID, APIAddr: advertise, ReplicationAddr: advertise},
+		Meta:         meta,
 		SecretKey:    gc.SecretKey,
 		MaxRoundTrip: rtt,
 		Transport:    tr,

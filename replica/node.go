@@ -2,6 +2,7 @@ package replica
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"strings"
@@ -14,6 +15,7 @@ import (
 	"github.com/causewaydb/causeway/api"
 	"github.com/causewaydb/causeway/causal"
 	"github.com/causewaydb/causeway/clocks"
+	"github.com/causewaydb/causeway/linear"
 )
 
 // Node is one region's replica: it accepts reads and writes, stores them
@@ -50,6 +52,8 @@ type Node struct {
 	durableCh chan struct{} // closed and replaced whenever durable advances
 
 	repl *replication // streams to and from the other regions
+
+	linear *linear.Node // the linearizable tier; nil when off
 
 	stop       chan struct{}
 	background sync.WaitGroup
@@ -92,6 +96,12 @@ func Open(cfg Config) (*Node, error) {
 	n.durable = st.Vector.Clone()
 	n.metrics = newNodeMetrics(n)
 	n.repl = newReplication(n)
+	if cfg.Linear != nil {
+		if err := n.openLinear(); err != nil {
+			store.Close()
+			return nil, err
+		}
+	}
 	n.background.Add(1)
 	go n.sweepRequestIDs()
 	n.log.Info("node open", "node_id", n.nodeID, "cluster_id", n.cluster, "data", cfg.DataDir,
@@ -171,9 +181,13 @@ func (n *Node) loadMeta() (nodeState, error) {
 // write is already durable.
 func (n *Node) Close() error {
 	close(n.stop)
+	var lerr error
+	if n.linear != nil {
+		lerr = n.linear.Close()
+	}
 	n.repl.close()
 	n.background.Wait()
-	return n.store.Close()
+	return errors.Join(lerr, n.store.Close())
 }
 
 // Region is the node's region name.

@@ -62,14 +62,21 @@ func (s *Server) Handler() http.Handler {
 	kvOpts := append(slices.Clone(opts), connect.WithInterceptors(
 		admission(s.node.cfg.MaxInflightRequests), s.node.repl.refuseWhileBootstrapping()))
 	services := []string{causewayv1connect.KVServiceName, causewayv1connect.AdminServiceName, causewayv1connect.ReplicationServiceName}
-	reflector := grpcreflect.NewStaticReflector(services...)
 
 	mux := http.NewServeMux()
 	mux.Handle(s.onlyKnownMethods(causewayv1connect.NewKVServiceHandler(kvHandler{s.node}, kvOpts...)))
 	mux.Handle(s.onlyKnownMethods(causewayv1connect.NewAdminServiceHandler(adminHandler{s.node}, opts...)))
 	mux.Handle(s.onlyKnownMethods(causewayv1connect.NewReplicationServiceHandler(replicationHandler{s.node.repl},
 		connect.WithReadMaxBytes(MaxRequestBytes))))
+	if l := s.node.linear; l != nil {
+		// The linearizable tier has its own admission bound, and serves
+		// while the causal tier bootstraps.
+		linOpts := append(slices.Clone(opts), connect.WithInterceptors(admission(s.node.cfg.MaxInflightRequests)))
+		mux.Handle(s.onlyKnownMethods(l.Handler(linOpts...)))
+		services = append(services, causewayv1connect.LinearServiceName)
+	}
 	mux.Handle(grpchealth.NewHandler(grpchealth.NewStaticChecker(services...)))
+	reflector := grpcreflect.NewStaticReflector(services...)
 	mux.Handle(grpcreflect.NewHandlerV1(reflector))
 	mux.Handle(grpcreflect.NewHandlerV1Alpha(reflector))
 	mux.Handle("/metrics", promhttp.HandlerFor(s.node.metrics.registry, promhttp.HandlerOpts{}))

@@ -18,20 +18,39 @@ type WriteResult struct {
 	Token   string
 }
 
+// WriteOptions are the optional guards of a write.
+type WriteOptions struct {
+	// Fence refuses the write if a newer token for its lock has been seen.
+	Fence *Fence
+	// Unique values are claimed for the write's key through the
+	// linearizable tier before the write (Put only).
+	Unique []Unique
+}
+
 // Put writes value under key and returns once it is durable.
 func (n *Node) Put(ctx context.Context, key string, value []byte, token, requestID string) (WriteResult, error) {
-	return n.WriteMany(ctx, []causal.Op{{Key: key, Kind: causal.KindValue, Value: value}}, token, requestID)
+	return n.Write(ctx, []causal.Op{{Key: key, Kind: causal.KindValue, Value: value}}, token, requestID, WriteOptions{})
 }
 
 // Delete writes a tombstone for key and returns once it is durable.
 func (n *Node) Delete(ctx context.Context, key, token, requestID string) (WriteResult, error) {
-	return n.WriteMany(ctx, []causal.Op{{Key: key, Kind: causal.KindTombstone}}, token, requestID)
+	return n.Write(ctx, []causal.Op{{Key: key, Kind: causal.KindTombstone}}, token, requestID, WriteOptions{})
 }
 
 // WriteMany applies ops atomically as one write, replicated as one unit.
 func (n *Node) WriteMany(ctx context.Context, ops []causal.Op, token, requestID string) (WriteResult, error) {
+	return n.Write(ctx, ops, token, requestID, WriteOptions{})
+}
+
+// Write applies ops atomically as one write, guarded by opts.
+func (n *Node) Write(ctx context.Context, ops []causal.Op, token, requestID string, opts WriteOptions) (WriteResult, error) {
 	if err := validateOps(ops); err != nil {
 		return WriteResult{}, err
+	}
+	if opts.Fence != nil {
+		if err := opts.Fence.validate(); err != nil {
+			return WriteResult{}, err
+		}
 	}
 	var reqID uuid.UUID
 	if requestID != "" {
@@ -43,6 +62,14 @@ func (n *Node) WriteMany(ctx context.Context, ops []causal.Op, token, requestID 
 	tok, err := clocks.DecodeToken(token, n.cluster)
 	if err != nil {
 		return WriteResult{}, err
+	}
+	if len(opts.Unique) > 0 {
+		if reqID == uuid.Nil {
+			reqID = uuid.New()
+		}
+		if err := n.claimUnique(ctx, ops, opts.Unique, reqID); err != nil {
+			return WriteResult{}, err
+		}
 	}
 	if err := n.awaitCausalPast(ctx, tok.Vector); err != nil {
 		return WriteResult{}, err
@@ -60,12 +87,22 @@ func (n *Node) WriteMany(ctx context.Context, ops []causal.Op, token, requestID 
 			return n.replayOutcome(ctx, reqID, ops, tok, &o)
 		}
 	}
+	// The fence is checked before the state machine assigns a sequence
+	// number: a refused write must not leave a gap in the region's log.
+	wb := n.store.newWriteBatch(false)
+	if opts.Fence != nil {
+		if err := n.checkFence(wb, opts.Fence); err != nil {
+			n.mu.Unlock()
+			wb.abandon()
+			return WriteResult{}, err
+		}
+	}
 	w, err := n.causal.Local(tok, ops, reqID)
 	if err != nil {
 		n.mu.Unlock()
+		wb.abandon()
 		return WriteResult{}, fmt.Errorf("causal token: %w", err)
 	}
-	wb := n.store.newWriteBatch(false)
 	if err := n.stageWrite(wb, w); err != nil {
 		n.mu.Unlock()
 		wb.abandon()

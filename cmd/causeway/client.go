@@ -31,6 +31,9 @@ func runClient(verb string, args []string, stdin io.Reader, stdout, stderr io.Wr
 	asJSON := fs.Bool("json", false, "print the response as JSON")
 	timeout := fs.Duration("timeout", 10*time.Second, "request deadline")
 	requestID := fs.String("request-id", "", "UUID that makes a retried write apply once (put, del)")
+	var uniques uniqueFlag
+	fs.Var(&uniques, "unique", "(put) NAMESPACE=NAME to claim for KEY through the linearizable tier first; repeatable")
+	fence := fs.String("fence", "", "(put, del) LOCK:TOKEN: refuse the write if a newer fencing token for LOCK was seen")
 	delay := fs.Duration("delay", 0, "(link) one-way delay of what the node sends to REGION")
 	jitter := fs.Duration("jitter", 0, "(link) delay varies within ±jitter")
 	cut := fs.String("cut", "none", "(link) cut the link: both, out (node to REGION), in (REGION to node) or none (heal)")
@@ -56,6 +59,21 @@ func runClient(verb string, args []string, stdin io.Reader, stdout, stderr io.Wr
 	if *requestID != "" && verb != "put" && verb != "del" && verb != "delete" {
 		fmt.Fprintf(stderr, "causeway %s: --request-id applies to put and del only\n", verb)
 		return exitUsage
+	}
+	if len(uniques) > 0 && verb != "put" {
+		fmt.Fprintf(stderr, "causeway %s: --unique applies to put only\n", verb)
+		return exitUsage
+	}
+	var fenceMsg *v1.Fence
+	if *fence != "" {
+		if verb != "put" && verb != "del" && verb != "delete" {
+			fmt.Fprintf(stderr, "causeway %s: --fence applies to put and del only\n", verb)
+			return exitUsage
+		}
+		if fenceMsg, err = parseFence(*fence); err != nil {
+			fmt.Fprintf(stderr, "causeway %s: %v\n", verb, err)
+			return exitUsage
+		}
 	}
 	base := strings.TrimRight(*addr, "/")
 	if !strings.HasPrefix(base, "http://") && !strings.HasPrefix(base, "https://") {
@@ -88,7 +106,8 @@ func runClient(verb string, args []string, stdin io.Reader, stdout, stderr io.Wr
 			}
 		}
 		var res *connect.Response[v1.PutResponse]
-		res, err = kv.Put(ctx, connect.NewRequest(&v1.PutRequest{Key: pos[0], Value: value, CausalToken: sess.Token, RequestId: *requestID}))
+		res, err = kv.Put(ctx, connect.NewRequest(&v1.PutRequest{Key: pos[0], Value: value, CausalToken: sess.Token, RequestId: *requestID,
+			Fence: fenceMsg, Unique: uniques}))
 		if err == nil {
 			msg, token = res.Msg, res.Msg.CausalToken
 			human = fmt.Sprintf("OK %s  version %s", pos[0], versionString(res.Msg.Version))
@@ -109,7 +128,7 @@ func runClient(verb string, args []string, stdin io.Reader, stdout, stderr io.Wr
 		}
 	case "del", "delete":
 		var res *connect.Response[v1.DeleteResponse]
-		res, err = kv.Delete(ctx, connect.NewRequest(&v1.DeleteRequest{Key: pos[0], CausalToken: sess.Token, RequestId: *requestID}))
+		res, err = kv.Delete(ctx, connect.NewRequest(&v1.DeleteRequest{Key: pos[0], CausalToken: sess.Token, RequestId: *requestID, Fence: fenceMsg}))
 		if err == nil {
 			msg, token = res.Msg, res.Msg.CausalToken
 			human = fmt.Sprintf("OK deleted %s  version %s", pos[0], versionString(res.Msg.Version))
@@ -241,7 +260,57 @@ func statusString(s *v1.StatusResponse) string {
 	if len(s.StableVector) > 0 {
 		fmt.Fprintf(&b, "\nstable    %v (what every region has)", s.StableVector)
 	}
+	b.WriteString("\n\ncausal tier      available (every region serves reads and writes, also when cut off)")
+	b.WriteString("\nlinear tier      " + linearStatusString(s.GetLinear()))
 	return b.String()
+}
+
+func linearStatusString(l *v1.LinearStatus) string {
+	if !l.GetEnabled() {
+		return "off on this node (serve --linear voter|forwarder)"
+	}
+	var b strings.Builder
+	if l.Available {
+		b.WriteString("available")
+	} else {
+		b.WriteString("UNAVAILABLE here: " + l.Reason + "; causal reads and writes still available")
+	}
+	role := "forwarder (no Raft here)"
+	if l.Voter {
+		role = fmt.Sprintf("voter, %s, term %d, log %d (applied %d)", strings.ToLower(l.State), l.Term, l.LastIndex, l.AppliedIndex)
+	}
+	fmt.Fprintf(&b, "\n  role           %s", role)
+	leader := l.LeaderRegion
+	if leader == "" {
+		leader = "(none known)"
+	}
+	fmt.Fprintf(&b, "\n  leader         %s", leader)
+	fmt.Fprintf(&b, "\n  voters         %d of %d reachable, quorum %d", l.ReachableVoters, len(l.Voters), l.Quorum)
+	for _, v := range l.Voters {
+		state := "reachable"
+		if !v.Reachable {
+			state = "UNREACHABLE"
+		}
+		if v.Leader {
+			state += ", leader"
+		}
+		fmt.Fprintf(&b, "\n    %-14s %-22s %s", v.Region, v.Address, state)
+	}
+	return b.String()
+}
+
+// uniqueFlag collects --unique NAMESPACE=NAME.
+type uniqueFlag []*v1.UniqueConstraint
+
+func (u *uniqueFlag) String() string { return "" }
+
+func (u *uniqueFlag) Set(s string) error {
+	ns, name, ok := strings.Cut(s, "=")
+	if !ok || ns == "" || name == "" {
+		return fmt.Errorf("want NAMESPACE=NAME, e.g. email=alice@example.com")
+	}
+	*u = append(*u, &v1.UniqueConstraint{Namespace: ns, Name: name})
+	return nil
 }
 
 func linkString(l *v1.LinkStatus) string {

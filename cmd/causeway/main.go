@@ -23,6 +23,17 @@ Usage:
                                      --cut both|out|in|none); needs serve --fault-injection
   causeway version                   print the version
 
+Linearizable tier (Raft; unavailable without a quorum of voters):
+  causeway claim NS/NAME OWNER       take a unique name (already_exists if another owner has it)
+  causeway release NS/NAME OWNER     free it
+  causeway lookup NS/NAME            who holds it
+  causeway cas KEY VALUE [flags]     compare-and-set a register (--expect-version N, --expect-value V,
+                                     --delete, --fence LOCK:TOKEN)
+  causeway cas-get KEY               read a register
+  causeway lease grant TTL | keepalive ID | revoke ID
+  causeway lock NAME --lease ID      acquire a lock (--wait); prints its fencing token
+  causeway unlock NAME --lease ID    release it
+
 Client verbs carry the session's causal token in a session file, so that
 consecutive commands read their own writes, also across regions.
 
@@ -32,9 +43,11 @@ Client flags:
                     default ~/.causeway/session.json); --session "" for none
   --json            print the response as JSON (for scripts)
   --timeout D       request deadline (default 10s)
-  --request-id ID   (put, del) a UUID that makes a retried write apply once
+  --request-id ID   (put, del and linear verbs) a UUID that makes a retried write apply once
+  --unique NS=NAME  (put) claim NAME in namespace NS for KEY first; repeatable
+  --fence LOCK:TOKEN (put, del) refuse the write if a newer fencing token for LOCK was seen
 
-Exit status: 0 on success, 1 when get finds no value, 2 on usage errors,
+Exit status: 0 on success, 1 when get (lookup, cas-get) finds nothing, 2 on usage errors,
 3 when the node returns an error.
 `
 
@@ -66,6 +79,8 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		return runCluster(rest, stdout, stderr)
 	case "put", "get", "del", "delete", "status", "link", "remove-region":
 		return runClient(verb, rest, stdin, stdout, stderr)
+	case "claim", "release", "lookup", "cas", "cas-get", "lease", "lock", "unlock":
+		return runLinear(verb, rest, stdout, stderr)
 	case "version", "--version":
 		fmt.Fprintln(stdout, "causeway", version)
 		return exitOK

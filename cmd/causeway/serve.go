@@ -20,6 +20,7 @@ import (
 	"github.com/causewaydb/causeway/clocks"
 	"github.com/causewaydb/causeway/gossip"
 	"github.com/causewaydb/causeway/internal/link"
+	"github.com/causewaydb/causeway/linear"
 	"github.com/causewaydb/causeway/replica"
 )
 
@@ -37,6 +38,8 @@ func runServe(args []string, stdout, stderr io.Writer) int {
 	gossipAddr := fs.String("gossip-listen", envOr("CAUSEWAY_GOSSIP_LISTEN", ""), "address for gossip (TCP and UDP); default: the --listen host, port + 100; \"off\" disables gossip (env CAUSEWAY_GOSSIP_LISTEN)")
 	join := fs.String("join", envOr("CAUSEWAY_JOIN", ""), "gossip addresses of members to join through, host:port,... (env CAUSEWAY_JOIN)")
 	gossipKey := fs.String("gossip-key", "", "base64 key (16, 24 or 32 bytes) that encrypts gossip; every member needs the same (env CAUSEWAY_GOSSIP_KEY)")
+	linearRole := fs.String("linear", envOr("CAUSEWAY_LINEAR", "voter"), "this node's part in the linearizable tier (claims, CAS, locks): voter (a Raft voter for its region), forwarder (no Raft; sends requests to a voter) or off (env CAUSEWAY_LINEAR). The first voter, started without --join, forms the tier; later ones are added by its leader")
+	raftAddr := fs.String("raft-listen", envOr("CAUSEWAY_RAFT_LISTEN", ""), "address of the linearizable tier's Raft transport (voters); default: the --listen host, port + 200 (env CAUSEWAY_RAFT_LISTEN)")
 	faults := fs.Bool("fault-injection", false, "allow AdminService/SetLink (causeway link) to delay and cut this node's links at run time; for demos and tests")
 	clockSkew := fs.Duration("clock-skew", 0, "test hook: offset this node's physical clock by this much (e.g. 5s or -3s, at most ±1h); needs --fault-injection")
 	wan := fs.String("wan-latency", "", "static one-way delays between regions: a/b=40ms,a/c=108ms (applies the entries naming this node's region)")
@@ -82,6 +85,10 @@ func runServe(args []string, stdout, stderr io.Writer) int {
 	cfg.Advertise = *advertise
 	cfg.FaultInjection = *faults
 	if cfg.Gossip, err = gossipConfig(*gossipAddr, *listen, *join, *gossipKey); err != nil {
+		fmt.Fprintf(stderr, "causeway serve: %v\n", err)
+		return exitUsage
+	}
+	if cfg.Linear, err = linearConfig(*linearRole, *raftAddr, *listen, *join); err != nil {
 		fmt.Fprintf(stderr, "causeway serve: %v\n", err)
 		return exitUsage
 	}
@@ -262,21 +269,10 @@ func gossipConfig(addr, listen, join, key string) (*replica.GossipConfig, error)
 		return nil, nil
 	}
 	if addr == "" {
-		host, port, err := net.SplitHostPort(listen)
-		if err != nil {
-			return nil, fmt.Errorf("--listen %q: %v", listen, err)
+		var err error
+		if addr, err = offsetPort(listen, gossipPortOffset); err != nil {
+			return nil, err
 		}
-		p, err := strconv.Atoi(port)
-		if err != nil {
-			return nil, fmt.Errorf("--listen %q: port %q is not a number", listen, port)
-		}
-		if p != 0 {
-			p += 100
-		}
-		if host == "" || host == "localhost" {
-			host = "127.0.0.1"
-		}
-		addr = net.JoinHostPort(host, strconv.Itoa(p))
 	}
 	gc := &replica.GossipConfig{BindAddr: addr}
 	for _, a := range strings.Split(join, ",") {
@@ -298,4 +294,51 @@ func gossipConfig(addr, listen, join, key string) (*replica.GossipConfig, error)
 		gc.SecretKey = k
 	}
 	return gc, nil
+}
+
+// linearConfig reads the linearizable tier's flags. The tier is formed
+// (bootstrapped) by the voter started without --join.
+func linearConfig(role, addr, listen, join string) (*replica.LinearConfig, error) {
+	switch role {
+	case "off":
+		return nil, nil
+	case "forwarder":
+		return &replica.LinearConfig{Role: linear.RoleForwarder}, nil
+	case "voter":
+	default:
+		return nil, fmt.Errorf("--linear %q: use voter, forwarder or off", role)
+	}
+	if addr == "" {
+		var err error
+		if addr, err = offsetPort(listen, raftPortOffset); err != nil {
+			return nil, err
+		}
+	} else if _, _, err := net.SplitHostPort(addr); err != nil {
+		return nil, fmt.Errorf("--raft-listen %q: want host:port", addr)
+	}
+	return &replica.LinearConfig{Role: linear.RoleVoter, BindAddr: addr, Bootstrap: strings.TrimSpace(join) == ""}, nil
+}
+
+// raftPortOffset: a voter's Raft port is its API port plus this, unless
+// --raft-listen says otherwise.
+const raftPortOffset = 200
+
+// offsetPort is listen's address with the port moved by offset (port 0
+// stays 0: any free port), on 127.0.0.1 when listen names no host.
+func offsetPort(listen string, offset int) (string, error) {
+	host, port, err := net.SplitHostPort(listen)
+	if err != nil {
+		return "", fmt.Errorf("--listen %q: %v", listen, err)
+	}
+	p, err := strconv.Atoi(port)
+	if err != nil {
+		return "", fmt.Errorf("--listen %q: port %q is not a number", listen, port)
+	}
+	if p != 0 {
+		p += offset
+	}
+	if host == "" || host == "localhost" {
+		host = "127.0.0.1"
+	}
+	return net.JoinHostPort(host, strconv.Itoa(p)), nil
 }

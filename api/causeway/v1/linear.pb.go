@@ -1264,6 +1264,62 @@ func (x *UnlockResponse) GetDuplicate() bool {
 	return false
 }
 
+// CompareFailed is attached to the `aborted` error of a CompareAndSet whose
+// comparison failed: the register's state the request met, so a client can
+// retry against it without another read.
+type CompareFailed struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Found bool                   `protobuf:"varint,1,opt,name=found,proto3" json:"found,omitempty"`
+	// current_version is the register's version (0 when absent).
+	CurrentVersion uint64 `protobuf:"varint,2,opt,name=current_version,json=currentVersion,proto3" json:"current_version,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
+}
+
+func (x *CompareFailed) Reset() {
+	*x = CompareFailed{}
+	mi := &file_causeway_v1_linear_proto_msgTypes[20]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CompareFailed) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CompareFailed) ProtoMessage() {}
+
+func (x *CompareFailed) ProtoReflect() protoreflect.Message {
+	mi := &file_causeway_v1_linear_proto_msgTypes[20]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CompareFailed.ProtoReflect.Descriptor instead.
+func (*CompareFailed) Descriptor() ([]byte, []int) {
+	return file_causeway_v1_linear_proto_rawDescGZIP(), []int{20}
+}
+
+func (x *CompareFailed) GetFound() bool {
+	if x != nil {
+		return x.Found
+	}
+	return false
+}
+
+func (x *CompareFailed) GetCurrentVersion() uint64 {
+	if x != nil {
+		return x.CurrentVersion
+	}
+	return 0
+}
+
 var File_causeway_v1_linear_proto protoreflect.FileDescriptor
 
 const file_causeway_v1_linear_proto_rawDesc = "" +
@@ -1365,7 +1421,10 @@ const file_causeway_v1_linear_proto_rawDesc = "" +
 	"\x0eUnlockResponse\x12\x1d\n" +
 	"\n" +
 	"request_id\x18\x01 \x01(\tR\trequestId\x12\x1c\n" +
-	"\tduplicate\x18\x02 \x01(\bR\tduplicate2\xfc\x05\n" +
+	"\tduplicate\x18\x02 \x01(\bR\tduplicate\"N\n" +
+	"\rCompareFailed\x12\x14\n" +
+	"\x05found\x18\x01 \x01(\bR\x05found\x12'\n" +
+	"\x0fcurrent_version\x18\x02 \x01(\x04R\x0ecurrentVersion2\xfc\x05\n" +
 	"\rLinearService\x12@\n" +
 	"\x05Claim\x12\x19.causeway.v1.ClaimRequest\x1a\x1a.causeway.v1.ClaimResponse\"\x00\x12F\n" +
 	"\aRelease\x12\x1b.causeway.v1.ReleaseRequest\x1a\x1c.causeway.v1.ReleaseResponse\"\x00\x12F\n" +
@@ -1391,7 +1450,7 @@ func file_causeway_v1_linear_proto_rawDescGZIP() []byte {
 	return file_causeway_v1_linear_proto_rawDescData
 }
 
-var file_causeway_v1_linear_proto_msgTypes = make([]protoimpl.MessageInfo, 20)
+var file_causeway_v1_linear_proto_msgTypes = make([]protoimpl.MessageInfo, 21)
 var file_causeway_v1_linear_proto_goTypes = []any{
 	(*ClaimRequest)(nil),             // 0: causeway.v1.ClaimRequest
 	(*ClaimResponse)(nil),            // 1: causeway.v1.ClaimResponse
@@ -1413,10 +1472,11 @@ var file_causeway_v1_linear_proto_goTypes = []any{
 	(*LockResponse)(nil),             // 17: causeway.v1.LockResponse
 	(*UnlockRequest)(nil),            // 18: causeway.v1.UnlockRequest
 	(*UnlockResponse)(nil),           // 19: causeway.v1.UnlockResponse
-	(*Fence)(nil),                    // 20: causeway.v1.Fence
+	(*CompareFailed)(nil),            // 20: causeway.v1.CompareFailed
+	(*Fence)(nil),                    // 21: causeway.v1.Fence
 }
 var file_causeway_v1_linear_proto_depIdxs = []int32{
-	20, // 0: causeway.v1.CompareAndSetRequest.fence:type_name -> causeway.v1.Fence
+	21, // 0: causeway.v1.CompareAndSetRequest.fence:type_name -> causeway.v1.Fence
 	0,  // 1: causeway.v1.LinearService.Claim:input_type -> causeway.v1.ClaimRequest
 	2,  // 2: causeway.v1.LinearService.Release:input_type -> causeway.v1.ReleaseRequest
 	4,  // 3: causeway.v1.LinearService.Lookup:input_type -> causeway.v1.LookupRequest
@@ -1460,7 +1520,7 @@ func file_causeway_v1_linear_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_causeway_v1_linear_proto_rawDesc), len(file_causeway_v1_linear_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   20,
+			NumMessages:   21,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

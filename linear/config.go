@@ -1,0 +1,141 @@
+package linear
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"time"
+
+	"github.com/causewaydb/causeway/internal/link"
+)
+
+// Role is what a node does in the linearizable tier.
+type Role string
+
+// Roles.
+const (
+	// RoleVoter runs a Raft voter for the node's region.
+	RoleVoter Role = "voter"
+	// RoleForwarder runs no Raft: requests are sent to a voter.
+	RoleForwarder Role = "forwarder"
+)
+
+// Peer is another node as membership (gossip) knows it.
+type Peer struct {
+	Region   string
+	APIAddr  string // host:port of its Connect API
+	RaftAddr string // host:port of its Raft transport; "" for a forwarder
+	Alive    bool   // gossip considers it alive
+	Removed  bool   // its region was removed from the cluster
+}
+
+// Config configures a Node. Zero fields take the defaults of EnsureDefaults.
+type Config struct {
+	// Region names this node; it is the node's Raft server id.
+	Region string
+	// Role: voter (default) or forwarder.
+	Role Role
+	// Dir holds the Raft log, the state machine and snapshots.
+	Dir string
+	// BindAddr is where the Raft transport listens (voters only).
+	BindAddr string
+	// Advertise is the Raft address other voters dial; default BindAddr.
+	Advertise string
+	// Bootstrap forms a new group with this voter alone when Dir holds no
+	// Raft state: set it on the first node of a cluster only. Later voters
+	// are added by the leader when gossip shows them.
+	Bootstrap bool
+	// Links is the link-emulation layer the transport and forwarding go
+	// through.
+	Links *link.Emulator
+	// MaxRoundTrip is the longest round trip expected between voters; the
+	// Raft timeouts are derived from it (see timing). Zero: twice the
+	// largest emulated delay plus jitter, at least 10ms.
+	MaxRoundTrip time.Duration
+	// Peers returns the other nodes as gossip knows them.
+	Peers func() []Peer
+	// HTTPClient forwards requests to other regions' APIs (HTTP/2 without
+	// TLS, through Links).
+	HTTPClient *http.Client
+	// Now is the wall clock the leader stamps commands with (lease expiry).
+	Now func() time.Time
+	// Logger receives structured logs.
+	Logger *slog.Logger
+}
+
+// EnsureDefaults fills zero fields.
+func (c *Config) EnsureDefaults() {
+	if c.Role == "" {
+		c.Role = RoleVoter
+	}
+	if c.Advertise == "" {
+		c.Advertise = c.BindAddr
+	}
+	if c.Links == nil {
+		c.Links = link.New(c.Region)
+	}
+	if c.MaxRoundTrip == 0 {
+		c.MaxRoundTrip = 10 * time.Millisecond
+		for _, l := range c.Links.Links() {
+			c.MaxRoundTrip = max(c.MaxRoundTrip, 2*(l.Delay+l.Jitter))
+		}
+	}
+	if c.Peers == nil {
+		c.Peers = func() []Peer { return nil }
+	}
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+}
+
+// Validate reports every problem at once.
+func (c *Config) Validate() error {
+	var errs []error
+	if c.Region == "" {
+		errs = append(errs, errors.New("region is empty"))
+	}
+	switch c.Role {
+	case RoleVoter:
+		if c.Dir == "" {
+			errs = append(errs, errors.New("a voter needs a data directory"))
+		}
+		if c.BindAddr == "" {
+			errs = append(errs, errors.New("a voter needs a Raft listen address"))
+		}
+	case RoleForwarder:
+	default:
+		errs = append(errs, fmt.Errorf("role %q: use %q or %q", c.Role, RoleVoter, RoleForwarder))
+	}
+	if c.MaxRoundTrip < 0 || c.MaxRoundTrip > time.Minute {
+		errs = append(errs, fmt.Errorf("max round trip %v: between 0 and 1m", c.MaxRoundTrip))
+	}
+	if c.HTTPClient == nil {
+		errs = append(errs, errors.New("an HTTP client for forwarding is required"))
+	}
+	return errors.Join(errs...)
+}
+
+// timing derives the Raft timeouts from the largest round trip between
+// voters. A follower starts an election after HeartbeatTimeout..2x without
+// hearing from a leader, so the timeout must stay well above a round trip
+// (plus fsync and scheduling noise) or a healthy leader gets deposed by
+// delay alone: 500ms of headroom plus four round trips. The leader lease
+// (how long a leader that hears from no quorum keeps believing it leads) is
+// half of that, so a partitioned leader steps down before a new one can be
+// elected on the other side.
+type timing struct {
+	heartbeat time.Duration // = election timeout
+	lease     time.Duration
+	// call bounds one request's wait for its entry to apply or for the
+	// leader to answer: about two election timeouts.
+	call time.Duration
+}
+
+func timingFor(rtt time.Duration) timing {
+	hb := 500*time.Millisecond + 4*rtt
+	return timing{heartbeat: hb, lease: hb / 2, call: 2 * hb}
+}
