@@ -22,29 +22,27 @@ func (n *Node) route(h http.Header) (target string, local bool, err error) {
 		return "", true, nil
 	}
 	if hopsOf(h) >= maxHops {
-		return "", false, api.Errorf(api.ErrUnavailable,
-			"linearizable tier: the request was forwarded %d times without reaching the leader (an election is under way); retry", maxHops)
+		return "", false, n.unavailable("the request was forwarded %d times without reaching the leader (an election is under way); retry", maxHops)
 	}
 	peers := n.cfg.Peers()
 	if n.raft != nil {
 		_, id := n.raft.LeaderWithID()
 		if id == "" {
-			return "", false, api.Errorf(api.ErrUnavailable, "%s", n.unavailableReason())
+			return "", false, n.unavailable("no leader reachable")
 		}
 		for _, p := range peers {
 			if p.Region == string(id) && p.APIAddr != "" {
 				return p.APIAddr, false, nil
 			}
 		}
-		return "", false, api.Errorf(api.ErrUnavailable,
-			"linearizable tier: the leader is region %s, whose API address gossip has not announced yet; retry", id)
+		return "", false, n.unavailable("the leader is region %s, whose API address gossip has not announced yet; retry", id)
 	}
 	for _, p := range peers {
 		if p.RaftAddr != "" && p.Alive && !p.Removed && p.APIAddr != "" {
 			return p.APIAddr, false, nil
 		}
 	}
-	return "", false, api.Errorf(api.ErrUnavailable, "%s", n.unavailableReason())
+	return "", false, n.unavailable("no voter reachable")
 }
 
 // forward sends req to the node at target and returns its answer. Errors
@@ -62,9 +60,9 @@ func forward[Req, Res any](ctx context.Context, n *Node, target, procedure strin
 		if connect.IsWireError(err) {
 			return nil, err
 		}
-		return nil, api.ConnectError(api.Errorf(api.ErrUnavailable,
-			"linearizable tier: forwarding to %s failed (%v; %s); the request may or may not have been applied: retry with the same request_id to learn its outcome",
-			n.cfg.Links.RegionOf(target)+" "+target, errors.Unwrap(err), n.reachability()))
+		return nil, api.ConnectError(n.unavailable(
+			"forwarding to %s failed (%v); the request may or may not have been applied: retry with the same request_id to learn its outcome",
+			target, errors.Unwrap(err)))
 	}
 	return connect.NewResponse(res.Msg), nil
 }

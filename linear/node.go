@@ -14,7 +14,6 @@ import (
 	"github.com/cockroachdb/pebble/v2/vfs"
 	"github.com/hashicorp/raft"
 
-	"github.com/causewaydb/causeway/api"
 	"github.com/causewaydb/causeway/linear/internal/fsm"
 	"github.com/causewaydb/causeway/linear/internal/logstore"
 )
@@ -219,9 +218,8 @@ func (n *Node) apply(ctx context.Context, cmd *fsm.Command) (*fsm.Result, error)
 		return nil, fmt.Errorf("%w; the request may or may not have been applied: retry with the same request_id to learn its outcome",
 			ctx.Err())
 	case <-timer.C:
-		return nil, api.Errorf(api.ErrUnavailable,
-			"linearizable tier: no commit within %v (%s); the request may or may not have been applied: retry with the same request_id to learn its outcome",
-			timeout, n.reachability())
+		return nil, n.unavailable("no commit within %v; the request may or may not have been applied: retry with the same request_id to learn its outcome",
+			timeout)
 	}
 	res, ok := f.Response().(*fsm.Result)
 	if !ok || res == nil {
@@ -234,13 +232,11 @@ func (n *Node) applyError(err error) error {
 	switch {
 	case errors.Is(err, raft.ErrNotLeader), errors.Is(err, raft.ErrEnqueueTimeout):
 		// Not appended: nothing happened.
-		return api.Errorf(api.ErrUnavailable, "linearizable tier: this node stopped leading before the request was logged (%s); retry", n.reachability())
+		return n.unavailable("this node stopped leading before the request was logged; retry")
 	case errors.Is(err, raft.ErrLeadershipLost), errors.Is(err, raft.ErrAbortedByRestore):
-		return api.Errorf(api.ErrUnavailable,
-			"linearizable tier: leadership lost while the request was in flight (%s); it may or may not have been applied: retry with the same request_id to learn its outcome",
-			n.reachability())
+		return n.unavailable("leadership lost while the request was in flight; it may or may not have been applied: retry with the same request_id to learn its outcome")
 	case errors.Is(err, raft.ErrRaftShutdown):
-		return api.Errorf(api.ErrUnavailable, "linearizable tier: this node is shutting down; retry on another region")
+		return n.unavailable("this node is shutting down; retry on another region")
 	default:
 		return fmt.Errorf("linear tier: apply: %w", err)
 	}

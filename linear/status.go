@@ -6,6 +6,7 @@ import (
 
 	"github.com/hashicorp/raft"
 
+	"github.com/causewaydb/causeway/api"
 	causewayv1 "github.com/causewaydb/causeway/api/causeway/v1"
 )
 
@@ -69,11 +70,12 @@ func (n *Node) reachability() string {
 	return fmt.Sprintf("%d of %d voters reachable, a quorum is %d", reachable, len(vs), len(vs)/2+1)
 }
 
-// unavailableReason is the message of a request refused for want of a
-// leader.
-func (n *Node) unavailableReason() string {
-	return fmt.Sprintf("linearizable tier unavailable here (region %s): no leader reachable, %s; causal reads and writes still available",
-		n.cfg.Region, n.reachability())
+// unavailable is the error of a request the tier cannot serve here now:
+// what happened, how many voters this node reaches, and that the causal
+// tier still serves. It wraps api.ErrUnavailable.
+func (n *Node) unavailable(format string, args ...any) error {
+	return api.Errorf(api.ErrUnavailable, "linearizable tier unavailable here (region %s): %s (%s); causal reads and writes still available",
+		n.cfg.Region, fmt.Sprintf(format, args...), n.reachability())
 }
 
 // Status reports the tier's state on this node.

@@ -322,12 +322,10 @@ func linearClient(ctx context.Context, id int, r func() *linearRegion, h *record
 				op.Token = res.Msg.FencingToken
 			}
 			h.add(op)
-			switch connect.CodeOf(err) {
-			case connect.CodeNotFound: // the lease expired
-				lease = 0
-				continue
-			case 0:
-			default:
+			if err != nil {
+				if connect.CodeOf(err) == connect.CodeNotFound { // the lease expired
+					lease = 0
+				}
 				continue
 			}
 			w := lincheck.Op{Client: id, Kind: lincheck.KindFencedWrite, Key: "job", Token: op.Token, Call: time.Now()}
@@ -339,11 +337,15 @@ func linearClient(ctx context.Context, id int, r func() *linearRegion, h *record
 			})
 			finish(&w, err)
 			h.add(w)
+			u := lincheck.Op{Client: id, Kind: lincheck.KindUnlock, Key: "job", Owner: owner, Token: op.Token, Call: time.Now()}
 			urid := uuid.NewString()
-			_ = retrying(ctx, 8*time.Second, func(ctx context.Context) error {
+			err = retrying(ctx, 8*time.Second, func(ctx context.Context) error {
 				_, err := lin.Unlock(ctx, connect.NewRequest(&v1.UnlockRequest{Lock: "job", LeaseId: lease, RequestId: urid}))
 				return err
 			})
+			finish(&u, err)
+			h.add(u)
+
 			if rng.IntN(2) == 0 {
 				// A writer that lost its lock and does not know: its token
 				// is stale once another client has locked since.
@@ -383,6 +385,8 @@ func TestLinearTierUnderFaults(t *testing.T) {
 	assigned := map[int]*linearRegion{}
 	for id := range 6 {
 		assigned[id] = c.regions[id%3]
+	}
+	for id := range 6 {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -402,7 +406,7 @@ func TestLinearTierUnderFaults(t *testing.T) {
 		from := countOps()
 		pollUntil(t, 60*time.Second, what, func() bool { return countOps() >= from+more })
 	}
-	awaitProgress("operations before any fault", 60)
+	awaitProgress("operations before any fault", 100)
 
 	// Phase 1: cut the leader's region off. Its side has 1 of 3 voters.
 	leader := c.awaitVoters(30 * time.Second)
@@ -451,10 +455,10 @@ func TestLinearTierUnderFaults(t *testing.T) {
 		st, err := majority[0].status(ctx)
 		return err == nil && st.Linear.Available && st.Linear.LeaderRegion != "" && st.Linear.LeaderRegion != minority.name
 	})
-	awaitProgress("operations during the cut", 40)
+	awaitProgress("operations during the cut", 150)
 	c.cut(minority, v1.LinkCut_LINK_CUT_UNSPECIFIED)
 	leader = c.awaitVoters(60 * time.Second)
-	awaitProgress("operations after the heal", 40)
+	awaitProgress("operations after the heal", 100)
 
 	// Phase 2: SIGKILL the leader, let the others elect, restart it.
 	victim := c.region(leader)
@@ -472,10 +476,10 @@ func TestLinearTierUnderFaults(t *testing.T) {
 		}
 	}
 	mu.Unlock()
-	awaitProgress("operations with the old leader dead", 40)
+	awaitProgress("operations with the old leader dead", 150)
 	c.start(victim)
 	c.awaitVoters(60 * time.Second)
-	awaitProgress("operations after the restart", 40)
+	awaitProgress("operations after the restart", 150)
 	close(stop)
 	wg.Wait()
 
