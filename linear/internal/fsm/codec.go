@@ -22,6 +22,7 @@ func (e *encoder) str(s string)     { e.uvarint(uint64(len(s))); e.buf = append(
 func (e *encoder) bytes(b []byte)   { e.uvarint(uint64(len(b))); e.buf = append(e.buf, b...) }
 func (e *encoder) raw(b []byte)     { e.buf = append(e.buf, b...) }
 func (e *encoder) bool(v bool)      { e.u8(boolByte(v)) }
+
 func boolByte(v bool) uint8 {
 	if v {
 		return 1

@@ -60,4 +60,16 @@
 // keeps the state when a snapshot is not ahead of it, so no entry applies
 // twice and none is skipped. A Restore that does replace the state commits
 // with fsync, because raft may then drop the log entries it covers.
+//
+// A storage failure inside Apply panics. Apply has no way to report an
+// error to raft, and a replica that went on after skipping or half-applying
+// an entry would silently diverge; a restarted one replays the log from its
+// last commit.
+//
+// # Reads
+//
+// Lookup and Get proposed through the log are linearizable by
+// construction. Read answers them from the applied state without a log
+// entry, for a node that has confirmed its leadership and waited for the
+// state to reach the read index, or for a read the caller accepts as stale.
 package fsm

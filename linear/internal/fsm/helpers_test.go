@@ -149,8 +149,15 @@ func runSteps(t *testing.T, h *harness, steps []step) {
 	}
 }
 
+// tb is what helpers need of a test; both *testing.T and *rapid.T have it.
+type tb interface {
+	Helper()
+	Fatal(args ...any)
+	Fatalf(format string, args ...any)
+}
+
 // snapshotBytes returns the machine's snapshot stream.
-func snapshotBytes(t testing.TB, m *Machine) []byte {
+func snapshotBytes(t tb, m *Machine) []byte {
 	t.Helper()
 	s, err := m.Snapshot()
 	if err != nil {

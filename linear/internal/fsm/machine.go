@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"os"
 	"sync"
 	"sync/atomic"
@@ -205,14 +206,26 @@ func (m *Machine) LastApplied() uint64 { return m.lastApplied.Load() }
 
 // LatestToken returns the newest fencing token ever issued for lock in the
 // applied state, 0 if none. It survives the lock's release and its lease's
-// expiry. A storage error is logged and reported as 0.
+// expiry. A storage error is logged and reported as math.MaxUint64, so that
+// a fence checked against it fails closed (the write is refused as stale)
+// rather than letting a stale holder through; ReadLatestToken reports the
+// error instead.
 func (m *Machine) LatestToken(lock string) uint64 {
-	v, _, err := getU64(m.db, tokenKey(lock))
+	token, err := m.ReadLatestToken(lock)
 	if err != nil {
 		m.logger.Error("read latest fencing token", "lock", lock, "err", err)
-		return 0
+		return math.MaxUint64
 	}
-	return v
+	return token
+}
+
+// ReadLatestToken is LatestToken with the storage error returned.
+func (m *Machine) ReadLatestToken(lock string) (uint64, error) {
+	token, _, err := getU64(m.db, tokenKey(lock))
+	if err != nil {
+		return 0, fmt.Errorf("read latest fencing token for lock %q: %w", lock, err)
+	}
+	return token, nil
 }
 
 // NextExpiryMs returns the earliest expiry (unix ms) of any lease in the
@@ -248,34 +261,33 @@ func (m *Machine) clockMs() int64 { return m.applied.clockMs }
 // the raft node serves a linearizable read with it after confirming its
 // leadership and that the state has applied up to the read index, or a
 // stale read when the caller asked for one. Result.Index is the last
-// applied index of the state read. Any other operation is refused with
-// CodeInvalidArgument.
-func (m *Machine) Read(c *Command) *Result {
+// applied index of the state read. An invalid command, or one that is not
+// a Lookup or Get, gets CodeInvalidArgument; an error means the state
+// could not be read.
+func (m *Machine) Read(c *Command) (*Result, error) {
 	if err := c.Validate(); err != nil {
-		return &Result{Code: CodeInvalidArgument, Message: err.Error()}
+		return &Result{Code: CodeInvalidArgument, Message: err.Error()}, nil
 	}
 	if c.Op != OpLookup && c.Op != OpGet {
-		return &Result{Code: CodeInvalidArgument, Message: fmt.Sprintf("%s changes state and must go through the log; Read serves lookup and get", c.Op)}
+		return &Result{Code: CodeInvalidArgument, Message: fmt.Sprintf("%s changes state and must go through the log; Read serves lookup and get", c.Op)}, nil
 	}
 	snap := m.db.NewSnapshot()
 	defer snap.Close()
 	index, _, err := getU64(snap, keyApplied)
+	if err != nil {
+		return nil, fmt.Errorf("linear read: %w", err)
+	}
 	var res *Result
-	if err == nil {
-		if c.Op == OpLookup {
-			res, err = lookup(snap, c)
-		} else {
-			res, err = get(snap, c)
-		}
+	if c.Op == OpLookup {
+		res, err = lookup(snap, c)
+	} else {
+		res, err = get(snap, c)
 	}
 	if err != nil {
-		// A read changes nothing, so unlike Apply it can report a storage
-		// failure instead of stopping the replica.
-		m.logger.Error("linear read", "op", c.Op, "err", err)
-		return &Result{Code: CodeFailedPrecondition, Message: "this node could not read its linearizable state; retry on another node"}
+		return nil, fmt.Errorf("linear read: %w", err)
 	}
 	res.Index = index
-	return res
+	return res, nil
 }
 
 // Apply applies one committed log entry. For a raft.LogCommand entry with

@@ -211,7 +211,7 @@ func TestExpiryIsBoundedPerApply(t *testing.T) {
 	}
 }
 
-func countPrefix(t testing.TB, m *Machine, prefix byte) int {
+func countPrefix(t tb, m *Machine, prefix byte) int {
 	t.Helper()
 	kvs, err := scan(m.db, []byte{prefix}, []byte{prefix + 1}, 1<<30, nil)
 	if err != nil {

@@ -216,7 +216,7 @@ func TestOutcomeEvictionIsBounded(t *testing.T) {
 
 // checkOutcomeCount checks the outcome table's bookkeeping: one age entry
 // per outcome, and the persisted count matching both.
-func checkOutcomeCount(t testing.TB, m *Machine) {
+func checkOutcomeCount(t tb, m *Machine) {
 	t.Helper()
 	outcomes, ages := countPrefix(t, m, prefixOutcome), countPrefix(t, m, prefixOutcomeAge)
 	if uint64(outcomes) != m.applied.outcomes || ages != outcomes {
