@@ -1,0 +1,73 @@
+// Package campaign runs Jepsen-style fault campaigns against a local
+// Causeway cluster and judges the recorded history: it is the engine of
+// `causeway verify`.
+//
+// # What a campaign does
+//
+// Run starts one `causeway serve` process per region on 127.0.0.1
+// (Cluster: own data directory, fault injection on, joined by gossip),
+// runs the workloads' clients for Config.Duration while a Nemesis injects
+// faults from a seeded Plan, heals every fault, lets clients run on for a
+// recovery period, stops them, waits until every region applied the same
+// writes, reads every key in every region, stops every process, and runs
+// the checkers over the history. Everything a checker sees is in the
+// history (history.jsonl in the report directory), so `causeway verify
+// --check FILE` judges a recorded campaign again.
+//
+// # History
+//
+// Each operation is an invoke event and one completion: ok (acknowledged),
+// fail (definitely no effect: the server refused it, or the connection was
+// refused) or info (a write whose outcome is unknown: a timeout, a dropped
+// connection). Events carry the client, the causal session, the region,
+// the tokens sent and received, the versions written or read, and the
+// wall time. Nemesis, handoff and final events complete the record.
+//
+// A session is a lineage of causal tokens, not a client: a client that
+// hands its token to another client (the cross-channel case) hands over
+// the session, and the receiver continues it. Session order is then a true
+// order of operations (one holder at a time), which is what internal/check
+// assumes. A client that gives its token away and keeps working from what
+// it knew starts a new session: its past is larger than the checker
+// assumes, which can hide an anomaly, never invent one.
+//
+// # Faults
+//
+// Link faults go through AdminService/SetLink: a region isolated from all
+// others, one direction of one link cut, WAN delay and jitter on a link.
+// Process faults use signals: SIGKILL and a restart on the same data
+// directory, SIGSTOP and SIGCONT, and a restart with `--clock-skew` (the
+// node's physical clock offset, up to ±MaxSkew) followed by a restart
+// without it. Faults come one at a time, each kind before any repeats, and
+// all heal before the recovery period; Nemesis.HealAll is the barrier
+// before the final phase.
+//
+// # Checkers
+//
+// CausalChecker translates the history into internal/check's model and
+// runs its Check: session guarantees, causal visibility (a read that
+// returns a version older than a causally preceding write), only written
+// versions read, timestamps that respect causality, no acknowledged write
+// lost, every key converged to its newest write. AtomicityChecker checks
+// that write_many is visible all or nothing, ExactlyOnceChecker that no
+// write was applied twice, ConvergenceChecker that replication converged
+// and every region holds the same data (compared by digest). See
+// causalView for how atomic writes and collected deletions are mapped onto
+// internal/check without weakening it.
+//
+// # Other tiers
+//
+// Workload and Checker are the plug-in points: a linear-tier workload
+// records its operations with Tier TierLinear (arguments and results in
+// the typed fields or in Event.Extra), and a checker of that tier (the
+// linearizability checker of internal/check/lincheck) reads them back.
+// Availability during faults is reported per tier.
+//
+// # Limits
+//
+// A seed fixes the fault plan and every client's choices; real processes
+// and real time decide the interleaving, so a seed replays the plan, not
+// the exact history. Faults do not overlap. The campaign trusts Causeway's
+// documented promise that a refused request wrote nothing; everything
+// else that fails a write leaves its outcome unknown.
+package campaign

@@ -1,0 +1,316 @@
+package campaign
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"maps"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"connectrpc.com/connect"
+)
+
+// OpCounts counts operations by outcome.
+type OpCounts struct {
+	Total, OK, Fail, Info int
+}
+
+func (c *OpCounts) add(outcome string) {
+	c.Total++
+	switch outcome {
+	case EventOK:
+		c.OK++
+	case EventFail:
+		c.Fail++
+	default:
+		c.Info++
+	}
+}
+
+// Availability is the share of operations that succeeded.
+func (c OpCounts) Availability() string {
+	if c.Total == 0 {
+		return "-"
+	}
+	return fmt.Sprintf("%.1f%%", 100*float64(c.OK)/float64(c.Total))
+}
+
+// Summary is what the terminal table shows.
+type Summary struct {
+	Ops map[string]*OpCounts // tier/f -> counts
+	// DuringFaults and Otherwise count operations by tier, split by whether
+	// a fault was active when they started.
+	DuringFaults, Otherwise map[string]*OpCounts
+	Faults                  map[FaultKind]int
+	// Skew describes what happened around each clock-skew fault.
+	Skew []string
+}
+
+// Summarize counts the history's operations and faults.
+func Summarize(h *History) *Summary {
+	s := &Summary{Ops: map[string]*OpCounts{}, DuringFaults: map[string]*OpCounts{}, Otherwise: map[string]*OpCounts{}, Faults: map[FaultKind]int{}}
+	get := func(m map[string]*OpCounts, k string) *OpCounts {
+		if m[k] == nil {
+			m[k] = &OpCounts{}
+		}
+		return m[k]
+	}
+	ops := h.Operations()
+	for i := range ops {
+		o := &ops[i]
+		get(s.Ops, o.Invoke.Tier+"/"+o.Invoke.F).add(o.Outcome())
+		if o.Invoke.DuringFault {
+			get(s.DuringFaults, o.Invoke.Tier).add(o.Outcome())
+		} else {
+			get(s.Otherwise, o.Invoke.Tier).add(o.Outcome())
+		}
+	}
+	for _, e := range h.Of(EventNemesis) {
+		if e.Phase == PhaseStart && e.Fault != nil {
+			s.Faults[e.Fault.Kind]++
+		}
+	}
+	s.Skew = observeSkew(h, ops)
+	return s
+}
+
+// observeSkew reports, for each clock-skew fault, how far ahead of the
+// campaign's clock the skewed region's timestamps were, and which requests
+// were refused for a timestamp too far ahead (failed_precondition), in the
+// skewed region and elsewhere, while the fault lasted and until the
+// campaign's clock caught up with the timestamps it produced.
+func observeSkew(h *History, ops []Operation) []string {
+	var out []string
+	starts := map[int]time.Time{}
+	for _, e := range h.Of(EventNemesis) {
+		if e.Fault == nil || e.Fault.Kind != FaultSkew {
+			continue
+		}
+		if e.Phase == PhaseStart {
+			starts[e.Fault.ID] = e.Time
+			continue
+		}
+		if e.Phase != PhaseHeal {
+			continue
+		}
+		f := e.Fault
+		from, to := starts[f.ID], e.Time
+		until := to.Add(max(time.Duration(f.Skew), 0))
+		var writes int
+		var lead, minLead int64
+		first := true
+		refusedHere, refusedElsewhere, failedHere, okHere := 0, 0, 0, 0
+		example := ""
+		for i := range ops {
+			o := &ops[i]
+			at := o.Invoke.Time
+			if at.Before(from) || at.After(until) {
+				continue
+			}
+			here := o.Invoke.Region == f.Region
+			inFault := !at.After(to)
+			if o.Outcome() == EventOK && here && inFault {
+				okHere++
+				if v := o.Completion.Version; v != nil {
+					writes++
+					d := int64(v.WallMs) - at.UnixMilli()
+					if first || d > lead {
+						lead = d
+					}
+					if first || d < minLead {
+						minLead = d
+					}
+					first = false
+				}
+			}
+			if o.Outcome() != EventOK && here && inFault {
+				failedHere++
+			}
+			if o.Completion.Code == connect.CodeFailedPrecondition.String() {
+				if here {
+					refusedHere++
+				} else {
+					refusedElsewhere++
+				}
+				if example == "" {
+					example = fmt.Sprintf("%s in %s: %s", o.Invoke.F, o.Invoke.Region, o.Completion.Error)
+				}
+			}
+		}
+		line := fmt.Sprintf("fault %d: %s restarted with clock skew %+v for %v: %d operations succeeded there, %d failed",
+			f.ID, f.Region, time.Duration(f.Skew), to.Sub(from).Round(100*time.Millisecond), okHere, failedHere)
+		if writes > 0 {
+			line += fmt.Sprintf("; its %d writes carried timestamps %+d to %+d ms from the campaign's clock", writes, minLead, lead)
+		}
+		line += fmt.Sprintf("; refused as too far ahead (failed_precondition) until +%v after the heal: %d requests in %s, %d elsewhere",
+			max(time.Duration(f.Skew), 0), refusedHere, f.Region, refusedElsewhere)
+		if example != "" {
+			line += fmt.Sprintf(" (e.g. %s)", example)
+		}
+		out = append(out, line)
+	}
+	return out
+}
+
+// WriteSummary prints the campaign's summary table.
+func (r *Result) WriteSummary(w io.Writer) {
+	s := Summarize(r.History)
+	fmt.Fprintf(w, "causeway verify: %d regions (%s), %v of clients, seed %d\n", len(r.Regions), strings.Join(r.Regions, ", "), r.Duration, r.Seed)
+	if r.UnsafeSwitch {
+		confirmed := "NOT confirmed by the regions' logs: the binary may ignore it"
+		if r.UnsafeSwitchConfirmed {
+			confirmed = "confirmed by every region's log"
+		}
+		fmt.Fprintf(w, "unsafe switch: remote writes applied without their causal past (%s)\n", confirmed)
+	}
+	fmt.Fprintf(w, "report: %s\n\n", r.ReportDir)
+
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "operation\ttotal\tok\tfail\tinfo\t")
+	var total OpCounts
+	for _, k := range slices.Sorted(maps.Keys(s.Ops)) {
+		c := s.Ops[k]
+		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%d\t\n", k, c.Total, c.OK, c.Fail, c.Info)
+		total.Total, total.OK, total.Fail, total.Info = total.Total+c.Total, total.OK+c.OK, total.Fail+c.Fail, total.Info+c.Info
+	}
+	fmt.Fprintf(tw, "all\t%d\t%d\t%d\t%d\t\n", total.Total, total.OK, total.Fail, total.Info)
+	tw.Flush()
+
+	fmt.Fprintln(w)
+	tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintf(tw, "faults (+%v to +%v)\tcount\t\n", r.FaultWindow[0], r.FaultWindow[1])
+	n := 0
+	for _, k := range AllFaults {
+		if c := s.Faults[k]; c > 0 {
+			fmt.Fprintf(tw, "%s\t%d\t\n", k, c)
+			n += c
+		}
+	}
+	fmt.Fprintf(tw, "all\t%d\t\n", n)
+	tw.Flush()
+
+	fmt.Fprintln(w)
+	tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "availability\tduring faults\totherwise\t")
+	tiers := map[string]bool{}
+	for k := range s.DuringFaults {
+		tiers[k] = true
+	}
+	for k := range s.Otherwise {
+		tiers[k] = true
+	}
+	for _, tier := range slices.Sorted(maps.Keys(tiers)) {
+		d, o := OpCounts{}, OpCounts{}
+		if s.DuringFaults[tier] != nil {
+			d = *s.DuringFaults[tier]
+		}
+		if s.Otherwise[tier] != nil {
+			o = *s.Otherwise[tier]
+		}
+		fmt.Fprintf(tw, "%s tier\t%s of %d\t%s of %d\t\n", tier, d.Availability(), d.Total, o.Availability(), o.Total)
+	}
+	tw.Flush()
+
+	fmt.Fprintln(w)
+	tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "checker\tanomalies\tpromise")
+	for _, c := range r.Checks {
+		fmt.Fprintf(tw, "%s\t%d\t%s\n", c.Checker, len(c.Findings.Anomalies), c.Promise)
+		kinds := map[string]int{}
+		for _, a := range c.Findings.Anomalies {
+			kinds[a.Kind]++
+		}
+		for _, k := range slices.Sorted(maps.Keys(kinds)) {
+			fmt.Fprintf(tw, "  %s\t%d\t\n", k, kinds[k])
+		}
+	}
+	tw.Flush()
+	for _, c := range r.Checks {
+		for _, note := range c.Findings.Notes {
+			fmt.Fprintf(w, "note (%s): %s\n", c.Checker, note)
+		}
+	}
+	for _, line := range s.Skew {
+		fmt.Fprintf(w, "clock skew: %s\n", line)
+	}
+	for _, p := range r.Problems {
+		fmt.Fprintf(w, "campaign problem: %s\n", p)
+	}
+	fmt.Fprintln(w)
+	if n := r.Anomalies(); n > 0 {
+		fmt.Fprintf(w, "FAIL: %d anomalies (first ones below; all in %s)\n", n, filepath.Join(r.ReportDir, "anomalies.txt"))
+		shown := 0
+		for _, c := range r.Checks {
+			for _, a := range c.Findings.Anomalies {
+				if shown < 5 {
+					fmt.Fprintf(w, "  %s\n", a)
+				}
+				shown++
+			}
+		}
+	} else {
+		fmt.Fprintf(w, "PASS: no anomalies in %d operations over %v\n", len(r.History.Operations()), r.Ended.Sub(r.Started).Round(100*time.Millisecond))
+	}
+}
+
+// WriteReport writes summary.txt, anomalies.txt and anomalies.jsonl and,
+// for each session an anomaly names, sessions/SESSION.jsonl with its
+// events, into the report directory (the history and the fault plan are
+// written while the campaign runs).
+func (r *Result) WriteReport() error {
+	dir := r.ReportDir
+	var summary strings.Builder
+	r.WriteSummary(&summary)
+	if err := os.WriteFile(filepath.Join(dir, "summary.txt"), []byte(summary.String()), 0o644); err != nil {
+		return err
+	}
+	var text, lines strings.Builder
+	sessions := map[string]bool{}
+	for _, c := range r.Checks {
+		for _, a := range c.Findings.Anomalies {
+			fmt.Fprintln(&text, a)
+			b, err := json.Marshal(a)
+			if err != nil {
+				return err
+			}
+			lines.Write(append(b, '\n'))
+			if a.Session != "" {
+				sessions[a.Session] = true
+			}
+		}
+	}
+	if err := os.WriteFile(filepath.Join(dir, "anomalies.txt"), []byte(text.String()), 0o644); err != nil {
+		return err
+	}
+	if err := os.WriteFile(filepath.Join(dir, "anomalies.jsonl"), []byte(lines.String()), 0o644); err != nil {
+		return err
+	}
+	if len(sessions) == 0 || r.History == nil {
+		return nil
+	}
+	sdir := filepath.Join(dir, "sessions")
+	if err := os.MkdirAll(sdir, 0o755); err != nil {
+		return err
+	}
+	for s := range sessions {
+		var b strings.Builder
+		for _, e := range r.History.Events {
+			if e.Session == s {
+				line, err := json.Marshal(e)
+				if err != nil {
+					return err
+				}
+				b.Write(append(line, '\n'))
+			}
+		}
+		if err := os.WriteFile(filepath.Join(sdir, s+".jsonl"), []byte(b.String()), 0o644); err != nil {
+			return err
+		}
+	}
+	return nil
+}
