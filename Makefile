@@ -64,3 +64,11 @@ bench: ## full-stack and floor benchmarks (Put/Get at 1 and 64 clients), then re
 
 clean: ## remove build output (not ./data)
 	rm -rf $(BIN)/causeway
+
+# Fault campaign (`causeway verify`): how long clients run, and extra flags
+# (e.g. VERIFY_FLAGS="--seed 42 --faults kill,pause").
+DURATION     ?= 60s
+VERIFY_FLAGS ?=
+.PHONY: verify
+verify: build ## fault campaign against a local 3-region cluster (DURATION=60s; report in ./verify-report/)
+	$(BIN)/causeway verify --duration $(DURATION) $(VERIFY_FLAGS)

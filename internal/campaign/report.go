@@ -147,8 +147,12 @@ func observeSkew(h *History, ops []Operation) []string {
 		if writes > 0 {
 			line += fmt.Sprintf("; its %d writes carried timestamps %+d to %+d ms from the campaign's clock", writes, minLead, lead)
 		}
-		line += fmt.Sprintf("; refused as too far ahead (failed_precondition) until +%v after the heal: %d requests in %s, %d elsewhere",
-			max(time.Duration(f.Skew), 0), refusedHere, f.Region, refusedElsewhere)
+		untilText := "the heal"
+		if f.Skew > 0 {
+			untilText = fmt.Sprintf("%v after the heal", time.Duration(f.Skew))
+		}
+		line += fmt.Sprintf("; from the fault until %s, requests refused for a timestamp too far ahead of the serving region's clock (failed_precondition): %d in %s, %d elsewhere",
+			untilText, refusedHere, f.Region, refusedElsewhere)
 		if example != "" {
 			line += fmt.Sprintf(" (e.g. %s)", example)
 		}
