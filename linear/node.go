@@ -95,6 +95,13 @@ func (n *Node) openVoter() error {
 	n.transport = raft.NewNetworkTransportWithConfig(&raft.NetworkTransportConfig{
 		Stream:  newStreamLayer(ln, cfg.Links, cfg.Peers),
 		MaxPool: 3,
+		// Pipelining is off. With it, when a follower's link black-holes
+		// (a partition), raft v1.8's pipeline decoder can exit while the
+		// sender blocks handing it the next request: the leader's
+		// replication to that follower, and then Shutdown, hang forever
+		// (seen in TestMinorityFailsFastWithReason). One request in flight
+		// per follower costs throughput on long links, not correctness.
+		MaxRPCsInFlight: 1,
 		// I/O deadline of one transport RPC. A black-holed link must not
 		// hold a connection longer than an election takes.
 		Timeout: n.timing.heartbeat,
@@ -181,11 +188,11 @@ func (n *Node) RaftAddr() string {
 // LatestToken is the newest fencing token for lock this node's state
 // machine has applied (0 for a forwarder or an unknown lock). It may lag
 // the leader; it never runs ahead of what was issued.
-func (n *Node) LatestToken(lock string) uint64 {
+func (n *Node) LatestToken(lock string) (uint64, error) {
 	if n.machine == nil {
-		return 0
+		return 0, nil
 	}
-	return n.machine.LatestToken(lock)
+	return n.machine.ReadLatestToken(lock)
 }
 
 // isLeader reports whether this node is the Raft leader now.

@@ -75,7 +75,11 @@ func (n *Node) checkFence(wb *writeBatch, f *Fence) error {
 		return err
 	}
 	if n.linear != nil {
-		seen = max(seen, n.linear.LatestToken(f.Lock))
+		issued, err := n.linear.LatestToken(f.Lock)
+		if err != nil {
+			return fmt.Errorf("fence: linearizable tier state: %w", err)
+		}
+		seen = max(seen, issued)
 	}
 	if f.Token < seen {
 		return api.Errorf(api.ErrFailedPrecondition,

@@ -28,13 +28,17 @@ type testNode struct {
 	addr string // base URL, http://127.0.0.1:PORT
 }
 
-func startNode(t *testing.T) *testNode {
+func startNode(t *testing.T, options ...func(*replica.Config)) *testNode {
 	t.Helper()
-	node, err := replica.Open(replica.Config{
+	cfg := replica.Config{
 		Region:  "cli",
 		DataDir: t.TempDir(),
 		Logger:  slog.New(slog.DiscardHandler),
-	})
+	}
+	for _, o := range options {
+		o(&cfg)
+	}
+	node, err := replica.Open(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -130,7 +134,7 @@ func TestCLIPutGetDelStatus(t *testing.T) {
 		{[]string{"get", "greeting"}, exitNotFound, `^greeting: not found \(deleted, version ` + version + `3\)\n$`},
 		{[]string{"get", "never-written"}, exitNotFound, `^never-written: not found\n$`},
 		{[]string{"delete", "never-written"}, exitOK, `^OK deleted never-written  version ` + version + `4\n$`},
-		{[]string{"status"}, exitOK, `(?s)^node      cli-\S+\nregion    cli\n.*\napplied   cli:4\nwaiting   0 remote writes wait for their causal past\n$`},
+		{[]string{"status"}, exitOK, `(?s)^node      cli-\S+\nregion    cli\n.*\napplied   cli:4\nwaiting   0 remote writes wait for their causal past\n\ncausal tier      available .*\nlinear tier      off on this node .*\n$`},
 	}
 	for _, step := range steps {
 		r := s.run("", step.args...)

@@ -40,6 +40,7 @@ func runLinear(verb string, args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("causeway "+verb, flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	addr := fs.String("addr", envOr("CAUSEWAY_ADDR", "http://127.0.0.1:7070"), "node URL (env CAUSEWAY_ADDR)")
+	_ = fs.String("session", "", "accepted for symmetry with the causal verbs and ignored: linearizable requests need no causal token")
 	asJSON := fs.Bool("json", false, "print the response as JSON")
 	timeout := fs.Duration("timeout", 10*time.Second, "request deadline")
 	requestID := fs.String("request-id", "", "UUID naming this request, so a retry applies it once; default: a new one")
