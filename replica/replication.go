@@ -63,9 +63,10 @@ type replication struct {
 	startOnce sync.Once
 
 	mu        sync.Mutex
-	gossip    *gossip.Gossip   // nil without Config.Gossip
-	removed   map[string]bool  // regions an operator removed
-	peers     map[string]*peer // by region
+	held      map[string]*atomic.Int64 // by subscribing region; see holding
+	gossip    *gossip.Gossip           // nil without Config.Gossip
+	removed   map[string]bool          // regions an operator removed
+	peers     map[string]*peer         // by region
 	acks      map[string]uint64
 	truncated uint64 // log deleted up to here
 	advertise string
@@ -84,7 +85,7 @@ type peer struct {
 func newReplication(n *Node) *replication {
 	ctx, cancel := context.WithCancel(context.Background())
 	return &replication{n: n, ctx: ctx, cancel: cancel, peers: map[string]*peer{}, acks: map[string]uint64{}, removed: map[string]bool{},
-		advertise: n.cfg.Advertise}
+		held: map[string]*atomic.Int64{}, advertise: n.cfg.Advertise}
 }
 
 // start begins replicating with the configured peers, telling them to
@@ -244,6 +245,16 @@ func (r *replication) followOnce(ctx context.Context, p *peer) (progressed bool,
 	watchdog := time.AfterFunc(silenceTimeout, cancel)
 	defer watchdog.Stop()
 	caughtUp := time.Now()
+	// Every check below refuses a message the origin could not have sent:
+	// the link, a peer's bug or a damaged disk changed it. Refusing resets
+	// the stream, and the next one resumes from this node's durable
+	// position, so nothing damaged is applied and nothing is skipped.
+	reject := func(err error) (bool, error) {
+		n.metrics.badFrames.Inc()
+		n.log.Warn("corrupt replication message; resetting stream", "peer", p.region, "err", err)
+		return progressed, err
+	}
+	next := from // the origin's write this stream must deliver next
 	for {
 		msg, err := stream.Receive()
 		watchdog.Reset(silenceTimeout)
@@ -252,20 +263,30 @@ func (r *replication) followOnce(ctx context.Context, p *peer) (progressed bool,
 				watchdog.Stop() // a snapshot may take longer than a silence
 				return progressed, r.bootstrap(ctx, p, from, first, err)
 			}
+			if damagedMessage(err) {
+				return reject(err)
+			}
 			return progressed, err
 		}
 		writes := make([]*causal.Write, 0, len(msg.Writes))
 		for _, frame := range msg.Writes {
 			w, err := decodeWrite(frame)
 			if err != nil {
-				n.metrics.badFrames.Inc()
-				n.log.Warn("corrupt replication frame; resetting stream", "peer", p.region, "err", err)
-				return progressed, err
+				return reject(err)
 			}
 			if w.Origin() != p.region {
 				return progressed, fmt.Errorf("peer %s sent a write of region %s", p.region, w.Origin())
 			}
+			// Frames are consecutive: a frame that vanished from a damaged
+			// message would otherwise leave a gap no later frame fills.
+			if w.Seq != next {
+				return reject(fmt.Errorf("%w: %s sent its write %d where %d was due", ErrCorruptRecord, p.region, w.Seq, next))
+			}
+			next++
 			writes = append(writes, w)
+		}
+		if len(writes) > 0 && msg.HeadSeq < next-1 {
+			return reject(fmt.Errorf("%w: %s reported head %d with its write %d", ErrCorruptRecord, p.region, msg.HeadSeq, next-1))
 		}
 		if len(writes) > 0 {
 			progressed = true
@@ -273,19 +294,43 @@ func (r *replication) followOnce(ctx context.Context, p *peer) (progressed bool,
 				return progressed, err
 			}
 		}
-		p.head.Store(max(p.head.Load(), msg.HeadSeq))
+		// The latest report, not the greatest: a damaged report heals with
+		// the next message.
+		p.head.Store(msg.HeadSeq)
 		durable := n.durableSeq(p.region)
 		lag := int64(msg.HeadSeq) - int64(durable)
 		if lag <= 0 {
 			caughtUp = time.Now()
 			lag = 0
-			if msg.SentWallMs > p.caughtUpWallMs.Load() {
-				p.caughtUpWallMs.Store(msg.SentWallMs)
+			// Never beyond this node's own clock: a peer's clock may run
+			// ahead, and a damaged message may claim any time, which would
+			// otherwise stay the peer's mark for good and let tombstones
+			// be collected while its writes can still arrive.
+			sentWallMs := min(msg.SentWallMs, uint64(n.cfg.Now().UnixMilli()))
+			if sentWallMs > p.caughtUpWallMs.Load() {
+				p.caughtUpWallMs.Store(sentWallMs)
 			}
 		}
 		n.metrics.lagEntries.WithLabelValues(p.region).Set(float64(lag))
 		n.metrics.lagSeconds.WithLabelValues(p.region).Set(time.Since(caughtUp).Seconds())
 	}
+}
+
+// damagedMessage reports whether err is this node's failure to decode a
+// message that arrived (decompression, protobuf, or a length beyond any
+// message the origin sends), rather than an error the origin sent or a
+// broken connection: the origin only sends what it encoded, so the bytes
+// were damaged on the way. Compression checksums the message, so most
+// damage on the wire is caught here, before a frame's own checksum.
+func damagedMessage(err error) bool {
+	if connect.IsWireError(err) {
+		return false
+	}
+	switch connect.CodeOf(err) {
+	case connect.CodeInvalidArgument, connect.CodeResourceExhausted:
+		return true
+	}
+	return false
 }
 
 // truncated reports whether err is the server's answer that it no longer
@@ -329,9 +374,17 @@ func (h replicationHandler) Replicate(ctx context.Context, stream *connect.BidiS
 		}
 	}
 	pos := max(start.FromSeq, 1)
+	held := r.holding(start.Region)
+	// sentThrough is the last write handed to this stream (set before the
+	// send: the subscriber may acknowledge before Send returns).
+	var sentThrough atomic.Uint64
+	sentThrough.Store(pos - 1)
 
-	// Acknowledgements arrive on the same stream.
+	// Acknowledgements arrive on the same stream. One beyond what was sent
+	// is damaged or bogus; believing it would truncate the log of writes
+	// the subscriber still lacks.
 	acksDone := make(chan struct{})
+	var ackErr error // set before acksDone closes
 	go func() {
 		defer close(acksDone)
 		for {
@@ -340,6 +393,14 @@ func (h replicationHandler) Replicate(ctx context.Context, stream *connect.BidiS
 				return
 			}
 			if ack := msg.GetAck(); ack != nil {
+				if sent := sentThrough.Load(); ack.AppliedSeq > sent {
+					n.log.Warn("replication acknowledgement beyond what was sent; resetting stream",
+						"peer", start.Region, "acked", ack.AppliedSeq, "sent", sent)
+					ackErr = connect.NewError(connect.CodeInvalidArgument, fmt.Errorf(
+						"region %s acknowledged write %d of %s, which sent it writes up to %d only",
+						start.Region, ack.AppliedSeq, n.cfg.Region, sent))
+					return
+				}
 				r.ack(start.Region, ack.AppliedSeq)
 			}
 		}
@@ -366,7 +427,15 @@ func (h replicationHandler) Replicate(ctx context.Context, stream *connect.BidiS
 			if err != nil {
 				return n.connectError(err)
 			}
-			if err := stream.Send(&v1.ReplicateResponse{Writes: frames, HeadSeq: head, SentWallMs: uint64(n.cfg.Now().UnixMilli())}); err != nil {
+			size := int64(0)
+			for _, f := range frames {
+				size += int64(len(f))
+			}
+			held.Add(size)
+			sentThrough.Store(pos + uint64(len(frames)) - 1)
+			err = stream.Send(&v1.ReplicateResponse{Writes: frames, HeadSeq: head, SentWallMs: uint64(n.cfg.Now().UnixMilli())})
+			held.Add(-size)
+			if err != nil {
 				return err
 			}
 			pos += uint64(len(frames))
@@ -379,13 +448,30 @@ func (h replicationHandler) Replicate(ctx context.Context, stream *connect.BidiS
 				return err
 			}
 		case <-acksDone:
-			return nil
+			return ackErr
 		case <-ctx.Done():
 			return nil
 		case <-r.ctx.Done():
 			return connect.NewError(connect.CodeUnavailable, errors.New("node is shutting down"))
 		}
 	}
+}
+
+// holding returns the count of bytes of replication frames this node has
+// read from its log for region's streams and not yet handed to the
+// transport: the memory a slow or stalled subscriber can pin here. A stream
+// holds one batch at a time (at most maxFrameBatchBytes plus one write;
+// while sending it, the transport holds an encoded copy too); what the
+// subscriber has not taken stays in the log, on disk.
+func (r *replication) holding(region string) *atomic.Int64 {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	h := r.held[region]
+	if h == nil {
+		h = new(atomic.Int64)
+		r.held[region] = h
+	}
+	return h
 }
 
 // logHolds reports whether the replication log still starts at or before

@@ -22,7 +22,8 @@ type Conn struct {
 	e    *Emulator
 	peer string
 
-	broken atomic.Bool // bytes were dropped: the stream has a gap
+	broken atomic.Bool   // bytes were dropped: the stream has a gap
+	done   chan struct{} // closed by Close: a delayed write stops waiting
 
 	mu          sync.Mutex
 	cond        *sync.Cond
@@ -41,7 +42,7 @@ type delayed struct {
 }
 
 func newConn(e *Emulator, c net.Conn, peer string) *Conn {
-	lc := &Conn{Conn: c, e: e, peer: peer}
+	lc := &Conn{Conn: c, e: e, peer: peer, done: make(chan struct{})}
 	lc.cond = sync.NewCond(&lc.mu)
 	e.track(lc)
 	return lc
@@ -50,7 +51,8 @@ func newConn(e *Emulator, c net.Conn, peer string) *Conn {
 // Peer is the region at the other end.
 func (c *Conn) Peer() string { return c.peer }
 
-// Write sends b after the link's delay, or drops it if the link is cut.
+// Write sends b after the link's delay, or drops it if the link is cut. If
+// the link damages this write (Link.CorruptEvery), a damaged copy is sent.
 func (c *Conn) Write(b []byte) (int, error) {
 	l := c.e.Get(c.peer)
 	ctr := c.e.counter(c.peer)
@@ -59,6 +61,7 @@ func (c *Conn) Write(b []byte) (int, error) {
 		ctr.droppedOut.Add(uint64(len(b)))
 		return len(b), nil
 	}
+	b = damage(l, ctr, b)
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.closed {
@@ -86,6 +89,7 @@ func (c *Conn) Write(b []byte) (int, error) {
 	c.lastRelease = at
 	c.queue = append(c.queue, delayed{b: append([]byte(nil), b...), at: at})
 	c.queued += len(b)
+	ctr.queued.Add(int64(len(b)))
 	if !c.writing {
 		c.writing = true
 		go c.deliver()
@@ -105,6 +109,9 @@ func (c *Conn) deliver() {
 			c.cond.Wait()
 		}
 		if c.closed {
+			// What is still queued is discarded.
+			ctr.queued.Add(-int64(c.queued))
+			c.queue, c.queued = nil, 0
 			c.writing = false
 			c.mu.Unlock()
 			return
@@ -114,7 +121,11 @@ func (c *Conn) deliver() {
 
 		if wait := time.Until(next.at); wait > 0 {
 			timer.Reset(wait)
-			<-timer.C
+			select {
+			case <-timer.C:
+			case <-c.done:
+				continue // closed: discard the queue now, not after the delay
+			}
 		}
 		var err error
 		if c.e.Get(c.peer).CutOut || c.broken.Load() {
@@ -128,6 +139,7 @@ func (c *Conn) deliver() {
 		c.mu.Lock()
 		c.queue = c.queue[1:]
 		c.queued -= len(next.b)
+		ctr.queued.Add(-int64(len(next.b)))
 		if err != nil {
 			c.writeErr = err
 		}
@@ -163,6 +175,7 @@ func (c *Conn) Close() error {
 	c.closeOnce.Do(func() {
 		c.mu.Lock()
 		c.closed = true
+		close(c.done)
 		c.cond.Broadcast()
 		c.mu.Unlock()
 		c.e.untrack(c)

@@ -37,28 +37,52 @@ type Link struct {
 	CutOut bool
 	// CutIn drops everything the peer sends to this node.
 	CutIn bool
+	// CorruptEvery, when n > 0, damages one of every n writes this node
+	// makes to stream connections to the peer: the n-th write after the
+	// setting changed, the 2n-th, and so on (counted per link, across its
+	// connections, in the order writes reach the layer). A damaged write
+	// reaches the peer at full length with the lowest bit of its middle
+	// byte flipped, as a faulty NIC or memory would leave it, and is
+	// counted in Counters.Corrupted. Counting writes rather than drawing at
+	// random makes a run repeatable. Datagrams are never damaged.
+	//
+	// A protocol without end-to-end checksums is silently damaged by it;
+	// it exists to show that Causeway's replication rejects what it damages.
+	CorruptEvery int
 }
 
 func (l Link) cut() bool { return l.CutOut || l.CutIn }
 
-// Validate reports a delay or jitter out of range.
+// Validate reports a delay, jitter or corruption rate out of range.
 func (l Link) Validate() error {
 	switch {
 	case l.Delay < 0 || l.Delay > MaxDelay:
 		return fmt.Errorf("%w: delay %v must be between 0 and %v", ErrInvalidLink, l.Delay, MaxDelay)
 	case l.Jitter < 0 || l.Jitter > MaxDelay:
 		return fmt.Errorf("%w: jitter %v must be between 0 and %v", ErrInvalidLink, l.Jitter, MaxDelay)
+	case l.CorruptEvery < 0:
+		return fmt.Errorf("%w: corrupt-every %d must be 0 (never) or a number of writes", ErrInvalidLink, l.CorruptEvery)
 	}
 	return nil
 }
 
-// Counters are the bytes that crossed, or were dropped at, one link.
+// Counters are the bytes that crossed, or were dropped at, one link, the
+// bytes it holds now, and the writes it damaged (Link.CorruptEvery).
 type Counters struct {
 	Sent, Received, DroppedOut, DroppedIn uint64
+	// Queued is the bytes written to the peer and still waiting out the
+	// link's delay, on all its connections (each holds at most
+	// MaxQueuedBytes).
+	Queued    uint64
+	Corrupted uint64 // writes, not bytes
 }
 
 type counters struct {
 	sent, received, droppedOut, droppedIn atomic.Uint64
+	queued                                atomic.Int64
+	corrupted                             atomic.Uint64
+	// writes counts stream writes since CorruptEvery last changed.
+	writes atomic.Uint64
 }
 
 // Emulator is one node's link table. It is safe for concurrent use.
@@ -100,7 +124,11 @@ func (e *Emulator) Set(peer string, l Link) error {
 	if peer == e.local {
 		return fmt.Errorf("%w: %s is this node's own region", ErrInvalidLink, peer)
 	}
+	ctr := e.counter(peer)
 	e.mu.Lock()
+	if e.links[peer].CorruptEvery != l.CorruptEvery {
+		ctr.writes.Store(0)
+	}
 	e.links[peer] = l
 	var broken []*Conn
 	if !l.cut() {
@@ -138,7 +166,8 @@ func (e *Emulator) Links() map[string]Link {
 // Counters returns the bytes counted at the link to peer.
 func (e *Emulator) Counters(peer string) Counters {
 	c := e.counter(peer)
-	return Counters{Sent: c.sent.Load(), Received: c.received.Load(), DroppedOut: c.droppedOut.Load(), DroppedIn: c.droppedIn.Load()}
+	return Counters{Sent: c.sent.Load(), Received: c.received.Load(), DroppedOut: c.droppedOut.Load(), DroppedIn: c.droppedIn.Load(),
+		Queued: uint64(max(c.queued.Load(), 0)), Corrupted: c.corrupted.Load()}
 }
 
 func (e *Emulator) counter(peer string) *counters {
@@ -181,6 +210,22 @@ func (e *Emulator) delay(l Link) time.Duration {
 	j := time.Duration(e.rng.Int64N(int64(2*l.Jitter)+1)) - l.Jitter
 	e.rngMu.Unlock()
 	return max(l.Delay+j, 0)
+}
+
+// damage returns b, or a damaged copy of it if link l damages this write
+// (Link.CorruptEvery). b itself is never modified: it belongs to the
+// caller.
+func damage(l Link, ctr *counters, b []byte) []byte {
+	if l.CorruptEvery <= 0 || len(b) == 0 {
+		return b
+	}
+	if ctr.writes.Add(1)%uint64(l.CorruptEvery) != 0 {
+		return b
+	}
+	d := append([]byte(nil), b...)
+	d[len(d)/2] ^= 1
+	ctr.corrupted.Add(1)
+	return d
 }
 
 func (e *Emulator) track(c *Conn) {

@@ -243,13 +243,95 @@ func TestClientsWithoutPreamblePassThrough(t *testing.T) {
 
 func TestInvalidLinks(t *testing.T) {
 	e := New("us-east")
-	for _, l := range []Link{{Delay: -time.Millisecond}, {Delay: 2 * MaxDelay}, {Jitter: -1}} {
+	for _, l := range []Link{{Delay: -time.Millisecond}, {Delay: 2 * MaxDelay}, {Jitter: -1}, {CorruptEvery: -1}} {
 		if err := e.Set("eu-west", l); !errors.Is(err, ErrInvalidLink) {
 			t.Errorf("Set(%+v) = %v, want ErrInvalidLink", l, err)
 		}
 	}
 	if err := e.Set("us-east", Link{}); !errors.Is(err, ErrInvalidLink) {
 		t.Errorf("a link to the node's own region was accepted: %v", err)
+	}
+}
+
+// TestCorruptEveryDamagesCountedWrites: with CorruptEvery n, exactly every
+// n-th write (counted from the setting) arrives with the lowest bit of its
+// middle byte flipped, delayed or not; the caller's buffer is untouched.
+func TestCorruptEveryDamagesCountedWrites(t *testing.T) {
+	a, b := New("us-east"), New("eu-west")
+	addr := echoServer(t, b)
+	c := dial(t, a, "eu-west", addr)
+	r := bufio.NewReader(c)
+	msg := []byte("abcdefgh\n") // middle byte 'e'; damaged it reads 'd'
+	send := func() string {
+		t.Helper()
+		if _, err := c.Write(msg); err != nil {
+			t.Fatal(err)
+		}
+		line, err := r.ReadString('\n')
+		if err != nil {
+			t.Fatal(err)
+		}
+		return line
+	}
+	steps := []struct {
+		link Link
+		want []string // echoes of successive writes
+	}{
+		{Link{CorruptEvery: 3}, []string{"abcdefgh\n", "abcdefgh\n", "abcddfgh\n", "abcdefgh\n", "abcdefgh\n", "abcddfgh\n"}},
+		// A new setting counts afresh.
+		{Link{CorruptEvery: 2}, []string{"abcdefgh\n", "abcddfgh\n", "abcdefgh\n"}},
+		{Link{CorruptEvery: 1, Delay: 5 * time.Millisecond}, []string{"abcddfgh\n", "abcddfgh\n"}},
+		{Link{}, []string{"abcdefgh\n", "abcdefgh\n", "abcdefgh\n"}},
+	}
+	damaged := uint64(0)
+	for _, step := range steps {
+		must(t, a.Set("eu-west", step.link))
+		for i, want := range step.want {
+			if got := send(); got != want {
+				t.Fatalf("link %+v, write %d: echo %q, want %q", step.link, i+1, got, want)
+			}
+			if want != "abcdefgh\n" {
+				damaged++
+			}
+		}
+		if string(msg) != "abcdefgh\n" {
+			t.Fatalf("the caller's buffer was damaged: %q", msg)
+		}
+		if got := a.Counters("eu-west").Corrupted; got != damaged {
+			t.Fatalf("link %+v: %d writes counted as damaged, want %d", step.link, got, damaged)
+		}
+	}
+	if got := b.Counters("us-east").Corrupted; got != 0 {
+		t.Fatalf("eu-west, which damages nothing, counted %d damaged writes", got)
+	}
+}
+
+// TestQueuedCountsDelayedBytes: bytes waiting out a delay are counted as
+// queued until they leave, and released as soon as the connection closes.
+func TestQueuedCountsDelayedBytes(t *testing.T) {
+	a, b := New("us-east"), New("eu-west")
+	addr := echoServer(t, b)
+	c := dial(t, a, "eu-west", addr)
+	sentBefore := a.Counters("eu-west").Sent
+	must(t, a.Set("eu-west", Link{Delay: MaxDelay}))
+	for range 3 {
+		if _, err := io.WriteString(c, "waiting\n"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := a.Counters("eu-west"); got.Queued != 3*8 || got.Sent != sentBefore {
+		t.Fatalf("counters %+v, want 24 bytes queued and none sent", got)
+	}
+	c.Close()
+	deadline := time.Now().Add(5 * time.Second)
+	for a.Counters("eu-west").Queued != 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("closing the connection left %+v", a.Counters("eu-west"))
+		}
+		time.Sleep(time.Millisecond) // polling a counter, not waiting for an event
+	}
+	if got := a.Counters("eu-west").Sent; got != sentBefore {
+		t.Fatalf("%d bytes sent after the close discarded them", got-sentBefore)
 	}
 }
 
