@@ -43,6 +43,7 @@ func runCluster(args []string, stdout, stderr io.Writer) int {
 	data := fs.String("data", "./cluster-data", "parent directory of the regions' data directories")
 	basePort := fs.Int("base-port", 7071, "API port of the first region; the others follow")
 	key := fs.String("gossip-key", os.Getenv("CAUSEWAY_GOSSIP_KEY"), "base64 key that encrypts gossip between the regions (env CAUSEWAY_GOSSIP_KEY)")
+	voters := fs.String("linear-voters", "", "regions that vote in the linearizable tier (comma-separated); the others forward to them. Default: every region; \"none\" turns the tier off")
 	cluster := fs.String("cluster-id", "", "cluster id; default: the one in DATA/cluster-id, or a new one saved there")
 	fs.Usage = func() {
 		fmt.Fprintf(stderr, "Usage: causeway cluster [flags]\n\nStarts a local multi-region cluster: one `causeway serve` process per region on\n127.0.0.1, each with its own data directory, joined by gossip, fault\ninjection on (see `causeway link`), and WAN delays between regions. Ctrl-C stops them all.\n\nFlags:\n")
@@ -69,6 +70,34 @@ func runCluster(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "causeway cluster: --wan-latency: %v\n", err)
 		return exitUsage
 	}
+	role := map[string]string{}
+	switch *voters {
+	case "":
+		for _, n := range names {
+			role[n] = "voter"
+		}
+	case "none":
+		for _, n := range names {
+			role[n] = "off"
+		}
+	default:
+		for _, n := range names {
+			role[n] = "forwarder"
+		}
+		for _, v := range strings.Split(*voters, ",") {
+			v = strings.TrimSpace(v)
+			if _, ok := role[v]; !ok {
+				fmt.Fprintf(stderr, "causeway cluster: --linear-voters: %q is not one of the regions %v\n", v, names)
+				return exitUsage
+			}
+			role[v] = "voter"
+		}
+		// The first region forms the tier, so it must vote.
+		if role[names[0]] != "voter" {
+			fmt.Fprintf(stderr, "causeway cluster: --linear-voters must include the first region, %s, which forms the tier\n", names[0])
+			return exitUsage
+		}
+	}
 	id, err := clusterID(*data, *cluster)
 	if err != nil {
 		fmt.Fprintf(stderr, "causeway cluster: %v\n", err)
@@ -93,7 +122,8 @@ func runCluster(args []string, stdout, stderr io.Writer) int {
 		addr := fmt.Sprintf("127.0.0.1:%d", *basePort+i)
 		gossipAddr := fmt.Sprintf("127.0.0.1:%d", *basePort+i+gossipPortOffset)
 		args := []string{"serve", "--region", name, "--data", filepath.Join(*data, name), "--listen", addr,
-			"--gossip-listen", gossipAddr, "--cluster-id", id, "--fault-injection", "--wan-latency", *wan}
+			"--gossip-listen", gossipAddr, "--cluster-id", id, "--fault-injection", "--wan-latency", *wan,
+			"--linear", role[name]}
 		if i > 0 {
 			// Every region joins through the first; gossip does the rest.
 			args = append(args, "--join", fmt.Sprintf("127.0.0.1:%d", *basePort+gossipPortOffset))
@@ -140,7 +170,7 @@ func runCluster(args []string, stdout, stderr io.Writer) int {
 	}
 	fmt.Fprintf(stdout, "causeway cluster %s: %d regions, fault injection on\n", id, len(names))
 	for _, name := range names {
-		fmt.Fprintf(stdout, "  %-14s http://%s   (causeway status --addr %s)\n", name, addrs[name], addrs[name])
+		fmt.Fprintf(stdout, "  %-14s http://%s   (causeway status --addr %s)  linear tier: %s\n", name, addrs[name], addrs[name], role[name])
 	}
 	if *wan != "" {
 		fmt.Fprintf(stdout, "  WAN one-way delays: %s\n", *wan)

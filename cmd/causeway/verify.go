@@ -64,7 +64,7 @@ func runVerifyWith(args []string, stdout, stderr io.Writer, server campaign.Serv
 	faults := fs.String("faults", "all", "faults to inject: partition,cut,delay,kill,pause,skew, all or none")
 	maxSkew := fs.Duration("max-skew", 10*time.Second, "largest clock skew injected (either direction)")
 	timeout := fs.Duration("request-timeout", 2*time.Second, "deadline of one client request")
-	pace := fs.Duration("pace", 0, "pause between two operations of one client (bounds the load on a small machine)")
+	pace := fs.Duration("pace", 0, "pause between two operations of one client (default: 10ms, longer for long campaigns so that one records at most about 300,000 operations)")
 	report := fs.String("report", "", "report directory (default ./verify-report/<timestamp>)")
 	basePort := fs.Int("base-port", 0, "API port of the first region, the others following (gossip on API+100); 0 picks free ports")
 	keepData := fs.Bool("keep-data", false, "keep the regions' data directories (always kept when anomalies are found)")
@@ -116,6 +116,11 @@ func runVerifyWith(args []string, stdout, stderr io.Writer, server campaign.Serv
 	if *seed == 0 {
 		*seed = uint64(time.Now().UnixNano())
 	}
+	if *pace == 0 {
+		// Besides the clients, each region has a chain writer and an
+		// observer.
+		*pace = defaultPace(*duration, len(names)*(*clients+2))
+	}
 	if *report == "" {
 		*report = filepath.Join("verify-report", time.Now().Format("20060102-150405"))
 	}
@@ -155,6 +160,18 @@ func runVerifyWith(args []string, stdout, stderr io.Writer, server campaign.Serv
 		return exitAnomalies
 	}
 	return exitOK
+}
+
+// maxCampaignOps is about how many operations a campaign records at most
+// with the default pace: the checkers judge that many in about 1 GB of
+// memory and a few seconds, and more adds little.
+const maxCampaignOps = 300_000
+
+// defaultPace is the pause between two operations of one of clients
+// clients: 10ms, or longer when the campaign would otherwise record more
+// than maxCampaignOps operations.
+func defaultPace(d time.Duration, clients int) time.Duration {
+	return max(10*time.Millisecond, d*time.Duration(clients)/maxCampaignOps).Round(time.Millisecond)
 }
 
 // recheckHistory runs the checkers over a recorded history.

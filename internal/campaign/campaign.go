@@ -210,10 +210,12 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		wg.Go(func() { workErrs[i] = w.Run(workCtx, env) })
 	}
 	nem.Run(workCtx, res.Started, res.Started.Add(res.FaultWindow[1]))
-	if err := nem.HealAll(context.WithoutCancel(ctx)); err != nil {
-		res.Problems = append(res.Problems, "healing every fault: "+err.Error())
+	if ctx.Err() == nil {
+		if err := nem.HealAll(ctx); err != nil {
+			res.Problems = append(res.Problems, "healing every fault: "+err.Error())
+		}
+		logf("+%v every fault healed; clients run on until +%v", time.Since(res.Started).Round(100*time.Millisecond), cfg.Duration)
 	}
-	logf("+%v every fault healed; clients run on until +%v", time.Since(res.Started).Round(100*time.Millisecond), cfg.Duration)
 	wg.Wait()
 	logf("+%v writes stopped", time.Since(res.Started).Round(100*time.Millisecond))
 	for i, err := range workErrs {
@@ -224,6 +226,12 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	res.Problems = append(res.Problems, nem.Failures()...)
 
 	for _, w := range cfg.Workloads {
+		if ctx.Err() != nil {
+			// Interrupted: the regions may not have healed, so there is no
+			// final state to judge; the history so far is still checked.
+			res.Problems = append(res.Problems, "interrupted before the final phase: convergence was not checked")
+			break
+		}
 		if f, ok := w.(Finalizer); ok {
 			if err := f.Final(ctx, env); err != nil {
 				res.Problems = append(res.Problems, fmt.Sprintf("final phase of %s: %v", w.Name(), err))

@@ -182,7 +182,13 @@ func subOrigin(origin string, i int) string {
 }
 
 func causalOperations(h *History) []Operation {
-	return slices.DeleteFunc(h.Operations(), func(o Operation) bool { return o.Invoke.Tier != TierCausal })
+	var out []Operation
+	for _, o := range h.Operations() {
+		if o.Invoke.Tier == TierCausal {
+			out = append(out, o)
+		}
+	}
+	return out
 }
 
 func newCausalView(h *History) *causalView {

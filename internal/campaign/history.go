@@ -257,11 +257,12 @@ func (r *Recorder) Flush() error {
 	return r.err
 }
 
-// History returns a copy of the events recorded so far.
+// History returns the events recorded so far. Recorded events never
+// change, so the history shares them with the recorder.
 func (r *Recorder) History() *History {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	return &History{Events: append([]Event(nil), r.events...)}
+	return &History{Events: r.events[:len(r.events):len(r.events)]}
 }
 
 // ReadHistory parses a history written by a Recorder.
@@ -283,17 +284,22 @@ func ReadHistory(rd io.Reader) (*History, error) {
 }
 
 // History is a recorded campaign: events in the order they were recorded.
+// Its events must not be modified once Operations was called.
 type History struct {
 	Events []Event
+
+	opsOnce sync.Once
+	ops     []Operation
 }
 
-// Operation pairs an invocation with its completion.
+// Operation pairs an invocation with its completion; both point into the
+// history's events.
 type Operation struct {
-	Invoke Event
-	// Completion is the ok, fail or info event; an operation that never
-	// completed (the campaign was cut short) has Type "" and counts as
-	// info.
-	Completion Event
+	Invoke *Event
+	// Completion is the ok, fail or info event. An operation that never
+	// completed (the campaign was cut short) has an empty one (Type ""),
+	// and counts as info.
+	Completion *Event
 	// InvokePos and CompletePos are the events' positions in the history
 	// (CompletePos is len(Events) when the operation never completed).
 	InvokePos, CompletePos int
@@ -307,22 +313,26 @@ func (o *Operation) Outcome() string {
 	return o.Completion.Type
 }
 
-// Operations assembles the history's operations, in order of invocation.
+// Operations returns the history's operations, in order of invocation
+// (which is the order of their ids). The slice is computed once and shared:
+// callers must not modify it.
 func (h *History) Operations() []Operation {
-	var ops []Operation
-	at := map[int64]int{}
-	for i, e := range h.Events {
-		switch e.Type {
-		case EventInvoke:
-			at[e.Op] = len(ops)
-			ops = append(ops, Operation{Invoke: e, InvokePos: i, CompletePos: len(h.Events)})
-		case EventOK, EventFail, EventInfo:
-			if j, ok := at[e.Op]; ok {
-				ops[j].Completion, ops[j].CompletePos = e, i
+	h.opsOnce.Do(func() {
+		at := map[int64]int{}
+		for i := range h.Events {
+			e := &h.Events[i]
+			switch e.Type {
+			case EventInvoke:
+				at[e.Op] = len(h.ops)
+				h.ops = append(h.ops, Operation{Invoke: e, Completion: &Event{}, InvokePos: i, CompletePos: len(h.Events)})
+			case EventOK, EventFail, EventInfo:
+				if j, ok := at[e.Op]; ok {
+					h.ops[j].Completion, h.ops[j].CompletePos = e, i
+				}
 			}
 		}
-	}
-	return ops
+	})
+	return h.ops
 }
 
 // Of returns the events of one type, in order.
