@@ -34,8 +34,9 @@ type testVoter struct {
 type testGroup struct {
 	t      *testing.T
 	mu     sync.Mutex
-	voters []*testVoter
-	alive  map[string]bool
+	voters  []*testVoter
+	alive   map[string]bool
+	removed map[string]bool
 }
 
 func newH2C(dial func(ctx context.Context, network, addr string) (net.Conn, error)) *http.Client {
@@ -52,7 +53,7 @@ func (g *testGroup) peers() []Peer {
 		if v.api == "" {
 			continue
 		}
-		out = append(out, Peer{Region: v.region, APIAddr: v.api, RaftAddr: v.raft, Alive: g.alive[v.region]})
+		out = append(out, Peer{Region: v.region, APIAddr: v.api, RaftAddr: v.raft, Alive: g.alive[v.region], Removed: g.removed[v.region]})
 	}
 	return out
 }
@@ -104,7 +105,7 @@ func (g *testGroup) stop(v *testVoter) {
 }
 
 func newTestGroup(t *testing.T, regions ...string) *testGroup {
-	g := &testGroup{t: t, alive: map[string]bool{}}
+	g := &testGroup{t: t, alive: map[string]bool{}, removed: map[string]bool{}}
 	for i, r := range regions {
 		v := &testVoter{region: r, dir: t.TempDir(), raft: "127.0.0.1:0"}
 		g.voters = append(g.voters, v)
@@ -249,5 +250,55 @@ func TestMinorityFailsFastWithReason(t *testing.T) {
 	}
 	if _, err := claim(ctx, g.voters[0].client, "carol", "c", ""); err != nil {
 		t.Fatalf("majority side: %v", err)
+	}
+}
+
+// TestRemovedRegionLeavesTheGroup: a region removed from the cluster
+// (gossip reports it removed) is removed from the Raft configuration by the
+// leader, so it no longer counts towards the quorum.
+func TestRemovedRegionLeavesTheGroup(t *testing.T) {
+	g := newTestGroup(t, "us-east", "eu-west", "ap-south")
+	leader := g.awaitLeader(20 * time.Second)
+	var gone *testVoter
+	for _, v := range g.voters {
+		if v != leader {
+			gone = v
+		}
+	}
+	g.mu.Lock()
+	g.removed[gone.region] = true
+	g.mu.Unlock()
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		st := leader.node.Status()
+		if len(st.Voters) == 2 && st.Quorum == 2 {
+			for _, v := range st.Voters {
+				if v.Region == gone.region {
+					t.Fatalf("removed region %s still a voter", gone.region)
+				}
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("leader still has voters %v after the removal of %s", st.Voters, gone.region)
+		}
+		<-time.After(20 * time.Millisecond) // poll interval
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if _, err := claim(ctx, leader.client, "dan", "d", ""); err != nil {
+		t.Fatalf("claim after the removal: %v", err)
+	}
+}
+
+func TestTimingScalesWithRoundTrip(t *testing.T) {
+	lan, wan := timingFor(10*time.Millisecond), timingFor(238*time.Millisecond)
+	if wan.heartbeat < lan.heartbeat+4*228*time.Millisecond {
+		t.Fatalf("heartbeat timeout %v on a 238ms round trip; want it 4 round trips above the LAN's %v", wan.heartbeat, lan.heartbeat)
+	}
+	for _, tm := range []timing{lan, wan} {
+		if tm.lease > tm.heartbeat || tm.call < 2*tm.heartbeat {
+			t.Fatalf("timing %+v: lease must not exceed the heartbeat timeout, and a call waits two election timeouts", tm)
+		}
 	}
 }
