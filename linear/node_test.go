@@ -32,8 +32,8 @@ type testVoter struct {
 // testGroup is a set of in-process voters whose membership view is a
 // shared table (standing in for gossip).
 type testGroup struct {
-	t      *testing.T
-	mu     sync.Mutex
+	t       *testing.T
+	mu      sync.Mutex
 	voters  []*testVoter
 	alive   map[string]bool
 	removed map[string]bool
