@@ -455,7 +455,14 @@ func (c AtomicityChecker) Check(h *History) Findings {
 		}
 		return compareVersions(r.Version, wv) < 0
 	}
-	seen := map[string]map[int64]*Version{} // session -> atomic writes seen -> version
+	// seen: per session and key, the newest atomic write that wrote the key
+	// and that the session has seen (read one of its keys, or wrote it).
+	// Reading an older version of the key after it is torn, and checking
+	// the newest one is enough: an older one is older still.
+	type seenWrite struct {
+		op      int64
+		version *Version
+	}
 	bySession := map[string][]*Operation{}
 	for i := range ops {
 		bySession[ops[i].Invoke.Session] = append(bySession[ops[i].Invoke.Session], &ops[i])
@@ -463,13 +470,20 @@ func (c AtomicityChecker) Check(h *History) Findings {
 	for _, s := range slices.Sorted(maps.Keys(bySession)) {
 		list := bySession[s]
 		slices.SortStableFunc(list, func(a, b *Operation) int { return cmp.Compare(a.Invoke.Index, b.Invoke.Index) })
-		seen[s] = map[int64]*Version{}
+		seen := map[string]seenWrite{}
+		see := func(w *Operation, wv *Version) {
+			for _, kw := range w.Invoke.Writes {
+				if prev, ok := seen[kw.Key]; !ok || compareVersions(wv, prev.version) > 0 {
+					seen[kw.Key] = seenWrite{w.Invoke.Op, wv}
+				}
+			}
+		}
 		for _, o := range list {
 			if o.Outcome() != EventOK {
 				continue
 			}
 			if o.Invoke.F == FWriteMany && o.Completion.Version != nil {
-				seen[s][o.Invoke.Op] = o.Completion.Version
+				see(o, o.Completion.Version)
 				continue
 			}
 			if o.Invoke.F != FGet && o.Invoke.F != FReadMany {
@@ -495,23 +509,15 @@ func (c AtomicityChecker) Check(h *History) Findings {
 			}
 			// Session: atomic writes seen before this read.
 			for _, r := range reads {
-				for wop, wv := range seen[s] {
-					w := findOp(ops, wop)
-					if w == nil || !slices.ContainsFunc(w.Invoke.Writes, func(kw KeyWrite) bool { return kw.Key == r.Key }) {
-						continue
-					}
-					if olderThan(r, o.CompletePos, wv) {
-						f.Anomalies = append(f.Anomalies, Anomaly{Checker: c.Name(), Kind: "torn-write", Op: o.Invoke.Op, Session: s, Key: r.Key,
-							Detail: fmt.Sprintf("%s at %s returned %s for %q, but the session had already seen write_many op %d (version %s), which wrote %q",
-								o.Invoke.F, o.Invoke.Region, describeRead(r), r.Key, wop, wv, r.Key)})
-					}
+				if sw, ok := seen[r.Key]; ok && olderThan(r, o.CompletePos, sw.version) {
+					f.Anomalies = append(f.Anomalies, Anomaly{Checker: c.Name(), Kind: "torn-write", Op: o.Invoke.Op, Session: s, Key: r.Key,
+						Detail: fmt.Sprintf("%s at %s returned %s for %q, but the session had already seen write_many op %d (version %s), which wrote %q",
+							o.Invoke.F, o.Invoke.Region, describeRead(r), r.Key, sw.op, sw.version, r.Key)})
 				}
 			}
 			for _, r := range reads {
 				if w, wv := writeOf(r); w != nil {
-					if prev := seen[s][w.Invoke.Op]; prev == nil {
-						seen[s][w.Invoke.Op] = wv
-					}
+					see(w, wv)
 				}
 			}
 		}
@@ -520,14 +526,6 @@ func (c AtomicityChecker) Check(h *History) Findings {
 		return cmp.Or(cmp.Compare(a.Op, b.Op), strings.Compare(a.Key, b.Key), strings.Compare(a.Detail, b.Detail))
 	})
 	return f
-}
-
-func findOp(ops []Operation, id int64) *Operation {
-	i, ok := slices.BinarySearchFunc(ops, id, func(o Operation, id int64) int { return cmp.Compare(o.Invoke.Op, id) })
-	if !ok {
-		return nil
-	}
-	return &ops[i]
 }
 
 func describeRead(r KeyRead) string {

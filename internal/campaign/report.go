@@ -301,17 +301,20 @@ func (r *Result) WriteReport() error {
 	if err := os.MkdirAll(sdir, 0o755); err != nil {
 		return err
 	}
+	bySession := map[string]*strings.Builder{}
 	for s := range sessions {
-		var b strings.Builder
-		for _, e := range r.History.Events {
-			if e.Session == s {
-				line, err := json.Marshal(e)
-				if err != nil {
-					return err
-				}
-				b.Write(append(line, '\n'))
+		bySession[s] = &strings.Builder{}
+	}
+	for _, e := range r.History.Events {
+		if b := bySession[e.Session]; b != nil {
+			line, err := json.Marshal(e)
+			if err != nil {
+				return err
 			}
+			b.Write(append(line, '\n'))
 		}
+	}
+	for s, b := range bySession {
 		if err := os.WriteFile(filepath.Join(sdir, s+".jsonl"), []byte(b.String()), 0o644); err != nil {
 			return err
 		}
