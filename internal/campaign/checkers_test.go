@@ -347,13 +347,24 @@ func TestSummaryCountsPerTier(t *testing.T) {
 	b.rec.DuringFault = func() bool { return active }
 	b.put("s1", 1, "us", "k", "a", ver("us", 1, 100))
 	active = true
+	kill := &Fault{ID: 1, Kind: FaultKill, Region: "eu"}
+	b.rec.Record(Event{Type: EventNemesis, Phase: PhaseStart, Fault: kill})
 	b.op(FGet, "s1", 2, "eu", Event{Key: "k"}, EventFail, Event{Code: "unavailable"})
+	b.rec.Record(Event{Type: EventNemesis, Phase: PhaseHeal, Fault: kill})
+	active = false
+	b.get("s1", 3, "us", val("k", "a", ver("us", 1, 100)))
 	s := Summarize(b.rec.History())
+	if c := s.ByFault[TierCausal][FaultKill]; c == nil || c[0] != (OpCounts{Total: 1, Fail: 1}) || c[1] != (OpCounts{}) {
+		t.Errorf("during the kill of eu: %+v, want one failed operation in eu and none elsewhere", c)
+	}
+	if s.Faults[FaultKill] != 1 {
+		t.Errorf("faults %v, want one kill", s.Faults)
+	}
 	if c := s.DuringFaults[TierCausal]; c == nil || c.Total != 1 || c.OK != 0 {
 		t.Errorf("during faults: %+v, want 1 operation, none ok", c)
 	}
-	if c := s.Otherwise[TierCausal]; c == nil || c.Total != 1 || c.OK != 1 {
-		t.Errorf("otherwise: %+v, want 1 operation, ok", c)
+	if c := s.Otherwise[TierCausal]; c == nil || c.Total != 2 || c.OK != 2 {
+		t.Errorf("otherwise: %+v, want 2 operations, ok", c)
 	}
 	if got := slices.Sorted(maps.Keys(s.Ops)); !slices.Equal(got, []string{"causal/get", "causal/put"}) {
 		t.Errorf("operations counted as %v", got)

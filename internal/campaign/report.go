@@ -46,14 +46,19 @@ type Summary struct {
 	// DuringFaults and Otherwise count operations by tier, split by whether
 	// a fault was active when they started.
 	DuringFaults, Otherwise map[string]*OpCounts
-	Faults                  map[FaultKind]int
+	// ByFault counts operations by tier and by the kind of the fault active
+	// when they started, at the faulted region ([0]) and elsewhere ([1]).
+	ByFault map[string]map[FaultKind]*[2]OpCounts
+	Faults  map[FaultKind]int
 	// Skew describes what happened around each clock-skew fault.
 	Skew []string
 }
 
 // Summarize counts the history's operations and faults.
 func Summarize(h *History) *Summary {
-	s := &Summary{Ops: map[string]*OpCounts{}, DuringFaults: map[string]*OpCounts{}, Otherwise: map[string]*OpCounts{}, Faults: map[FaultKind]int{}}
+	s := &Summary{Ops: map[string]*OpCounts{}, DuringFaults: map[string]*OpCounts{}, Otherwise: map[string]*OpCounts{},
+		ByFault: map[string]map[FaultKind]*[2]OpCounts{}, Faults: map[FaultKind]int{}}
+	windows := faultWindows(h)
 	get := func(m map[string]*OpCounts, k string) *OpCounts {
 		if m[k] == nil {
 			m[k] = &OpCounts{}
@@ -69,6 +74,21 @@ func Summarize(h *History) *Summary {
 		} else {
 			get(s.Otherwise, o.Invoke.Tier).add(o.Outcome())
 		}
+		if f := activeFault(windows, o.Invoke.Time); f != nil {
+			byKind := s.ByFault[o.Invoke.Tier]
+			if byKind == nil {
+				byKind = map[FaultKind]*[2]OpCounts{}
+				s.ByFault[o.Invoke.Tier] = byKind
+			}
+			if byKind[f.Kind] == nil {
+				byKind[f.Kind] = &[2]OpCounts{}
+			}
+			where := 1
+			if o.Invoke.Region == f.Region || (f.Kind != FaultPartition && o.Invoke.Region == f.Peer) {
+				where = 0
+			}
+			byKind[f.Kind][where].add(o.Outcome())
+		}
 	}
 	for _, e := range h.Of(EventNemesis) {
 		if e.Phase == PhaseStart && e.Fault != nil {
@@ -77,6 +97,47 @@ func Summarize(h *History) *Summary {
 	}
 	s.Skew = observeSkew(h, ops)
 	return s
+}
+
+// faultWindow is when one fault was active.
+type faultWindow struct {
+	from, to time.Time
+	fault    *Fault
+}
+
+// faultWindows lists the faults of the history by start time (faults do
+// not overlap).
+func faultWindows(h *History) []faultWindow {
+	var out []faultWindow
+	open := map[int]int{}
+	for _, e := range h.Of(EventNemesis) {
+		if e.Fault == nil {
+			continue
+		}
+		switch e.Phase {
+		case PhaseStart:
+			open[e.Fault.ID] = len(out)
+			out = append(out, faultWindow{from: e.Time, to: e.Time.Add(time.Hour), fault: e.Fault})
+		case PhaseHeal:
+			if i, ok := open[e.Fault.ID]; ok {
+				out[i].to = e.Time
+			}
+		}
+	}
+	return out
+}
+
+// activeFault is the fault active at t, or nil.
+func activeFault(windows []faultWindow, t time.Time) *Fault {
+	i, _ := slices.BinarySearchFunc(windows, t, func(w faultWindow, t time.Time) int { return w.from.Compare(t) })
+	// windows[i-1] is the last to start at or before t (or i itself when
+	// it starts exactly at t).
+	for _, j := range []int{i, i - 1} {
+		if j >= 0 && j < len(windows) && !t.Before(windows[j].from) && t.Before(windows[j].to) {
+			return windows[j].fault
+		}
+	}
+	return nil
 }
 
 // observeSkew reports, for each clock-skew fault, how far ahead of the
@@ -219,6 +280,20 @@ func (r *Result) WriteSummary(w io.Writer) {
 		fmt.Fprintf(tw, "%s tier\t%s of %d\t%s of %d\t\n", tier, d.Availability(), d.Total, o.Availability(), o.Total)
 	}
 	tw.Flush()
+
+	if len(s.ByFault) > 0 {
+		fmt.Fprintln(w)
+		tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+		fmt.Fprintln(tw, "availability during\tat the faulted region(s)\telsewhere\t")
+		for _, tier := range slices.Sorted(maps.Keys(s.ByFault)) {
+			for _, k := range AllFaults {
+				if c := s.ByFault[tier][k]; c != nil {
+					fmt.Fprintf(tw, "%s, %s tier\t%s of %d\t%s of %d\t\n", k, tier, c[0].Availability(), c[0].Total, c[1].Availability(), c[1].Total)
+				}
+			}
+		}
+		tw.Flush()
+	}
 
 	fmt.Fprintln(w)
 	tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
