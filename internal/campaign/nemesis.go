@@ -251,25 +251,35 @@ func (n *Nemesis) fail(f *Fault, format string, args ...any) {
 // Run carries out the plan, start being the campaign's start time: each
 // fault begins at its offset (or as soon as the previous one healed, when
 // restarts made the nemesis late) and is healed after its hold time. A
-// fault that could no longer heal by end is skipped. Run returns when the
-// plan is done or ctx is cancelled; either way every fault it began is
-// healed.
+// fault that could no longer heal by end is shortened to fit, or skipped
+// when less than a second is left. Run returns when the plan is done or
+// ctx is cancelled; either way every fault it began is healed.
 func (n *Nemesis) Run(ctx context.Context, start, end time.Time) {
 	for i := range n.plan {
 		f := &n.plan[i]
 		if !waitUntil(ctx, start.Add(time.Duration(f.At))) {
 			return
 		}
-		if time.Now().Add(time.Duration(f.Hold)).After(end) {
-			n.rec.Record(Event{Type: EventNemesis, Phase: PhaseObserve, Fault: f, Detail: "skipped: the nemesis ran late and the fault would not heal before the fault window ends"})
-			n.log("nemesis: fault %d (%s) skipped: running late", f.ID, f)
-			continue
+		hold := time.Duration(f.Hold)
+		if left := time.Until(end); hold > left {
+			// Restarts made the nemesis late: a shorter fault is better
+			// than none, but one too short to matter is skipped.
+			if left < time.Second {
+				n.rec.Record(Event{Type: EventNemesis, Phase: PhaseObserve, Fault: f, Detail: "skipped: the nemesis ran late and the fault would not heal before the fault window ends"})
+				n.log("nemesis: fault %d (%s) skipped: running late", f.ID, f)
+				continue
+			}
+			hold = left.Truncate(time.Millisecond)
 		}
 		n.active.Add(1)
-		n.rec.Record(Event{Type: EventNemesis, Phase: PhaseStart, Fault: f, Detail: f.String()})
-		n.log("nemesis: +%v fault %d: %s for %v", time.Since(start).Round(100*time.Millisecond), f.ID, f, f.Hold)
+		detail := f.String()
+		if hold != time.Duration(f.Hold) {
+			detail += fmt.Sprintf(" (held %v instead of %v: the nemesis ran late)", hold, f.Hold)
+		}
+		n.rec.Record(Event{Type: EventNemesis, Phase: PhaseStart, Fault: f, Detail: detail})
+		n.log("nemesis: +%v fault %d: %s for %v", time.Since(start).Round(100*time.Millisecond), f.ID, f, hold)
 		n.apply(ctx, f)
-		waitUntil(ctx, time.Now().Add(time.Duration(f.Hold)))
+		waitUntil(ctx, time.Now().Add(hold))
 		// Healing must happen even when ctx is done: heal on a context of
 		// its own.
 		n.heal(context.WithoutCancel(ctx), f)
