@@ -14,6 +14,7 @@ const usage = `causeway: a geo-replicated, causally consistent key-value store.
 Usage:
   causeway serve [flags]             start a node (see: causeway serve --help)
   causeway cluster [flags]           start a local multi-region cluster (3 regions, WAN delays)
+  causeway verify [flags]            fault campaign: a local cluster under a nemesis, histories checked
   causeway put KEY VALUE [flags]     write VALUE under KEY ("-" reads VALUE from stdin)
   causeway get KEY [flags]           read KEY
   causeway del KEY [flags]           delete KEY
@@ -77,6 +78,8 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		return runServe(rest, stdout, stderr)
 	case "cluster":
 		return runCluster(rest, stdout, stderr)
+	case "verify":
+		return runVerify(rest, stdout, stderr)
 	case "put", "get", "del", "delete", "status", "link", "remove-region":
 		return runClient(verb, rest, stdin, stdout, stderr)
 	case "claim", "release", "lookup", "cas", "cas-get", "lease", "lock", "unlock":

@@ -84,6 +84,10 @@ func runServe(args []string, stdout, stderr io.Writer) int {
 	}
 	cfg.Advertise = *advertise
 	cfg.FaultInjection = *faults
+	if err := cfg.ApplyUnsafeSwitches(os.Getenv); err != nil {
+		fmt.Fprintf(stderr, "causeway serve: %v\n", err)
+		return exitUsage
+	}
 	if cfg.Gossip, err = gossipConfig(*gossipAddr, *listen, *join, *gossipKey); err != nil {
 		fmt.Fprintf(stderr, "causeway serve: %v\n", err)
 		return exitUsage
