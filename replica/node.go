@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 	"unicode/utf8"
 
@@ -56,6 +57,7 @@ type Node struct {
 	linear *linear.Node // the linearizable tier; nil when off
 
 	stop       chan struct{}
+	closed     atomic.Bool
 	background sync.WaitGroup
 }
 
@@ -178,8 +180,11 @@ func (n *Node) loadMeta() (nodeState, error) {
 }
 
 // Close stops background work and closes the store. Every acknowledged
-// write is already durable.
+// write is already durable. Closing again does nothing.
 func (n *Node) Close() error {
+	if !n.closed.CompareAndSwap(false, true) {
+		return nil // closed already
+	}
 	close(n.stop)
 	var lerr error
 	if n.linear != nil {
