@@ -7,6 +7,8 @@ import (
 	"connectrpc.com/connect"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	v1 "github.com/causewaydb/causeway/api/causeway/v1"
 )
 
 // nodeMetrics is one node's Prometheus registry. It is per node, not global,
@@ -94,6 +96,16 @@ func newNodeMetrics(n *Node) *nodeMetrics {
 			}
 			return 0
 		}),
+		linearGauge(n, labels, "linear_available", "1 when this node can serve linearizable requests now (it knows a leader followed by a quorum), else 0; absent without the tier.",
+			func(st *v1.LinearStatus) float64 { return boolFloat(st.Available) }),
+		linearGauge(n, labels, "linear_leader", "1 when this node leads the linearizable tier's Raft group, else 0.",
+			func(st *v1.LinearStatus) float64 { return boolFloat(st.LeaderRegion == n.cfg.Region && st.Voter) }),
+		linearGauge(n, labels, "linear_term", "Raft term of this voter.",
+			func(st *v1.LinearStatus) float64 { return float64(st.Term) }),
+		linearGauge(n, labels, "linear_applied_index", "Raft log index this voter's state machine has applied.",
+			func(st *v1.LinearStatus) float64 { return float64(st.AppliedIndex) }),
+		linearGauge(n, labels, "linear_reachable_voters", "Voters of the linearizable tier this node reaches (itself included).",
+			func(st *v1.LinearStatus) float64 { return float64(st.ReachableVoters) }),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Namespace: "causeway", Name: "uptime_seconds", ConstLabels: labels,
 			Help: "Seconds since the node opened its store.",
@@ -116,4 +128,32 @@ func (m *nodeMetrics) interceptor() connect.UnaryInterceptorFunc {
 			return res, err
 		}
 	}
+}
+
+// linearGauge reports one figure of the linearizable tier's status; it
+// reports nothing on a node without the tier.
+func linearGauge(n *Node, labels prometheus.Labels, name, help string, value func(*v1.LinearStatus) float64) prometheus.Collector {
+	return &linearCollector{n: n, value: value, desc: prometheus.NewDesc("causeway_"+name, help, nil, labels)}
+}
+
+type linearCollector struct {
+	n     *Node
+	desc  *prometheus.Desc
+	value func(*v1.LinearStatus) float64
+}
+
+func (c *linearCollector) Describe(ch chan<- *prometheus.Desc) { ch <- c.desc }
+
+func (c *linearCollector) Collect(ch chan<- prometheus.Metric) {
+	if c.n.linear == nil {
+		return
+	}
+	ch <- prometheus.MustNewConstMetric(c.desc, prometheus.GaugeValue, c.value(c.n.linear.Status()))
+}
+
+func boolFloat(b bool) float64 {
+	if b {
+		return 1
+	}
+	return 0
 }

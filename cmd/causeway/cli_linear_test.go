@@ -1,7 +1,10 @@
 package main
 
 import (
+	"io"
+	"net/http"
 	"regexp"
+	"strings"
 	"strconv"
 	"testing"
 	"time"
@@ -89,4 +92,19 @@ func TestCLILinearVerbs(t *testing.T) {
 	run(step{[]string{"lease", "revoke", id}, exitOK, `revoked`, ""})
 	run(step{[]string{"lease", "keepalive", id}, exitNotFound, `^$`, `not_found`})
 	run(step{[]string{"status"}, exitOK, `linear tier      available\n  role           voter, leader`, ""})
+
+	res, err := http.Get(s.addr + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(res.Body)
+	res.Body.Close()
+	for _, want := range []string{`causeway_linear_available{region="cli"} `, `causeway_linear_leader{region="cli"} 1`, `causeway_linear_reachable_voters{region="cli"} 1`} {
+		if !strings.Contains(string(body), want) {
+			t.Errorf("/metrics lacks %s", want)
+		}
+	}
+	if !regexp.MustCompile(`causeway_linear_available\{[^}]*\} 1\n`).Match(body) {
+		t.Errorf("/metrics does not report the tier available:\n%s", regexp.MustCompile(`(?m)^causeway_linear.*$`).FindAll(body, -1))
+	}
 }
