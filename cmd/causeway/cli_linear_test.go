@@ -4,8 +4,8 @@ import (
 	"io"
 	"net/http"
 	"regexp"
-	"strings"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
