@@ -60,6 +60,7 @@ func runVerifyWith(args []string, stdout, stderr io.Writer, server campaign.Serv
 	wan := fs.String("wan-latency", defaultWAN, "base one-way delays between regions (a/b=40ms,...); \"\" for none")
 	clients := fs.Int("clients", 3, "client sessions started in each region")
 	keys := fs.Int("keys", 8, "size of the key set (small, so that writes conflict)")
+	chains := fs.Int("chains", 0, "photo/comment chains: a writer hands its token to a commenter in the next region, an observer in a third takes snapshots (0: one per region, -1: none)")
 	seed := fs.Uint64("seed", 0, "seed of the fault plan and of the clients' choices (0: a random seed, printed)")
 	faults := fs.String("faults", "all", "faults to inject: partition,cut,delay,kill,pause,skew, all or none")
 	maxSkew := fs.Duration("max-skew", 10*time.Second, "largest clock skew injected (either direction)")
@@ -117,9 +118,12 @@ func runVerifyWith(args []string, stdout, stderr io.Writer, server campaign.Serv
 		*seed = uint64(time.Now().UnixNano())
 	}
 	if *pace == 0 {
-		// Besides the clients, each region has a chain writer and an
-		// observer.
-		*pace = defaultPace(*duration, len(names)*(*clients+2))
+		// Besides the clients, each chain has a writer and an observer.
+		nChains := *chains
+		if nChains == 0 {
+			nChains = len(names)
+		}
+		*pace = defaultPace(*duration, len(names)**clients+2*max(nChains, 0))
 	}
 	if *report == "" {
 		*report = filepath.Join("verify-report", time.Now().Format("20060102-150405"))
@@ -139,7 +143,7 @@ func runVerifyWith(args []string, stdout, stderr io.Writer, server campaign.Serv
 		Seed:                   *seed,
 		Faults:                 kinds,
 		MaxSkew:                *maxSkew,
-		Workloads:              []campaign.Workload{&campaign.CausalWorkload{ClientsPerRegion: *clients, Keys: *keys, Pace: *pace}},
+		Workloads:              []campaign.Workload{&campaign.CausalWorkload{ClientsPerRegion: *clients, Keys: *keys, Chains: *chains, Pace: *pace}},
 		RequestTimeout:         *timeout,
 		UnsafeSkipDependencies: *unsafeSkip,
 		KeepData:               *keepData,
