@@ -56,6 +56,12 @@ type ClusterConfig struct {
 	BasePort int
 	// StartTimeout bounds one start of one region (default 60s).
 	StartTimeout time.Duration
+	// ServeArgs returns extra `causeway serve` flags for a region, added
+	// at every start. Nil means "--linear off": a campaign of the causal
+	// tier alone. A campaign of the linear tier makes regions voters or
+	// forwarders here, with "--raft-listen" r.RaftAddr for voters; the
+	// first region's first start has no --join, so it bootstraps the tier.
+	ServeArgs func(r *Region) []string
 }
 
 // The readiness line `causeway serve` prints once it serves.
@@ -74,8 +80,11 @@ type Region struct {
 	Name       string
 	Addr       string // API host:port
 	GossipAddr string
-	DataDir    string
-	URL        string
+	// RaftAddr is a free address reserved for the linear tier's Raft
+	// transport (see ClusterConfig.ServeArgs).
+	RaftAddr string
+	DataDir  string
+	URL      string
 
 	mu         sync.Mutex
 	cmd        *exec.Cmd
@@ -135,6 +144,7 @@ func StartCluster(ctx context.Context, cfg ClusterConfig) (*Cluster, error) {
 			Name:       name,
 			Addr:       net.JoinHostPort("127.0.0.1", strconv.Itoa(ports[i][0])),
 			GossipAddr: net.JoinHostPort("127.0.0.1", strconv.Itoa(ports[i][1])),
+			RaftAddr:   net.JoinHostPort("127.0.0.1", strconv.Itoa(ports[i][2])),
 			DataDir:    filepath.Join(cfg.DataDir, name),
 			state:      stateDown,
 		}
@@ -156,13 +166,14 @@ func StartCluster(ctx context.Context, cfg ClusterConfig) (*Cluster, error) {
 	return c, nil
 }
 
-// ports returns an API and a gossip port per region: from BasePort, or
+// ports returns an API, a gossip and a Raft port per region: from
+// BasePort (gossip +100, Raft +200, as `causeway serve` defaults them), or
 // ports the system reports free (TCP and UDP, as gossip uses both).
-func (c *Cluster) ports(n int) ([][2]int, error) {
-	out := make([][2]int, n)
+func (c *Cluster) ports(n int) ([][3]int, error) {
+	out := make([][3]int, n)
 	if c.cfg.BasePort != 0 {
 		for i := range out {
-			out[i] = [2]int{c.cfg.BasePort + i, c.cfg.BasePort + i + 100}
+			out[i] = [3]int{c.cfg.BasePort + i, c.cfg.BasePort + i + 100, c.cfg.BasePort + i + 200}
 		}
 		return out, nil
 	}
@@ -189,7 +200,7 @@ func (c *Cluster) ports(n int) ([][2]int, error) {
 		return 0, errors.New("no free port on 127.0.0.1")
 	}
 	for i := range out {
-		for j := range 2 {
+		for j := range 3 {
 			p, err := free()
 			if err != nil {
 				return nil, err
@@ -240,14 +251,23 @@ func (c *Cluster) Start(ctx context.Context, name string, skew time.Duration) er
 	if c.cfg.WAN != "" {
 		args = append(args, "--wan-latency", c.cfg.WAN)
 	}
+	// Every region joins through the others, except the first region at
+	// its first start: it forms the cluster (and bootstraps the linear
+	// tier, when that is on). A restarted region finds its way back
+	// through any of the others.
 	var join []string
 	for _, other := range c.cfg.Regions {
 		if other != name {
 			join = append(join, c.regions[other].GossipAddr)
 		}
 	}
-	if len(join) > 0 {
+	if len(join) > 0 && (name != c.cfg.Regions[0] || r.starts > 0) {
 		args = append(args, "--join", strings.Join(join, ","))
+	}
+	if c.cfg.ServeArgs != nil {
+		args = append(args, c.cfg.ServeArgs(r)...)
+	} else {
+		args = append(args, "--linear", "off")
 	}
 	if skew != 0 {
 		args = append(args, "--clock-skew", skew.String())
