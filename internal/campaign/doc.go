@@ -31,6 +31,17 @@
 // it knew starts a new session: its past is larger than the checker
 // assumes, which can hide an anomaly, never invent one.
 //
+// # Workload
+//
+// CausalWorkload's clients read and write a small key set (so writes in
+// different regions conflict), take snapshot reads (ReadMany) and make
+// atomic multi-key writes (WriteMany), move their sessions between regions
+// and hand them to one another. Its chains are the cross-channel case: a
+// writer puts a photo and hands its token to a commenter in the next
+// region, while an observer in a third region takes snapshots of photo and
+// comment, so a region that shows an effect before its cause is caught
+// whenever it does, not only when no newer write hides it.
+//
 // # Faults
 //
 // Link faults go through AdminService/SetLink: a region isolated from all
