@@ -201,6 +201,17 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		Logf:            logf,
 	}
 
+	for _, w := range cfg.Workloads {
+		if p, ok := w.(Preparer); ok {
+			started := time.Now()
+			if err := p.Prepare(ctx, env); err != nil {
+				res.Problems = append(res.Problems, fmt.Sprintf("preparing %s: %v", w.Name(), err))
+			} else {
+				logf("%s ready in %v", w.Name(), time.Since(started).Round(100*time.Millisecond))
+			}
+		}
+	}
+
 	res.Started = time.Now()
 	workCtx, stopWork := context.WithDeadline(ctx, res.Started.Add(cfg.Duration))
 	defer stopWork()

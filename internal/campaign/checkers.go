@@ -46,6 +46,18 @@ func (a Anomaly) String() string {
 type Findings struct {
 	Anomalies []Anomaly
 	Notes     []string
+	// Files go into the report directory with the report (porcupine's
+	// visualisation of a history that is not linearizable, say); the
+	// anomalies name them.
+	Files []ReportFile
+}
+
+// ReportFile is a file a checker adds to the report.
+type ReportFile struct {
+	// Name is the file's name in the report directory.
+	Name string
+	// Write writes the file at path.
+	Write func(path string) error
 }
 
 // Checker judges a history. It sees only the history: what clients sent
@@ -63,9 +75,21 @@ type Checker interface {
 	Check(h *History) Findings
 }
 
-// DefaultCheckers are the checkers of the causal tier.
+// DefaultCheckers are the checkers of every tier. A checker finds nothing
+// to check in a history without operations of its tier, and says so in a
+// note.
 func DefaultCheckers() []Checker {
+	return append(CausalCheckers(), LinearCheckers()...)
+}
+
+// CausalCheckers are the checkers of the causal tier.
+func CausalCheckers() []Checker {
 	return []Checker{CausalChecker{}, AtomicityChecker{}, ExactlyOnceChecker{}, ConvergenceChecker{}}
+}
+
+// LinearCheckers are the checkers of the linear tier.
+func LinearCheckers() []Checker {
+	return []Checker{LinearizableChecker{}, FencingChecker{}}
 }
 
 // CausalChecker runs internal/check over the causal tier's history: session

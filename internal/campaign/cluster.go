@@ -59,9 +59,18 @@ type ClusterConfig struct {
 	// ServeArgs returns extra `causeway serve` flags for a region, added
 	// at every start. Nil means "--linear off": a campaign of the causal
 	// tier alone. A campaign of the linear tier makes regions voters or
-	// forwarders here, with "--raft-listen" r.RaftAddr for voters; the
-	// first region's first start has no --join, so it bootstraps the tier.
+	// forwarders here, with "--raft-listen" r.RaftAddr for voters
+	// (LinearVoters makes every region a voter); the first region's first
+	// start has no --join, so it bootstraps the tier.
 	ServeArgs func(r *Region) []string
+}
+
+// LinearVoters is a ClusterConfig.ServeArgs that runs the linear tier with
+// every region a voter, its Raft transport on the region's reserved
+// address. The first region's first start forms the Raft group; the
+// leader adds the others as gossip shows them.
+func LinearVoters(r *Region) []string {
+	return []string{"--linear", "voter", "--raft-listen", r.RaftAddr}
 }
 
 // The readiness line `causeway serve` prints once it serves.
@@ -460,6 +469,38 @@ func (c *Cluster) AwaitAlive(ctx context.Context, limit time.Duration) error {
 					missing = append(missing, fmt.Sprintf("%s does not see %s alive", name, other))
 				}
 			}
+		}
+		return len(missing) == 0, strings.Join(missing, "; ")
+	})
+}
+
+// AwaitLinear polls until every region reports the linear tier available,
+// with every region a reachable voter and the same leader.
+func (c *Cluster) AwaitLinear(ctx context.Context, limit time.Duration) error {
+	n := len(c.cfg.Regions)
+	return poll(ctx, limit, func(ctx context.Context) (bool, string) {
+		var missing []string
+		leaders := map[string]bool{}
+		for _, name := range c.cfg.Regions {
+			st, err := c.Status(ctx, name)
+			if err != nil {
+				missing = append(missing, fmt.Sprintf("%s: %v", name, err))
+				continue
+			}
+			lin := st.GetLinear()
+			switch {
+			case !lin.GetEnabled():
+				missing = append(missing, name+": the linear tier is off (see ClusterConfig.ServeArgs)")
+			case !lin.GetAvailable():
+				missing = append(missing, fmt.Sprintf("%s: unavailable (%s)", name, lin.GetReason()))
+			case len(lin.GetVoters()) != n || int(lin.GetReachableVoters()) != n:
+				missing = append(missing, fmt.Sprintf("%s: %d voters, %d reachable, want %d", name, len(lin.GetVoters()), lin.GetReachableVoters(), n))
+			default:
+				leaders[lin.GetLeaderRegion()] = true
+			}
+		}
+		if len(missing) == 0 && len(leaders) != 1 {
+			missing = append(missing, fmt.Sprintf("regions disagree on the leader: %v", slices.Sorted(maps.Keys(leaders))))
 		}
 		return len(missing) == 0, strings.Join(missing, "; ")
 	})

@@ -120,7 +120,8 @@ type Event struct {
 	// Session is the causal session: one lineage of causal tokens. Its
 	// operations are issued one after the other, possibly by different
 	// clients (a client that receives a token continues the session) and
-	// in different regions.
+	// in different regions. The linear tier has no sessions: its
+	// operations name their client here, which issues one at a time.
 	Session string `json:"session,omitempty"`
 	// Index is the operation's position in its session, from 1.
 	Index  int    `json:"index,omitempty"`
@@ -138,9 +139,14 @@ type Event struct {
 	Version *Version  `json:"version,omitempty"` // what a write was given
 	Reads   []KeyRead `json:"reads,omitempty"`   // what a read (or the final state) returned
 
-	Code     string `json:"code,omitempty"` // Connect code of a failure
-	Error    string `json:"error,omitempty"`
-	Attempts int    `json:"attempts,omitempty"`
+	Code  string `json:"code,omitempty"` // Connect code of a failure
+	Error string `json:"error,omitempty"`
+	// Refused (fail) says the tier served the request and turned it down
+	// for a reason the data gives: a compare that did not hold, a name
+	// another owner holds, a stale fencing token. That answer is the
+	// operation's result, so it counts as available.
+	Refused  bool `json:"refused,omitempty"`
+	Attempts int  `json:"attempts,omitempty"`
 	// DuringFault (invoke) says a fault was active when the operation
 	// started; availability during faults is computed from it.
 	DuringFault bool `json:"during_fault,omitempty"`

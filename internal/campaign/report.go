@@ -15,29 +15,36 @@ import (
 	"connectrpc.com/connect"
 )
 
-// OpCounts counts operations by outcome.
+// OpCounts counts operations by outcome. Refused counts the failures that
+// were the store's answer (Event.Refused: a compare that did not hold, a
+// name already claimed); Fail the other failures.
 type OpCounts struct {
-	Total, OK, Fail, Info int
+	Total, OK, Refused, Fail, Info int
 }
 
-func (c *OpCounts) add(outcome string) {
+func (c *OpCounts) add(o *Operation) {
 	c.Total++
-	switch outcome {
+	switch o.Outcome() {
 	case EventOK:
 		c.OK++
 	case EventFail:
-		c.Fail++
+		if o.Completion.Refused {
+			c.Refused++
+		} else {
+			c.Fail++
+		}
 	default:
 		c.Info++
 	}
 }
 
-// Availability is the share of operations that succeeded.
+// Availability is the share of operations the store served: those that
+// succeeded and those it refused for a reason the data gives.
 func (c OpCounts) Availability() string {
 	if c.Total == 0 {
 		return "-"
 	}
-	return fmt.Sprintf("%.1f%%", 100*float64(c.OK)/float64(c.Total))
+	return fmt.Sprintf("%.1f%%", 100*float64(c.OK+c.Refused)/float64(c.Total))
 }
 
 // Summary is what the terminal table shows.
@@ -68,11 +75,11 @@ func Summarize(h *History) *Summary {
 	ops := h.Operations()
 	for i := range ops {
 		o := &ops[i]
-		get(s.Ops, o.Invoke.Tier+"/"+o.Invoke.F).add(o.Outcome())
+		get(s.Ops, o.Invoke.Tier+"/"+o.Invoke.F).add(o)
 		if o.Invoke.DuringFault {
-			get(s.DuringFaults, o.Invoke.Tier).add(o.Outcome())
+			get(s.DuringFaults, o.Invoke.Tier).add(o)
 		} else {
-			get(s.Otherwise, o.Invoke.Tier).add(o.Outcome())
+			get(s.Otherwise, o.Invoke.Tier).add(o)
 		}
 		if f := activeFault(windows, o.Invoke.Time); f != nil {
 			byKind := s.ByFault[o.Invoke.Tier]
@@ -87,7 +94,7 @@ func Summarize(h *History) *Summary {
 			if o.Invoke.Region == f.Region || (f.Kind != FaultPartition && o.Invoke.Region == f.Peer) {
 				where = 0
 			}
-			byKind[f.Kind][where].add(o.Outcome())
+			byKind[f.Kind][where].add(o)
 		}
 	}
 	for _, e := range h.Of(EventNemesis) {
@@ -141,7 +148,8 @@ func activeFault(windows []faultWindow, t time.Time) *Fault {
 }
 
 // observeSkew reports, for each clock-skew fault, how far ahead of the
-// campaign's clock the skewed region's timestamps were, and which requests
+// campaign's clock the skewed region's timestamps were, and which causal
+// requests
 // were refused for a timestamp too far ahead (failed_precondition), in the
 // skewed region and elsewhere, while the fault lasted and until the
 // campaign's clock caught up with the timestamps it produced.
@@ -170,7 +178,7 @@ func observeSkew(h *History, ops []Operation) []string {
 		for i := range ops {
 			o := &ops[i]
 			at := o.Invoke.Time
-			if at.Before(from) || at.After(until) {
+			if o.Invoke.Tier != TierCausal || at.Before(from) || at.After(until) {
 				continue
 			}
 			here := o.Invoke.Region == f.Region
@@ -203,7 +211,7 @@ func observeSkew(h *History, ops []Operation) []string {
 				}
 			}
 		}
-		line := fmt.Sprintf("fault %d: %s restarted with clock skew %+v for %v: %d operations succeeded there, %d failed",
+		line := fmt.Sprintf("fault %d: %s restarted with clock skew %+v for %v: %d causal operations succeeded there, %d failed",
 			f.ID, f.Region, time.Duration(f.Skew), to.Sub(from).Round(100*time.Millisecond), okHere, failedHere)
 		if writes > 0 {
 			line += fmt.Sprintf("; its %d writes carried timestamps %+d to %+d ms from the campaign's clock", writes, minLead, lead)
@@ -236,15 +244,18 @@ func (r *Result) WriteSummary(w io.Writer) {
 	fmt.Fprintf(w, "report: %s\n\n", r.ReportDir)
 
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "operation\ttotal\tok\tfail\tinfo\t")
+	fmt.Fprintln(tw, "operation\ttotal\tok\trefused\tfail\tinfo\t")
 	var total OpCounts
 	for _, k := range slices.Sorted(maps.Keys(s.Ops)) {
 		c := s.Ops[k]
-		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%d\t\n", k, c.Total, c.OK, c.Fail, c.Info)
-		total.Total, total.OK, total.Fail, total.Info = total.Total+c.Total, total.OK+c.OK, total.Fail+c.Fail, total.Info+c.Info
+		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%d\t%d\t\n", k, c.Total, c.OK, c.Refused, c.Fail, c.Info)
+		total.Total, total.OK, total.Refused, total.Fail, total.Info = total.Total+c.Total, total.OK+c.OK, total.Refused+c.Refused, total.Fail+c.Fail, total.Info+c.Info
 	}
-	fmt.Fprintf(tw, "all\t%d\t%d\t%d\t%d\t\n", total.Total, total.OK, total.Fail, total.Info)
+	fmt.Fprintf(tw, "all\t%d\t%d\t%d\t%d\t%d\t\n", total.Total, total.OK, total.Refused, total.Fail, total.Info)
 	tw.Flush()
+	if total.Refused > 0 {
+		fmt.Fprintln(w, "(refused: answered, and turned down for a reason the data gives: a compare that did not hold, a name\n claimed by another, a lock held, a stale fencing token; it counts as available)")
+	}
 
 	fmt.Fprintln(w)
 	tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
@@ -337,12 +348,28 @@ func (r *Result) WriteSummary(w io.Writer) {
 	}
 }
 
-// WriteReport writes summary.txt, anomalies.txt and anomalies.jsonl and,
+// WriteCheckerFiles writes the files the checkers added to their findings
+// into dir, and returns what went wrong.
+func WriteCheckerFiles(dir string, checks []CheckResult) []string {
+	var problems []string
+	for _, c := range checks {
+		for _, f := range c.Findings.Files {
+			if err := f.Write(filepath.Join(dir, f.Name)); err != nil {
+				problems = append(problems, fmt.Sprintf("writing %s of checker %s: %v", f.Name, c.Checker, err))
+			}
+		}
+	}
+	return problems
+}
+
+// WriteReport writes the checkers' files (see Findings.Files),
+// summary.txt, anomalies.txt and anomalies.jsonl and,
 // for each session an anomaly names, sessions/SESSION.jsonl with its
 // events, into the report directory (the history and the fault plan are
 // written while the campaign runs).
 func (r *Result) WriteReport() error {
 	dir := r.ReportDir
+	r.Problems = append(r.Problems, WriteCheckerFiles(dir, r.Checks)...)
 	var summary strings.Builder
 	r.WriteSummary(&summary)
 	if err := os.WriteFile(filepath.Join(dir, "summary.txt"), []byte(summary.String()), 0o644); err != nil {

@@ -55,6 +55,16 @@ type Workload interface {
 	Run(ctx context.Context, env *Env) error
 }
 
+// Preparer is implemented by workloads that need the cluster in some state
+// before their clients start (the linear tier waits until every region's
+// voter has joined the Raft group and a leader is elected). Prepare runs
+// after the cluster started and before the campaign's clock does, so
+// clients and faults begin together; an error is reported as a problem of
+// the campaign, which runs anyway.
+type Preparer interface {
+	Prepare(ctx context.Context, env *Env) error
+}
+
 // Finalizer is implemented by workloads that read a final state once every
 // fault is healed and writes have stopped (the causal tier reads every key
 // in every region to check convergence). Final records EventFinal events.
