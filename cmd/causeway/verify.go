@@ -21,19 +21,29 @@ const exitAnomalies = 1
 
 const verifyUsage = `Usage: causeway verify [flags]
 
-Runs a fault campaign against the causal tier: starts a local cluster (one
-` + "`causeway serve`" + ` process per region on 127.0.0.1, fault injection on),
-runs concurrent client sessions against every region for --duration while a
-nemesis cuts and heals links, adds WAN delay and jitter, kills and restarts
-regions, pauses them (SIGSTOP/SIGCONT) and skews their clocks, on a schedule
-drawn from --seed. Every fault heals before the end; clients run on for a
+Runs a fault campaign against both tiers: starts a local cluster (one
+` + "`causeway serve`" + ` process per region on 127.0.0.1, fault injection on,
+every region a voter of the linearizable tier), runs concurrent clients
+against every region for --duration while a nemesis cuts and heals links,
+adds WAN delay and jitter, kills and restarts regions, pauses them
+(SIGSTOP/SIGCONT) and skews their clocks, on a schedule drawn from --seed.
+Causal clients carry sessions between regions and hand them to one another;
+linear clients stay in their region (where the minority side of a partition
+must answer unavailable) and claim names, compare-and-set registers, read
+them, and take locks whose fencing tokens guard writes, some sent late with
+a stale token. Every fault heals before the end; clients run on for a
 while, stop, and once replication converged every region is read. Checkers
 then judge the recorded history alone: session guarantees and causal
 visibility, atomic multi-key writes, no acknowledged write lost, no write
-applied twice, identical data in every region.
+applied twice, identical data in every region; linearizability of claims
+and registers (porcupine, whose visualisation of a failure is written to
+the report), fencing tokens strictly increasing and stale-token writes
+refused. The summary shows each tier's availability during faults.
 
 The history (history.jsonl: invoke/ok/fail/info per operation), the fault
 plan, the regions' logs, the anomalies and the summary go to --report.
+--check FILE judges a recorded history again (files such as the
+visualisation go to --report, default FILE's directory).
 
 Exit status: 0 when no anomaly was found, 1 when some were, 2 on usage
 errors, 3 when the campaign could not run (or was interrupted).
@@ -70,6 +80,8 @@ func runVerifyWith(args []string, stdout, stderr io.Writer, server campaign.Serv
 	basePort := fs.Int("base-port", 0, "API port of the first region, the others following (gossip on API+100); 0 picks free ports")
 	keepData := fs.Bool("keep-data", false, "keep the regions' data directories (always kept when anomalies are found)")
 	recheck := fs.String("check", "", "check an existing history (a history.jsonl) instead of running a campaign")
+	linearOn := fs.Bool("linear", true, "run the linearizable tier (every region a voter) with its workload and checkers; --linear=false for the causal tier alone")
+	linearClients := fs.Int("linear-clients", 2, "linear-tier clients in each region")
 	unsafeSkip := fs.Bool("unsafe-skip-dependencies", false, "test hook: start the regions with causal dependencies ignored (CAUSEWAY_UNSAFE_SKIP_DEPENDENCIES), to show the checkers catch it")
 	fs.Usage = func() {
 		fmt.Fprint(stderr, verifyUsage)
@@ -79,7 +91,11 @@ func runVerifyWith(args []string, stdout, stderr io.Writer, server campaign.Serv
 		return code
 	}
 	if *recheck != "" {
-		return recheckHistory(*recheck, stdout, stderr)
+		dir := *report
+		if dir == "" {
+			dir = filepath.Dir(*recheck)
+		}
+		return recheckHistory(*recheck, dir, stdout, stderr)
 	}
 
 	kinds, err := campaign.ParseFaults(*faults)
@@ -102,6 +118,9 @@ func runVerifyWith(args []string, stdout, stderr io.Writer, server campaign.Serv
 		return exitUsage
 	case *clients < 1 || *keys < 2 || *keys > 128:
 		fmt.Fprintln(stderr, "causeway verify: --clients must be at least 1 and --keys between 2 and 128")
+		return exitUsage
+	case *linearOn && *linearClients < 1:
+		fmt.Fprintln(stderr, "causeway verify: --linear-clients must be at least 1")
 		return exitUsage
 	case *maxSkew < 0 || *maxSkew > time.Hour:
 		fmt.Fprintf(stderr, "causeway verify: --max-skew %v: between 0 and 1h\n", *maxSkew)
@@ -144,10 +163,18 @@ func runVerifyWith(args []string, stdout, stderr io.Writer, server campaign.Serv
 		Faults:                 kinds,
 		MaxSkew:                *maxSkew,
 		Workloads:              []campaign.Workload{&campaign.CausalWorkload{ClientsPerRegion: *clients, Keys: *keys, Chains: *chains, Pace: *pace}},
+		Checkers:               campaign.CausalCheckers(),
 		RequestTimeout:         *timeout,
 		UnsafeSkipDependencies: *unsafeSkip,
 		KeepData:               *keepData,
 		Log:                    stderr,
+	}
+	if *linearOn {
+		cfg.Cluster.ServeArgs = campaign.LinearVoters
+		// Every linear operation is a Raft commit (an fsync on a quorum):
+		// a slower pace keeps the load of a small machine modest.
+		cfg.Workloads = append(cfg.Workloads, &campaign.LinearWorkload{ClientsPerRegion: *linearClients, Pace: max(*pace, 50*time.Millisecond)})
+		cfg.Checkers = campaign.DefaultCheckers()
 	}
 	fmt.Fprintf(stderr, "causeway verify: seed %d (replay the fault plan with --seed %d)\n", *seed, *seed)
 	res, err := campaign.Run(ctx, cfg)
@@ -178,8 +205,10 @@ func defaultPace(d time.Duration, clients int) time.Duration {
 	return max(10*time.Millisecond, d*time.Duration(clients)/maxCampaignOps).Round(time.Millisecond)
 }
 
-// recheckHistory runs the checkers over a recorded history.
-func recheckHistory(path string, stdout, stderr io.Writer) int {
+// recheckHistory runs the checkers of every tier over a recorded history;
+// files the checkers add (the visualisation of a history that is not
+// linearizable) go to dir.
+func recheckHistory(path, dir string, stdout, stderr io.Writer) int {
 	f, err := os.Open(path)
 	if err != nil {
 		fmt.Fprintf(stderr, "causeway verify: %v\n", err)
@@ -192,7 +221,11 @@ func recheckHistory(path string, stdout, stderr io.Writer) int {
 		return exitFailed
 	}
 	anomalies := 0
-	for _, c := range campaign.RunCheckers(h, campaign.DefaultCheckers()) {
+	checks := campaign.RunCheckers(h, campaign.DefaultCheckers())
+	for _, p := range campaign.WriteCheckerFiles(dir, checks) {
+		fmt.Fprintf(stderr, "causeway verify: %s\n", p)
+	}
+	for _, c := range checks {
 		fmt.Fprintf(stdout, "%s: %d anomalies (%s)\n", c.Checker, len(c.Findings.Anomalies), c.Promise)
 		for _, a := range c.Findings.Anomalies {
 			fmt.Fprintf(stdout, "  %s\n", a)
@@ -201,6 +234,9 @@ func recheckHistory(path string, stdout, stderr io.Writer) int {
 			fmt.Fprintf(stdout, "  note: %s\n", n)
 		}
 		anomalies += len(c.Findings.Anomalies)
+		for _, f := range c.Findings.Files {
+			fmt.Fprintf(stdout, "  see %s\n", filepath.Join(dir, f.Name))
+		}
 	}
 	if anomalies > 0 {
 		return exitAnomalies

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -32,9 +33,11 @@ func testServer() campaign.ServerCommand {
 // still injects every kind (TestVerifyCampaign checks that it does).
 const verifyCampaignSeed = 292
 
-// TestVerifyCampaign runs a short campaign with every kind of fault and
-// every checker against a correct build: it must find no anomaly, and its
-// history must show that the faults and operations it claims happened.
+// TestVerifyCampaign runs a short campaign with every kind of fault, both
+// tiers and every checker against a correct build: it must find no
+// anomaly, and its history must show that the faults and operations it
+// claims happened, and that the linear tier refused to serve in the region
+// the first fault cuts off.
 func TestVerifyCampaign(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts a cluster of causeway serve processes")
@@ -73,13 +76,33 @@ func TestVerifyCampaign(t *testing.T) {
 	ok := map[string]int{}
 	for _, o := range h.Operations() {
 		if o.Outcome() == campaign.EventOK {
-			ok[o.Invoke.F]++
+			ok[o.Invoke.Tier+"/"+o.Invoke.F]++
 		}
 	}
 	for _, f := range []string{campaign.FGet, campaign.FPut, campaign.FDelete, campaign.FReadMany, campaign.FWriteMany} {
-		if ok[f] == 0 {
-			t.Errorf("no acknowledged %s in the history (acknowledged: %v)", f, ok)
+		if ok[campaign.TierCausal+"/"+f] == 0 {
+			t.Errorf("no acknowledged causal %s in the history (acknowledged: %v)", f, ok)
 		}
+	}
+	for _, f := range []string{campaign.FClaim, campaign.FLookup, campaign.FCAS, campaign.FLinearGet, campaign.FLock, campaign.FFencedWrite, campaign.FUnlock} {
+		if ok[campaign.TierLinear+"/"+f] == 0 {
+			t.Errorf("no acknowledged linear %s in the history (acknowledged: %v)", f, ok)
+		}
+	}
+	checkMinorityRefused(t, h)
+	for _, checker := range []string{"linearizable", "fencing"} {
+		if !regexp.MustCompile(`(?m)^` + checker + `\s+0\s`).MatchString(stdout.String()) {
+			t.Errorf("the summary does not show the %s checker with no anomaly", checker)
+		}
+	}
+	if !regexp.MustCompile(`note \(linearizable\): [1-9]\d* operations on 3 claimed names and 2 registers .*: linearizable`).MatchString(stdout.String()) {
+		t.Errorf("the summary does not say the linear history was checked and found linearizable")
+	}
+	if !regexp.MustCompile(`note \(fencing\): [1-9]\d* lock acquisitions, [1-9]\d* fenced writes accepted`).MatchString(stdout.String()) {
+		t.Errorf("the summary does not say fencing tokens were checked on acquisitions and writes")
+	}
+	if !regexp.MustCompile(`(?m)^\s*linear tier\s+\S+ of [1-9]`).MatchString(stdout.String()) {
+		t.Errorf("the summary shows no availability of the linear tier")
 	}
 	handoffs := len(h.Of(campaign.EventHandoff))
 	if handoffs == 0 {
@@ -109,6 +132,44 @@ func TestVerifyCampaign(t *testing.T) {
 	var recheck lockedBuffer
 	if code := runVerifyWith([]string{"--check", filepath.Join(report, "history.jsonl")}, &recheck, &recheck, testServer()); code != exitOK {
 		t.Errorf("causeway verify --check = exit %d, want 0:\n%s", code, recheck.String())
+	}
+}
+
+// checkMinorityRefused checks that the linear tier refused to serve in the
+// region cut off by the campaign's first partition: some linear operation
+// invoked there while it was cut off ended unavailable (or timed out).
+// verifyCampaignSeed's plan cuts ap-southeast off for 1.3s (and later
+// eu-west for 1.4s). Without WAN delay, a follower that loses its leader
+// refuses at once and a leader steps down within its lease (about 300ms),
+// and a client retries an unknown outcome for 1s, so an operation invoked
+// early in the partition ends unavailable before the heal.
+func checkMinorityRefused(t *testing.T, h *campaign.History) {
+	t.Helper()
+	var fault *campaign.Fault
+	var from, to time.Time
+	for _, e := range h.Of(campaign.EventNemesis) {
+		switch {
+		case fault == nil && e.Phase == campaign.PhaseStart && e.Fault != nil && e.Fault.Kind == campaign.FaultPartition:
+			fault, from = e.Fault, e.Time
+		case fault != nil && e.Phase == campaign.PhaseHeal && e.Fault != nil && e.Fault.ID == fault.ID:
+			to = e.Time
+		}
+	}
+	if fault == nil || to.IsZero() {
+		t.Errorf("no partition started and healed in the history")
+		return
+	}
+	outcomes := map[string]int{}
+	for _, o := range h.Operations() {
+		at := o.Invoke.Time
+		if o.Invoke.Tier != campaign.TierLinear || o.Invoke.Region != fault.Region || at.Before(from) || !at.Before(to) {
+			continue
+		}
+		outcomes[o.Outcome()+" "+o.Completion.Code]++
+	}
+	t.Logf("linear operations invoked in %s while it was cut off (%v): %v", fault.Region, to.Sub(from).Round(time.Millisecond), outcomes)
+	if outcomes["info unavailable"]+outcomes["fail unavailable"]+outcomes["info deadline_exceeded"]+outcomes["fail deadline_exceeded"] == 0 {
+		t.Errorf("no linear operation invoked in %s while it was partitioned from every region ended unavailable: %v", fault.Region, outcomes)
 	}
 }
 
