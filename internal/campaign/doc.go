@@ -42,6 +42,17 @@
 // comment, so a region that shows an effect before its cause is caught
 // whenever it does, not only when no newer write hides it.
 //
+// LinearWorkload drives the linear tier, when the regions run it
+// (ClusterConfig.ServeArgs, LinearVoters): clients claim and release a few
+// names, compare-and-set a few registers (on the version or the value
+// last seen, deletes included) and read them, and take locks under leases
+// whose fencing tokens guard writes, some sent late, with a token that may
+// have gone stale. Its clients stay in their region during faults, so the
+// minority side of a partition is seen refusing with `unavailable`; a
+// request whose outcome is unknown is retried with the same request id
+// for a while, and stays one operation. Before the clients start, Prepare
+// waits until every region is a voter and a leader is elected.
+//
 // # Faults
 //
 // Link faults go through AdminService/SetLink: a region isolated from all
@@ -66,13 +77,34 @@
 // causalView for how atomic writes and collected deletions are mapped onto
 // internal/check without weakening it.
 //
+// LinearizableChecker and FencingChecker rebuild the linear tier's history
+// in internal/check/lincheck's terms from the events alone: Event.F is the
+// lincheck kind, Event.Key the object, Event.Extra the arguments
+// (invocation) and results (completion), the outcome and times are the
+// events'. LinearizableChecker runs porcupine over claims and registers
+// and, when a history is not linearizable, writes porcupine's
+// visualisation (linearizability.html) and the lincheck history
+// (linear-history.jsonl) into the report directory; FencingChecker checks
+// that fencing tokens grow in real-time order and that a write with a
+// stale token is refused.
+//
+// # Availability
+//
+// The summary counts each tier's operations, split by whether a fault was
+// active when they started, and by fault kind, at the faulted region and
+// elsewhere. An operation counts as available when the store served it:
+// it succeeded, or was refused for a reason the data gives (Event.Refused:
+// a compare that did not hold, a name claimed by another, a stale token).
+//
 // # Other tiers
 //
-// Workload and Checker are the plug-in points: a linear-tier workload
-// records its operations with Tier TierLinear (arguments and results in
-// the typed fields or in Event.Extra), and a checker of that tier (the
-// linearizability checker of internal/check/lincheck) reads them back.
-// Availability during faults is reported per tier.
+// Workload and Checker are the plug-in points: a workload records its
+// operations with its tier in Event.Tier (arguments and results in the
+// typed fields or in Event.Extra), and a checker of that tier reads them
+// back; LinearWorkload and the linear checkers are built that way.
+// Preparer and Finalizer let a workload wait for the cluster before its
+// clients start and read a final state after they stop. A checker may add
+// files to the report (Findings.Files).
 //
 // # Limits
 //

@@ -8,10 +8,10 @@ import (
 	"github.com/causewaydb/causeway/internal/campaign"
 )
 
-// lockWorkload stands for a linear-tier workload: it would acquire locks
-// through the linear tier's service (env.URL and env.HTTP give its
-// address and client); here it records two acquisitions as the service
-// might answer them.
+// lockWorkload stands for a workload of some tier (LinearWorkload is the
+// linear tier's real one): it would acquire locks through the tier's
+// service (env.URL and env.HTTP give its address and client); here it
+// records two acquisitions as the service might answer them.
 type lockWorkload struct{}
 
 func (lockWorkload) Name() string { return "locks" }
@@ -32,9 +32,9 @@ func (lockWorkload) Run(ctx context.Context, env *campaign.Env) error {
 	return nil
 }
 
-// fenceChecker stands for a linear-tier checker (internal/check/lincheck
-// would check linearizability): fencing tokens of one lock must increase
-// in the order the acquisitions completed.
+// fenceChecker stands for a checker of that tier (FencingChecker is the
+// linear tier's real one): fencing tokens of one lock must increase in the
+// order the acquisitions completed.
 type fenceChecker struct{}
 
 func (fenceChecker) Name() string    { return "fencing" }

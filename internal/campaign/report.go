@@ -362,11 +362,10 @@ func WriteCheckerFiles(dir string, checks []CheckResult) []string {
 	return problems
 }
 
-// WriteReport writes the checkers' files (see Findings.Files),
-// summary.txt, anomalies.txt and anomalies.jsonl and,
-// for each session an anomaly names, sessions/SESSION.jsonl with its
-// events, into the report directory (the history and the fault plan are
-// written while the campaign runs).
+// WriteReport writes the checkers' files (Findings.Files), summary.txt,
+// anomalies.txt and anomalies.jsonl and, for each session an anomaly names,
+// sessions/SESSION.jsonl with its events, into the report directory (the
+// history and the fault plan are written while the campaign runs).
 func (r *Result) WriteReport() error {
 	dir := r.ReportDir
 	r.Problems = append(r.Problems, WriteCheckerFiles(dir, r.Checks)...)
