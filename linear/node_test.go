@@ -302,3 +302,55 @@ func TestTimingScalesWithRoundTrip(t *testing.T) {
 		}
 	}
 }
+
+// TestForwarderSendsRequestsToVoters: a node that runs no Raft (a region
+// that does not vote) answers through a voter, which forwards to the
+// leader: two hops.
+func TestForwarderSendsRequestsToVoters(t *testing.T) {
+	g := newTestGroup(t, "us-east", "eu-west", "ap-south")
+	g.awaitLeader(20 * time.Second)
+	links := link.New("sa-east")
+	fw, err := Open(Config{Region: "sa-east", Role: RoleForwarder, Links: links, Peers: g.peers, HTTPClient: newH2C(links.DialContext)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer fw.Close()
+	if fw.Voter() || fw.RaftAddr() != "" {
+		t.Fatalf("forwarder reports voter=%v raft=%q", fw.Voter(), fw.RaftAddr())
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	mux := http.NewServeMux()
+	mux.Handle(fw.Handler())
+	p := new(http.Protocols)
+	p.SetHTTP1(true)
+	p.SetUnencryptedHTTP2(true)
+	srv := &http.Server{Handler: mux, Protocols: p}
+	go srv.Serve(ln)
+	defer srv.Close()
+	client := causewayv1connect.NewLinearServiceClient(newH2C((&net.Dialer{}).DialContext), "http://"+ln.Addr().String())
+
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	got, err := claim(ctx, client, "erin", "e", "")
+	if err != nil {
+		t.Fatalf("claim through a forwarder: %v", err)
+	}
+	if got.Owner != "e" || got.Version == 0 {
+		t.Fatalf("claim through a forwarder returned %+v", got)
+	}
+	if st := fw.Status(); st.Voter || !st.Available || st.ReachableVoters != 3 {
+		t.Fatalf("forwarder status %+v: want a non-voter that reaches 3 voters", st)
+	}
+	// With no voter reachable it refuses at once, saying so.
+	g.mu.Lock()
+	for r := range g.alive {
+		g.alive[r] = false
+	}
+	g.mu.Unlock()
+	if _, err := claim(ctx, client, "frank", "f", ""); api.Code(err) != connect.CodeUnavailable || !strings.Contains(err.Error(), "no voter reachable") {
+		t.Fatalf("forwarder without voters: %v, want unavailable naming the reason", err)
+	}
+}
