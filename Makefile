@@ -72,3 +72,19 @@ VERIFY_FLAGS ?=
 .PHONY: verify
 verify: build ## fault campaign against a local 3-region cluster (DURATION=60s; report in ./verify-report/)
 	$(BIN)/causeway verify --duration $(DURATION) $(VERIFY_FLAGS)
+
+# Linearizable tier benchmarks (bench/linear_test.go): claim and CAS latency
+# under the emulated WAN matrix, each as a ratio to its physical floor, then
+# 64-client put-if-absent throughput beside a 3-member etcd cluster. One
+# invocation, so the rows sit side by side. A time-based benchtime (not Nx)
+# suits both kinds of row: about 40 sequential WAN operations per latency
+# row, tens of thousands of operations per throughput row.
+LINEAR_BENCHTIME ?= 10s
+.PHONY: bench-linear
+bench-linear: ## linearizable tier: WAN latency vs its floor, throughput vs etcd (installs Debian's etcd-server if missing and possible)
+	@command -v etcd >/dev/null 2>&1 || [ -x /usr/bin/etcd ] || { \
+	  if ! command -v apt-get >/dev/null 2>&1; then echo "etcd not installed and no apt-get: the etcd rows will be skipped"; \
+	  elif [ "$$(id -u)" = 0 ]; then { apt-get update -qq && apt-get install -y -qq etcd-server; } || echo "installing etcd-server failed: the etcd rows will be skipped"; \
+	  elif sudo -n true 2>/dev/null; then { sudo -n apt-get update -qq && sudo -n apt-get install -y -qq etcd-server; } || echo "installing etcd-server failed: the etcd rows will be skipped"; \
+	  else echo "etcd not installed (apt-get install -y etcd-server needs root): the etcd rows will be skipped"; fi; }
+	$(GO) test -run='^$$' -bench=BenchmarkLinear -benchtime=$(LINEAR_BENCHTIME) -timeout 30m ./bench/
