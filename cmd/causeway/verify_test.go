@@ -198,7 +198,7 @@ func TestVerifyCatchesSkippedDependencies(t *testing.T) {
 		"--duration", "15s", "--seed", "4", "--clients", "2", "--keys", "4", "--pace", "10ms",
 		"--wan-latency", "us-east/ap-southeast=300ms,us-east/eu-west=5ms,eu-west/ap-southeast=5ms",
 		"--faults", "cut,delay", "--chains", "6", "--report", report,
-		"--unsafe-skip-dependencies",
+		"--unsafe-skip-dependencies", "--linear=false", // the switch breaks the causal tier alone
 	}, &stdout, &stderr, testServer())
 	t.Logf("summary (after %v):\n%s", time.Since(start).Round(time.Second), stdout.String())
 	if !strings.Contains(stdout.String(), "confirmed by every region's log") {
@@ -225,5 +225,8 @@ func TestVerifyCatchesSkippedDependencies(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(report, "data")); err != nil {
 		t.Errorf("data directories of a campaign with anomalies were not kept: %v", err)
+	}
+	if strings.Contains(stdout.String(), "linear") {
+		t.Errorf("with --linear=false the summary mentions the linear tier")
 	}
 }
