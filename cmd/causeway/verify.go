@@ -75,7 +75,7 @@ func runVerifyWith(args []string, stdout, stderr io.Writer, server campaign.Serv
 	faults := fs.String("faults", "all", "faults to inject: partition,cut,delay,kill,pause,skew, all or none")
 	maxSkew := fs.Duration("max-skew", 10*time.Second, "largest clock skew injected (either direction)")
 	timeout := fs.Duration("request-timeout", 2*time.Second, "deadline of one client request")
-	pace := fs.Duration("pace", 0, "pause between two operations of one client (default: 10ms, longer for long campaigns so that one records at most about 300,000 operations)")
+	pace := fs.Duration("pace", 0, "pause between two operations of one client (default: 10ms, longer for long campaigns so that one records at most about 300,000 operations; linear clients pause at least 50ms)")
 	report := fs.String("report", "", "report directory (default ./verify-report/<timestamp>)")
 	basePort := fs.Int("base-port", 0, "API port of the first region, the others following (gossip on API+100); 0 picks free ports")
 	keepData := fs.Bool("keep-data", false, "keep the regions' data directories (always kept when anomalies are found)")
