@@ -30,6 +30,11 @@ func (n *Node) route(h http.Header) (target string, local bool, err error) {
 		if id == "" {
 			return "", false, n.unavailable("no leader reachable")
 		}
+		if !n.leaderFresh() {
+			// Cut off from the leader: refuse now rather than forward
+			// into the cut and wait out the timeout.
+			return "", false, n.unavailable("the leader, region %s, has not been heard from for %v", id, n.timing.lease)
+		}
 		for _, p := range peers {
 			if p.Region == string(id) && p.APIAddr != "" {
 				return p.APIAddr, false, nil

@@ -30,6 +30,7 @@ type Node struct {
 	machine   *fsm.Machine
 	logs      *logstore.Store
 	transport *raft.NetworkTransport
+	reach     reach
 
 	stop chan struct{}
 	wg   sync.WaitGroup
@@ -60,9 +61,11 @@ func Open(cfg Config) (*Node, error) {
 		n.closeStores()
 		return nil, err
 	}
-	n.wg.Add(2)
+	n.reach.unreachable = map[string]bool{}
+	n.wg.Add(3)
 	go n.membershipLoop()
 	go n.expiryLoop()
+	go n.watchReach()
 	return n, nil
 }
 

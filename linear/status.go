@@ -35,12 +35,21 @@ func (n *Node) voters() []voter {
 			}
 		}
 	} else if cf := n.raft.GetConfiguration(); cf.Error() == nil {
+		_, leader := n.raft.LeaderWithID()
 		for _, s := range cf.Configuration().Servers {
 			if s.Suffrage != raft.Voter {
 				continue
 			}
 			r := string(s.ID)
-			out = append(out, voter{region: r, addr: string(s.Address), reachable: r == n.cfg.Region || alive[r]})
+			reachable := r == n.cfg.Region || alive[r]
+			if r != n.cfg.Region {
+				// Raft's own view, where it has one, is fresher than
+				// gossip's (see reach).
+				if rr, known := n.raftReachable(r, string(leader)); known {
+					reachable = rr
+				}
+			}
+			out = append(out, voter{region: r, addr: string(s.Address), reachable: reachable})
 		}
 	}
 	slices.SortFunc(out, func(a, b voter) int {
@@ -107,6 +116,8 @@ func (n *Node) Status() *causewayv1.LinearStatus {
 		}
 	case leader == "":
 		st.Reason = "no leader: " + n.reachability()
+	case leader != n.cfg.Region && !n.leaderFresh():
+		st.Reason = fmt.Sprintf("leader %s not heard from for %v: %s", leader, n.timing.lease, n.reachability())
 	default:
 		st.Available = true
 	}
