@@ -59,7 +59,7 @@ proto: tools ## regenerate Go and Connect code from api/causeway/v1/*.proto (off
 	$(BIN)/buf generate
 
 bench: ## full-stack and floor benchmarks (Put/Get at 1 and 64 clients), then replication benchmarks
-	$(GO) test -run='^$$' -bench=. -benchtime=$(BENCHTIME) ./bench/
+	$(GO) test -run='^$$' -bench=Stack -benchtime=$(BENCHTIME) ./bench/
 	$(GO) test -run='^$$' -bench='Visibility|Apply|Metadata|NodePut' -benchtime=5000x ./replica/
 
 clean: ## remove build output (not ./data)

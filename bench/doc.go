@@ -21,6 +21,14 @@
 // clients (Connect protocol, binary protobuf) sharing one *http.Client over
 // HTTP/1.1, with an idle connection kept for every client.
 //
+// BenchmarkLinear (bench/linear_test.go, `make bench-linear`) measures the
+// linearizable tier: claim and CAS latency under the emulated WAN matrix of
+// `causeway cluster`, from the leader's region and from each follower's, as
+// a ratio to the physical floor (round trip to the nearest quorum, plus the
+// forwarding round trip for a follower); and 64-client put-if-absent
+// throughput beside a 3-member etcd cluster doing the same (Debian's
+// etcd-server; its rows are skipped when etcd is not installed).
+//
 // Each benchmark reports, besides ns/op:
 //
 //	ops/s   operations completed per second by all clients together
@@ -31,7 +39,7 @@
 //
 //	make bench
 //
-// runs `go test -run='^$' -bench=. -benchtime=3s ./bench/`, which prints all
+// runs `go test -run='^$' -bench=Stack -benchtime=3s ./bench/`, which prints all
 // the rows above side by side; BENCHTIME=10s make bench runs longer. Add
 // -cpuprofile to see where a row spends its time, for example:
 //
