@@ -1,6 +1,7 @@
 package fsm
 
 import (
+	"bytes"
 	"fmt"
 
 	"github.com/cockroachdb/pebble/v2"
@@ -84,62 +85,87 @@ func (t *tx) live(r leaseRecord) bool { return r.expiresMs > t.now() }
 func (t *tx) writeLease(id uint64, r leaseRecord) error { return t.set(leaseKey(id), r.encode()) }
 
 // expireLeases ends the leases whose expiry is at or before the clock, in
-// order of expiry then lease id, at most maxExpiriesPerApply of them.
+// order of expiry then lease id, at most maxExpiriesPerApply of them. It
+// returns at once when the expiry floor shows none is due (sweeps.go).
 func (t *tx) expireLeases() error {
-	due, err := scan(t.b, []byte{prefixExpiry}, expiryUpTo(t.now()), t.m.expiriesPerApply, nil)
+	sw := &t.st.sweeps
+	dueEnd := expiryUpTo(t.now())
+	if bytes.Compare(sw.expiryFloor, dueEnd) >= 0 {
+		return nil
+	}
+	due, next, found, err := sweepScan(t.b, sw.expiryFloor, noExpiry, t.m.expiriesPerApply,
+		func(key, _ []byte) bool { return bytes.Compare(key, dueEnd) < 0 })
 	if err != nil {
 		return err
 	}
+	exact := true
 	for _, e := range due {
 		_, id, ok := parseExpiryKey(e.key)
 		if !ok {
 			return fmt.Errorf("corrupt lease expiry key %x", e.key)
 		}
-		if err := t.endLease(id); err != nil {
+		rec, err := t.endLease(id)
+		if err != nil {
 			return err
 		}
+		// endLease deletes the expiry key its lease record names; a record
+		// that disagrees with the index leaves e.key behind, below next.
+		exact = exact && bytes.Equal(expiryKey(rec.expiresMs, id), e.key)
+	}
+	if exact {
+		sw.setExpiryFloor(next, found)
 	}
 	return nil
 }
 
-// endLease deletes a lease, its expiry entry and the locks it holds.
-// Its work is bounded by MaxLocksPerLease.
-func (t *tx) endLease(id uint64) error {
-	rec, found, err := readLease(t.b, id)
-	if err != nil {
+// indexExpiry adds a lease to the expiry index.
+func (t *tx) indexExpiry(expiresMs int64, id uint64) error {
+	key := expiryKey(expiresMs, id)
+	if err := t.set(key, nil); err != nil {
 		return err
 	}
+	t.st.sweeps.expiryAdded(key)
+	return nil
+}
+
+// endLease deletes a lease, its expiry entry and the locks it holds, and
+// returns the record it deleted. Its work is bounded by MaxLocksPerLease.
+func (t *tx) endLease(id uint64) (leaseRecord, error) {
+	rec, found, err := readLease(t.b, id)
+	if err != nil {
+		return leaseRecord{}, err
+	}
 	if !found {
-		return fmt.Errorf("lease %d is indexed but has no record", id)
+		return leaseRecord{}, fmt.Errorf("lease %d is indexed but has no record", id)
 	}
 	prefix := heldPrefix(id)
 	held, err := scan(t.b, prefix, prefixEnd(prefix), MaxLocksPerLease+1, nil)
 	if err != nil {
-		return err
+		return leaseRecord{}, err
 	}
 	if len(held) > MaxLocksPerLease {
-		return fmt.Errorf("lease %d holds more than %d locks", id, MaxLocksPerLease)
+		return leaseRecord{}, fmt.Errorf("lease %d holds more than %d locks", id, MaxLocksPerLease)
 	}
 	for _, h := range held {
 		lock := string(h.key[len(prefix):])
 		lk, found, err := readLock(t.b, lock)
 		if err != nil {
-			return err
+			return leaseRecord{}, err
 		}
 		if !found || lk.lease != id {
-			return fmt.Errorf("lease %d lists lock %q, which it does not hold", id, lock)
+			return leaseRecord{}, fmt.Errorf("lease %d lists lock %q, which it does not hold", id, lock)
 		}
 		if err := t.del(lockKey(lock)); err != nil {
-			return err
+			return leaseRecord{}, err
 		}
 		if err := t.del(h.key); err != nil {
-			return err
+			return leaseRecord{}, err
 		}
 	}
 	if err := t.del(expiryKey(rec.expiresMs, id)); err != nil {
-		return err
+		return leaseRecord{}, err
 	}
-	return t.del(leaseKey(id))
+	return rec, t.del(leaseKey(id))
 }
 
 // grant creates a lease whose id is this log index.
@@ -148,7 +174,7 @@ func (t *tx) grant(c *Command) (*Result, error) {
 	if err := t.writeLease(t.index, rec); err != nil {
 		return nil, err
 	}
-	if err := t.set(expiryKey(rec.expiresMs, t.index), nil); err != nil {
+	if err := t.indexExpiry(rec.expiresMs, t.index); err != nil {
 		return nil, err
 	}
 	return &Result{Code: CodeOK, LeaseID: t.index, ExpiresMs: rec.expiresMs}, nil
@@ -179,7 +205,7 @@ func (t *tx) keepAlive(c *Command) (*Result, error) {
 	if err := t.writeLease(c.LeaseID, rec); err != nil {
 		return nil, err
 	}
-	if err := t.set(expiryKey(rec.expiresMs, c.LeaseID), nil); err != nil {
+	if err := t.indexExpiry(rec.expiresMs, c.LeaseID); err != nil {
 		return nil, err
 	}
 	return &Result{Code: CodeOK, LeaseID: c.LeaseID, ExpiresMs: rec.expiresMs}, nil
@@ -194,7 +220,7 @@ func (t *tx) revoke(c *Command) (*Result, error) {
 	if !found {
 		return t.leaseGone(c.LeaseID, rec, false), nil
 	}
-	if err := t.endLease(c.LeaseID); err != nil {
+	if _, err := t.endLease(c.LeaseID); err != nil {
 		return nil, err
 	}
 	if !t.live(rec) {
@@ -241,7 +267,7 @@ func (t *tx) lock(c *Command) (*Result, error) {
 		}
 		// The holder's lease is past its expiry but the bounded sweep has
 		// not reached it: end it now, as the sweep would have.
-		if err := t.endLease(lk.lease); err != nil {
+		if _, err := t.endLease(lk.lease); err != nil {
 			return nil, err
 		}
 	}
@@ -293,7 +319,7 @@ func (t *tx) unlock(c *Command) (*Result, error) {
 		return nil, fmt.Errorf("lock %q is held by lease %d, which has no record", c.Lock, lk.lease)
 	}
 	if !t.live(holder) {
-		if err := t.endLease(lk.lease); err != nil {
+		if _, err := t.endLease(lk.lease); err != nil {
 			return nil, err
 		}
 		notHeld.Message = fmt.Sprintf("lock %q is not held: lease %d, which held it, expired at %d ms", c.Lock, lk.lease, holder.expiresMs)

@@ -11,15 +11,31 @@ import (
 	"sync/atomic"
 
 	"github.com/cockroachdb/pebble/v2"
+	"github.com/cockroachdb/pebble/v2/bloom"
 	"github.com/cockroachdb/pebble/v2/vfs"
 	"github.com/hashicorp/raft"
 )
 
 // cacheBytes sizes the block cache. The linear tier's state is small
-// (claims, registers of at most 64 KiB, leases, locks, recent outcomes) and
-// most reads hit the memtable, so a small cache suffices and leaves memory
-// to the causal tier's store on the same node.
-const cacheBytes = 8 << 20
+// (claims, registers of at most 64 KiB, leases, locks, recent outcomes),
+// but its hot blocks are not only the newest ones: every Apply looks up a
+// claim or register and an outcome that are usually absent, and with a
+// filter per sstable (see filterBitsPerKey) each such miss still reads the
+// filter and index blocks of every sstable whose key range covers it,
+// which once the state has been flushed is nearly all of them, since every
+// Apply writes keys of several prefixes at once. 32 MiB keeps those blocks
+// and the recent data blocks of a state of some hundreds of thousands of
+// claims and outcomes resident (8 MiB, the earlier size, did not, and
+// decompressing blocks again was a visible share of an Apply), and is
+// still small beside the causal tier's store on the same node.
+const cacheBytes = 32 << 20
+
+// filterBitsPerKey sizes the bloom filter written into every sstable of
+// the machine's store: 10 bits per key make a false positive about 1%. A
+// put-if-absent claim and a new request id's outcome lookup are point
+// reads of keys that do not exist, and without a filter each one seeks
+// into a data block of every sstable whose range covers the key.
+const filterBitsPerKey = 10
 
 // Outcome table defaults. Every replica must use the same values, since
 // they decide what Apply returns; see outcomes.go.
@@ -75,11 +91,15 @@ type Machine struct {
 	closed bool
 }
 
-// appliedState is the metadata committed with every Apply batch.
+// appliedState is the metadata committed with every Apply batch, and what
+// the applying goroutine keeps in memory about the committed state.
 type appliedState struct {
 	index    uint64 // last log index applied
 	clockMs  int64  // the machine's clock: max NowMs of every valid command applied
 	outcomes uint64 // records in the outcome table
+
+	// sweeps is not persisted: load rebuilds it from the database.
+	sweeps sweepBounds
 }
 
 var (
@@ -100,12 +120,16 @@ func Open(dir string, fs vfs.FS, logger *slog.Logger) (*Machine, error) {
 	if err := fs.MkdirAll(dir, 0o755); err != nil {
 		return nil, fmt.Errorf("create linear state directory %s: %w", dir, err)
 	}
-	db, err := pebble.Open(dir, &pebble.Options{
+	opts := &pebble.Options{
 		FS:                 fs,
 		CacheSize:          cacheBytes,
 		Logger:             pebbleLogger{logger.With("component", "pebble")},
 		FormatMajorVersion: pebble.FormatNewest,
-	})
+	}
+	for i := range opts.Levels {
+		opts.Levels[i].FilterPolicy = bloom.FilterPolicy(filterBitsPerKey)
+	}
+	db, err := pebble.Open(dir, opts)
 	if err != nil {
 		return nil, fmt.Errorf("open linear state in %s: %w", dir, err)
 	}
@@ -171,6 +195,9 @@ func (m *Machine) load() error {
 	}
 	st.clockMs = int64(clock)
 	if st.outcomes, _, err = getU64(m.db, keyOutcomeCount); err != nil {
+		return err
+	}
+	if st.sweeps, err = loadSweepBounds(m.db); err != nil {
 		return err
 	}
 	m.applied = st

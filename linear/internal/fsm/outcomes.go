@@ -1,6 +1,7 @@
 package fsm
 
 import (
+	"bytes"
 	"crypto/sha256"
 	"encoding/binary"
 	"fmt"
@@ -70,19 +71,27 @@ func (t *tx) recordOutcome(requestID string, fingerprint [sha256.Size]byte, res 
 	if err := t.set(outcomeKey(requestID), rec.encode()); err != nil {
 		return err
 	}
+	ageKey := outcomeAgeKey(t.index)
 	age := binary.BigEndian.AppendUint64(nil, uint64(rec.appliedMs))
-	if err := t.set(outcomeAgeKey(t.index), append(age, requestID...)); err != nil {
+	if err := t.set(ageKey, append(age, requestID...)); err != nil {
 		return err
 	}
 	t.st.outcomes++
+	t.st.sweeps.outcomeAdded(ageKey, rec.appliedMs)
 	return nil
 }
 
 // evictOutcomes removes the oldest outcomes while the table is over its
-// cap or they are past their retention.
+// cap or they are past their retention. It returns at once when the table
+// is within its cap and the outcome bounds show that its oldest outcome is
+// within retention (sweeps.go).
 func (t *tx) evictOutcomes() error {
+	sw := &t.st.sweeps
 	count := t.st.outcomes
-	due, err := scan(t.b, []byte{prefixOutcomeAge}, []byte{prefixOutcomeAge + 1}, t.m.evictionsPerApply,
+	if count <= t.m.maxOutcomes && (bytes.Equal(sw.outcomeFloor, noOutcome) || t.outcomeLive(sw.oldestOutcomeMs)) {
+		return nil
+	}
+	due, next, found, err := sweepScan(t.b, sw.outcomeFloor, noOutcome, t.m.evictionsPerApply,
 		func(_, value []byte) bool {
 			if len(value) < 8 {
 				return true // reported as corrupt below
@@ -110,5 +119,7 @@ func (t *tx) evictOutcomes() error {
 		}
 		t.st.outcomes--
 	}
+	// Every record before next was just deleted.
+	sw.setOutcomeFloor(next, found)
 	return nil
 }
