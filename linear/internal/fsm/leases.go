@@ -93,8 +93,8 @@ func (t *tx) expireLeases() error {
 	if bytes.Compare(sw.expiryFloor, dueEnd) >= 0 {
 		return nil
 	}
-	due, next, found, err := sweepScan(t.b, sw.expiryFloor, noExpiry, t.m.expiriesPerApply,
-		func(key, _ []byte) bool { return bytes.Compare(key, dueEnd) < 0 })
+	due, rest, err := sweepScan(t.b, sw.expiryFloor, noExpiry, t.m.expiriesPerApply,
+		func(key, _ []byte) bool { return bytes.Compare(key, dueEnd) < 0 }, 1)
 	if err != nil {
 		return err
 	}
@@ -109,11 +109,11 @@ func (t *tx) expireLeases() error {
 			return err
 		}
 		// endLease deletes the expiry key its lease record names; a record
-		// that disagrees with the index leaves e.key behind, below next.
+		// that disagrees with the index leaves e.key behind, below rest.
 		exact = exact && bytes.Equal(expiryKey(rec.expiresMs, id), e.key)
 	}
 	if exact {
-		sw.setExpiryFloor(next, found)
+		sw.setExpiryFloor(rest)
 	}
 	return nil
 }

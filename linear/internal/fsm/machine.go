@@ -85,6 +85,11 @@ type Machine struct {
 	// production, fields for the same reason.
 	expiriesPerApply  int
 	evictionsPerApply int
+	// outcomeReadAhead is readAheadOutcomes in production, a field so that
+	// tests can make the records read ahead run out often. It changes how
+	// often the age index is read, never an answer, so replicas may differ
+	// in it.
+	outcomeReadAhead int
 
 	mu     sync.Mutex
 	snaps  map[*snapshot]struct{} // snapshots not yet released
@@ -140,6 +145,7 @@ func Open(dir string, fs vfs.FS, logger *slog.Logger) (*Machine, error) {
 		maxOutcomes:        MaxOutcomes,
 		expiriesPerApply:   maxExpiriesPerApply,
 		evictionsPerApply:  maxEvictionsPerApply,
+		outcomeReadAhead:   readAheadOutcomes,
 		snaps:              make(map[*snapshot]struct{}),
 	}
 	if err := m.checkFormat(); err != nil {
@@ -197,7 +203,7 @@ func (m *Machine) load() error {
 	if st.outcomes, _, err = getU64(m.db, keyOutcomeCount); err != nil {
 		return err
 	}
-	if st.sweeps, err = loadSweepBounds(m.db); err != nil {
+	if st.sweeps, err = loadSweepBounds(m.db, m.outcomeReadAhead); err != nil {
 		return err
 	}
 	m.applied = st

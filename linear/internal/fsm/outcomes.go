@@ -62,10 +62,12 @@ func (t *tx) outcomeLive(appliedMs int64) bool {
 // of an earlier use of the same request id, if it has not been evicted.
 func (t *tx) recordOutcome(requestID string, fingerprint [sha256.Size]byte, res *Result, prev *outcomeRecord) error {
 	if prev != nil {
-		if err := t.del(outcomeAgeKey(prev.index)); err != nil {
+		prevAge := outcomeAgeKey(prev.index)
+		if err := t.del(prevAge); err != nil {
 			return err
 		}
 		t.st.outcomes--
+		t.st.sweeps.outcomeRemoved(prevAge)
 	}
 	rec := outcomeRecord{index: t.index, appliedMs: t.now(), fingerprint: fingerprint, result: res}
 	if err := t.set(outcomeKey(requestID), rec.encode()); err != nil {
@@ -84,27 +86,20 @@ func (t *tx) recordOutcome(requestID string, fingerprint [sha256.Size]byte, res 
 // evictOutcomes removes the oldest outcomes while the table is over its
 // cap or they are past their retention. It returns at once when the table
 // is within its cap and the outcome bounds show that its oldest outcome is
-// within retention (sweeps.go).
+// within retention, and takes the records to evict from those read ahead
+// when it can (sweeps.go).
 func (t *tx) evictOutcomes() error {
 	sw := &t.st.sweeps
-	count := t.st.outcomes
-	if count <= t.m.maxOutcomes && (bytes.Equal(sw.outcomeFloor, noOutcome) || t.outcomeLive(sw.oldestOutcomeMs)) {
+	if t.st.outcomes <= t.m.maxOutcomes && (bytes.Equal(sw.outcomeFloor, noOutcome) || t.outcomeLive(sw.oldestOutcomeMs)) {
 		return nil
 	}
-	due, next, found, err := sweepScan(t.b, sw.outcomeFloor, noOutcome, t.m.evictionsPerApply,
-		func(_, value []byte) bool {
-			if len(value) < 8 {
-				return true // reported as corrupt below
-			}
-			appliedMs := int64(binary.BigEndian.Uint64(value))
-			if count <= t.m.maxOutcomes && t.outcomeLive(appliedMs) {
-				return false
-			}
-			count--
-			return true
-		})
-	if err != nil {
-		return err
+	due, rest, ok := sw.takeOutcomes(t.m.evictionsPerApply, t.outcomeDue())
+	if !ok {
+		var err error
+		due, rest, err = sweepScan(t.b, sw.outcomeFloor, noOutcome, t.m.evictionsPerApply, t.outcomeDue(), t.m.outcomeReadAhead)
+		if err != nil {
+			return err
+		}
 	}
 	for _, a := range due {
 		if len(a.value) < 8 {
@@ -119,7 +114,25 @@ func (t *tx) evictOutcomes() error {
 		}
 		t.st.outcomes--
 	}
-	// Every record before next was just deleted.
-	sw.setOutcomeFloor(next, found)
+	// Every record before rest was just deleted.
+	sw.setOutcomesAhead(rest)
 	return nil
+}
+
+// outcomeDue returns the test evictOutcomes applies to the age records in
+// order: evict while the table is over its cap or the record is past its
+// retention. It counts the records it passes, so a sweep needs a new one.
+func (t *tx) outcomeDue() func(key, value []byte) bool {
+	count := t.st.outcomes
+	return func(_, value []byte) bool {
+		if len(value) < 8 {
+			return true // reported as corrupt by evictOutcomes
+		}
+		appliedMs := int64(binary.BigEndian.Uint64(value))
+		if count <= t.m.maxOutcomes && t.outcomeLive(appliedMs) {
+			return false
+		}
+		count--
+		return true
+	}
 }

@@ -31,10 +31,21 @@ import (
 // returns or writes, and a replica whose bounds differ (because it
 // restarted, say) still reaches the same state.
 //
+// A table at its cap (MaxOutcomes) has an outcome to evict at every
+// mutation, so there the bound cannot help. The outcome sweep therefore
+// also keeps the records that follow the last ones it evicted
+// (outcomesAhead): the next sweeps take their records from there and
+// decide exactly as a scan would, and open an iterator only when those run
+// out. Outcomes are added at the end of the age index (keys are log
+// indices), so only a deletion elsewhere in it (a request id reused after
+// its retention) can make them stale, and it drops them.
+//
 // The bounds travel with appliedState: an ApplyBatch works on a copy, so
 // each entry sees those of the entries before it, and the copy is
-// published only when the batch commits. They are not persisted; load
-// rebuilds them from the database at Open and after Restore.
+// published only when the batch commits. Nothing in them is modified in
+// place (a copy shares their slices), only replaced. They are not
+// persisted; load rebuilds them from the database at Open and after
+// Restore.
 //
 // Records written by this package are well formed; a record that is not
 // (only a corrupt snapshot or disk could hold one) pins its bound so that
@@ -51,7 +62,16 @@ type sweepBounds struct {
 	// the table: math.MaxInt64 when outcomeFloor is noOutcome,
 	// math.MinInt64 when the first age record is malformed.
 	oldestOutcomeMs int64
+	// outcomesAhead, when not empty, is exactly the first records of the
+	// outcome age index, in key order, and outcomeFloor and oldestOutcomeMs
+	// are those of its first record.
+	outcomesAhead []kv
 }
+
+// readAheadOutcomes is how many records of the outcome age index a sweep
+// keeps for the sweeps after it: with the table at its cap, one iterator
+// per this many mutations.
+const readAheadOutcomes = 64
 
 // noExpiry and noOutcome sort after every key of their index.
 var (
@@ -59,42 +79,44 @@ var (
 	noOutcome = []byte{prefixOutcomeAge + 1}
 )
 
-// loadSweepBounds reads the exact bounds from r.
-func loadSweepBounds(r pebble.Reader) (sweepBounds, error) {
+// loadSweepBounds reads the exact bounds from r, with up to readAhead
+// records of the age index.
+func loadSweepBounds(r pebble.Reader, readAhead int) (sweepBounds, error) {
 	var sw sweepBounds
-	_, next, found, err := sweepScan(r, []byte{prefixExpiry}, noExpiry, 0, nil)
+	_, first, err := sweepScan(r, []byte{prefixExpiry}, noExpiry, 0, nil, 1)
 	if err != nil {
 		return sweepBounds{}, err
 	}
-	sw.setExpiryFloor(next, found)
-	_, next, found, err = sweepScan(r, []byte{prefixOutcomeAge}, noOutcome, 0, nil)
+	sw.setExpiryFloor(first)
+	_, ahead, err := sweepScan(r, []byte{prefixOutcomeAge}, noOutcome, 0, nil, readAhead)
 	if err != nil {
 		return sweepBounds{}, err
 	}
-	sw.setOutcomeFloor(next, found)
+	sw.setOutcomesAhead(ahead)
 	return sw, nil
 }
 
-// setExpiryFloor makes the expiry floor exact: first is the index's first
-// record, if found.
-func (sw *sweepBounds) setExpiryFloor(first kv, found bool) {
-	if !found {
+// setExpiryFloor makes the expiry floor exact: rest holds the index's first
+// record, or nothing when the index is empty.
+func (sw *sweepBounds) setExpiryFloor(rest []kv) {
+	if len(rest) == 0 {
 		sw.expiryFloor = noExpiry
 		return
 	}
-	sw.expiryFloor = first.key
+	sw.expiryFloor = rest[0].key
 }
 
-// setOutcomeFloor makes the outcome bounds exact: first is the age index's
-// first record, if found.
-func (sw *sweepBounds) setOutcomeFloor(first kv, found bool) {
+// setOutcomesAhead makes the outcome bounds exact: ahead is the first
+// records of the age index, empty only when the index is.
+func (sw *sweepBounds) setOutcomesAhead(ahead []kv) {
+	sw.outcomesAhead = ahead
 	switch {
-	case !found:
+	case len(ahead) == 0:
 		sw.outcomeFloor, sw.oldestOutcomeMs = noOutcome, math.MaxInt64
-	case len(first.value) < 8:
-		sw.outcomeFloor, sw.oldestOutcomeMs = first.key, math.MinInt64
+	case len(ahead[0].value) < 8:
+		sw.outcomeFloor, sw.oldestOutcomeMs = ahead[0].key, math.MinInt64
 	default:
-		sw.outcomeFloor, sw.oldestOutcomeMs = first.key, int64(binary.BigEndian.Uint64(first.value))
+		sw.outcomeFloor, sw.oldestOutcomeMs = ahead[0].key, int64(binary.BigEndian.Uint64(ahead[0].value))
 	}
 }
 
@@ -107,34 +129,64 @@ func (sw *sweepBounds) expiryAdded(key []byte) {
 
 // outcomeAdded lowers the outcome bounds for an outcome added to the table.
 func (sw *sweepBounds) outcomeAdded(ageKey []byte, appliedMs int64) {
+	if n := len(sw.outcomesAhead); n > 0 && bytes.Compare(ageKey, sw.outcomesAhead[n-1].key) <= 0 {
+		sw.outcomesAhead = nil // not at the end of the index, which log indices rule out
+	}
 	if bytes.Compare(ageKey, sw.outcomeFloor) < 0 {
 		sw.outcomeFloor = ageKey
 	}
 	sw.oldestOutcomeMs = min(sw.oldestOutcomeMs, appliedMs)
 }
 
+// outcomeRemoved drops the records read ahead if the age key removed
+// outside a sweep is among them. The bounds stay lower bounds.
+func (sw *sweepBounds) outcomeRemoved(ageKey []byte) {
+	if n := len(sw.outcomesAhead); n > 0 && bytes.Compare(ageKey, sw.outcomesAhead[n-1].key) <= 0 {
+		sw.outcomesAhead = nil
+	}
+}
+
+// takeOutcomes decides a sweep from the records read ahead, as sweepScan
+// would from the index: the records due, at most limit, and the records
+// after them. It reports false when the records ahead run out before the
+// sweep is decided, and the caller scans.
+func (sw *sweepBounds) takeOutcomes(limit int, due func(key, value []byte) bool) (taken, rest []kv, ok bool) {
+	ahead := sw.outcomesAhead
+	n := 0
+	for n < len(ahead) && n < limit && due(ahead[n].key, ahead[n].value) {
+		n++
+	}
+	if n == len(ahead) {
+		return nil, nil, false
+	}
+	return ahead[:n], ahead[n:], true
+}
+
 // sweepScan returns copies of the records of [lower, upper) in key order
 // for which due (if not nil) returns true, at most limit of them, stopping
-// at the first record that is not due. It also returns a copy of the first
-// record it did not return, and whether there was one. Callers mutate the
-// batch only after scanning, never while an iterator is open on it.
-func sweepScan(r pebble.Reader, lower, upper []byte, limit int, due func(key, value []byte) bool) (taken []kv, next kv, found bool, err error) {
+// at the first record that is not due; and copies of up to ahead (at least
+// 1) records that follow them, which are none only when the range holds no
+// more. Callers mutate the batch only after scanning, never while an
+// iterator is open on it.
+func sweepScan(r pebble.Reader, lower, upper []byte, limit int, due func(key, value []byte) bool, ahead int) (taken, rest []kv, err error) {
 	it, err := r.NewIter(&pebble.IterOptions{LowerBound: lower, UpperBound: upper})
 	if err != nil {
-		return nil, kv{}, false, err
+		return nil, nil, err
 	}
 	for ok := it.First(); ok; ok = it.Next() {
 		v, err := it.ValueAndErr()
 		if err != nil {
 			_ = it.Close()
-			return nil, kv{}, false, err
+			return nil, nil, err
 		}
 		rec := kv{key: append([]byte(nil), it.Key()...), value: append([]byte(nil), v...)}
-		if len(taken) == limit || (due != nil && !due(rec.key, rec.value)) {
-			next, found = rec, true
+		if len(rest) == 0 && len(taken) < limit && (due == nil || due(rec.key, rec.value)) {
+			taken = append(taken, rec)
+			continue
+		}
+		if rest = append(rest, rec); len(rest) >= ahead {
 			break
 		}
-		taken = append(taken, rec)
 	}
-	return taken, next, found, errors.Join(it.Error(), it.Close())
+	return taken, rest, errors.Join(it.Error(), it.Close())
 }

@@ -2,6 +2,7 @@ package fsm
 
 import (
 	"bytes"
+	"fmt"
 	"math"
 	"reflect"
 	"testing"
@@ -28,17 +29,22 @@ func sweepAlways(m *Machine) {
 // what its database holds.
 func checkSweepBounds(t tb, m *Machine) {
 	t.Helper()
-	exact, err := loadSweepBounds(m.db)
+	sw := m.applied.sweeps
+	exact, err := loadSweepBounds(m.db, max(len(sw.outcomesAhead), 1))
 	if err != nil {
 		t.Fatal(err)
 	}
-	sw := m.applied.sweeps
 	if bytes.Compare(sw.expiryFloor, exact.expiryFloor) > 0 {
 		t.Fatalf("expiry floor %x is past the first expiry %x", sw.expiryFloor, exact.expiryFloor)
 	}
 	if bytes.Compare(sw.outcomeFloor, exact.outcomeFloor) > 0 || sw.oldestOutcomeMs > exact.oldestOutcomeMs {
 		t.Fatalf("outcome bounds %x at %d ms are past the oldest outcome %x at %d ms",
 			sw.outcomeFloor, sw.oldestOutcomeMs, exact.outcomeFloor, exact.oldestOutcomeMs)
+	}
+	if len(sw.outcomesAhead) > 0 && !(reflect.DeepEqual(sw.outcomesAhead, exact.outcomesAhead) &&
+		bytes.Equal(sw.outcomeFloor, exact.outcomeFloor) && sw.oldestOutcomeMs == exact.oldestOutcomeMs) {
+		t.Fatalf("the outcomes read ahead %v (bounds %x at %d ms) are not the first of the age index %v",
+			sw.outcomesAhead, sw.outcomeFloor, sw.oldestOutcomeMs, exact.outcomesAhead)
 	}
 }
 
@@ -66,7 +72,9 @@ func TestSweepBoundsNeverChangeAnAnswer(t *testing.T) {
 		}
 
 		fs := vfs.NewMem()
+		readAhead := rapid.IntRange(1, 3).Draw(rt, "outcomes read ahead")
 		bounded := openTunedOn(rt, fs)
+		bounded.outcomeReadAhead = readAhead
 		restart := rapid.IntRange(0, n).Draw(rt, "restart after")
 		var got []interface{}
 		for i, l := range logs[:restart] {
@@ -80,6 +88,7 @@ func TestSweepBoundsNeverChangeAnAnswer(t *testing.T) {
 			rt.Fatal(err)
 		}
 		bounded = openTunedOn(rt, fs)
+		bounded.outcomeReadAhead = readAhead
 		defer bounded.Close()
 		checkSweepBounds(rt, bounded)
 		for rest := logs[restart:]; len(rest) > 0; {
@@ -241,4 +250,32 @@ func TestSweepBoundsOfAFailedBatch(t *testing.T) {
 		t.Fatal("after the failed batch a lease or outcome outlived its time")
 	}
 	checkOutcomeCount(t, h.m)
+}
+
+// TestEvictionBoundWithOutcomesReadAhead: the outcomes read ahead are
+// evicted at most evictionsPerApply at a time too, whether the records
+// read ahead run out before, at or after the bound.
+func TestEvictionBoundWithOutcomesReadAhead(t *testing.T) {
+	for _, readAhead := range []int{1, 2, 3, 64} {
+		t.Run(fmt.Sprintf("read ahead %d", readAhead), func(t *testing.T) {
+			h := newHarness(t)
+			h.m.outcomeRetentionMs = 1000
+			h.m.evictionsPerApply = 2
+			h.m.outcomeReadAhead = readAhead
+			for i := range 6 {
+				h.apply(claimCmd("n", fmt.Sprint(i), "o"))
+			}
+			h.nowMs += 500
+			h.apply(claimCmd("n", "late", "o"))
+			h.nowMs += 500
+			for _, want := range []int{5, 3, 1, 1} {
+				h.apply(Command{Op: OpTick})
+				if got := countPrefix(t, h.m, prefixOutcome); got != want {
+					t.Fatalf("%d outcomes after a tick, want %d", got, want)
+				}
+				checkOutcomeCount(t, h.m)
+				checkSweepBounds(t, h.m)
+			}
+		})
+	}
 }
