@@ -72,7 +72,6 @@ func (g *testGroup) start(v *testVoter, bootstrap bool) {
 		g.t.Fatalf("open %s: %v", v.region, err)
 	}
 	v.node = n
-	v.raft = n.RaftAddr()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		g.t.Fatal(err)
@@ -91,6 +90,7 @@ func (g *testGroup) start(v *testVoter, bootstrap bool) {
 	v.srv = &http.Server{Handler: mux, Protocols: p}
 	go v.srv.Serve(v.links.Listener(ln))
 	g.mu.Lock()
+	v.raft = n.RaftAddr()
 	v.api = ln.Addr().String()
 	g.alive[v.region] = true
 	g.mu.Unlock()
@@ -108,7 +108,9 @@ func newTestGroup(t *testing.T, regions ...string) *testGroup {
 	g := &testGroup{t: t, alive: map[string]bool{}, removed: map[string]bool{}}
 	for i, r := range regions {
 		v := &testVoter{region: r, dir: t.TempDir(), raft: "127.0.0.1:0"}
+		g.mu.Lock()
 		g.voters = append(g.voters, v)
+		g.mu.Unlock()
 		g.start(v, i == 0)
 	}
 	t.Cleanup(func() {
