@@ -1,21 +1,24 @@
 package fsm
 
 import (
-	"fmt"
+	"math/rand/v2"
+	"strconv"
 	"testing"
 
 	"github.com/cockroachdb/pebble/v2/vfs"
+	"github.com/google/uuid"
 	"github.com/hashicorp/raft"
 )
 
 // BenchmarkApply measures the state machine's cost per log entry for the
 // workload of bench/'s linear throughput row: put-if-absent claims of
-// distinct names, each with its own request id, so every entry misses on
-// its claim and its outcome and stores both. One op is one entry. The
-// machine runs on a real directory, as a node's does, and the clock moves
-// 1 ms every 4 entries (about the tier's rate under 64 clients), so no
-// outcome reaches its retention and no lease exists: the sweeps find
-// nothing to do.
+// distinct names ("n1", "n2", ... as bench/ names them), each with its own
+// random request id (as the API stamps one when a client sends none), so
+// every entry misses on its claim and its outcome and stores both. One op
+// is one entry. The machine runs on a real directory, as a node's does,
+// and the clock moves 1 ms every 4 entries (about the tier's rate under 64
+// clients), so no outcome reaches its retention and no lease exists; past
+// MaxOutcomes entries every one evicts the oldest outcome for the cap.
 //
 //	one:      one entry per Apply, as raft hands them over when lightly loaded
 //	batch=64: ApplyBatch of 64 entries, as raft's BatchApplyCh delivers under load
@@ -33,15 +36,16 @@ func BenchmarkApply(b *testing.B) {
 				b.Fatal(err)
 			}
 			defer m.Close()
+			ids := rand.NewChaCha8([32]byte{})
 			logs := make([]*raft.Log, b.N)
 			for i := range logs {
 				c := Command{
 					Op:        OpClaim,
-					RequestID: requestID(i),
+					RequestID: uuid.Must(uuid.NewRandomFromReader(ids)).String(),
 					NowMs:     startMs + int64(i/4),
 					Namespace: "bench",
-					Name:      fmt.Sprintf("name-%012d", i),
-					Owner:     "client",
+					Name:      "n" + strconv.Itoa(i+1),
+					Owner:     "bench",
 				}
 				logs[i] = &raft.Log{Index: uint64(i + 1), Term: 1, Type: raft.LogCommand, Data: c.Encode()}
 			}
