@@ -2,7 +2,6 @@ package replica
 
 import (
 	"context"
-	"fmt"
 	"path/filepath"
 	"unicode/utf8"
 
@@ -104,8 +103,10 @@ func (n *Node) claimUnique(ctx context.Context, ops []causal.Op, uniques []Uniqu
 	key := ops[0].Key
 	for _, u := range uniques {
 		id := uuid.NewSHA1(reqID, []byte(u.Namespace+"\x00"+u.Name)).String()
+		// The tier's answer already names the namespace, the name and its
+		// holder, and reaches the client as it is.
 		if _, err := n.linear.Claim(ctx, u.Namespace, u.Name, key, id); err != nil {
-			return fmt.Errorf("unique %s=%s: %w", u.Namespace, u.Name, err)
+			return err
 		}
 	}
 	return nil

@@ -96,16 +96,7 @@ func newNodeMetrics(n *Node) *nodeMetrics {
 			}
 			return 0
 		}),
-		linearGauge(n, labels, "linear_available", "1 when this node can serve linearizable requests now (it knows a leader followed by a quorum), else 0; absent without the tier.",
-			func(st *v1.LinearStatus) float64 { return boolFloat(st.Available) }),
-		linearGauge(n, labels, "linear_leader", "1 when this node leads the linearizable tier's Raft group, else 0.",
-			func(st *v1.LinearStatus) float64 { return boolFloat(st.LeaderRegion == n.cfg.Region && st.Voter) }),
-		linearGauge(n, labels, "linear_term", "Raft term of this voter.",
-			func(st *v1.LinearStatus) float64 { return float64(st.Term) }),
-		linearGauge(n, labels, "linear_applied_index", "Raft log index this voter's state machine has applied.",
-			func(st *v1.LinearStatus) float64 { return float64(st.AppliedIndex) }),
-		linearGauge(n, labels, "linear_reachable_voters", "Voters of the linearizable tier this node reaches (itself included).",
-			func(st *v1.LinearStatus) float64 { return float64(st.ReachableVoters) }),
+		newLinearCollector(n, labels),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Namespace: "causeway", Name: "uptime_seconds", ConstLabels: labels,
 			Help: "Seconds since the node opened its store.",
@@ -130,25 +121,50 @@ func (m *nodeMetrics) interceptor() connect.UnaryInterceptorFunc {
 	}
 }
 
-// linearGauge reports one figure of the linearizable tier's status; it
-// reports nothing on a node without the tier.
-func linearGauge(n *Node, labels prometheus.Labels, name, help string, value func(*v1.LinearStatus) float64) prometheus.Collector {
-	return &linearCollector{n: n, value: value, desc: prometheus.NewDesc("causeway_"+name, help, nil, labels)}
+// linearCollector reports the linearizable tier's status figures, all from
+// one Status call per scrape; it reports nothing on a node without the tier.
+type linearCollector struct {
+	n       *Node
+	figures []linearFigure
 }
 
-type linearCollector struct {
-	n     *Node
+type linearFigure struct {
 	desc  *prometheus.Desc
 	value func(*v1.LinearStatus) float64
 }
 
-func (c *linearCollector) Describe(ch chan<- *prometheus.Desc) { ch <- c.desc }
+func newLinearCollector(n *Node, labels prometheus.Labels) *linearCollector {
+	figure := func(name, help string, value func(*v1.LinearStatus) float64) linearFigure {
+		return linearFigure{desc: prometheus.NewDesc("causeway_"+name, help, nil, labels), value: value}
+	}
+	return &linearCollector{n: n, figures: []linearFigure{
+		figure("linear_available", "1 when this node can serve linearizable requests now (it knows a leader followed by a quorum), else 0; absent without the tier.",
+			func(st *v1.LinearStatus) float64 { return boolFloat(st.Available) }),
+		figure("linear_leader", "1 when this node leads the linearizable tier's Raft group, else 0.",
+			func(st *v1.LinearStatus) float64 { return boolFloat(st.LeaderRegion == n.cfg.Region && st.Voter) }),
+		figure("linear_term", "Raft term of this voter.",
+			func(st *v1.LinearStatus) float64 { return float64(st.Term) }),
+		figure("linear_applied_index", "Raft log index this voter's state machine has applied.",
+			func(st *v1.LinearStatus) float64 { return float64(st.AppliedIndex) }),
+		figure("linear_reachable_voters", "Voters of the linearizable tier this node reaches (itself included).",
+			func(st *v1.LinearStatus) float64 { return float64(st.ReachableVoters) }),
+	}}
+}
+
+func (c *linearCollector) Describe(ch chan<- *prometheus.Desc) {
+	for _, f := range c.figures {
+		ch <- f.desc
+	}
+}
 
 func (c *linearCollector) Collect(ch chan<- prometheus.Metric) {
 	if c.n.linear == nil {
 		return
 	}
-	ch <- prometheus.MustNewConstMetric(c.desc, prometheus.GaugeValue, c.value(c.n.linear.Status()))
+	st := c.n.linear.Status()
+	for _, f := range c.figures {
+		ch <- prometheus.MustNewConstMetric(f.desc, prometheus.GaugeValue, f.value(st))
+	}
 }
 
 func boolFloat(b bool) float64 {

@@ -14,6 +14,8 @@ import (
 
 	"github.com/causewaydb/causeway/causal"
 	"github.com/causewaydb/causeway/clocks"
+
+	"github.com/causewaydb/causeway/internal/pebblelog"
 )
 
 // Store is one region's multi-version storage on Pebble. It is safe for
@@ -59,7 +61,7 @@ func OpenStore(dir string, o StoreOptions) (*Store, error) {
 	opts := &pebble.Options{
 		CacheSize:          o.CacheBytes,
 		FS:                 fs,
-		Logger:             pebbleLogger{logger.With("component", "pebble")},
+		Logger:             pebblelog.New(logger.With("component", "pebble")),
 		FormatMajorVersion: pebble.FormatNewest,
 	}
 	db, err := pebble.Open(dir, opts)
@@ -251,21 +253,6 @@ func (s *Store) expireRequests(cutoffMs uint64, limit int) (int, error) {
 		return 0, nil
 	}
 	return n, b.Commit(pebble.Sync)
-}
-
-// pebbleLogger routes Pebble's log lines into slog. Pebble's Fatalf means an
-// unrecoverable storage failure; the process exits, as Pebble expects.
-type pebbleLogger struct{ l *slog.Logger }
-
-func (p pebbleLogger) Infof(format string, args ...any) {
-	p.l.Debug(fmt.Sprintf(format, args...))
-}
-func (p pebbleLogger) Errorf(format string, args ...any) {
-	p.l.Error(fmt.Sprintf(format, args...))
-}
-func (p pebbleLogger) Fatalf(format string, args ...any) {
-	p.l.Error(fmt.Sprintf(format, args...))
-	os.Exit(1)
 }
 
 // logRange returns the replication frames of local writes from..to

@@ -75,10 +75,7 @@ func runClient(verb string, args []string, stdin io.Reader, stdout, stderr io.Wr
 			return exitUsage
 		}
 	}
-	base := strings.TrimRight(*addr, "/")
-	if !strings.HasPrefix(base, "http://") && !strings.HasPrefix(base, "https://") {
-		base = "http://" + base
-	}
+	base := nodeURL(*addr)
 
 	sess, err := loadSession(*sessionPath)
 	if err != nil {
@@ -180,13 +177,29 @@ func runClient(verb string, args []string, stdin io.Reader, stdout, stderr io.Wr
 		fmt.Fprintf(stderr, "causeway %s: %v\n", verb, err)
 		return exitFailed
 	}
-	if *asJSON {
+	printResponse(stdout, *asJSON, msg, human)
+	return code
+}
+
+// nodeURL is --addr as a base URL: http:// is assumed when no scheme is
+// given, and a trailing slash is dropped.
+func nodeURL(addr string) string {
+	base := strings.TrimRight(addr, "/")
+	if !strings.HasPrefix(base, "http://") && !strings.HasPrefix(base, "https://") {
+		base = "http://" + base
+	}
+	return base
+}
+
+// printResponse prints a verb's result: the response as JSON (every field,
+// for scripts) or the line for a person.
+func printResponse(stdout io.Writer, asJSON bool, msg proto.Message, human string) {
+	if asJSON {
 		out, _ := protojson.MarshalOptions{EmitUnpopulated: true}.Marshal(msg)
 		fmt.Fprintln(stdout, string(out))
-	} else {
-		fmt.Fprintln(stdout, human)
+		return
 	}
-	return code
+	fmt.Fprintln(stdout, human)
 }
 
 // describeError turns an RPC failure into one line a person can act on.

@@ -14,7 +14,6 @@ import (
 
 	"connectrpc.com/connect"
 	"github.com/google/uuid"
-	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
 
 	v1 "github.com/causewaydb/causeway/api/causeway/v1"
@@ -80,10 +79,7 @@ func runLinear(verb string, args []string, stdout, stderr io.Writer) int {
 	} else if _, err := uuid.Parse(rid); err != nil {
 		return usage("--request-id %q is not a UUID", rid)
 	}
-	base := strings.TrimRight(*addr, "/")
-	if !strings.HasPrefix(base, "http://") && !strings.HasPrefix(base, "https://") {
-		base = "http://" + base
-	}
+	base := nodeURL(*addr)
 	ctx, cancel := context.WithTimeout(context.Background(), *timeout)
 	defer cancel()
 	lin := causewayv1connect.NewLinearServiceClient(http.DefaultClient, base)
@@ -241,12 +237,7 @@ func runLinear(verb string, args []string, stdout, stderr io.Writer) int {
 		}
 		return exitFailed
 	}
-	if *asJSON {
-		out, _ := protojson.MarshalOptions{EmitUnpopulated: true}.Marshal(msg)
-		fmt.Fprintln(stdout, string(out))
-	} else {
-		fmt.Fprintln(stdout, human)
-	}
+	printResponse(stdout, *asJSON, msg, human)
 	return code
 }
 

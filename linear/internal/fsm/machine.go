@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"log/slog"
 	"math"
-	"os"
 	"sync"
 	"sync/atomic"
 
@@ -14,6 +13,8 @@ import (
 	"github.com/cockroachdb/pebble/v2/bloom"
 	"github.com/cockroachdb/pebble/v2/vfs"
 	"github.com/hashicorp/raft"
+
+	"github.com/causewaydb/causeway/internal/pebblelog"
 )
 
 // cacheBytes sizes the block cache. Pebble charges its memtables to the
@@ -129,7 +130,7 @@ func Open(dir string, fs vfs.FS, logger *slog.Logger) (*Machine, error) {
 	opts := &pebble.Options{
 		FS:                 fs,
 		CacheSize:          cacheBytes,
-		Logger:             pebbleLogger{logger.With("component", "pebble")},
+		Logger:             pebblelog.New(logger.With("component", "pebble")),
 		FormatMajorVersion: pebble.FormatNewest,
 	}
 	for i := range opts.Levels {
@@ -555,17 +556,4 @@ func scan(r pebble.Reader, lower, upper []byte, limit int, keep func(key, value 
 		out = append(out, kv{key: append([]byte(nil), it.Key()...), value: append([]byte(nil), v...)})
 	}
 	return out, errors.Join(it.Error(), it.Close())
-}
-
-// pebbleLogger routes Pebble's log lines into slog. Pebble's Fatalf means
-// an unrecoverable storage failure; the process exits, as Pebble expects.
-type pebbleLogger struct{ l *slog.Logger }
-
-func (p pebbleLogger) Infof(format string, args ...any) { p.l.Debug(fmt.Sprintf(format, args...)) }
-func (p pebbleLogger) Errorf(format string, args ...any) {
-	p.l.Error(fmt.Sprintf(format, args...))
-}
-func (p pebbleLogger) Fatalf(format string, args ...any) {
-	p.l.Error(fmt.Sprintf(format, args...))
-	os.Exit(1)
 }

@@ -4,13 +4,14 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"os"
 	"slices"
 	"sync"
 
 	"github.com/cockroachdb/pebble/v2"
 	"github.com/cockroachdb/pebble/v2/vfs"
 	"github.com/hashicorp/raft"
+
+	"github.com/causewaydb/causeway/internal/pebblelog"
 )
 
 // cacheBytes sizes Pebble's block cache. The store sits beside the node's
@@ -56,7 +57,7 @@ func Open(dir string, fs vfs.FS, logger *slog.Logger) (*Store, error) {
 	opts := &pebble.Options{
 		CacheSize:          cacheBytes,
 		FS:                 fs,
-		Logger:             pebbleLogger{logger.With("component", "raft-log-pebble")},
+		Logger:             pebblelog.New(logger.With("component", "raft-log-pebble")),
 		FormatMajorVersion: pebble.FormatNewest,
 	}
 	db, err := pebble.Open(dir, opts)
@@ -309,21 +310,4 @@ func (s *Store) GetUint64(key []byte) (uint64, error) {
 		return 0, fmt.Errorf("read raft stable integer %q: %w", key, err)
 	}
 	return decodeUint64(k, value)
-}
-
-// pebbleLogger routes Pebble's log lines into slog. Pebble's Fatalf means an
-// unrecoverable storage failure; the process exits, as Pebble expects.
-type pebbleLogger struct{ l *slog.Logger }
-
-func (p pebbleLogger) Infof(format string, args ...any) {
-	p.l.Debug(fmt.Sprintf(format, args...))
-}
-
-func (p pebbleLogger) Errorf(format string, args ...any) {
-	p.l.Error(fmt.Sprintf(format, args...))
-}
-
-func (p pebbleLogger) Fatalf(format string, args ...any) {
-	p.l.Error(fmt.Sprintf(format, args...))
-	os.Exit(1)
 }
