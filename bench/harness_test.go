@@ -7,6 +7,7 @@ import (
 	"math"
 	"slices"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -82,7 +83,9 @@ func drive(ctx context.Context, total, clients int, do op) (load, error) {
 func measure(b *testing.B, clients int, do op) {
 	b.Helper()
 	b.ResetTimer()
+	cpu0 := processCPU()
 	l, err := drive(context.Background(), b.N, clients, do)
+	cpu := processCPU() - cpu0
 	b.StopTimer()
 	if err != nil {
 		b.Fatal(err)
@@ -92,6 +95,20 @@ func measure(b *testing.B, clients int, do op) {
 	}
 	b.ReportMetric(micros(percentile(l.latencies, 50)), "p50-us")
 	b.ReportMetric(micros(percentile(l.latencies, 99)), "p99-us")
+	if l.ops > 0 {
+		b.ReportMetric(micros(cpu)/float64(l.ops), "cpu-us/op")
+	}
+}
+
+// processCPU is the user and system CPU time this process has used so far:
+// clients and server share the process, so per operation it is what one
+// operation costs the machine, whatever the concurrency.
+func processCPU() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 // percentile returns the p-th percentile (0 < p <= 100) of sorted by the

@@ -32,7 +32,7 @@ func (n *Node) applyRemote(writes []*causal.Write) error {
 		n.mu.Unlock()
 		return refused
 	}
-	wb := n.store.newWriteBatch(true)
+	wb := n.store.newWriteBatch()
 	applied := clocks.Vector{}
 	for _, w := range ready {
 		if err := n.stageWrite(wb, w); err != nil {
@@ -43,7 +43,7 @@ func (n *Node) applyRemote(writes []*causal.Write) error {
 		applied[w.Origin()] = w.Seq
 	}
 	wb.putState(&nodeState{Vector: n.causal.Applied(), Clock: n.clock.Last()})
-	if err := n.store.commitNoWait(wb); err != nil {
+	if err := n.commit(wb); err != nil {
 		n.mu.Unlock()
 		wb.abandon()
 		return n.fail(fmt.Errorf("commit replicated writes: %w", err))

@@ -47,8 +47,8 @@ func fenceKey(lock string) []byte {
 }
 
 // fenceSeen is the highest token stored for lock (0 if none).
-func (s *Store) fenceSeen(r pebble.Reader, lock string) (uint64, error) {
-	raw, closer, err := r.Get(fenceKey(lock))
+func (s *Store) fenceSeen(lock string) (uint64, error) {
+	raw, closer, err := s.db.Get(fenceKey(lock))
 	if errors.Is(err, pebble.ErrNotFound) {
 		return 0, nil
 	}
@@ -70,7 +70,7 @@ func (w *writeBatch) putFence(lock string, token uint64) {
 // otherwise stages it as the newest seen. Called under mu, so fenced writes
 // are checked in the order they are committed.
 func (n *Node) checkFence(wb *writeBatch, f *Fence) error {
-	seen, err := n.store.fenceSeen(wb.reader(n.store), f.Lock)
+	seen, err := n.store.fenceSeen(f.Lock)
 	if err != nil {
 		return err
 	}

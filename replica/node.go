@@ -44,9 +44,11 @@ type Node struct {
 	started time.Time
 	metrics *nodeMetrics
 
-	mu     sync.Mutex      // orders every write; guards causal and clock
-	causal *causal.Replica // the protocol state machine
-	clock  *clocks.Clock   // owned by causal; read under mu for Status
+	mu       sync.Mutex      // orders every write; guards causal and clock
+	causal   *causal.Replica // the protocol state machine
+	clock    *clocks.Clock   // owned by causal; read under mu for Status
+	siblings *siblingCache   // recently written keys' sibling sets
+	group    *groupCommit    // paces fsyncs under load
 
 	durMu     sync.Mutex
 	durable   clocks.Vector // writes applied here and durable; replaced, never mutated
@@ -69,7 +71,8 @@ func Open(cfg Config) (*Node, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("invalid configuration: %w", err)
 	}
-	store, err := OpenStore(cfg.DataDir, StoreOptions{FS: cfg.FS, Logger: cfg.Logger})
+	gc := &groupCommit{delay: cfg.GroupCommitDelay, writers: int64(cfg.GroupCommitWriters)}
+	store, err := OpenStore(cfg.DataDir, StoreOptions{FS: cfg.FS, Logger: cfg.Logger, MinSyncInterval: gc.minSyncInterval})
 	if err != nil {
 		return nil, err
 	}
@@ -79,6 +82,8 @@ func Open(cfg Config) (*Node, error) {
 		store:     store,
 		started:   cfg.Now(),
 		clock:     clocks.NewClock(cfg.Region, cfg.Now, cfg.MaxClockOffset),
+		siblings:  newSiblingCache(siblingCacheKeys),
+		group:     gc,
 		durableCh: make(chan struct{}),
 		stop:      make(chan struct{}),
 	}

@@ -134,7 +134,7 @@ func (r *replication) bootstrap(ctx context.Context, p *peer, from, firstSeq uin
 	n.mu.Lock()
 	n.causal.Bootstrap(vec)
 	n.clock.Restore(latest)
-	wb := n.store.newWriteBatch(false)
+	wb := n.store.newWriteBatch()
 	wb.putState(&nodeState{Vector: n.causal.Applied(), Clock: n.clock.Last()})
 	err = n.store.commitNoWait(wb)
 	n.mu.Unlock()
@@ -156,7 +156,7 @@ func (r *replication) bootstrap(ctx context.Context, p *peer, from, firstSeq uin
 func (n *Node) ingest(records []*v1.SnapshotRecord, latest *clocks.Timestamp) error {
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	wb := n.store.newWriteBatch(true)
+	wb := n.store.newWriteBatch()
 	for _, rec := range records {
 		switch {
 		case len(rec.Key) > 0 && rec.Key[0] == spaceData:
@@ -188,7 +188,7 @@ func (n *Node) ingest(records []*v1.SnapshotRecord, latest *clocks.Timestamp) er
 			return fmt.Errorf("%w: unexpected snapshot record", ErrCorruptRecord)
 		}
 	}
-	if err := n.store.commitNoWait(wb); err != nil {
+	if err := n.commit(wb); err != nil {
 		wb.abandon()
 		return err
 	}

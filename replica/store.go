@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"time"
 
 	"github.com/cockroachdb/pebble/v2"
 	"github.com/cockroachdb/pebble/v2/vfs"
@@ -35,6 +36,9 @@ type StoreOptions struct {
 	Logger *slog.Logger
 	// CacheBytes sizes Pebble's block cache; 0 means DefaultCacheBytes.
 	CacheBytes int64
+	// MinSyncInterval, if set, is consulted after every WAL fsync for the
+	// pause before the next (Pebble's WALMinSyncInterval); see groupCommit.
+	MinSyncInterval func() time.Duration
 }
 
 // DefaultCacheBytes is the default block cache. Every write reads its key's
@@ -63,6 +67,7 @@ func OpenStore(dir string, o StoreOptions) (*Store, error) {
 		FS:                 fs,
 		Logger:             pebblelog.New(logger.With("component", "pebble")),
 		FormatMajorVersion: pebble.FormatNewest,
+		WALMinSyncInterval: o.MinSyncInterval,
 	}
 	db, err := pebble.Open(dir, opts)
 	if err != nil {
@@ -155,26 +160,25 @@ func (s *Store) DiskUsage() uint64 { return s.db.Metrics().DiskSpaceUsage() }
 // writeBatch accumulates the records of one or more writes: versions,
 // replication log entries, request outcomes and the node state.
 type writeBatch struct {
-	b       *pebble.Batch
-	indexed bool
-	buf     []byte
+	b   *pebble.Batch
+	buf []byte
+	// staged is the sibling set (headers only) of every key whose versions
+	// the batch changes, as it will be once the batch is committed: writes
+	// staged later in the same batch resolve against it (Node.stagedSiblings).
+	staged map[string][]causal.Version
 }
 
-// newWriteBatch starts a batch. An indexed batch can be read through
-// (reader), which staging several writes that touch one key needs.
-func (s *Store) newWriteBatch(indexed bool) *writeBatch {
-	if indexed {
-		return &writeBatch{b: s.db.NewIndexedBatch(), indexed: true}
-	}
+// newWriteBatch starts a batch.
+func (s *Store) newWriteBatch() *writeBatch {
 	return &writeBatch{b: s.db.NewBatch()}
 }
 
-// reader sees the store plus, for an indexed batch, what the batch holds.
-func (w *writeBatch) reader(s *Store) pebble.Reader {
-	if w.indexed {
-		return w.b
+// stage records key's sibling set as of the end of the batch so far.
+func (w *writeBatch) stage(key string, siblings []causal.Version) {
+	if w.staged == nil {
+		w.staged = make(map[string][]causal.Version, 1)
 	}
-	return s.db
+	w.staged[key] = siblings
 }
 
 func (w *writeBatch) putVersion(key string, v *causal.Version) {

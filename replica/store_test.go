@@ -26,7 +26,7 @@ func memStore(t *testing.T) *Store {
 
 func commit(t *testing.T, s *Store, key string, r *causal.Version) {
 	t.Helper()
-	wb := s.newWriteBatch(false)
+	wb := s.newWriteBatch()
 	wb.putVersion(key, r)
 	if err := s.commitNoWait(wb); err != nil {
 		t.Fatal(err)
@@ -158,7 +158,7 @@ func TestExpireRequests(t *testing.T) {
 		id   uuid.UUID
 		wall uint64
 	}{{old, 1000}, {fresh, 5000}} {
-		wb := s.newWriteBatch(false)
+		wb := s.newWriteBatch()
 		wb.putOutcome(c.id, &requestOutcome{Timestamp: ts(c.wall, 0, "eu"), Seq: 1, Vector: clocks.Vector{"eu": 1}})
 		if err := s.commitNoWait(wb); err != nil {
 			t.Fatal(err)

@@ -55,6 +55,9 @@ func (n *Node) collectTombstones(stable clocks.Vector, safeWallMs uint64) (int, 
 		if !ok {
 			continue
 		}
+		// Whatever happens below, the key's cached siblings may no longer be
+		// what the store holds.
+		n.siblings.forget(key)
 		siblings, err := siblingsFrom(n.store.db, key, false)
 		if err != nil {
 			return collected, err

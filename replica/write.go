@@ -75,6 +75,7 @@ func (n *Node) Write(ctx context.Context, ops []causal.Op, token, requestID stri
 		return WriteResult{}, err
 	}
 
+	defer n.group.enter()()
 	n.mu.Lock()
 	if reqID != uuid.Nil {
 		o, found, err := n.store.outcome(reqID)
@@ -89,7 +90,7 @@ func (n *Node) Write(ctx context.Context, ops []causal.Op, token, requestID stri
 	}
 	// The fence is checked before the state machine assigns a sequence
 	// number: a refused write must not leave a gap in the region's log.
-	wb := n.store.newWriteBatch(false)
+	wb := n.store.newWriteBatch()
 	if opts.Fence != nil {
 		if err := n.checkFence(wb, opts.Fence); err != nil {
 			n.mu.Unlock()
@@ -110,7 +111,7 @@ func (n *Node) Write(ctx context.Context, ops []causal.Op, token, requestID stri
 	}
 	wb.putLog(w.Seq, encodeWrite(nil, w))
 	wb.putState(&nodeState{Vector: n.causal.Applied(), Clock: w.Timestamp})
-	if err := n.store.commitNoWait(wb); err != nil {
+	if err := n.commit(wb); err != nil {
 		n.mu.Unlock()
 		wb.abandon()
 		return WriteResult{}, n.fail(fmt.Errorf("commit write: %w", err))
@@ -146,11 +147,11 @@ func (n *Node) stageWrite(wb *writeBatch, w *causal.Write) error {
 // key's siblings, the versions it covers are deleted, and a tombstone is
 // indexed for collection. A version already applied or covered is skipped.
 func (n *Node) stageVersion(wb *writeBatch, key string, v causal.Version) error {
-	siblings, err := siblingsFrom(wb.reader(n.store), key, false)
+	siblings, err := n.stagedSiblings(wb, key)
 	if err != nil {
 		return err
 	}
-	_, superseded, applied := causal.Resolve(siblings, v)
+	next, superseded, applied := causal.Resolve(siblings, v)
 	if !applied {
 		return nil
 	}
@@ -160,6 +161,36 @@ func (n *Node) stageVersion(wb *writeBatch, key string, v causal.Version) error 
 	wb.putVersion(key, &v)
 	if v.Kind == causal.KindTombstone {
 		wb.indexTombstone(key, &v)
+	}
+	for i := range next {
+		next[i].Value = nil // next is Resolve's own slice; only headers are kept
+	}
+	wb.stage(key, next)
+	return nil
+}
+
+// stagedSiblings is key's sibling set (headers only) as the batch leaves
+// it so far: what the batch staged, else what the store holds, from the
+// sibling cache when the key is there. Called under mu.
+func (n *Node) stagedSiblings(wb *writeBatch, key string) ([]causal.Version, error) {
+	if s, ok := wb.staged[key]; ok {
+		return s, nil
+	}
+	if s, ok := n.siblings.get(key); ok {
+		return s, nil
+	}
+	return siblingsFrom(n.store.db, key, false)
+}
+
+// commit enqueues wb (Store.commitNoWait; wait must follow) and, once it is
+// in the store, caches the sibling sets it staged. Called under mu, so the
+// cache changes in the same order as the store.
+func (n *Node) commit(wb *writeBatch) error {
+	if err := n.store.commitNoWait(wb); err != nil {
+		return err
+	}
+	for key, s := range wb.staged {
+		n.siblings.put(key, s)
 	}
 	return nil
 }
