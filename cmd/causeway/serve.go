@@ -33,6 +33,7 @@ func runServe(args []string, stdout, stderr io.Writer) int {
 	cluster := fs.String("cluster-id", "", "cluster id (UUID) for a new data directory; default: a new random id, or the one the directory holds")
 	maxOffset := fs.Duration("max-clock-offset", replica.DefaultMaxClockOffset, "refuse timestamps further ahead of this node's clock than this")
 	causalWait := fs.Duration("causal-wait", replica.DefaultCausalWaitTimeout, "how long a request without a deadline waits for its token's causal past")
+	groupDelay := fs.Duration("group-commit-delay", replica.DefaultGroupCommitDelay, fmt.Sprintf("while %d or more writes are in progress, pause this long after each fsync of the write-ahead log so that more writes share the next; 0 disables (every acknowledged write is durable either way)", replica.DefaultGroupCommitWriters))
 	peers := fs.String("peers", envOr("CAUSEWAY_PEERS", ""), "other regions to replicate with: region=host:port,... (env CAUSEWAY_PEERS); regions that connect to this one are added automatically")
 	advertise := fs.String("advertise", "", "address (host:port) other regions use to reach this node; default: the --listen address")
 	gossipAddr := fs.String("gossip-listen", envOr("CAUSEWAY_GOSSIP_LISTEN", ""), "address for gossip (TCP and UDP); default: the --listen host, port + 100; \"off\" disables gossip (env CAUSEWAY_GOSSIP_LISTEN)")
@@ -75,6 +76,7 @@ func runServe(args []string, stdout, stderr io.Writer) int {
 		DataDir:           *data,
 		MaxClockOffset:    *maxOffset,
 		CausalWaitTimeout: *causalWait,
+		GroupCommitDelay:  groupCommitDelay(*groupDelay),
 		Logger:            logger,
 	}
 	var err error
@@ -345,4 +347,13 @@ func offsetPort(listen string, offset int) (string, error) {
 		host = "127.0.0.1"
 	}
 	return net.JoinHostPort(host, strconv.Itoa(p)), nil
+}
+
+// groupCommitDelay maps the flag (0 disables) to replica.Config (0 means
+// the default, negative disables).
+func groupCommitDelay(d time.Duration) time.Duration {
+	if d <= 0 {
+		return -1
+	}
+	return d
 }
