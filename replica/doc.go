@@ -13,7 +13,14 @@
 //     mutex (Node.mu), then waits for the fsync outside it. WAL order is
 //     therefore sequence order (a crash never leaves a gap: if seq n is in the
 //     WAL, so is every seq below it), while all writes enqueued during one
-//     fsync share the next one. No lock is held across an fsync.
+//     fsync share the next one. No lock is held across an fsync. While 8 or
+//     more writes are in progress the WAL pauses briefly (Config.
+//     GroupCommitDelay, 1ms) after each fsync so that more writes share the
+//     next; this delays acknowledgements, never durability.
+//   - The sibling set a write resolves against is the store's. Under Node.mu
+//     a write reads its key's siblings from a bounded cache of recently
+//     written keys (sibling_cache.go) or, on a miss, from Pebble; the cache
+//     changes only under Node.mu, after the batch that changed the store.
 //   - No read of undurable data. Pebble makes a batch visible before its fsync
 //     completes; a read that finds a local version above the durable
 //     watermark waits for it, so no client ever sees a write that a crash
