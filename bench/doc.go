@@ -34,6 +34,11 @@
 //	ops/s   operations completed per second by all clients together
 //	p50-us  median latency of one operation, in microseconds
 //	p99-us  99th percentile latency of one operation, in microseconds
+//	cpu-us/op  CPU time (user + system) the whole process spent per
+//	           operation: clients and server share the process and the
+//	           machine, so at 64 clients, where the machine's cores are
+//	           the limit, this is what decides ops/s. Kernel work done
+//	           outside the process (the filesystem journal) is not in it.
 //
 // # Running
 //
