@@ -8,6 +8,10 @@
 //	BenchmarkStack/floor=rpc/clients=N     a KVService whose Put does nothing:
 //	                                       Connect, protobuf and HTTP/1.1 over
 //	                                       loopback, the cost of a request alone
+//	BenchmarkStack/floor=rpc-reply/clients=N  the same, but Put answers a
+//	                                       prebuilt response of a real Put's
+//	                                       size (version and causal token):
+//	                                       what a reply adds, still no work
 //	BenchmarkStack/floor=pebble/clients=N  raw Pebble: N writers each committing
 //	                                       single-key batches with pebble.Sync,
 //	                                       the cost of a durable write alone
@@ -67,6 +71,13 @@
 // lands far below the Pebble floor at 64 clients while looking fine at 1.
 // At 1 client the floors and the full stack are latency-bound, and p50-us of
 // op=put is roughly p50-us of floor=rpc plus floor=pebble.
+//
+// At 64 clients on a small machine the RPC floor is the lower one, and it is
+// bound by CPU: clients and server share the cores, so cpu-us/op decides
+// ops/s. op=put's cpu-us/op minus floor=rpc-reply's is then what the node
+// itself costs per write (resolving the key's siblings, the WAL commit, its
+// share of an fsync, the causal token); floor=rpc-reply minus floor=rpc is
+// the cost of any reply, which the target's floor does not pay.
 //
 // The rows run one after another, so anything else busy on the machine
 // skews one row against another: compare rows of one run on an idle machine,

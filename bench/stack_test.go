@@ -14,9 +14,11 @@ import (
 
 	"connectrpc.com/connect"
 	"github.com/cockroachdb/pebble/v2"
+	"github.com/google/uuid"
 
 	v1 "github.com/causewaydb/causeway/api/causeway/v1"
 	"github.com/causewaydb/causeway/api/causeway/v1/causewayv1connect"
+	"github.com/causewaydb/causeway/clocks"
 	"github.com/causewaydb/causeway/replica"
 )
 
@@ -72,7 +74,24 @@ func BenchmarkStack(b *testing.B) {
 
 	b.Run("floor=rpc", func(b *testing.B) {
 		client := sync.OnceValues(func() (causewayv1connect.KVServiceClient, error) {
-			url, err := serveRPCFloor(b)
+			url, err := serveRPCFloor(b, &v1.PutResponse{})
+			if err != nil {
+				return nil, err
+			}
+			return causewayv1connect.NewKVServiceClient(httpClient, url), nil
+		})
+		eachConcurrency(b, func(b *testing.B, clients int) {
+			measure(b, clients, putOp(must(b, client), nil))
+		})
+	})
+
+	// The RPC floor again, answering every Put with a response of the size
+	// and shape a real Put returns (a version and a causal token), built
+	// once before the timer starts: what a reply costs the client and the
+	// server beyond an empty one, with still no work behind it.
+	b.Run("floor=rpc-reply", func(b *testing.B) {
+		client := sync.OnceValues(func() (causewayv1connect.KVServiceClient, error) {
+			url, err := serveRPCFloor(b, putSizedResponse())
 			if err != nil {
 				return nil, err
 			}
@@ -232,21 +251,34 @@ func serveReplica(b *testing.B) (string, *replica.Node, error) {
 	return url, node, nil
 }
 
-// noopKV is the RPC floor: a KVService that does no work at all.
+// noopKV is the RPC floor: a KVService that does no work at all. Its Put
+// answers res, built before the benchmark.
 type noopKV struct {
 	causewayv1connect.UnimplementedKVServiceHandler
+	res *v1.PutResponse
 }
 
-func (noopKV) Put(context.Context, *connect.Request[v1.PutRequest]) (*connect.Response[v1.PutResponse], error) {
-	return connect.NewResponse(&v1.PutResponse{}), nil
+func (h noopKV) Put(context.Context, *connect.Request[v1.PutRequest]) (*connect.Response[v1.PutResponse], error) {
+	return connect.NewResponse(h.res), nil
 }
 
-// serveRPCFloor serves noopKV the way replica.Server serves a node (same
-// read limit, HTTP/1.1 and cleartext HTTP/2 on one port) and returns its
-// base URL.
-func serveRPCFloor(b *testing.B) (string, error) {
+// putSizedResponse is a PutResponse as a node returns it in this benchmark:
+// a version from region "bench" and a session token covering one region.
+func putSizedResponse() *v1.PutResponse {
+	now := clocks.Timestamp{WallMs: uint64(time.Now().UnixMilli()), Region: "bench"}
+	token := clocks.Token{Cluster: uuid.New(), Vector: clocks.Vector{"bench": 1_000_000}, Seen: now}
+	return &v1.PutResponse{
+		Version:     &v1.Version{Timestamp: &v1.Timestamp{WallMs: now.WallMs}, OriginRegion: now.Region, OriginSeq: 1_000_000},
+		CausalToken: token.Encode(),
+	}
+}
+
+// serveRPCFloor serves noopKV answering res the way replica.Server serves a
+// node (same read limit, HTTP/1.1 and cleartext HTTP/2 on one port) and
+// returns its base URL.
+func serveRPCFloor(b *testing.B, res *v1.PutResponse) (string, error) {
 	mux := http.NewServeMux()
-	mux.Handle(causewayv1connect.NewKVServiceHandler(noopKV{},
+	mux.Handle(causewayv1connect.NewKVServiceHandler(noopKV{res: res},
 		connect.WithReadMaxBytes(replica.MaxRequestBytes), connect.WithCompressMinBytes(4<<10))) // as replica.Server
 	protocols := new(http.Protocols)
 	protocols.SetHTTP1(true)
