@@ -185,6 +185,12 @@ func (c *Config) Validate() error {
 	if c.MaxInflightRequests < 0 {
 		errs = append(errs, fmt.Errorf("max inflight requests %d: must be positive", c.MaxInflightRequests))
 	}
+	if c.GroupCommitWriters < 0 {
+		errs = append(errs, fmt.Errorf("group commit writers %d: must be positive", c.GroupCommitWriters))
+	}
+	if c.GroupCommitDelay > time.Second {
+		errs = append(errs, fmt.Errorf("group commit delay %v: at most 1s (every write under load waits up to this long)", c.GroupCommitDelay))
+	}
 	if c.RequestIDRetention < time.Minute {
 		errs = append(errs, fmt.Errorf("request id retention %v: must be at least 1m so retries find their outcome", c.RequestIDRetention))
 	}
