@@ -72,35 +72,13 @@ func keyOf(i int) string { return keys[i%numKeys] }
 func BenchmarkStack(b *testing.B) {
 	httpClient := newHTTPClient(b, slices.Max(concurrencies))
 
-	b.Run("floor=rpc", func(b *testing.B) {
-		client := sync.OnceValues(func() (causewayv1connect.KVServiceClient, error) {
-			url, err := serveRPCFloor(b, &v1.PutResponse{})
-			if err != nil {
-				return nil, err
-			}
-			return causewayv1connect.NewKVServiceClient(httpClient, url), nil
-		})
-		eachConcurrency(b, func(b *testing.B, clients int) {
-			measure(b, clients, putOp(must(b, client), nil))
-		})
-	})
+	b.Run("floor=rpc", func(b *testing.B) { benchRPCFloor(b, httpClient, &v1.PutResponse{}) })
 
 	// The RPC floor again, answering every Put with a response of the size
 	// and shape a real Put returns (a version and a causal token), built
 	// once before the timer starts: what a reply costs the client and the
 	// server beyond an empty one, with still no work behind it.
-	b.Run("floor=rpc-reply", func(b *testing.B) {
-		client := sync.OnceValues(func() (causewayv1connect.KVServiceClient, error) {
-			url, err := serveRPCFloor(b, putSizedResponse())
-			if err != nil {
-				return nil, err
-			}
-			return causewayv1connect.NewKVServiceClient(httpClient, url), nil
-		})
-		eachConcurrency(b, func(b *testing.B, clients int) {
-			measure(b, clients, putOp(must(b, client), nil))
-		})
-	})
+	b.Run("floor=rpc-reply", func(b *testing.B) { benchRPCFloor(b, httpClient, putSizedResponse()) })
 
 	b.Run("floor=pebble", func(b *testing.B) {
 		db := sync.OnceValues(func() (*pebble.DB, error) { return openPebbleFloor(b) })
@@ -166,6 +144,21 @@ func BenchmarkStack(b *testing.B) {
 				return nil
 			})
 		})
+	})
+}
+
+// benchRPCFloor runs Put at every client count against a noopKV answering
+// res, started on first use and shared by the client counts.
+func benchRPCFloor(b *testing.B, httpClient *http.Client, res *v1.PutResponse) {
+	client := sync.OnceValues(func() (causewayv1connect.KVServiceClient, error) {
+		url, err := serveRPCFloor(b, res)
+		if err != nil {
+			return nil, err
+		}
+		return causewayv1connect.NewKVServiceClient(httpClient, url), nil
+	})
+	eachConcurrency(b, func(b *testing.B, clients int) {
+		measure(b, clients, putOp(must(b, client), nil))
 	})
 }
 

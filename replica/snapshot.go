@@ -136,7 +136,7 @@ func (r *replication) bootstrap(ctx context.Context, p *peer, from, firstSeq uin
 	n.clock.Restore(latest)
 	wb := n.store.newWriteBatch()
 	wb.putState(&nodeState{Vector: n.causal.Applied(), Clock: n.clock.Last()})
-	err = n.store.commitNoWait(wb)
+	err = n.commit(wb)
 	n.mu.Unlock()
 	if err != nil {
 		wb.abandon()

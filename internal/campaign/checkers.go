@@ -431,16 +431,6 @@ func (v *causalView) rewriteOps(s string) string {
 	})
 }
 
-func mapKeys[K comparable, V any](m map[K]V) func(func(K) bool) {
-	return func(yield func(K) bool) {
-		for k := range m {
-			if !yield(k) {
-				return
-			}
-		}
-	}
-}
-
 // AtomicityChecker checks that atomic multi-key writes (write_many) are
 // visible all or nothing: a snapshot read (read_many) that returns one key
 // of such a write returns, for every other key of it, that write or

@@ -3,6 +3,7 @@ package campaign
 import (
 	"bytes"
 	"fmt"
+	"io"
 	"maps"
 	"slices"
 	"strings"
@@ -18,13 +19,21 @@ type builder struct {
 
 func newBuilder() *builder {
 	b := &builder{}
-	b.rec = NewRecorder(&b.buf)
+	b.rec = newTestRecorder(&b.buf)
+	return b
+}
+
+// newTestRecorder records into w with a clock that starts at 2026-01-01
+// and advances 1ms at every reading, so histories built by tests are
+// reproducible and every event has its own time.
+func newTestRecorder(w io.Writer) *Recorder {
+	rec := NewRecorder(w)
 	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
-	b.rec.Now = func() time.Time {
+	rec.Now = func() time.Time {
 		now = now.Add(time.Millisecond)
 		return now
 	}
-	return b
+	return rec
 }
 
 func ver(origin string, seq, wallMs uint64) *Version {

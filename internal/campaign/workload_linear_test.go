@@ -31,12 +31,7 @@ type linearHistory struct {
 func newLinearHistory(t *testing.T) *linearHistory {
 	h := &linearHistory{t: t, w: &LinearWorkload{}, clients: map[string]*linearClient{}}
 	h.w.defaults()
-	h.rec = NewRecorder(&h.buf)
-	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
-	h.rec.Now = func() time.Time {
-		now = now.Add(time.Millisecond)
-		return now
-	}
+	h.rec = newTestRecorder(&h.buf)
 	return h
 }
 

@@ -72,17 +72,9 @@ func TestDeterminism(t *testing.T) {
 	})
 }
 
-func openTuned(t tb) *Machine {
-	m, err := Open("state", vfs.NewMem(), quietLogger())
-	if err != nil {
-		t.Fatal(err)
-	}
-	m.outcomeRetentionMs = 3000
-	m.maxOutcomes = 4
-	m.expiriesPerApply = 2
-	m.evictionsPerApply = 2
-	return m
-}
+// openTuned opens a machine on a fresh in-memory filesystem with the
+// small retention and per-apply limits of openTunedOn.
+func openTuned(t tb) *Machine { return openTunedOn(t, vfs.NewMem()) }
 
 func compareResults(t tb, what string, logs []*raft.Log, got, want []interface{}) {
 	t.Helper()

@@ -104,6 +104,9 @@ func TestSweepBoundsNeverChangeAnAnswer(t *testing.T) {
 	})
 }
 
+// openTunedOn opens a machine on fs that keeps outcomes 3s, at most 4 of
+// them, and expires or evicts at most 2 per entry, so sweeps and their
+// bounds matter within a short command sequence.
 func openTunedOn(t tb, fs vfs.FS) *Machine {
 	m, err := Open("state", fs, quietLogger())
 	if err != nil {
