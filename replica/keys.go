@@ -77,8 +77,10 @@ func appendDataKey(dst []byte, key string, ts clocks.Timestamp) []byte {
 	return append(dst, 0xFF)
 }
 
-func logKey(seq uint64) []byte {
-	return binary.BigEndian.AppendUint64([]byte{spaceLog}, seq)
+func logKey(seq uint64) []byte { return appendLogKey(nil, seq) }
+
+func appendLogKey(dst []byte, seq uint64) []byte {
+	return binary.BigEndian.AppendUint64(append(dst, spaceLog), seq)
 }
 
 func requestKey(id uuid.UUID) []byte {
@@ -118,9 +120,14 @@ func decodeDataKey(k []byte) (string, bool) {
 // tombstoneKey indexes the tombstone at dataKey written by origin's write
 // seq, so collection finds tombstones without scanning the data.
 func tombstoneKey(origin string, seq uint64, dataKey []byte) []byte {
-	k := append([]byte{spaceTombstone, byte(len(origin))}, origin...)
-	k = binary.BigEndian.AppendUint64(k, seq)
-	return append(k, dataKey...)
+	return appendTombstoneKey(nil, origin, seq, dataKey)
+}
+
+func appendTombstoneKey(dst []byte, origin string, seq uint64, dataKey []byte) []byte {
+	dst = append(dst, spaceTombstone, byte(len(origin)))
+	dst = append(dst, origin...)
+	dst = binary.BigEndian.AppendUint64(dst, seq)
+	return append(dst, dataKey...)
 }
 
 // parseTombstoneKey is the inverse of tombstoneKey.

@@ -257,7 +257,11 @@ func (n *Node) durableSeq(region string) uint64 {
 	return n.durable.Get(region)
 }
 
+// markDurable advances the durable vector to cover write seq of region.
 func (n *Node) markDurable(region string, seq uint64) {
+	if n.durableSeq(region) >= seq {
+		return // marked already by a later write that shared the fsync
+	}
 	n.markDurableVector(clocks.Vector{region: seq})
 }
 

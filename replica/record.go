@@ -246,11 +246,12 @@ type nodeState struct {
 	Clock  clocks.Timestamp
 }
 
-func encodeState(s *nodeState) []byte {
-	dst := []byte{recordFormat}
+func encodeState(dst []byte, s *nodeState) []byte {
+	start := len(dst)
+	dst = append(dst, recordFormat)
 	dst = clocks.AppendTimestamp(dst, s.Clock)
 	dst = clocks.AppendVector(dst, s.Vector)
-	return sealed(dst, 0)
+	return sealed(dst, start)
 }
 
 func decodeState(src []byte) (nodeState, error) {

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"sync"
 	"time"
 
 	"github.com/cockroachdb/pebble/v2"
@@ -159,47 +160,81 @@ func (s *Store) DiskUsage() uint64 { return s.db.Metrics().DiskSpaceUsage() }
 
 // writeBatch accumulates the records of one or more writes: versions,
 // replication log entries, request outcomes and the node state.
+//
+// Batches are recycled (writeBatchPool) once committed and synced or
+// abandoned, so the write path allocates neither the batch nor its scratch
+// buffers. Pebble copies keys and values into the batch on Set, so the
+// scratch buffers are reused from one record to the next.
 type writeBatch struct {
 	b   *pebble.Batch
-	buf []byte
+	buf []byte // scratch for encoded records
+	key []byte // scratch for keys
 	// staged is the sibling set (headers only) of every key whose versions
 	// the batch changes, as it will be once the batch is committed: writes
 	// staged later in the same batch resolve against it (Node.stagedSiblings).
 	staged map[string][]causal.Version
 }
 
+// maxPooledScratch bounds the scratch a recycled batch keeps: a batch that
+// carried a large value gives its buffer back to the garbage collector
+// rather than pinning it in the pool.
+const maxPooledScratch = 64 << 10
+
+var writeBatchPool = sync.Pool{New: func() any {
+	return &writeBatch{staged: make(map[string][]causal.Version, 1)}
+}}
+
 // newWriteBatch starts a batch.
 func (s *Store) newWriteBatch() *writeBatch {
-	return &writeBatch{b: s.db.NewBatch()}
+	w := writeBatchPool.Get().(*writeBatch)
+	w.b = s.db.NewBatch()
+	return w
+}
+
+// release closes the Pebble batch and recycles w; w must not be used after.
+func (w *writeBatch) release() {
+	w.b.Close()
+	w.b = nil
+	if cap(w.buf) > maxPooledScratch {
+		w.buf = nil
+	}
+	if cap(w.key) > maxPooledScratch {
+		w.key = nil
+	}
+	clear(w.staged)
+	writeBatchPool.Put(w)
 }
 
 // stage records key's sibling set as of the end of the batch so far.
 func (w *writeBatch) stage(key string, siblings []causal.Version) {
-	if w.staged == nil {
-		w.staged = make(map[string][]causal.Version, 1)
-	}
 	w.staged[key] = siblings
 }
 
 func (w *writeBatch) putVersion(key string, v *causal.Version) {
+	w.key = appendDataKey(w.key[:0], key, v.Timestamp)
 	w.buf = encodeVersion(w.buf[:0], v)
-	_ = w.b.Set(appendDataKey(nil, key, v.Timestamp), w.buf, nil) // Set on an unapplied batch cannot fail
+	_ = w.b.Set(w.key, w.buf, nil) // Set on an unapplied batch cannot fail
 }
 
 // indexTombstone records a tombstone for collection once every region has
 // it (tombstones.go).
 func (w *writeBatch) indexTombstone(key string, v *causal.Version) {
-	_ = w.b.Set(tombstoneKey(v.Timestamp.Region, v.Seq, appendDataKey(nil, key, v.Timestamp)), nil, nil)
+	w.buf = appendDataKey(w.buf[:0], key, v.Timestamp)
+	w.key = appendTombstoneKey(w.key[:0], v.Timestamp.Region, v.Seq, w.buf)
+	_ = w.b.Set(w.key, nil, nil)
 }
 
 func (w *writeBatch) deleteVersion(key string, ts clocks.Timestamp) {
-	_ = w.b.Delete(appendDataKey(nil, key, ts), nil)
+	w.key = appendDataKey(w.key[:0], key, ts)
+	_ = w.b.Delete(w.key, nil)
 }
 
-// putLog records local write seq (its replication frame) in the
+// putLog records local write lw (its replication frame) in the
 // replication log, from which it streams to the other regions.
-func (w *writeBatch) putLog(seq uint64, frame []byte) {
-	_ = w.b.Set(logKey(seq), frame, nil)
+func (w *writeBatch) putLog(lw *causal.Write) {
+	w.key = appendLogKey(w.key[:0], lw.Seq)
+	w.buf = encodeWrite(w.buf[:0], lw)
+	_ = w.b.Set(w.key, w.buf, nil)
 }
 
 func (w *writeBatch) putOutcome(id uuid.UUID, o *requestOutcome) {
@@ -208,7 +243,8 @@ func (w *writeBatch) putOutcome(id uuid.UUID, o *requestOutcome) {
 }
 
 func (w *writeBatch) putState(st *nodeState) {
-	_ = w.b.Set(metaState, encodeState(st), nil)
+	w.buf = encodeState(w.buf[:0], st)
+	_ = w.b.Set(metaState, w.buf, nil)
 }
 
 // commitNoWait enqueues the batch into the WAL and memtable and returns
@@ -223,12 +259,12 @@ func (s *Store) commitNoWait(w *writeBatch) error {
 // wait blocks until the batch is durable, then releases it.
 func (w *writeBatch) wait() error {
 	err := w.b.SyncWait()
-	w.b.Close()
+	w.release()
 	return err
 }
 
 // abandon releases a batch that was never committed.
-func (w *writeBatch) abandon() { w.b.Close() }
+func (w *writeBatch) abandon() { w.release() }
 
 // expireRequests deletes request ids recorded before cutoffMs (wall clock),
 // at most limit of them, and reports how many it deleted.

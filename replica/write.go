@@ -109,7 +109,7 @@ func (n *Node) Write(ctx context.Context, ops []causal.Op, token, requestID stri
 		wb.abandon()
 		return WriteResult{}, n.fail(err)
 	}
-	wb.putLog(w.Seq, encodeWrite(nil, w))
+	wb.putLog(w)
 	wb.putState(&nodeState{Vector: n.causal.Applied(), Clock: w.Timestamp})
 	if err := n.commit(wb); err != nil {
 		n.mu.Unlock()
@@ -122,7 +122,9 @@ func (n *Node) Write(ctx context.Context, ops []causal.Op, token, requestID stri
 		return WriteResult{}, n.fail(fmt.Errorf("sync write: %w", err))
 	}
 	n.markDurable(n.cfg.Region, w.Seq)
-	out := clocks.Token{Cluster: n.cluster, Vector: tok.Vector.Merge(w.Vector), Seen: w.Timestamp}
+	// w.Vector is the token's vector with this write added (Replica.Local),
+	// so it is already the merge of the two.
+	out := clocks.Token{Cluster: n.cluster, Vector: w.Vector, Seen: w.Timestamp}
 	return WriteResult{Version: causal.VersionOf(w, ops[0]), Token: out.Encode()}, nil
 }
 
