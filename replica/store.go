@@ -193,6 +193,10 @@ func (s *Store) newWriteBatch() *writeBatch {
 
 // release closes the Pebble batch and recycles w; w must not be used after.
 func (w *writeBatch) release() {
+	if w.b == nil {
+		// A second release would hand one batch to two writers.
+		panic("replica: write batch released twice")
+	}
 	w.b.Close()
 	w.b = nil
 	if cap(w.buf) > maxPooledScratch {

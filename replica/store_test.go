@@ -178,3 +178,38 @@ func TestExpireRequests(t *testing.T) {
 		t.Error("fresh request id was expired")
 	}
 }
+
+// A recycled write batch starts empty, keeps small scratch buffers, gives
+// back large ones, and refuses a second release.
+func TestWriteBatchRecycling(t *testing.T) {
+	s := memStore(t)
+	big := &causal.Version{Kind: causal.KindValue, Timestamp: ts(1, 0, "r"), Seq: 1,
+		Vector: clocks.Vector{"r": 1}, Value: bytes.Repeat([]byte{'x'}, maxPooledScratch+1)}
+	wb := s.newWriteBatch()
+	wb.putVersion("big", big)
+	wb.stage("big", []causal.Version{{Timestamp: big.Timestamp}})
+	wb.abandon()
+	if cap(wb.buf) != 0 || len(wb.staged) != 0 || wb.b != nil {
+		t.Fatalf("released batch keeps buf cap %d, %d staged keys, pebble batch %v; want none",
+			cap(wb.buf), len(wb.staged), wb.b)
+	}
+	func() {
+		defer func() {
+			if recover() == nil {
+				t.Fatal("second release of a write batch did not panic")
+			}
+		}()
+		wb.release()
+	}()
+
+	// A batch from the pool carries nothing of an abandoned one into the store.
+	wb = s.newWriteBatch()
+	wb.putVersion("big", big)
+	wb.abandon()
+	commit(t, s, "small", &causal.Version{Kind: causal.KindValue, Timestamp: ts(2, 0, "r"), Seq: 2,
+		Vector: clocks.Vector{"r": 2}, Value: []byte("v")})
+	got, err := s.Siblings("big", false)
+	if err != nil || len(got) != 0 {
+		t.Fatalf("abandoned write is visible: %v, %v", got, err)
+	}
+}
