@@ -4,9 +4,11 @@
 // causal tokens, which carry a session's causal past between requests,
 // regions and clients.
 //
-// The package is pure: no goroutines, no I/O, no global mutable state. Physical
-// time is injected (PhysicalClock), so the deterministic simulator and the
-// tests decide what time it is.
+// The package is pure: no goroutines, no I/O, no global mutable state apart
+// from a bounded, concurrency-safe table of decoded region names that only
+// saves allocations and never changes a result. Physical time is injected
+// (PhysicalClock), so the deterministic simulator and the tests decide what
+// time it is.
 //
 // # Hybrid logical clock
 //

@@ -58,7 +58,11 @@ func ReadTimestamp(src []byte) (Timestamp, []byte, error) {
 // AppendVector does not validate region names or count entries; use
 // Vector.Validate for vectors that did not come from a decoder or a Clock.
 func AppendVector(dst []byte, v Vector) []byte {
-	regions := v.Regions()
+	// Every replicated write and every token encodes a vector, and real
+	// vectors have a handful of entries: sorting the names in a stack array
+	// saves an allocation per call. Larger vectors spill to the heap.
+	var buf [8]string
+	regions := v.sortedRegions(buf[:])
 	dst = binary.AppendUvarint(dst, uint64(len(regions)))
 	for _, r := range regions {
 		dst = appendString(dst, r)
@@ -123,17 +127,20 @@ func appendString(dst []byte, s string) []byte {
 // rejected before slicing: the only strings in these encodings are region
 // names.
 func readString(src []byte, what string) (string, []byte, error) {
-	n, rest, err := readUvarint(src, what+" length")
-	if err != nil {
-		return "", nil, err
+	n, k := binary.Uvarint(src)
+	if k <= 0 || k != uvarintLen(n) {
+		// The description is only built on failure: concatenating it up
+		// front would cost an allocation per name read.
+		return "", nil, uvarintError(what+" length", k)
 	}
+	rest := src[k:]
 	if n > MaxRegionLen {
 		return "", nil, fmt.Errorf("%w: %s is %d bytes, more than %d", ErrCorrupt, what, n, MaxRegionLen)
 	}
 	if uint64(len(rest)) < n {
 		return "", nil, fmt.Errorf("%w: %s is truncated (%d of %d bytes)", ErrCorrupt, what, len(rest), n)
 	}
-	return string(rest[:n]), rest[n:], nil
+	return internRegion(rest[:n]), rest[n:], nil
 }
 
 // readUvarint reads a minimally encoded uvarint. encoding/binary accepts
@@ -141,15 +148,22 @@ func readString(src []byte, what string) (string, []byte, error) {
 // canonical.
 func readUvarint(src []byte, what string) (uint64, []byte, error) {
 	x, n := binary.Uvarint(src)
-	switch {
-	case n == 0:
-		return 0, nil, fmt.Errorf("%w: %s is truncated", ErrCorrupt, what)
-	case n < 0:
-		return 0, nil, fmt.Errorf("%w: %s overflows 64 bits", ErrCorrupt, what)
-	case n != uvarintLen(x):
-		return 0, nil, fmt.Errorf("%w: %s is not minimally encoded", ErrCorrupt, what)
+	if n <= 0 || n != uvarintLen(x) {
+		return 0, nil, uvarintError(what, n)
 	}
 	return x, src[n:], nil
+}
+
+// uvarintError describes why readUvarint rejected a uvarint, given the length
+// binary.Uvarint returned for it.
+func uvarintError(what string, n int) error {
+	switch {
+	case n == 0:
+		return fmt.Errorf("%w: %s is truncated", ErrCorrupt, what)
+	case n < 0:
+		return fmt.Errorf("%w: %s overflows 64 bits", ErrCorrupt, what)
+	}
+	return fmt.Errorf("%w: %s is not minimally encoded", ErrCorrupt, what)
 }
 
 // uvarintLen is the length of the minimal uvarint encoding of x.

@@ -1,6 +1,10 @@
 package clocks
 
-import "fmt"
+import (
+	"fmt"
+	"maps"
+	"sync/atomic"
+)
 
 // MaxRegionLen is the longest region name, in bytes. Region names travel in
 // every vector entry of every replicated write and every causal token, so they
@@ -51,4 +55,53 @@ func quoteShort(s string) string {
 		return fmt.Sprintf("%q", s)
 	}
 	return fmt.Sprintf("%q...", s[:limit])
+}
+
+// maxInternedRegions caps the table of region names that decoders share. A
+// cluster has at most MaxRegions regions; the slack leaves room for renamed
+// and retired ones.
+const maxInternedRegions = 256
+
+// internedRegions maps each region name decoded so far to one shared copy of
+// it. Every request decodes a token and every replicated write a vector, each
+// naming the same few regions, so handing out shared strings saves an
+// allocation per name per decode. The map is never modified once published:
+// readers load it without locking, and a writer publishes an extended copy.
+//
+// Token content comes from clients, so anyone can fill the table with names
+// of regions that do not exist. The cap bounds the memory that costs; once
+// the table is full, names not in it are allocated per decode as if there
+// were no table.
+var internedRegions atomic.Pointer[map[string]string]
+
+// internRegion returns b as a string, shared with earlier decodes of the same
+// name when there were any. Only valid region names enter the table: the
+// caller rejects any other name, which would just take up room.
+func internRegion(b []byte) string {
+	if len(b) == 0 {
+		return "" // the region of the zero Timestamp
+	}
+	for {
+		old := internedRegions.Load()
+		var names map[string]string
+		if old != nil {
+			names = *old
+		}
+		// Indexing a map with string(b) does not allocate.
+		if s, ok := names[string(b)]; ok {
+			return s
+		}
+		s := string(b)
+		if len(names) >= maxInternedRegions || ValidateRegion(s) != nil {
+			return s
+		}
+		grown := make(map[string]string, len(names)+1)
+		maps.Copy(grown, names)
+		grown[s] = s
+		if internedRegions.CompareAndSwap(old, &grown) {
+			return s
+		}
+		// Another decode published a table first; look in that one. Every
+		// failed swap means a name was added, so the cap bounds the retries.
+	}
 }

@@ -27,6 +27,11 @@ const (
 	// tokenMinLen is the shortest valid payload: header, zero Seen (three
 	// one-byte varints), empty vector (one byte), checksum.
 	tokenMinLen = tokenHeaderLen + 3 + 1 + tokenChecksumLen
+	// tokenBufLen is the capacity Encode starts with: a token with half a
+	// dozen regions fits without growing the buffer. tokenTextBufLen is its
+	// length in base64 without padding.
+	tokenBufLen     = 128
+	tokenTextBufLen = (tokenBufLen*8 + 5) / 6
 )
 
 // castagnoli is CRC-32C, chosen over IEEE CRC-32 for its better error
@@ -74,13 +79,26 @@ func (t Token) Merge(o Token) Token {
 // equal strings. A token whose vector fails Vector.Validate encodes to a
 // string that DecodeToken rejects.
 func (t Token) Encode() string {
-	buf := make([]byte, 0, 64)
+	// Every response carries a token, so the work is kept to two
+	// allocations: the raw bytes and the returned string. The raw bytes
+	// cannot live on the stack because crc32 passes them to an
+	// implementation chosen at run time, which the compiler must assume
+	// keeps them; the base64 text can, unless the token is unusually large.
+	buf := make([]byte, 0, tokenBufLen)
 	buf = append(buf, TokenFormatVersion)
 	buf = append(buf, t.Cluster[:]...)
 	buf = AppendTimestamp(buf, t.Seen)
 	buf = AppendVector(buf, t.Vector)
 	buf = binary.BigEndian.AppendUint32(buf, crc32.Checksum(buf, castagnoli))
-	return tokenEncoding.EncodeToString(buf)
+	var text [tokenTextBufLen]byte
+	var out []byte
+	if n := tokenEncoding.EncodedLen(len(buf)); n <= len(text) {
+		out = text[:n]
+	} else {
+		out = make([]byte, n)
+	}
+	tokenEncoding.Encode(out, buf)
+	return string(out)
 }
 
 // DecodeToken decodes a token produced by Encode and checks that cluster

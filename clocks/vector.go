@@ -156,7 +156,13 @@ func (v Vector) Missing(o Vector) []Gap {
 
 // Regions returns the regions with a non-zero entry, sorted.
 func (v Vector) Regions() []string {
-	regions := make([]string, 0, len(v))
+	return v.sortedRegions(make([]string, 0, len(v)))
+}
+
+// sortedRegions is Regions using the storage of buf while it has room, so
+// that a caller can pass a buffer that stays on its stack.
+func (v Vector) sortedRegions(buf []string) []string {
+	regions := buf[:0]
 	for r, n := range v {
 		if n != 0 {
 			regions = append(regions, r)
