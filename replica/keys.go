@@ -11,7 +11,7 @@ import (
 // Pebble key layout. The first byte names the keyspace:
 //
 //	'd' escape(key) 0x00 0x01 ^wall(8) ^logical(4) ^region 0xFF   one version of a key
-//	'l' seq(8)                                                      replication log: local write seq -> data key
+//	'l' seq(8)                                                      replication log: local write seq -> its replication frame
 //	'r' request-id(16)                                              applied request id -> its outcome
 //	'R' wall-ms(8) request-id(16)                                   expiry index of request ids
 //	'm' name                                                        node metadata (cluster id, region, state)

@@ -149,6 +149,17 @@ func TestBadInputChangesNothing(t *testing.T) {
 			}
 		})
 	}
+	// Multi-key writes: no keys, too many keys, one key twice.
+	tooMany := make([]causal.Op, MaxWriteOps+1)
+	for i := range tooMany {
+		tooMany[i] = causal.Op{Key: fmt.Sprintf("m%d", i), Kind: causal.KindValue, Value: []byte("v")}
+	}
+	twice := []causal.Op{{Key: "a", Kind: causal.KindValue, Value: []byte("1")}, {Key: "a", Kind: causal.KindTombstone}}
+	for name, ops := range map[string][]causal.Op{"no keys": nil, "too many keys": tooMany, "key twice": twice} {
+		if _, err := n.WriteMany(ctx, ops, "", ""); !errors.Is(err, api.ErrInvalidArgument) {
+			t.Errorf("WriteMany with %s: err = %v, want invalid_argument", name, err)
+		}
+	}
 	st := n.Status()
 	if st.Vector.Get("us-east") != 1 {
 		t.Fatalf("after bad input the vector is %v, want only the one good write", st.Vector)
