@@ -43,6 +43,15 @@
 //	           machine, so at 64 clients, where the machine's cores are
 //	           the limit, this is what decides ops/s. Kernel work done
 //	           outside the process (the filesystem journal) is not in it.
+//	cores      that CPU time per second of wall time: how many of the
+//	           machine's cores the process kept busy.
+//	go-idle-%  share of the Go scheduler's processor time (GOMAXPROCS
+//	           times wall time) in which no goroutine was ready to run.
+//	           With go-idle-% near 0 and cores below GOMAXPROCS, the
+//	           processors were held by threads waiting in the kernel (a
+//	           blocking syscall such as fdatasync, which keeps its
+//	           processor until the runtime hands it off) or waiting for a
+//	           core the machine gave to something else.
 //
 // # Running
 //
@@ -78,6 +87,13 @@
 // itself costs per write (resolving the key's siblings, the WAL commit, its
 // share of an fsync, the causal token); floor=rpc-reply minus floor=rpc is
 // the cost of any reply, which the target's floor does not pay.
+//
+// op=put also keeps fewer cores busy than the floors (cores, about 1.65
+// against 1.9 on 2 cores) while go-idle-% stays below 1: a blocking syscall
+// (chiefly the WAL's fdatasync, up to milliseconds on a loaded virtual disk)
+// holds its thread, and the thread's Go processor waits with it until the
+// runtime hands the processor off. Its throughput is therefore
+// roughly cores / cpu-us/op, and both terms count against the RPC floor.
 //
 // The rows run one after another, so anything else busy on the machine
 // skews one row against another: compare rows of one run on an idle machine,

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"runtime/metrics"
 	"slices"
 	"sync"
 	"syscall"
@@ -83,9 +84,9 @@ func drive(ctx context.Context, total, clients int, do op) (load, error) {
 func measure(b *testing.B, clients int, do op) {
 	b.Helper()
 	b.ResetTimer()
-	cpu0 := processCPU()
+	cpu0, sched0 := processCPU(), readSchedCPU()
 	l, err := drive(context.Background(), b.N, clients, do)
-	cpu := processCPU() - cpu0
+	cpu, sched := processCPU()-cpu0, readSchedCPU().minus(sched0)
 	b.StopTimer()
 	if err != nil {
 		b.Fatal(err)
@@ -98,6 +99,30 @@ func measure(b *testing.B, clients int, do op) {
 	if l.ops > 0 {
 		b.ReportMetric(micros(cpu)/float64(l.ops), "cpu-us/op")
 	}
+	if l.elapsed > 0 {
+		b.ReportMetric(cpu.Seconds()/l.elapsed.Seconds(), "cores")
+	}
+	if sched.total > 0 {
+		b.ReportMetric(100*sched.idle/sched.total, "go-idle-%")
+	}
+}
+
+// schedCPU is the Go scheduler's account of its processors' time (P time:
+// GOMAXPROCS times wall time), from runtime/metrics: total, and the part no
+// goroutine was ready to use.
+type schedCPU struct{ total, idle float64 }
+
+func readSchedCPU() schedCPU {
+	s := []metrics.Sample{{Name: "/cpu/classes/total:cpu-seconds"}, {Name: "/cpu/classes/idle:cpu-seconds"}}
+	metrics.Read(s)
+	if s[0].Value.Kind() != metrics.KindFloat64 || s[1].Value.Kind() != metrics.KindFloat64 {
+		return schedCPU{} // not reported by this Go version: the metric is left out
+	}
+	return schedCPU{total: s[0].Value.Float64(), idle: s[1].Value.Float64()}
+}
+
+func (s schedCPU) minus(o schedCPU) schedCPU {
+	return schedCPU{total: s.total - o.total, idle: s.idle - o.idle}
 }
 
 // processCPU is the user and system CPU time this process has used so far:
