@@ -92,8 +92,11 @@
 // against 1.9 on 2 cores) while go-idle-% stays below 1: a blocking syscall
 // (chiefly the WAL's fdatasync, up to milliseconds on a loaded virtual disk)
 // holds its thread, and the thread's Go processor waits with it until the
-// runtime hands the processor off. Its throughput is therefore
-// roughly cores / cpu-us/op, and both terms count against the RPC floor.
+// runtime hands the processor off. Flushing through Linux native AIO instead,
+// which frees the processor, moved that time into go-idle-% (9-12%) without
+// raising ops/s: at those moments every client is waiting for an fsync, and
+// there is no work to run. Put's throughput is therefore roughly cores /
+// cpu-us/op, and both terms count against the RPC floor.
 //
 // The rows run one after another, so anything else busy on the machine
 // skews one row against another: compare rows of one run on an idle machine,
