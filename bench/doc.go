@@ -51,7 +51,9 @@
 //	           processors were held by threads waiting in the kernel (a
 //	           blocking syscall such as fdatasync, which keeps its
 //	           processor until the runtime hands it off) or waiting for a
-//	           core the machine gave to something else.
+//	           core the machine gave to something else. The runtime
+//	           updates these figures at each garbage collection, so a row
+//	           during which none ran (floor=pebble at 1 client) omits it.
 //
 // # Running
 //
