@@ -1,6 +1,7 @@
 package clocks_test
 
 import (
+	"fmt"
 	"testing"
 
 	"github.com/causewaydb/causeway/clocks"
@@ -26,94 +27,78 @@ func benchToken(regions int) clocks.Token {
 	return clocks.Token{Cluster: testCluster, Vector: v, Seen: ts(1732349923123, 4, "us-east")}
 }
 
-func BenchmarkTokenEncode(b *testing.B) {
+// eachTokenSize runs bench as sub-benchmarks 1region and 3regions, with
+// allocations reported. setup runs before the timer with that size's token
+// and returns the operation to time.
+func eachTokenSize(b *testing.B, setup func(tok clocks.Token) func(b *testing.B)) {
 	for _, n := range []int{1, 3} {
-		tok := benchToken(n)
-		b.Run(regionsName(n), func(b *testing.B) {
+		name := fmt.Sprintf("%dregions", n)
+		if n == 1 {
+			name = "1region"
+		}
+		op := setup(benchToken(n))
+		b.Run(name, func(b *testing.B) {
 			b.ReportAllocs()
 			for b.Loop() {
-				benchStringSink = tok.Encode()
+				op(b)
 			}
 		})
 	}
+}
+
+func BenchmarkTokenEncode(b *testing.B) {
+	eachTokenSize(b, func(tok clocks.Token) func(*testing.B) {
+		return func(*testing.B) { benchStringSink = tok.Encode() }
+	})
 }
 
 func BenchmarkDecodeToken(b *testing.B) {
-	for _, n := range []int{1, 3} {
-		s := benchToken(n).Encode()
-		b.Run(regionsName(n), func(b *testing.B) {
-			b.ReportAllocs()
-			for b.Loop() {
-				tok, err := clocks.DecodeToken(s, testCluster)
-				if err != nil {
-					b.Fatal(err)
-				}
-				benchTokenSink = tok
+	eachTokenSize(b, func(tok clocks.Token) func(*testing.B) {
+		s := tok.Encode()
+		return func(b *testing.B) {
+			t, err := clocks.DecodeToken(s, testCluster)
+			if err != nil {
+				b.Fatal(err)
 			}
-		})
-	}
+			benchTokenSink = t
+		}
+	})
 }
 
 func BenchmarkAppendVector(b *testing.B) {
-	for _, n := range []int{1, 3} {
-		v := benchToken(n).Vector
+	eachTokenSize(b, func(tok clocks.Token) func(*testing.B) {
 		buf := make([]byte, 0, 128)
-		b.Run(regionsName(n), func(b *testing.B) {
-			b.ReportAllocs()
-			for b.Loop() {
-				buf = clocks.AppendVector(buf[:0], v)
-			}
+		return func(*testing.B) {
+			buf = clocks.AppendVector(buf[:0], tok.Vector)
 			benchBytesSink = buf
-		})
-	}
+		}
+	})
 }
 
 func BenchmarkReadVector(b *testing.B) {
-	for _, n := range []int{1, 3} {
-		src := clocks.AppendVector(nil, benchToken(n).Vector)
-		b.Run(regionsName(n), func(b *testing.B) {
-			b.ReportAllocs()
-			for b.Loop() {
-				v, _, err := clocks.ReadVector(src)
-				if err != nil {
-					b.Fatal(err)
-				}
-				benchVectorSink = v
+	eachTokenSize(b, func(tok clocks.Token) func(*testing.B) {
+		src := clocks.AppendVector(nil, tok.Vector)
+		return func(b *testing.B) {
+			v, _, err := clocks.ReadVector(src)
+			if err != nil {
+				b.Fatal(err)
 			}
-		})
-	}
-}
-
-func regionsName(n int) string {
-	if n == 1 {
-		return "1region"
-	}
-	return string(rune('0'+n)) + "regions"
+			benchVectorSink = v
+		}
+	})
 }
 
 func BenchmarkVectorClone(b *testing.B) {
-	for _, n := range []int{1, 3} {
-		v := benchToken(n).Vector
-		b.Run(regionsName(n), func(b *testing.B) {
-			b.ReportAllocs()
-			for b.Loop() {
-				benchVectorSink = v.Clone()
-			}
-		})
-	}
+	eachTokenSize(b, func(tok clocks.Token) func(*testing.B) {
+		return func(*testing.B) { benchVectorSink = tok.Vector.Clone() }
+	})
 }
 
 // BenchmarkVectorMerge merges a write's vector into a session's that lacks
 // one of its regions, as when a session first writes in a region.
 func BenchmarkVectorMerge(b *testing.B) {
-	for _, n := range []int{1, 3} {
-		v := benchToken(n).Vector
-		w := clocks.Vector{"us-west": 7, "us-east": 2_000_000}
-		b.Run(regionsName(n), func(b *testing.B) {
-			b.ReportAllocs()
-			for b.Loop() {
-				benchVectorSink = v.Merge(w)
-			}
-		})
-	}
+	w := clocks.Vector{"us-west": 7, "us-east": 2_000_000}
+	eachTokenSize(b, func(tok clocks.Token) func(*testing.B) {
+		return func(*testing.B) { benchVectorSink = tok.Vector.Merge(w) }
+	})
 }

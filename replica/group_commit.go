@@ -17,7 +17,7 @@ import (
 // The pacing is Pebble's Options.WALMinSyncInterval, which Pebble consults
 // after every WAL fsync.
 type groupCommit struct {
-	delay   time.Duration // pause between fsyncs while busy; 0 disables
+	delay   time.Duration // pause between fsyncs while busy; <= 0 disables
 	writers int64         // active local writes at which the pause applies
 	active  atomic.Int64  // local writes between entry and their fsync
 }

@@ -258,11 +258,14 @@ func (n *Node) durableSeq(region string) uint64 {
 }
 
 // markDurable advances the durable vector to cover write seq of region.
+// Writes that shared an fsync mark in any order, so a write often finds
+// itself covered already and returns without building a vector.
 func (n *Node) markDurable(region string, seq uint64) {
-	if n.durableSeq(region) >= seq {
-		return // marked already by a later write that shared the fsync
+	n.durMu.Lock()
+	defer n.durMu.Unlock()
+	if n.durable.Get(region) < seq {
+		n.advanceDurable(clocks.Vector{region: seq})
 	}
-	n.markDurableVector(clocks.Vector{region: seq})
 }
 
 // markDurableVector advances the durable vector to cover v and wakes every
@@ -270,9 +273,14 @@ func (n *Node) markDurable(region string, seq uint64) {
 func (n *Node) markDurableVector(v clocks.Vector) {
 	n.durMu.Lock()
 	defer n.durMu.Unlock()
-	if n.durable.Dominates(v) {
-		return
+	if !n.durable.Dominates(v) {
+		n.advanceDurable(v)
 	}
+}
+
+// advanceDurable merges v, which the durable vector does not dominate, into
+// it and wakes every request waiting. Called under durMu.
+func (n *Node) advanceDurable(v clocks.Vector) {
 	// durable is replaced, not mutated, so readers may keep the old map
 	// after releasing durMu.
 	n.durable = n.durable.Merge(v)

@@ -410,3 +410,30 @@ func nodeGet(n *Node, ctx context.Context, key, token string) (getResult, error)
 	res, tok, err := n.Get(ctx, key, token, false)
 	return getResult{Found: res.Found, Record: res.Version, Token: tok}, err
 }
+
+// The durable vector only moves forward, and only a change wakes waiters:
+// writes that shared an fsync mark themselves durable in any order.
+func TestMarkDurableOnlyAdvances(t *testing.T) {
+	n := openMemNode(t, vfs.NewMem())
+	_, before := n.durableVector()
+	n.markDurable("us-east", 5)
+	if got := n.durableSeq("us-east"); got != 5 {
+		t.Fatalf("durable seq %d after marking 5, want 5", got)
+	}
+	select {
+	case <-before:
+	default:
+		t.Fatal("advancing the durable vector did not wake waiters")
+	}
+	_, after := n.durableVector()
+	n.markDurable("us-east", 3)
+	n.markDurableVector(clocks.Vector{"us-east": 4})
+	if got := n.durableSeq("us-east"); got != 5 {
+		t.Fatalf("durable seq %d after marking 3 and 4 below 5, want 5", got)
+	}
+	select {
+	case <-after:
+		t.Fatal("marking writes already durable woke waiters")
+	default:
+	}
+}

@@ -16,7 +16,6 @@ import (
 
 	"github.com/causewaydb/causeway/causal"
 	"github.com/causewaydb/causeway/clocks"
-
 	"github.com/causewaydb/causeway/internal/pebblelog"
 )
 
