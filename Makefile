@@ -13,6 +13,8 @@ DATA     ?= ./data
 LISTEN   ?= 127.0.0.1:7070
 REGION   ?= local
 BENCHTIME ?= 3s
+# Rounds of BenchmarkPutRatio (a multiple of 6: every order of its legs equally often).
+RATIO_ROUNDS ?= 12
 # Schedules of the deterministic simulation in `make test` (seeds 1..N).
 SIM_SEEDS ?= 5000
 SIM_PKG   := ./causal/internal/sim
@@ -58,8 +60,9 @@ proto: tools ## regenerate Go and Connect code from api/causeway/v1/*.proto (off
 	$(BIN)/buf lint
 	$(BIN)/buf generate
 
-bench: ## full-stack and floor benchmarks (Put/Get at 1 and 64 clients), then replication benchmarks
+bench: ## full-stack and floor benchmarks (Put/Get at 1 and 64 clients), the interleaved Put/floor ratio, then replication benchmarks
 	$(GO) test -run='^$$' -bench=Stack -benchtime=$(BENCHTIME) ./bench/
+	$(GO) test -run='^$$' -bench=PutRatio -benchtime=$(RATIO_ROUNDS)x ./bench/
 	$(GO) test -run='^$$' -bench='Visibility|Apply|Metadata|NodePut' -benchtime=5000x ./replica/
 
 clean: ## remove build output (not ./data)

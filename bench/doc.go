@@ -25,6 +25,15 @@
 // clients (Connect protocol, binary protobuf) sharing one *http.Client over
 // HTTP/1.1, with an idle connection kept for every client.
 //
+// BenchmarkPutRatio (bench/ratio_test.go) measures the write path's target
+// directly: the 64-client rows floor=rpc, floor=pebble and op=put run in
+// alternating half-second slices against servers that stay up, and each
+// round of one slice per row yields its own ratio put/floor (see Reading the
+// result below). It reports the median ops/s of each row, the median ratio
+// and its lowest and highest round. A slowdown of the machine hits the
+// three slices of a round alike, so the ratio holds still where the rows of
+// BenchmarkStack, run minutes apart, drift apart.
+//
 // BenchmarkLinear (bench/linear_test.go, `make bench-linear`) measures the
 // linearizable tier: claim and CAS latency under the emulated WAN matrix of
 // `causeway cluster`, from the leader's region and from each follower's, as
@@ -60,7 +69,9 @@
 //	make bench
 //
 // runs `go test -run='^$' -bench=Stack -benchtime=3s ./bench/`, which prints all
-// the rows above side by side; BENCHTIME=10s make bench runs longer. Add
+// the rows above side by side (BENCHTIME=10s make bench runs longer), then
+// `go test -run='^$' -bench=PutRatio -benchtime=12x ./bench/`, 12 rounds of
+// the interleaved ratio (RATIO_ROUNDS=24 for more; -v prints every round). Add
 // -cpuprofile to see where a row spends its time, for example:
 //
 //	go test -run='^$' -bench='Stack/op=put/clients=64' -benchtime=3s -cpuprofile=cpu.out ./bench/
@@ -100,7 +111,8 @@
 // there is no work to run. Put's throughput is therefore roughly cores /
 // cpu-us/op, and both terms count against the RPC floor.
 //
-// The rows run one after another, so anything else busy on the machine
-// skews one row against another: compare rows of one run on an idle machine,
-// or run with -count=5 and compare medians (golang.org/x/perf/cmd/benchstat).
+// The rows of BenchmarkStack run one after another, so anything else busy
+// on the machine skews one row against another: compare rows of one run on
+// an idle machine, run with -count=5 and compare medians
+// (golang.org/x/perf/cmd/benchstat), or read the ratio off BenchmarkPutRatio.
 package bench

@@ -30,26 +30,39 @@ type load struct {
 // each index below total exactly once. It returns when every client is done,
 // with the first error any client met (that client stops; the others finish).
 func drive(ctx context.Context, total, clients int, do op) (load, error) {
+	return run(ctx, clients, total/max(clients, 1)+1, func(c, k int, _ time.Time) bool { return c+k*clients < total }, do)
+}
+
+// driveFor is drive bounded by time instead of a count: every client keeps
+// starting operations (client c doing c, c+clients, ...) until d has passed
+// since the first one started, and the load ends when the last one in
+// flight finishes.
+func driveFor(ctx context.Context, d time.Duration, clients int, do op) (load, error) {
+	return run(ctx, clients, 0, func(_, _ int, t0 time.Time) bool { return time.Since(t0) < d }, do)
+}
+
+// run is drive and driveFor: client c performs operations c, c+clients,
+// c+2*clients, ... while more(c, k, start) is true for its k-th operation.
+// Each client's latency record starts with room for perClient operations,
+// so that a counted load does not grow it while the clock runs.
+func run(ctx context.Context, clients, perClient int, more func(c, k int, start time.Time) bool, do op) (load, error) {
 	if clients < 1 {
 		return load{}, fmt.Errorf("clients = %d: need at least 1", clients)
 	}
 	var (
 		wg       sync.WaitGroup
 		start    = make(chan struct{})
+		t0       time.Time
 		perCl    = make([][]time.Duration, clients)
 		errMu    sync.Mutex
 		firstErr error
 	)
 	for c := range clients {
-		n := total / clients
-		if c < total%clients {
-			n++
-		}
-		lat := make([]time.Duration, 0, n)
+		lat := make([]time.Duration, 0, perClient)
 		wg.Go(func() {
 			<-start
-			for k := range n {
-				t0 := time.Now()
+			for k := 0; more(c, k, t0); k++ {
+				t1 := time.Now()
 				if err := do(ctx, c, c+k*clients); err != nil {
 					errMu.Lock()
 					if firstErr == nil {
@@ -58,18 +71,22 @@ func drive(ctx context.Context, total, clients int, do op) (load, error) {
 					errMu.Unlock()
 					break
 				}
-				lat = append(lat, time.Since(t0))
+				lat = append(lat, time.Since(t1))
 			}
 			perCl[c] = lat
 		})
 	}
 	// Every goroutine exists before the clock starts, so their creation is
-	// not charged to the operations.
-	t0 := time.Now()
+	// not charged to the operations. Closing start publishes t0 to them.
+	t0 = time.Now()
 	close(start)
 	wg.Wait()
 	elapsed := time.Since(t0)
 
+	total := 0
+	for _, l := range perCl {
+		total += len(l)
+	}
 	all := make([]time.Duration, 0, total)
 	for _, l := range perCl {
 		all = append(all, l...)
@@ -236,5 +253,73 @@ func TestDriveReportsFirstError(t *testing.T) {
 	// Client 2 does operations 2, 6, ..., 98; it stops at 50, the 13th.
 	if want := 100 - (25 - 12); l.ops != want {
 		t.Errorf("ops = %d, want %d (client 2 stops at its first failure)", l.ops, want)
+	}
+}
+
+func TestDriveForStopsStartingAfterItsDuration(t *testing.T) {
+	const (
+		clients = 4
+		d       = 50 * time.Millisecond
+	)
+	var mu sync.Mutex
+	seen := make(map[int]int)
+	started := make(map[int]time.Time)
+	l, err := driveFor(context.Background(), d, clients, func(_ context.Context, c, i int) error {
+		if i%clients != c {
+			return fmt.Errorf("operation %d ran on client %d", i, c)
+		}
+		mu.Lock()
+		seen[i]++
+		started[i] = time.Now()
+		mu.Unlock()
+		// An operation long enough that the clients cannot start an
+		// unbounded number of them within d.
+		time.Sleep(time.Millisecond)
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if l.ops != len(seen) || len(l.latencies) != l.ops {
+		t.Errorf("ops = %d with %d latencies, but %d distinct operations ran", l.ops, len(l.latencies), len(seen))
+	}
+	if l.ops < clients {
+		t.Errorf("ops = %d, want at least one per client", l.ops)
+	}
+	// Operation indices are dense per client: client c ran c, c+clients, ...
+	// up to its last, each once.
+	last := make([]int, clients)
+	for i := range last {
+		last[i] = -1
+	}
+	for i, n := range seen {
+		if n != 1 {
+			t.Errorf("operation %d ran %d times, want once", i, n)
+		}
+		last[i%clients] = max(last[i%clients], i)
+	}
+	for c, hi := range last {
+		for i := c; i <= hi; i += clients {
+			if seen[i] != 1 {
+				t.Errorf("client %d skipped operation %d (its last was %d)", c, i, hi)
+			}
+		}
+	}
+	if l.elapsed < d {
+		t.Errorf("elapsed %v, shorter than the %v the clients were to keep going for", l.elapsed, d)
+	}
+	// No operation started after the window: the first one started at or
+	// after the load's start, and every later one before d had passed.
+	var first, latest time.Time
+	for _, ts := range started {
+		if first.IsZero() || ts.Before(first) {
+			first = ts
+		}
+		if ts.After(latest) {
+			latest = ts
+		}
+	}
+	if span := latest.Sub(first); span >= d {
+		t.Errorf("operations started over %v, not within the %v window", span, d)
 	}
 }

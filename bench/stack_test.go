@@ -83,15 +83,7 @@ func BenchmarkStack(b *testing.B) {
 	b.Run("floor=pebble", func(b *testing.B) {
 		db := sync.OnceValues(func() (*pebble.DB, error) { return openPebbleFloor(b) })
 		eachConcurrency(b, func(b *testing.B, clients int) {
-			db := must(b, db)
-			measure(b, clients, func(_ context.Context, _, i int) error {
-				batch := db.NewBatch()
-				defer batch.Close()
-				if err := batch.Set([]byte(keyOf(i)), value, nil); err != nil {
-					return err
-				}
-				return batch.Commit(pebble.Sync)
-			})
+			measure(b, clients, pebblePut(must(b, db)))
 		})
 	})
 
@@ -178,6 +170,19 @@ func must[T any](b *testing.B, setup func() (T, error)) T {
 		b.Fatal(err)
 	}
 	return v
+}
+
+// pebblePut is the storage floor's operation: value under key i in a
+// single-key batch committed with pebble.Sync.
+func pebblePut(db *pebble.DB) op {
+	return func(_ context.Context, _, i int) error {
+		batch := db.NewBatch()
+		defer batch.Close()
+		if err := batch.Set([]byte(keyOf(i)), value, nil); err != nil {
+			return err
+		}
+		return batch.Commit(pebble.Sync)
+	}
 }
 
 // putOp writes value under key i. With tokens non-nil, client c behaves as
