@@ -13,7 +13,7 @@ DATA     ?= ./data
 LISTEN   ?= 127.0.0.1:7070
 REGION   ?= local
 BENCHTIME ?= 3s
-# Rounds of BenchmarkPutRatio (a multiple of 6: every order of its legs equally often).
+# Rounds of BenchmarkPutRatio (a multiple of 4: every order of its 4 legs equally often).
 RATIO_ROUNDS ?= 12
 # Schedules of the deterministic simulation in `make test` (seeds 1..N).
 SIM_SEEDS ?= 5000

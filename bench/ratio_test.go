@@ -2,7 +2,6 @@ package bench
 
 import (
 	"context"
-	"fmt"
 	"slices"
 	"testing"
 	"time"
@@ -24,42 +23,91 @@ const (
 	ratioWarmup = 200 * time.Millisecond
 )
 
-// ratioLeg is one of the three loads BenchmarkPutRatio alternates.
+// ratioLeg is one of the loads BenchmarkPutRatio alternates.
 type ratioLeg struct {
 	name string
 	do   op
 }
 
-// ratioOrders are the orders the legs run in, round after round: every
-// permutation, so that each leg follows each other leg equally often and
-// the background work one leg leaves behind (Pebble flushes and
-// compactions) weighs on the others alike over every 6 rounds.
-var ratioOrders = [][3]int{{0, 1, 2}, {0, 2, 1}, {1, 0, 2}, {1, 2, 0}, {2, 0, 1}, {2, 1, 0}}
+// The legs of BenchmarkPutRatio, by index.
+const (
+	legRPC = iota
+	legPebble
+	legDurable
+	legPut
+	numLegs
+)
+
+// ratioOrders are the orders the legs run in, one a round, in turn: a
+// Williams design, in which every leg runs right after every other leg
+// equally often, so that the background work one leg leaves behind (Pebble
+// flushes and compactions) weighs on the others alike over len(ratioOrders)
+// rounds.
+var ratioOrders = williams(numLegs)
+
+// williams returns a Williams design for n treatments: n orders (2n for odd
+// n) of 0..n-1 in which each ordered pair of distinct treatments stands
+// side by side equally often. The first order is 0, 1, n-1, 2, n-2, ...;
+// order i adds i to each of its entries, mod n; odd n adds each order
+// reversed.
+func williams(n int) [][]int {
+	first := make([]int, n)
+	for i, lo, hi := 1, 1, n-1; i < n; i++ {
+		if i%2 == 1 {
+			first[i], lo = lo, lo+1
+		} else {
+			first[i], hi = hi, hi-1
+		}
+	}
+	var orders [][]int
+	for shift := range n {
+		o := make([]int, n)
+		for i, t := range first {
+			o[i] = (t + shift) % n
+		}
+		orders = append(orders, o)
+	}
+	if n%2 == 1 {
+		for _, o := range orders[:n] {
+			r := slices.Clone(o)
+			slices.Reverse(r)
+			orders = append(orders, r)
+		}
+	}
+	return orders
+}
 
 // BenchmarkPutRatio measures the write path's target as a ratio taken
 // within each round:
 //
 //	put/floor = ops/s(put) / min(ops/s(rpc), ops/s(pebble)), 64 clients each
 //
-// The three loads of BenchmarkStack at 64 clients (floor=rpc, floor=pebble,
-// op=put) run here in alternating slices of ratioSlice each, one round being
-// one slice of every leg, against servers and a store that stay up for the
-// whole benchmark. BenchmarkStack runs each row for seconds, minutes apart
-// from the others, so on a shared machine its ratio moves with whatever
-// else the machine does meanwhile (0.41 to 0.66 between three runs of the
-// same code); a slowdown here hits the three legs of a round alike. b.N is
-// the number of rounds: run with -benchtime=Nx, N a multiple of 6 so that
-// every order of the legs (ratioOrders) runs equally often.
+// The 64-client loads of BenchmarkStack floor=rpc, floor=pebble,
+// floor=durable and op=put run here in alternating slices of ratioSlice
+// each, one round being one slice of every leg, against servers and stores
+// that stay up for the whole benchmark. BenchmarkStack runs each row for
+// seconds, minutes apart from the others, so on a shared machine its ratios
+// move with whatever else the machine does meanwhile (0.41 to 0.66 between
+// three runs of the same code); a slowdown here hits the legs of a round
+// alike. b.N is the number of rounds: run with -benchtime=Nx, N a multiple
+// of len(ratioOrders) so that every order of the legs runs equally often.
 //
-// Reported: the median over rounds of each leg's ops/s and of put/floor,
-// and put/floor's lowest and highest round.
+// Reported, each the median over rounds: every leg's ops/s; put/floor;
+// durable/floor, what the two floors composed with nothing of Causeway's
+// reach against the same yardstick; and put/durable, what Causeway's own
+// work leaves of that. put/floor's lowest and highest round are reported
+// too.
 func BenchmarkPutRatio(b *testing.B) {
 	httpClient := newHTTPClient(b, ratioClients)
 	rpcURL, err := serveRPCFloor(b, &v1.PutResponse{})
 	if err != nil {
 		b.Fatal(err)
 	}
-	db, err := openPebbleFloor(b)
+	db, err := openPebbleFloor(b, nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	durableURL, err := serveDurableFloor(b)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -67,10 +115,11 @@ func BenchmarkPutRatio(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	legs := [3]ratioLeg{
-		{"rpc", putOp(causewayv1connect.NewKVServiceClient(httpClient, rpcURL), nil)},
-		{"pebble", pebblePut(db)},
-		{"put", putOp(causewayv1connect.NewKVServiceClient(httpClient, putURL), make([]string, ratioClients))},
+	legs := [numLegs]ratioLeg{
+		legRPC:     {"rpc", putOp(causewayv1connect.NewKVServiceClient(httpClient, rpcURL), nil)},
+		legPebble:  {"pebble", pebblePut(db)},
+		legDurable: {"durable", putOp(causewayv1connect.NewKVServiceClient(httpClient, durableURL), nil)},
+		legPut:     {"put", putOp(causewayv1connect.NewKVServiceClient(httpClient, putURL), make([]string, ratioClients))},
 	}
 	ctx := context.Background()
 	for _, leg := range legs {
@@ -80,10 +129,10 @@ func BenchmarkPutRatio(b *testing.B) {
 	}
 
 	b.ResetTimer()
-	rates := make([][]float64, len(legs))
-	ratios := make([]float64, 0, b.N)
+	var rates [numLegs][]float64
+	var putFloor, durableFloor, putDurable []float64
 	for round := range b.N {
-		var rate [3]float64
+		var rate [numLegs]float64
 		for _, i := range ratioOrders[round%len(ratioOrders)] {
 			l, err := driveFor(ctx, ratioSlice, ratioClients, legs[i].do)
 			if err != nil {
@@ -92,20 +141,25 @@ func BenchmarkPutRatio(b *testing.B) {
 			rate[i] = float64(l.ops) / l.elapsed.Seconds()
 			rates[i] = append(rates[i], rate[i])
 		}
-		ratios = append(ratios, rate[2]/min(rate[0], rate[1]))
+		floor := min(rate[legRPC], rate[legPebble])
+		putFloor = append(putFloor, rate[legPut]/floor)
+		durableFloor = append(durableFloor, rate[legDurable]/floor)
+		putDurable = append(putDurable, rate[legPut]/rate[legDurable])
 	}
 	b.StopTimer()
 
 	for i, leg := range legs {
 		b.ReportMetric(median(rates[i]), leg.name+"-ops/s")
 	}
-	b.ReportMetric(median(ratios), "put/floor")
-	b.ReportMetric(slices.Min(ratios), "put/floor-min")
-	b.ReportMetric(slices.Max(ratios), "put/floor-max")
+	b.ReportMetric(median(putFloor), "put/floor")
+	b.ReportMetric(slices.Min(putFloor), "put/floor-min")
+	b.ReportMetric(slices.Max(putFloor), "put/floor-max")
+	b.ReportMetric(median(durableFloor), "durable/floor")
+	b.ReportMetric(median(putDurable), "put/durable")
 	if testing.Verbose() {
-		for r, ratio := range ratios {
-			b.Logf("round %d: rpc %.0f, pebble %.0f, put %.0f ops/s: put/floor %.3f",
-				r, rates[0][r], rates[1][r], rates[2][r], ratio)
+		for r := range b.N {
+			b.Logf("round %d: rpc %.0f, pebble %.0f, durable %.0f, put %.0f ops/s: put/floor %.3f, durable/floor %.3f",
+				r, rates[legRPC][r], rates[legPebble][r], rates[legDurable][r], rates[legPut][r], putFloor[r], durableFloor[r])
 		}
 	}
 }
@@ -144,36 +198,41 @@ func TestMedian(t *testing.T) {
 	}
 }
 
-func TestRatioOrdersArePermutations(t *testing.T) {
-	seen := map[[3]int]bool{}
-	follows := map[[2]int]int{}
-	for _, o := range ratioOrders {
-		if seen[o] {
-			t.Errorf("order %v listed twice", o)
+func TestWilliamsDesignIsBalanced(t *testing.T) {
+	for n := 2; n <= 7; n++ {
+		orders := williams(n)
+		if want := n + n%2*n; len(orders) != want {
+			t.Errorf("n=%d: %d orders, want %d", n, len(orders), want)
 		}
-		seen[o] = true
-		s := slices.Sorted(slices.Values(o[:]))
-		if !slices.Equal(s, []int{0, 1, 2}) {
-			t.Errorf("order %v is not a permutation of the 3 legs", o)
-		}
-		for i := 1; i < len(o); i++ {
-			follows[[2]int{o[i-1], o[i]}]++
-		}
-	}
-	// Each ordered pair of distinct legs must be adjacent equally often.
-	want := -1
-	for a := range 3 {
-		for b := range 3 {
-			if a == b {
-				continue
+		follows := map[[2]int]int{}
+		for _, o := range orders {
+			if s := slices.Sorted(slices.Values(o)); !slices.Equal(s, seq(n)) {
+				t.Errorf("n=%d: order %v is not a permutation of 0..%d", n, o, n-1)
 			}
-			n := follows[[2]int{a, b}]
-			if want < 0 {
-				want = n
+			for i := 1; i < len(o); i++ {
+				follows[[2]int{o[i-1], o[i]}]++
 			}
-			if n != want || n == 0 {
-				t.Errorf("leg %d runs right after leg %d in %d orders, want %s", b, a, n, fmt.Sprint(want))
+		}
+		// Every ordered pair of distinct treatments stands side by side
+		// the same number of times: once for even n, twice for odd n.
+		want := 1 + n%2
+		for a := range n {
+			for b := range n {
+				if a != b && follows[[2]int{a, b}] != want {
+					t.Errorf("n=%d: %d right after %d in %d orders, want %d", n, b, a, follows[[2]int{a, b}], want)
+				}
 			}
 		}
 	}
+	if len(ratioOrders) == 0 || len(ratioOrders[0]) != numLegs {
+		t.Errorf("ratioOrders = %v, want orders of %d legs", ratioOrders, numLegs)
+	}
+}
+
+func seq(n int) []int {
+	s := make([]int, n)
+	for i := range s {
+		s[i] = i
+	}
+	return s
 }

@@ -62,13 +62,13 @@ func keyOf(i int) string { return keys[i%numKeys] }
 // BenchmarkStack runs the full-stack Put and Get benchmarks and the RPC and
 // storage floors they are compared with; see the package documentation.
 //
-// Each group (floor=rpc, floor=pebble, op=put, op=get) starts its own server
-// or store on first use, shares it between its client counts and the rounds
-// of each (the testing package calls a benchmark with growing b.N), and
-// stops it before the next group starts, so that no group's background work
-// (Pebble flushes and compactions, idle connections) runs during another's
-// measurement, and -bench can select any subset without starting what it
-// does not run.
+// Each group (floor=rpc, floor=rpc-reply, floor=pebble, floor=durable,
+// op=put, op=get) starts its own server or store on first use, shares it
+// between its client counts and the rounds of each (the testing package
+// calls a benchmark with growing b.N), and stops it before the next group
+// starts, so that no group's background work (Pebble flushes and
+// compactions, idle connections) runs during another's measurement, and
+// -bench can select any subset without starting what it does not run.
 func BenchmarkStack(b *testing.B) {
 	httpClient := newHTTPClient(b, slices.Max(concurrencies))
 
@@ -81,11 +81,15 @@ func BenchmarkStack(b *testing.B) {
 	b.Run("floor=rpc-reply", func(b *testing.B) { benchRPCFloor(b, httpClient, putSizedResponse()) })
 
 	b.Run("floor=pebble", func(b *testing.B) {
-		db := sync.OnceValues(func() (*pebble.DB, error) { return openPebbleFloor(b) })
+		db := sync.OnceValues(func() (*pebble.DB, error) { return openPebbleFloor(b, nil) })
 		eachConcurrency(b, func(b *testing.B, clients int) {
 			measure(b, clients, pebblePut(must(b, db)))
 		})
 	})
+
+	// The two floors composed (durableKV): an RPC whose Put commits one
+	// synced Pebble batch and nothing else.
+	b.Run("floor=durable", func(b *testing.B) { benchDurableFloor(b, httpClient) })
 
 	b.Run("op=put", func(b *testing.B) {
 		client := sync.OnceValues(func() (causewayv1connect.KVServiceClient, error) {
@@ -271,12 +275,17 @@ func putSizedResponse() *v1.PutResponse {
 	}
 }
 
-// serveRPCFloor serves noopKV answering res the way replica.Server serves a
-// node (same read limit, HTTP/1.1 and cleartext HTTP/2 on one port) and
-// returns its base URL.
+// serveRPCFloor serves noopKV answering res (see serveKV) and returns its
+// base URL.
 func serveRPCFloor(b *testing.B, res *v1.PutResponse) (string, error) {
+	return serveKV(b, noopKV{res: res})
+}
+
+// serveKV serves h the way replica.Server serves a node (same read limit,
+// HTTP/1.1 and cleartext HTTP/2 on one port) and returns its base URL.
+func serveKV(b *testing.B, h causewayv1connect.KVServiceHandler) (string, error) {
 	mux := http.NewServeMux()
-	mux.Handle(causewayv1connect.NewKVServiceHandler(noopKV{res: res},
+	mux.Handle(causewayv1connect.NewKVServiceHandler(h,
 		connect.WithReadMaxBytes(replica.MaxRequestBytes), connect.WithCompressMinBytes(4<<10))) // as replica.Server
 	protocols := new(http.Protocols)
 	protocols.SetHTTP1(true)
@@ -321,11 +330,12 @@ func serve(b *testing.B, serveFn func(net.Listener) error, shutdown func(context
 // openPebbleFloor opens a bare Pebble store, closed by b's cleanup. It uses
 // Pebble's default options except for the two the node also sets: the newest
 // format, and a logger that keeps Pebble's informational lines out of the
-// benchmark output.
-func openPebbleFloor(b *testing.B) (*pebble.DB, error) {
+// benchmark output. A non-nil pace is the store's WALMinSyncInterval.
+func openPebbleFloor(b *testing.B, pace func() time.Duration) (*pebble.DB, error) {
 	db, err := pebble.Open(b.TempDir(), &pebble.Options{
 		FormatMajorVersion: pebble.FormatNewest,
 		Logger:             quietLogger{b},
+		WALMinSyncInterval: pace,
 	})
 	if err != nil {
 		return nil, err
