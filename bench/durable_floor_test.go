@@ -3,6 +3,7 @@ package bench
 import (
 	"context"
 	"net/http"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -48,15 +49,23 @@ func (h durableKV) Put(_ context.Context, req *connect.Request[v1.PutRequest]) (
 	return connect.NewResponse(h.res), nil
 }
 
-// serveDurableFloor opens durableKV's store and serves it, both stopped by
-// b's cleanup, and returns the base URL.
+// serveDurableFloor opens durableKV's store, pausing between WAL fsyncs as
+// a node with default settings does, and serves it; see serveDurable.
 func serveDurableFloor(b *testing.B) (string, error) {
+	return serveDurable(b, replica.DefaultGroupCommitDelay)
+}
+
+// serveDurable opens durableKV's store and serves it, both stopped by b's
+// cleanup, and returns the base URL. While replica.DefaultGroupCommitWriters
+// Puts or more are in progress the store waits pause after each WAL fsync
+// before the next (0: never).
+func serveDurable(b *testing.B, pause time.Duration) (string, error) {
 	active := new(atomic.Int64)
 	pace := func() time.Duration {
 		if active.Load() < replica.DefaultGroupCommitWriters {
 			return 0
 		}
-		return replica.DefaultGroupCommitDelay
+		return pause
 	}
 	db, err := openPebbleFloor(b, pace)
 	if err != nil {
@@ -78,4 +87,42 @@ func benchDurableFloor(b *testing.B, httpClient *http.Client) {
 	eachConcurrency(b, func(b *testing.B, clients int) {
 		measure(b, clients, putOp(must(b, client), nil))
 	})
+}
+
+// durablePauses are the fsync pauses BenchmarkDurablePacing tries.
+var durablePauses = []time.Duration{0, 250 * time.Microsecond, 500 * time.Microsecond,
+	time.Millisecond, 2 * time.Millisecond, 4 * time.Millisecond}
+
+// BenchmarkDurablePacing asks whether any pause between WAL fsyncs lets the
+// two floors composed reach the write path's target: floor=durable at 64
+// clients with each of durablePauses, beside floor=rpc, in alternating
+// slices as BenchmarkPutRatio runs them (floor=pebble, several times faster
+// than floor=rpc at 64 clients, is left out: the yardstick is floor=rpc).
+// A short pause means more fsyncs, each costing CPU the RPCs need; a long
+// one leaves clients waiting while cores idle. Reported: the median over
+// rounds of each pause's ops/s as a fraction of floor=rpc's in the same
+// round. Run with -benchtime=Nx, N a multiple of 8 (the legs' orders).
+func BenchmarkDurablePacing(b *testing.B) {
+	httpClient := newHTTPClient(b, ratioClients)
+	rpcURL, err := serveRPCFloor(b, &v1.PutResponse{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	legs := []ratioLeg{{"rpc", putOp(causewayv1connect.NewKVServiceClient(httpClient, rpcURL), nil)}}
+	for _, pause := range durablePauses {
+		url, err := serveDurable(b, pause)
+		if err != nil {
+			b.Fatal(err)
+		}
+		legs = append(legs, ratioLeg{"pause=" + pause.String(), putOp(causewayv1connect.NewKVServiceClient(httpClient, url), nil)})
+	}
+	rates := alternate(b, legs)
+	for i, leg := range legs[1:] {
+		ratios := make([]float64, b.N)
+		for r := range b.N {
+			ratios[r] = rates[i+1][r] / rates[0][r]
+		}
+		b.ReportMetric(median(ratios), "durable/rpc@"+strings.TrimPrefix(leg.name, "pause="))
+	}
+	b.ReportMetric(median(rates[0]), "rpc-ops/s")
 }

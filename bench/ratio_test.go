@@ -38,13 +38,6 @@ const (
 	numLegs
 )
 
-// ratioOrders are the orders the legs run in, one a round, in turn: a
-// Williams design, in which every leg runs right after every other leg
-// equally often, so that the background work one leg leaves behind (Pebble
-// flushes and compactions) weighs on the others alike over len(ratioOrders)
-// rounds.
-var ratioOrders = williams(numLegs)
-
 // williams returns a Williams design for n treatments: n orders (2n for odd
 // n) of 0..n-1 in which each ordered pair of distinct treatments stands
 // side by side equally often. The first order is 0, 1, n-1, 2, n-2, ...;
@@ -90,7 +83,10 @@ func williams(n int) [][]int {
 // move with whatever else the machine does meanwhile (0.41 to 0.66 between
 // three runs of the same code); a slowdown here hits the legs of a round
 // alike. b.N is the number of rounds: run with -benchtime=Nx, N a multiple
-// of len(ratioOrders) so that every order of the legs runs equally often.
+// of 4 so that every order of the legs runs equally often (see alternate:
+// the orders form a Williams design, in which every leg runs right after
+// every other equally often, so that the background work one leg leaves
+// behind, Pebble flushes and compactions, weighs on the others alike).
 //
 // Reported, each the median over rounds: every leg's ops/s; put/floor;
 // durable/floor, what the two floors composed with nothing of Causeway's
@@ -121,33 +117,14 @@ func BenchmarkPutRatio(b *testing.B) {
 		legDurable: {"durable", putOp(causewayv1connect.NewKVServiceClient(httpClient, durableURL), nil)},
 		legPut:     {"put", putOp(causewayv1connect.NewKVServiceClient(httpClient, putURL), make([]string, ratioClients))},
 	}
-	ctx := context.Background()
-	for _, leg := range legs {
-		if _, err := driveFor(ctx, ratioWarmup, ratioClients, leg.do); err != nil {
-			b.Fatalf("warm up %s: %v", leg.name, err)
-		}
-	}
-
-	b.ResetTimer()
-	var rates [numLegs][]float64
+	rates := alternate(b, legs[:])
 	var putFloor, durableFloor, putDurable []float64
-	for round := range b.N {
-		var rate [numLegs]float64
-		for _, i := range ratioOrders[round%len(ratioOrders)] {
-			l, err := driveFor(ctx, ratioSlice, ratioClients, legs[i].do)
-			if err != nil {
-				b.Fatalf("round %d, %s: %v", round, legs[i].name, err)
-			}
-			rate[i] = float64(l.ops) / l.elapsed.Seconds()
-			rates[i] = append(rates[i], rate[i])
-		}
-		floor := min(rate[legRPC], rate[legPebble])
-		putFloor = append(putFloor, rate[legPut]/floor)
-		durableFloor = append(durableFloor, rate[legDurable]/floor)
-		putDurable = append(putDurable, rate[legPut]/rate[legDurable])
+	for r := range b.N {
+		floor := min(rates[legRPC][r], rates[legPebble][r])
+		putFloor = append(putFloor, rates[legPut][r]/floor)
+		durableFloor = append(durableFloor, rates[legDurable][r]/floor)
+		putDurable = append(putDurable, rates[legPut][r]/rates[legDurable][r])
 	}
-	b.StopTimer()
-
 	for i, leg := range legs {
 		b.ReportMetric(median(rates[i]), leg.name+"-ops/s")
 	}
@@ -162,6 +139,38 @@ func BenchmarkPutRatio(b *testing.B) {
 				r, rates[legRPC][r], rates[legPebble][r], rates[legDurable][r], rates[legPut][r], putFloor[r], durableFloor[r])
 		}
 	}
+}
+
+// alternate warms every leg up with one untimed slice of ratioWarmup, then
+// runs b.N rounds under the benchmark timer, each round one slice of
+// ratioSlice of every leg at ratioClients clients, in the round's order of
+// williams(len(legs)). It returns the ops/s of every leg (first index) in
+// every round (second index).
+func alternate(b *testing.B, legs []ratioLeg) [][]float64 {
+	b.Helper()
+	ctx := context.Background()
+	for _, leg := range legs {
+		if _, err := driveFor(ctx, ratioWarmup, ratioClients, leg.do); err != nil {
+			b.Fatalf("warm up %s: %v", leg.name, err)
+		}
+	}
+	orders := williams(len(legs))
+	rates := make([][]float64, len(legs))
+	for i := range rates {
+		rates[i] = make([]float64, b.N)
+	}
+	b.ResetTimer()
+	for round := range b.N {
+		for _, i := range orders[round%len(orders)] {
+			l, err := driveFor(ctx, ratioSlice, ratioClients, legs[i].do)
+			if err != nil {
+				b.Fatalf("round %d, %s: %v", round, legs[i].name, err)
+			}
+			rates[i][round] = float64(l.ops) / l.elapsed.Seconds()
+		}
+	}
+	b.StopTimer()
+	return rates
 }
 
 // median returns the middle value of xs (the mean of the two middle values
@@ -223,9 +232,6 @@ func TestWilliamsDesignIsBalanced(t *testing.T) {
 				}
 			}
 		}
-	}
-	if len(ratioOrders) == 0 || len(ratioOrders[0]) != numLegs {
-		t.Errorf("ratioOrders = %v, want orders of %d legs", ratioOrders, numLegs)
 	}
 }
 
