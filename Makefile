@@ -63,7 +63,7 @@ proto: tools ## regenerate Go and Connect code from api/causeway/v1/*.proto (off
 bench: ## full-stack and floor benchmarks (Put/Get at 1 and 64 clients), the interleaved Put/floor ratios, fsync pacing and cost, then replication benchmarks
 	$(GO) test -run='^$$' -bench=Stack -benchtime=$(BENCHTIME) ./bench/
 	$(GO) test -run='^$$' -bench=PutRatio -benchtime=$(RATIO_ROUNDS)x ./bench/
-	$(GO) test -run='^$$' -bench=DurablePacing -benchtime=8x ./bench/
+	$(GO) test -run='^$$' -bench=DurablePacing -benchtime=14x ./bench/
 	$(GO) test -run='^$$' -bench=Fdatasync -benchtime=3000x ./bench/
 	$(GO) test -run='^$$' -bench='Visibility|Apply|Metadata|NodePut' -benchtime=5000x ./replica/
 

@@ -6,9 +6,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/causewaydb/causeway/api/causeway/v1/causewayv1connect"
-
 	v1 "github.com/causewaydb/causeway/api/causeway/v1"
+	"github.com/causewaydb/causeway/api/causeway/v1/causewayv1connect"
 )
 
 const (
