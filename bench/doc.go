@@ -115,17 +115,17 @@
 // but the RPC and the synced batch; put/durable in BenchmarkPutRatio is
 // then what Causeway's own work (timestamps, sibling resolution, the
 // replication log, tokens) leaves of that. On the 2-core virtual machines
-// Causeway is built on, put/durable is about 1 (0.98 and 1.005 in two
-// runs) and durable/floor about 0.5 (0.48 to 0.53), and no pause of
+// Causeway is built on, put/durable is about 1 (0.98 to 1.005 in three
+// runs) and durable/floor about 0.5 (0.45 to 0.53), and no pause of
 // BenchmarkDurablePacing brought floor=durable above 0.59 of floor=rpc in
-// three sweeps: there, the 0.7 target is out of reach of any Put that is
-// acknowledged after its fsync. Two costs compose, and neither floor pays
-// the other's:
+// three sweeps of 8 to 14 rounds: there, the 0.7 target is out of reach of
+// any Put that is acknowledged after its fsync. Two costs compose, and
+// neither floor pays the other's:
 //
 //   - An fsync costs CPU the RPCs need. BenchmarkFdatasync measures about
 //     half of an fdatasync's 110-220us as process CPU on these virtual
 //     disks. With no pause, 64 clients share an fsync 4 or 5 at a time,
-//     and thousands of fsyncs a second take a third of a core
+//     and some 3,000 fsyncs a second take a sixth to a third of a core
 //     (durable/rpc@0s 0.35-0.45).
 //   - Waiting for a group commit idles the cores. A pause of about 1ms
 //     between fsyncs gathers 20-25 writes per fsync, but the clients a sync
@@ -134,8 +134,9 @@
 //     next tick of a shared 1.4ms clock (an experiment, not among these
 //     benchmarks) reached 0.7 of floor=rpc on 1.5 cores, against 0.95 for
 //     a 0.4ms tick. Freeing the Go processor during the fsync (Linux native
-//     AIO, tried with pauses of 0, 0.3ms and 1ms) did not raise ops/s, nor
-//     did GOMAXPROCS=3.
+//     AIO, tried with pauses of 0, 0.25ms, 0.3ms and 1ms) raised ops/s by
+//     5% at most, within the noise; GOMAXPROCS=3 did no better than the
+//     default pause.
 //
 // op=put's cpu-us/op minus floor=rpc-reply's is what the node and its
 // durability cost per write (resolving the key's siblings, the WAL commit,
