@@ -1,18 +1,20 @@
 package bench
 
 import (
+	"bytes"
 	"context"
 	"net/http"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
 	"connectrpc.com/connect"
 	"github.com/cockroachdb/pebble/v2"
+	"github.com/cockroachdb/pebble/v2/vfs"
 
 	v1 "github.com/causewaydb/causeway/api/causeway/v1"
 	"github.com/causewaydb/causeway/api/causeway/v1/causewayv1connect"
+	"github.com/causewaydb/causeway/internal/groupcommit"
 	"github.com/causewaydb/causeway/replica"
 )
 
@@ -23,20 +25,19 @@ import (
 // this and more, so durableKV is the most a durable Put can reach through
 // this RPC stack and this disk.
 //
-// Its store paces WAL fsyncs under load exactly as a node's does
-// (replica.DefaultGroupCommitDelay once replica.DefaultGroupCommitWriters
-// writes are in progress), so that the two differ only by Causeway's own
-// work: timestamps, sibling resolution, the replication log, tokens.
+// Its store paces WAL fsyncs with the node's own mechanism
+// (internal/groupcommit), with a node's defaults unless a benchmark asks
+// for another pause, so that the two differ only by Causeway's own work:
+// timestamps, sibling resolution, the replication log, tokens.
 type durableKV struct {
 	causewayv1connect.UnimplementedKVServiceHandler
-	db     *pebble.DB
-	res    *v1.PutResponse
-	active *atomic.Int64 // Puts between entry and their fsync
+	db    *pebble.DB
+	res   *v1.PutResponse
+	pacer *groupcommit.Pacer // a Put is in progress from entry to its fsync
 }
 
 func (h durableKV) Put(_ context.Context, req *connect.Request[v1.PutRequest]) (*connect.Response[v1.PutResponse], error) {
-	h.active.Add(1)
-	defer h.active.Add(-1)
+	defer h.pacer.Enter()()
 	batch := h.db.NewBatch()
 	defer batch.Close()
 	if err := batch.Set([]byte(req.Msg.GetKey()), req.Msg.GetValue(), nil); err != nil {
@@ -59,18 +60,12 @@ func serveDurableFloor(b *testing.B) (string, error) {
 // Puts or more are in progress the store waits pause after each WAL fsync
 // before the next (0: never).
 func serveDurable(b *testing.B, pause time.Duration) (string, error) {
-	active := new(atomic.Int64)
-	pace := func() time.Duration {
-		if active.Load() < replica.DefaultGroupCommitWriters {
-			return 0
-		}
-		return pause
-	}
-	db, err := openPebbleFloor(b, pace)
+	pacer := groupcommit.New(pause, replica.DefaultGroupCommitWriters)
+	db, err := openPebbleFloor(b, pacer.MinSyncInterval)
 	if err != nil {
 		return "", err
 	}
-	return serveKV(b, durableKV{db: db, res: putSizedResponse(), active: active})
+	return serveKV(b, durableKV{db: db, res: putSizedResponse(), pacer: pacer})
 }
 
 // benchDurableFloor runs Put at every client count against durableKV,
@@ -125,4 +120,42 @@ func BenchmarkDurablePacing(b *testing.B) {
 		b.ReportMetric(median(ratios), legs[i].name)
 	}
 	b.ReportMetric(median(rates[0]), "rpc-ops/s")
+}
+
+// TestDurableFloorSyncsEachPut: floor=durable bounds a durable Put only if
+// its Put is durable when it answers. Every answered Put survives a crash
+// that drops whatever was not synced.
+func TestDurableFloorSyncsEachPut(t *testing.T) {
+	fs := vfs.NewCrashableMem()
+	opts := &pebble.Options{FS: fs, FormatMajorVersion: pebble.FormatNewest, Logger: quietLogger{t}}
+	db, err := pebble.Open("floor", opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := durableKV{db: db, res: putSizedResponse(), pacer: groupcommit.New(time.Millisecond, 1)}
+	for i := range 10 {
+		if _, err := h.Put(context.Background(), connect.NewRequest(&v1.PutRequest{Key: keyOf(i), Value: value})); err != nil {
+			t.Fatal(err)
+		}
+	}
+	crashed := fs.CrashClone(vfs.CrashCloneCfg{UnsyncedDataPercent: 0})
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+	opts.FS = crashed
+	db, err = pebble.Open("floor", opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	for i := range 10 {
+		got, closer, err := db.Get([]byte(keyOf(i)))
+		if err != nil {
+			t.Fatalf("key %q answered but lost in the crash: %v", keyOf(i), err)
+		}
+		if !bytes.Equal(got, value) {
+			t.Errorf("key %q = %q after the crash, want %q", keyOf(i), got, value)
+		}
+		closer.Close()
+	}
 }

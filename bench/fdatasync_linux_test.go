@@ -25,9 +25,6 @@ func BenchmarkFdatasync(b *testing.B) {
 	defer f.Close()
 	buf := make([]byte, block)
 	size := int64(b.N) * block
-	if err := f.Truncate(0); err != nil {
-		b.Fatal(err)
-	}
 	for off := int64(0); off < size; off += 1 << 20 {
 		if _, err := f.WriteAt(make([]byte, min(1<<20, size-off)), off); err != nil {
 			b.Fatal(err)

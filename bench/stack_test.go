@@ -349,10 +349,10 @@ func openPebbleFloor(b *testing.B, pace func() time.Duration) (*pebble.DB, error
 }
 
 // quietLogger drops Pebble's informational lines and reports its errors.
-type quietLogger struct{ b *testing.B }
+type quietLogger struct{ tb testing.TB }
 
 func (quietLogger) Infof(string, ...any)                {}
-func (l quietLogger) Errorf(format string, args ...any) { l.b.Errorf("pebble: "+format, args...) }
+func (l quietLogger) Errorf(format string, args ...any) { l.tb.Errorf("pebble: "+format, args...) }
 func (l quietLogger) Fatalf(format string, args ...any) {
 	panic(fmt.Sprintf("pebble: "+format, args...))
 }

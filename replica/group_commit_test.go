@@ -11,32 +11,6 @@ import (
 	"github.com/cockroachdb/pebble/v2/vfs"
 )
 
-func TestGroupCommitPausesOnlyUnderLoad(t *testing.T) {
-	g := &groupCommit{delay: time.Millisecond, writers: 3}
-	var leave []func()
-	for active := range 5 {
-		want := time.Duration(0)
-		if active >= 3 {
-			want = time.Millisecond
-		}
-		if got := g.minSyncInterval(); got != want {
-			t.Errorf("%d writes in progress: pause %v, want %v", active, got, want)
-		}
-		leave = append(leave, g.enter())
-	}
-	for _, l := range leave {
-		l()
-	}
-	if got := g.minSyncInterval(); got != 0 {
-		t.Errorf("after every write left: pause %v, want none", got)
-	}
-	off := &groupCommit{delay: -1, writers: 1}
-	off.enter()
-	if got := off.minSyncInterval(); got != 0 {
-		t.Errorf("disabled pause (negative delay): %v", got)
-	}
-}
-
 func TestGroupCommitConfig(t *testing.T) {
 	c := Config{Region: "us-east", DataDir: "d"}
 	c.EnsureDefaults()
@@ -67,7 +41,7 @@ func TestGroupCommitPauseReachesTheWAL(t *testing.T) {
 		c.GroupCommitDelay = pause
 		c.GroupCommitWriters = 1
 	})
-	defer n.group.enter()() // one write in progress throughout
+	defer n.group.Enter()() // one write in progress throughout
 	ctx := context.Background()
 	if _, err := n.Put(ctx, "first", []byte("1"), "", ""); err != nil {
 		t.Fatal(err)

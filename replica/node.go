@@ -16,6 +16,7 @@ import (
 	"github.com/causewaydb/causeway/api"
 	"github.com/causewaydb/causeway/causal"
 	"github.com/causewaydb/causeway/clocks"
+	"github.com/causewaydb/causeway/internal/groupcommit"
 	"github.com/causewaydb/causeway/linear"
 )
 
@@ -44,11 +45,11 @@ type Node struct {
 	started time.Time
 	metrics *nodeMetrics
 
-	mu       sync.Mutex      // orders every write; guards causal and clock
-	causal   *causal.Replica // the protocol state machine
-	clock    *clocks.Clock   // owned by causal; read under mu for Status
-	siblings *siblingCache   // recently written keys' sibling sets
-	group    *groupCommit    // paces fsyncs under load
+	mu       sync.Mutex         // orders every write; guards causal and clock
+	causal   *causal.Replica    // the protocol state machine
+	clock    *clocks.Clock      // owned by causal; read under mu for Status
+	siblings *siblingCache      // recently written keys' sibling sets
+	group    *groupcommit.Pacer // paces fsyncs under load
 
 	durMu     sync.Mutex
 	durable   clocks.Vector // writes applied here and durable; replaced, never mutated
@@ -71,8 +72,8 @@ func Open(cfg Config) (*Node, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("invalid configuration: %w", err)
 	}
-	gc := &groupCommit{delay: cfg.GroupCommitDelay, writers: int64(cfg.GroupCommitWriters)}
-	store, err := OpenStore(cfg.DataDir, StoreOptions{FS: cfg.FS, Logger: cfg.Logger, MinSyncInterval: gc.minSyncInterval})
+	gc := groupcommit.New(cfg.GroupCommitDelay, cfg.GroupCommitWriters)
+	store, err := OpenStore(cfg.DataDir, StoreOptions{FS: cfg.FS, Logger: cfg.Logger, MinSyncInterval: gc.MinSyncInterval})
 	if err != nil {
 		return nil, err
 	}

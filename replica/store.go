@@ -37,7 +37,7 @@ type StoreOptions struct {
 	// CacheBytes sizes Pebble's block cache; 0 means DefaultCacheBytes.
 	CacheBytes int64
 	// MinSyncInterval, if set, is consulted after every WAL fsync for the
-	// pause before the next (Pebble's WALMinSyncInterval); see groupCommit.
+	// pause before the next (Pebble's WALMinSyncInterval); see package internal/groupcommit.
 	MinSyncInterval func() time.Duration
 }
 

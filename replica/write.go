@@ -75,7 +75,7 @@ func (n *Node) Write(ctx context.Context, ops []causal.Op, token, requestID stri
 		return WriteResult{}, err
 	}
 
-	defer n.group.enter()()
+	defer n.group.Enter()()
 	n.mu.Lock()
 	if reqID != uuid.Nil {
 		o, found, err := n.store.outcome(reqID)
