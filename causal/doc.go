@@ -24,6 +24,18 @@
 // first. Every region that applied the same writes holds the same siblings
 // and the same winner: convergence.
 //
+// # Snapshots and joining
+//
+// A region that starts with no data inside an existing cluster (a new one,
+// or one whose disk was lost) joins: it merges a snapshot of every other
+// region before it serves (Join), so its sequence numbers continue after
+// the greatest of its own writes any region holds, and no write it
+// acknowledges can be taken for one of its earlier life. A region whose
+// subscriber asks for writes beyond its newest has lost writes
+// (CheckResume) and must stop writing. A region behind an origin's
+// truncated log merges that origin's snapshot; MergeSnapshot gives the
+// siblings a region would hold had it applied the writes one by one.
+//
 // # Sessions
 //
 // A session's token carries the merge of the vectors it has read or written

@@ -63,6 +63,22 @@ type Config struct {
 	MinDowntimeMs, MaxDowntimeMs   int64
 	PartitionProb                  float64
 	MinPartitionMs, MaxPartitionMs int64
+	// DiskLossProb is the probability, every FaultEveryMs, that a running
+	// region loses its data directory: it stops, its durable state is
+	// emptied, and it restarts after MinDowntimeMs to MaxDowntimeMs as the
+	// README's recovery says, joining again (causal.Join) before it serves.
+	// A region loses its disk only while every write it issued is held by
+	// another region too: a write whose only copy was on the lost disk is
+	// lost with it, which no protocol can prevent (durability is promised
+	// against crashes of processes, and against the loss of a disk once a
+	// write has reached a second region). With a non-zero probability a
+	// schedule loses at least one disk.
+	DiskLossProb float64
+	// UnsafeRejoinWithoutSnapshot restarts a region that lost its disk as
+	// Causeway did before causal.Join: empty, serving at once, numbering its
+	// writes from 1 again. It loses acknowledged writes, to prove the
+	// checkers notice.
+	UnsafeRejoinWithoutSnapshot bool
 	// IndeterminateProb is the probability that a write's outcome is
 	// unknown to its client: the region crashes just before or just after
 	// persisting it, or the acknowledgement is lost.
@@ -111,6 +127,7 @@ func DefaultConfig() Config {
 		PartitionProb:     0.06,
 		MinPartitionMs:    50,
 		MaxPartitionMs:    600,
+		DiskLossProb:      0.01,
 		IndeterminateProb: 0.03,
 		MoveProb:          0.15,
 		MaxPending:        8,
@@ -142,7 +159,7 @@ func (c Config) Validate() error {
 		value float64
 	}{{"LossProb", c.LossProb}, {"DupProb", c.DupProb}, {"CrashProb", c.CrashProb},
 		{"PartitionProb", c.PartitionProb}, {"IndeterminateProb", c.IndeterminateProb}, {"MoveProb", c.MoveProb},
-		{"FastClockProb", c.FastClockProb}} {
+		{"FastClockProb", c.FastClockProb}, {"DiskLossProb", c.DiskLossProb}} {
 		check(p.value >= 0 && p.value <= 1, "%s = %v, want a probability", p.name, p.value)
 	}
 	check(c.LossProb < 1, "LossProb = 1 would never let a message through")

@@ -23,6 +23,18 @@
 //   - Crashes: a region loses its replica, its pending buffer and every
 //     message on its way to it, and restarts from durable state (applied
 //     vector, data, its own log, the greatest timestamp it issued).
+//   - Disk loss: a region whose every write is also held elsewhere loses its
+//     whole durable state and restarts empty, as the README's recovery
+//     says, while sessions keep sending it operations. It joins
+//     (causal.Join): it serves nobody until it has merged a snapshot of
+//     every other region (causal.MergeSnapshot), then numbers its writes
+//     after the greatest of its own that any snapshot held. Its log starts
+//     there, so a region that asks it for older writes is answered
+//     "truncated" and merges its snapshot instead. An origin asked for
+//     writes beyond its head has lost writes (causal.CheckResume): a
+//     protocol error here. Config.UnsafeRejoinWithoutSnapshot restarts the
+//     region as Causeway once did, serving at once from sequence number 1,
+//     and TestCheckerCatchesUnsafeRejoin shows the checkers catch it.
 //   - Sessions that carry a causal token (vector and Seen), move between
 //     regions at random, and put (unique values), delete, get and read_many
 //     over a small key set, including the photo-album pattern: write "acl",

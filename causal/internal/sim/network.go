@@ -1,12 +1,26 @@
 package sim
 
-import "github.com/causewaydb/causeway/causal"
+import (
+	"github.com/causewaydb/causeway/causal"
+	"github.com/causewaydb/causeway/clocks"
+)
 
-// message is a resume request (receiver to origin) or one log entry (origin
-// to receiver).
+// message is a resume request (receiver to origin), one log entry (origin
+// to receiver), the origin's answer that its log no longer holds what was
+// asked (truncated), a request for a snapshot, or a snapshot.
 type message struct {
-	resumeFrom uint64        // non-zero: resume the stream from this sequence number
-	entry      *causal.Write // otherwise: one replicated write
+	resumeFrom  uint64        // non-zero: resume the stream from this sequence number
+	entry       *causal.Write // one replicated write
+	truncated   bool          // the origin's log starts after what was asked: take its snapshot
+	snapshotReq bool          // send me your snapshot
+	snapshot    *snapshot     // a consistent copy of a region
+}
+
+// snapshot is a consistent copy of a region's state: the writes its vector
+// names, as the versions they left (what ReplicationService.Snapshot sends).
+type snapshot struct {
+	applied clocks.Vector
+	data    map[string][]causal.Version
 }
 
 // send hands m to the link from -> to: it may be cut, lose m, delay it by
@@ -42,6 +56,12 @@ func (w *world) deliver(from, to, epoch int, m message) {
 		w.stats.MessagesCut++
 	case m.entry != nil:
 		r.receive(m.entry)
+	case m.truncated:
+		w.send(to, from, message{snapshotReq: true})
+	case m.snapshotReq:
+		w.send(to, from, message{snapshot: r.takeSnapshot()})
+	case m.snapshot != nil:
+		r.mergeSnapshot(from, m.snapshot)
 	default:
 		r.answerResume(from, m.resumeFrom)
 	}

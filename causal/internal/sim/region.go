@@ -21,6 +21,11 @@ type region struct {
 	epoch   int // changes at every crash and restart; messages addressed to an older epoch are lost
 	durable durableState
 	replica *causal.Replica // nil while down
+	clock   *clocks.Clock   // the replica's clock
+	join    *causal.Join    // non-nil while joining after a disk loss: no client is served
+	// lostWrites: a subscriber proved this region lost writes it had
+	// acknowledged (causal.CheckResume); a real region stops writing.
+	lostWrites bool
 }
 
 // durableState is what a region's store persists. Each change below is one
@@ -30,9 +35,14 @@ type region struct {
 type durableState struct {
 	applied    clocks.Vector
 	data       map[string][]causal.Version // key -> siblings, newest first
-	log        []*causal.Write             // this region's own writes; log[i].Seq == i+1
+	log        []*causal.Write             // this region's own writes; log[i].Seq == logBase+i+1
+	logBase    uint64                      // own writes before the log: recovered from snapshots by a join
 	lastIssued clocks.Timestamp            // greatest timestamp issued here, restored into the clock
+	joining    bool                        // a join is under way: set when the disk is lost, cleared when it ends
 }
+
+// head is the sequence number of this region's newest write.
+func (d *durableState) head() uint64 { return d.logBase + uint64(len(d.log)) }
 
 // boot starts the region from durable state with a new physical clock
 // offset.
@@ -42,15 +52,21 @@ func (r *region) boot() {
 	if r.fast {
 		r.skewMs = r.w.between(maxOffset+1, 2*maxOffset+1)
 	}
-	clock := clocks.NewClock(r.name, r.physical, r.w.cfg.MaxOffset)
-	clock.Restore(r.durable.lastIssued)
+	r.clock = clocks.NewClock(r.name, r.physical, r.w.cfg.MaxOffset)
+	r.clock.Restore(r.durable.lastIssued)
 	r.replica = causal.NewReplica(causal.Config{
 		Region:                 r.name,
-		Clock:                  clock,
+		Clock:                  r.clock,
 		Applied:                r.durable.applied.Clone(),
 		MaxPending:             r.w.cfg.MaxPending,
 		UnsafeSkipDependencies: r.w.cfg.UnsafeSkipDependencies,
 	})
+	r.join = nil
+	if r.durable.joining {
+		// Which snapshots were merged is not durable: a restarted join
+		// merges them all again (merging is idempotent).
+		r.join = causal.NewJoin(r.name)
+	}
 	r.up = true
 	r.epoch++
 }
@@ -76,11 +92,111 @@ func (r *region) restart() {
 	}
 }
 
+// canLoseDisk: every write this region holds, its own and other regions',
+// is held by another region too, so losing the disk loses no write (see
+// Config.DiskLossProb).
+func (r *region) canLoseDisk() bool {
+	if !r.up || r.join != nil {
+		return false
+	}
+	for origin, seq := range r.durable.applied {
+		held := false
+		for _, o := range r.w.regions {
+			held = held || (o != r && o.durable.applied.Get(origin) >= seq)
+		}
+		if !held {
+			return false
+		}
+	}
+	return true
+}
+
+// loseDisk stops the region and empties its durable state; it restarts
+// later as the README's recovery says: with no data, joining the cluster.
+func (r *region) loseDisk() {
+	r.w.stats.DiskLosses++
+	r.w.stats.ClockSkews += r.replica.ClockSkews()
+	r.replica = nil
+	r.up = false
+	r.epoch++
+	r.lostWrites = false
+	r.durable = durableState{applied: clocks.Vector{}, data: map[string][]causal.Version{}, joining: !r.w.cfg.UnsafeRejoinWithoutSnapshot}
+	r.w.after(r.w.between(r.w.cfg.MinDowntimeMs, r.w.cfg.MaxDowntimeMs), r.restart)
+}
+
+// serving reports whether the region may serve clients: it is up, not
+// joining, and has not lost writes.
+func (r *region) serving() bool { return r.up && r.join == nil && !r.lostWrites }
+
+// peers is every other region (none is ever removed in the simulation).
+func (r *region) peers() []string {
+	out := make([]string, 0, len(r.w.regions)-1)
+	for _, o := range r.w.regions {
+		if o != r {
+			out = append(out, o.name)
+		}
+	}
+	return out
+}
+
+// takeSnapshot copies the region's state (sibling slices are replaced, never
+// mutated, so sharing them is safe).
+func (r *region) takeSnapshot() *snapshot {
+	r.w.stats.SnapshotsSent++
+	data := make(map[string][]causal.Version, len(r.durable.data))
+	for k, v := range r.durable.data {
+		data[k] = v
+	}
+	return &snapshot{applied: r.durable.applied.Clone(), data: data}
+}
+
+// mergeSnapshot stores the snapshot of region from, in one batch: each
+// version joins its key's siblings as a replicated write does, and the
+// applied vector becomes the merge (Replica.Bootstrap). A joining region
+// counts the snapshot (causal.Join) and serves once it has every region's.
+func (r *region) mergeSnapshot(from int, snap *snapshot) {
+	if r.durable.applied.Dominates(snap.applied) && r.join == nil {
+		return // nothing new: a duplicate or a stale answer
+	}
+	r.w.stats.SnapshotsMerged++
+	applied := r.durable.applied.Clone()
+	for key, versions := range snap.data {
+		r.durable.data[key], _, _ = causal.MergeSnapshot(r.durable.data[key], applied, versions, snap.applied)
+	}
+	r.durable.applied.MergeInPlace(snap.applied)
+	r.replica.Bootstrap(snap.applied)
+	if r.join == nil {
+		return
+	}
+	// While joining the log is empty: the writes of this region's earlier
+	// life that survive are in the snapshots, and the next write follows
+	// the greatest of them.
+	r.durable.logBase = r.durable.applied.Get(r.name)
+	for _, versions := range snap.data {
+		for _, v := range versions {
+			r.durable.lastIssued = later(r.durable.lastIssued, v.Timestamp)
+		}
+	}
+	r.join.Merged(r.w.regions[from].name, snap.applied)
+	if r.join.Done(r.peers()) {
+		// Its next write orders after every write of its earlier life.
+		r.clock.Restore(r.durable.lastIssued)
+		r.durable.joining = false
+		r.join = nil
+		r.w.stats.Joins++
+	}
+}
+
 // resumeTick asks every other region to resume its stream from what this
 // region has applied, as the real replication stream does after a
 // reconnect. It is the only repair for lost messages and refused writes.
 func (r *region) resumeTick() {
-	if r.up {
+	switch {
+	case r.up && r.join != nil:
+		for _, name := range r.join.Missing(r.peers()) {
+			r.w.send(r.idx, r.w.regionIndex(name), message{snapshotReq: true})
+		}
+	case r.up:
 		for _, o := range r.w.regions {
 			if o != r {
 				r.w.send(r.idx, o.idx, message{resumeFrom: r.replica.AppliedSeq(o.name) + 1})
@@ -91,10 +207,33 @@ func (r *region) resumeTick() {
 }
 
 // answerResume sends to receiver a window of this region's log from
-// position from.
+// position from, or says that the log no longer holds it.
 func (r *region) answerResume(receiver int, from uint64) {
-	for seq := max(from, 1); seq < from+uint64(r.w.cfg.WindowEntries) && seq <= uint64(len(r.durable.log)); seq++ {
-		r.w.send(r.idx, receiver, message{entry: r.durable.log[seq-1]})
+	from = max(from, 1)
+	head := r.durable.head()
+	if err := causal.CheckResume(r.name, head, from); err != nil {
+		switch {
+		case r.join != nil, r.lostWrites:
+			// Joining: the snapshots that tell how far its writes went
+			// are still coming.
+		case r.w.cfg.UnsafeRejoinWithoutSnapshot:
+			// Causeway before causal.Join had no such check: the origin
+			// waited for its head to reach from and went on writing.
+			r.w.stats.LostWritesDetected++
+		default:
+			// A correct join never lets this happen.
+			r.lostWrites = true
+			r.w.stats.LostWritesDetected++
+			r.w.fail(KindProtocolError, "", "%s: %v", r.name, err)
+		}
+		return
+	}
+	if from <= r.durable.logBase && from <= head {
+		r.w.send(r.idx, receiver, message{truncated: true})
+		return
+	}
+	for seq := from; seq < from+uint64(r.w.cfg.WindowEntries) && seq <= head; seq++ {
+		r.w.send(r.idx, receiver, message{entry: r.durable.log[seq-r.durable.logBase-1]})
 	}
 }
 
@@ -129,7 +268,7 @@ func (r *region) receive(wr *causal.Write) {
 // persistLocal makes a local write durable: the log entry, its versions,
 // the applied vector and the clock, in one batch.
 func (r *region) persistLocal(wr *causal.Write) {
-	if want := uint64(len(r.durable.log)) + 1; wr.Seq != want {
+	if want := r.durable.head() + 1; wr.Seq != want {
 		r.w.fail(KindProtocolError, "", "%s: Local issued write %d, want %d", r.name, wr.Seq, want)
 	}
 	r.durable.log = append(r.durable.log, wr)

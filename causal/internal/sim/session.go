@@ -87,9 +87,10 @@ func (w *world) doOp(s *session) {
 	}
 	r := w.regions[s.region]
 	switch {
-	case !r.up, !r.durable.applied.Dominates(s.token.Vector):
+	case !r.serving(), !r.durable.applied.Dominates(s.token.Vector):
 		// Unavailable: the real region waits for the session's causal past
-		// until the deadline, then says which region's writes are missing.
+		// until the deadline, then says which region's writes are missing;
+		// a joining region, or one that lost writes, serves nobody.
 		w.stats.OpsFailed++
 	case op.Kind == check.OpPut || op.Kind == check.OpDelete:
 		w.write(r, s, &op)

@@ -36,6 +36,11 @@ type Stats struct {
 	MessagesCut        int // dropped by a partition, when sent or on arrival
 	MessagesToDown     int // arrived at a crashed region, or sent before its restart
 	Crashes            int
+	DiskLosses         int // regions that lost their durable state and rejoined
+	Joins              int // joins completed (causal.Join)
+	SnapshotsSent      int // snapshots taken for a joining region or a subscriber behind a truncated log
+	SnapshotsMerged    int
+	LostWritesDetected int // subscribers that proved an origin had lost writes (causal.CheckResume)
 	Partitions         int
 	OpsOK              int
 	OpsFailed          int    // unavailable: region down or the session's causal past not applied there
@@ -162,6 +167,44 @@ func (w *world) start() {
 	if w.cfg.PartitionProb > 0 {
 		w.after(w.rng.Int64N(planned/2+1), w.startPartition)
 	}
+	if w.cfg.DiskLossProb > 0 {
+		w.after(w.rng.Int64N(planned/2+1), func() { w.loseSomeDisk(maxDiskLossTries) })
+	}
+}
+
+// maxDiskLossTries bounds how often the planned disk loss waits for a
+// region whose writes are all held elsewhere (Config.DiskLossProb).
+const maxDiskLossTries = 200
+
+// loseSomeDisk empties the durable state of a random region that can lose
+// it without losing a write; with none, it tries again a little later, up
+// to tries more times.
+func (w *world) loseSomeDisk(tries int) {
+	if w.healing {
+		return
+	}
+	var candidates []*region
+	for _, r := range w.regions {
+		if r.canLoseDisk() {
+			candidates = append(candidates, r)
+		}
+	}
+	if len(candidates) > 0 {
+		candidates[w.rng.IntN(len(candidates))].loseDisk()
+		return
+	}
+	if tries > 0 {
+		w.after(w.cfg.OpGapMs, func() { w.loseSomeDisk(tries - 1) })
+	}
+}
+
+func (w *world) regionIndex(name string) int {
+	for i, r := range w.regions {
+		if r.name == name {
+			return i
+		}
+	}
+	panic("sim: unknown region " + name)
 }
 
 // step runs the next event.
@@ -190,6 +233,9 @@ func (w *world) faultTick() {
 	}
 	if w.chance(w.cfg.CrashProb) {
 		w.crashSomeRegion()
+	}
+	if w.chance(w.cfg.DiskLossProb) {
+		w.loseSomeDisk(0)
 	}
 	if w.chance(w.cfg.PartitionProb) {
 		w.startPartition()
@@ -231,11 +277,11 @@ func (w *world) heal() {
 // and buffers nothing.
 func (w *world) quiescent() bool {
 	for _, r := range w.regions {
-		if !r.up || r.replica.Pending() > 0 {
+		if !r.up || r.join != nil || r.replica.Pending() > 0 {
 			return false
 		}
 		for _, o := range w.regions {
-			if r.durable.applied.Get(o.name) != uint64(len(o.durable.log)) {
+			if r.durable.applied.Get(o.name) != o.durable.head() {
 				return false
 			}
 		}
@@ -250,7 +296,7 @@ func (w *world) describeProgress() string {
 		if r.replica != nil {
 			pending = r.replica.Pending()
 		}
-		s += fmt.Sprintf("%s applied %v log %d pending %d; ", r.name, r.durable.applied, len(r.durable.log), pending)
+		s += fmt.Sprintf("%s applied %v head %d pending %d joining %v lost-writes %v; ", r.name, r.durable.applied, r.durable.head(), pending, r.join != nil, r.lostWrites)
 	}
 	return s
 }

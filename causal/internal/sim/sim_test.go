@@ -84,6 +84,9 @@ func TestSimulation(t *testing.T) {
 		{"unavailable operations", uint64(total.OpsFailed)},
 		{"remote timestamps too far ahead to observe", total.ClockSkews},
 		{"writes refused for a timestamp too far ahead", uint64(total.ClockRefusals)},
+		{"disks lost", uint64(total.DiskLosses)},
+		{"joins completed after a disk loss", uint64(total.Joins)},
+		{"snapshots merged", uint64(total.SnapshotsMerged)},
 	} {
 		if c.count == 0 && len(seeds) > 100 {
 			t.Errorf("no %s in %d schedules: the simulation no longer exercises that path", c.name, len(seeds))
@@ -168,6 +171,50 @@ func TestCheckerHasTeeth(t *testing.T) {
 	t.Logf("first caught by the history checker at seed %d: %s", firstSeed, first)
 }
 
+// TestCheckerCatchesUnsafeRejoin restarts regions that lost their disk as
+// Causeway did before causal.Join: empty, serving at once, numbering their
+// writes from 1 again. The checkers must report the acknowledged writes that
+// other regions then drop as duplicates; otherwise the join's passing
+// schedules would prove nothing.
+func TestCheckerCatchesUnsafeRejoin(t *testing.T) {
+	const maxSeeds = 30
+	seeds := make([]int64, maxSeeds)
+	for i := range seeds {
+		seeds[i] = int64(i + 1)
+	}
+	unsafe := func(seed int64) sim.Config {
+		cfg := configFor(seed)
+		cfg.UnsafeRejoinWithoutSnapshot = true
+		return cfg
+	}
+	kinds := map[string]int{}
+	var firstSeed int64
+	var first check.Violation
+	caught := 0
+	for _, res := range runAll(seeds, unsafe) {
+		if res.Stats.DiskLosses == 0 {
+			t.Errorf("seed %d lost no disk", res.Seed)
+		}
+		for _, v := range res.Violations {
+			kinds[v.Kind]++
+			if firstSeed == 0 && v.Kind == check.KindDuplicateVersion {
+				firstSeed, first = res.Seed, v
+			}
+		}
+		if len(res.Violations) > 0 {
+			caught++
+		}
+	}
+	t.Logf("unsafe rejoin: %d of %d schedules caught; violations by kind: %v", caught, maxSeeds, kinds)
+	if firstSeed == 0 {
+		t.Fatalf("no reused sequence number reported in %d schedules whose regions rejoin without a snapshot: the checker or the workload lost its teeth", maxSeeds)
+	}
+	if kinds[check.KindLostWrite]+kinds[sim.KindNotQuiescent] == 0 {
+		t.Errorf("no lost write or lasting divergence reported in %d schedules whose regions rejoin without a snapshot", maxSeeds)
+	}
+	t.Logf("first caught at seed %d: %s\nreplay: go test ./causal/internal/sim -run TestCheckerCatchesUnsafeRejoin -v (seed %d with UnsafeRejoinWithoutSnapshot)", firstSeed, first, firstSeed)
+}
+
 // runAll runs the schedules on every CPU (each schedule is single-threaded
 // and shares nothing) and returns the results in seed order.
 func runAll(seeds []int64, config func(int64) sim.Config) []sim.Result {
@@ -196,6 +243,11 @@ func add(total *sim.Stats, s sim.Stats) {
 	total.MessagesCut += s.MessagesCut
 	total.MessagesToDown += s.MessagesToDown
 	total.Crashes += s.Crashes
+	total.DiskLosses += s.DiskLosses
+	total.Joins += s.Joins
+	total.SnapshotsSent += s.SnapshotsSent
+	total.SnapshotsMerged += s.SnapshotsMerged
+	total.LostWritesDetected += s.LostWritesDetected
 	total.Partitions += s.Partitions
 	total.OpsOK += s.OpsOK
 	total.OpsFailed += s.OpsFailed
