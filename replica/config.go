@@ -85,6 +85,13 @@ type Config struct {
 	// of queueing without bound (a client storm must not grow memory).
 	// Default 4096.
 	MaxInflightRequests int
+	// Join says the cluster exists already (serve --join). A data directory
+	// created empty under it makes the node join (causal.Join): it serves
+	// no request until it holds a snapshot of every other region, so its
+	// writes cannot take sequence numbers other regions hold from an
+	// earlier life of the region. Without Join an empty directory starts a
+	// region that serves at once: the first region of a new cluster.
+	Join bool
 	// Gossip, when set, turns on membership by gossip.
 	Gossip *GossipConfig
 	// FaultInjection allows AdminService/SetLink to change Links at run

@@ -39,6 +39,10 @@ var (
 	metaNode    = []byte("m/node")
 	metaRegion  = []byte("m/region")
 	metaState   = []byte("m/state")
+	// metaJoining is present while the region joins (causal.Join): set
+	// when a data directory is created with --join, deleted in the batch
+	// that ends the join, so a crash meanwhile resumes the join.
+	metaJoining = []byte("m/joining")
 	// metaPeerPrefix + region -> address of a region this one replicates with.
 	metaPeerPrefix = []byte("m/peer/")
 )

@@ -88,6 +88,7 @@ func (r *replication) join(g *gossip.Gossip, addrs []string) {
 	defer r.wg.Done()
 	for {
 		if _, err := g.Join(addrs...); err == nil {
+			r.gossipJoined.Store(true)
 			return
 		} else {
 			r.n.log.Warn("gossip join failed; retrying", "join", addrs, "err", err)

@@ -55,7 +55,8 @@ type Node struct {
 	durable   clocks.Vector // writes applied here and durable; replaced, never mutated
 	durableCh chan struct{} // closed and replaced whenever durable advances
 
-	repl *replication // streams to and from the other regions
+	repl  *replication // streams to and from the other regions
+	state regionState  // joining, or stopped after losing writes
 
 	linear *linear.Node // the linearizable tier; nil when off
 
@@ -131,6 +132,9 @@ func (n *Node) loadMeta() (nodeState, error) {
 	var writes [][]byte
 	if !found {
 		writes = append(writes, metaRegion, []byte(n.cfg.Region))
+		if n.cfg.Join {
+			writes = append(writes, metaJoining, nil)
+		}
 	}
 
 	raw, found, err = n.store.meta(metaCluster)
@@ -170,6 +174,12 @@ func (n *Node) loadMeta() (nodeState, error) {
 		if err := n.store.setMeta(writes...); err != nil {
 			return nodeState{}, fmt.Errorf("write node metadata: %w", err)
 		}
+	}
+
+	if _, joining, err := n.store.meta(metaJoining); err != nil {
+		return nodeState{}, err
+	} else if joining {
+		n.state.joining.Store(true)
 	}
 
 	raw, found, err = n.store.meta(metaState)

@@ -59,6 +59,9 @@ type replication struct {
 	// bootstrapMu: a bootstrap from a snapshot excludes remote applies.
 	bootstrapMu   sync.RWMutex
 	bootstrapping atomic.Bool
+	// gossipJoined: gossip has joined the cluster once, so its member list
+	// is complete enough for a join (runJoin).
+	gossipJoined atomic.Bool
 
 	startOnce sync.Once
 
@@ -120,6 +123,10 @@ func (r *replication) start(advertise string) {
 			if err := r.startGossip(r.advertise); err != nil {
 				r.n.log.Error("gossip did not start; replicating with --peers only", "err", err)
 			}
+		}
+		if r.n.state.joining.Load() {
+			r.wg.Add(1)
+			go r.runJoin()
 		}
 	})
 }
@@ -261,7 +268,7 @@ func (r *replication) followOnce(ctx context.Context, p *peer) (progressed bool,
 		if err != nil {
 			if first, ok := truncated(err); ok {
 				watchdog.Stop() // a snapshot may take longer than a silence
-				return progressed, r.bootstrap(ctx, p, from, first, err)
+				return progressed, r.catchUp(ctx, p, from, first)
 			}
 			if damagedMessage(err) {
 				return reject(err)
@@ -367,6 +374,14 @@ func (h replicationHandler) Replicate(ctx context.Context, stream *connect.BidiS
 	}
 	if err := r.checkPeer(start.ClusterId, start.Region); err != nil {
 		return err
+	}
+	if !n.state.joining.Load() {
+		// While joining, a subscriber may well hold more of this region's
+		// writes than it does: the join is finding out how many.
+		if err := causal.CheckResume(n.cfg.Region, n.durableSeq(n.cfg.Region), start.FromSeq); err != nil {
+			n.lostWrites(start.Region, err)
+			return connect.NewError(connect.CodeFailedPrecondition, err)
+		}
 	}
 	if start.Advertise != "" {
 		if _, _, err := net.SplitHostPort(start.Advertise); err == nil {
@@ -543,14 +558,18 @@ func (r *replication) collectGarbage() {
 	}
 }
 
-// refuseWhileBootstrapping refuses client requests during a bootstrap: the
-// region's data is incomplete until the snapshot is in.
-func (r *replication) refuseWhileBootstrapping() connect.UnaryInterceptorFunc {
+// refuseUnlessServing refuses client requests while the region joins,
+// after it found that it lost writes, and while it merges a snapshot (its
+// data is incomplete until the snapshot is in).
+func (r *replication) refuseUnlessServing() connect.UnaryInterceptorFunc {
 	return func(next connect.UnaryFunc) connect.UnaryFunc {
 		return func(ctx context.Context, req connect.AnyRequest) (connect.AnyResponse, error) {
+			if err := r.n.joinRefusal(); err != nil {
+				return nil, r.n.connectError(err)
+			}
 			if r.bootstrapping.Load() {
 				return nil, r.n.connectError(api.Errorf(api.ErrUnavailable,
-					"region %s is bootstrapping from a snapshot of another region; retry shortly", r.n.cfg.Region))
+					"region %s is merging a snapshot of another region; retry shortly", r.n.cfg.Region))
 			}
 			return next(ctx, req)
 		}

@@ -60,7 +60,7 @@ func (s *Server) Handler() http.Handler {
 	// Admission control covers the data path only, so an operator can still
 	// ask an overloaded node for its status.
 	kvOpts := append(slices.Clone(opts), connect.WithInterceptors(
-		admission(s.node.cfg.MaxInflightRequests), s.node.repl.refuseWhileBootstrapping()))
+		admission(s.node.cfg.MaxInflightRequests), s.node.repl.refuseUnlessServing()))
 	services := []string{causewayv1connect.KVServiceName, causewayv1connect.AdminServiceName, causewayv1connect.ReplicationServiceName}
 
 	mux := http.NewServeMux()

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"connectrpc.com/connect"
@@ -12,6 +13,7 @@ import (
 
 	v1 "github.com/causewaydb/causeway/api/causeway/v1"
 	"github.com/causewaydb/causeway/api/causeway/v1/causewayv1connect"
+	"github.com/causewaydb/causeway/causal"
 	"github.com/causewaydb/causeway/clocks"
 )
 
@@ -80,80 +82,102 @@ func (h replicationHandler) Snapshot(ctx context.Context, req *connect.Request[v
 	return nil
 }
 
-// bootstrap fills an empty region from a snapshot of peer p, after p
-// answered that its log no longer holds the writes this region lacks. A
-// region that already holds data cannot be bootstrapped (its own writes
-// would be lost), so for it the condition is reported, not repaired.
-func (r *replication) bootstrap(ctx context.Context, p *peer, from, firstSeq uint64, cause error) error {
+// catchUp merges a snapshot of peer p after p answered that its log no
+// longer holds the writes this region lacks (from onwards; its log starts at
+// firstSeq, 0 when empty): a region that is new, joining, or was cut off
+// while p's log moved on.
+func (r *replication) catchUp(ctx context.Context, p *peer, from, firstSeq uint64) error {
+	if next := r.n.durableSeq(p.region) + 1; next > from && (firstSeq == 0 || next >= firstSeq) {
+		// Our position moved since the stream asked (a snapshot from
+		// another peer was merged meanwhile): resume the stream from there.
+		return nil
+	}
+	_, err := r.mergeSnapshot(ctx, p.region, p.addr)
+	return err
+}
+
+// mergeSnapshot copies a snapshot of region (at addr) into this region and
+// counts its writes as applied; it returns the snapshot's vector. Into an
+// empty region it is a copy; into one with data of its own it is the merge
+// causal.MergeSnapshot defines, key by key, so the region ends up as if it
+// had applied the snapshot's writes one by one. Client requests are refused
+// meanwhile (the data is incomplete) and remote writes wait.
+func (r *replication) mergeSnapshot(ctx context.Context, region, addr string) (clocks.Vector, error) {
 	n := r.n
 	r.bootstrapMu.Lock()
 	defer r.bootstrapMu.Unlock()
-	if have, _ := n.durableVector(); len(have) > 0 {
-		if next := have.Get(p.region) + 1; next > from && (firstSeq == 0 || next >= firstSeq) {
-			// Our position moved since the stream asked (a bootstrap from
-			// another peer ran meanwhile): resume the stream from there.
-			return nil
-		}
-		n.log.Error("cannot catch up: the peer's replication log no longer holds writes this region lacks, and this region has data of its own",
-			"peer", p.region, "have", have.String(), "err", cause)
-		return cause
-	}
 	r.bootstrapping.Store(true)
 	defer r.bootstrapping.Store(false)
-	n.log.Info("bootstrapping from a snapshot", "peer", p.region)
+	n.log.Info("merging a snapshot", "peer", region)
 
-	client := causewayv1connect.NewReplicationServiceClient(n.cfg.HTTPClient, "http://"+p.addr,
+	client := causewayv1connect.NewReplicationServiceClient(n.cfg.HTTPClient, "http://"+addr,
 		connect.WithReadMaxBytes(maxReplicationMessageBytes))
 	stream, err := client.Snapshot(ctx, connect.NewRequest(&v1.SnapshotRequest{ClusterId: n.cluster.String(), Region: n.cfg.Region}))
 	if err != nil {
-		return err
+		return nil, err
 	}
 	defer stream.Close()
 	if !stream.Receive() {
-		return fmt.Errorf("snapshot from %s: %w", p.region, errors.Join(stream.Err(), errors.New("no vector")))
+		return nil, fmt.Errorf("snapshot from %s: %w", region, errors.Join(stream.Err(), errors.New("no vector")))
 	}
 	vec := clocks.Vector(stream.Msg().Vector).Clone()
 	if err := vec.Validate(); err != nil {
-		return fmt.Errorf("snapshot from %s: %w", p.region, err)
+		return nil, fmt.Errorf("snapshot from %s: %w", region, err)
 	}
-	var latest clocks.Timestamp
-	records := 0
+	n.mu.Lock()
+	m := &snapshotMerge{n: n, vector: vec, applied: n.causal.Applied()}
+	n.mu.Unlock()
 	for stream.Receive() {
-		if err := n.ingest(stream.Msg().Records, &latest); err != nil {
-			return fmt.Errorf("snapshot from %s: %w", p.region, err)
+		if err := m.add(stream.Msg().Records); err != nil {
+			return nil, fmt.Errorf("snapshot from %s: %w", region, err)
 		}
-		records += len(stream.Msg().Records)
 	}
 	if err := stream.Err(); err != nil {
-		return fmt.Errorf("snapshot from %s: %w", p.region, err)
+		return nil, fmt.Errorf("snapshot from %s: %w", region, err)
+	}
+	if err := m.flush(); err != nil {
+		return nil, fmt.Errorf("snapshot from %s: %w", region, err)
 	}
 
 	// The vector is persisted last, in one synced batch: a crash before it
-	// leaves an empty-vector region that bootstraps again (ingest is
+	// leaves the region at its old vector, and it merges again (merging is
 	// idempotent).
 	n.mu.Lock()
 	n.causal.Bootstrap(vec)
-	n.clock.Restore(latest)
+	n.clock.Restore(m.latest)
 	wb := n.store.newWriteBatch()
 	wb.putState(&nodeState{Vector: n.causal.Applied(), Clock: n.clock.Last()})
 	err = n.commit(wb)
 	n.mu.Unlock()
 	if err != nil {
 		wb.abandon()
-		return n.fail(err)
+		return nil, n.fail(err)
 	}
 	if err := wb.wait(); err != nil {
-		return n.fail(err)
+		return nil, n.fail(err)
 	}
 	n.markDurableVector(vec)
-	n.log.Info("bootstrapped from a snapshot", "peer", p.region, "vector", vec.String(), "records", records)
-	return nil
+	n.log.Info("merged a snapshot", "peer", region, "vector", vec.String(), "versions", m.versions)
+	return vec, nil
 }
 
-// ingest stores snapshot records: versions join their keys' siblings as
-// replicated writes do, request outcomes are kept as they are. Every record
-// is checked before anything is stored.
-func (n *Node) ingest(records []*v1.SnapshotRecord, latest *clocks.Timestamp) error {
+// snapshotMerge stores a snapshot's records as they arrive. Records come in
+// key order, the versions of one key together (though perhaps split between
+// two messages), so each key is merged once all its versions are in.
+type snapshotMerge struct {
+	n        *Node
+	vector   clocks.Vector // the snapshot's
+	applied  clocks.Vector // this region's, before the merge
+	key      string
+	pending  []causal.Version // the versions of key received so far
+	latest   clocks.Timestamp
+	versions int
+}
+
+// add stores one message's records: every record is checked first, then
+// the keys completed by this message are merged in one batch.
+func (m *snapshotMerge) add(records []*v1.SnapshotRecord) error {
+	n := m.n
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	wb := n.store.newWriteBatch()
@@ -170,13 +194,18 @@ func (n *Node) ingest(records []*v1.SnapshotRecord, latest *clocks.Timestamp) er
 				wb.abandon()
 				return err
 			}
-			if latest.Less(v.Timestamp) {
-				*latest = v.Timestamp
+			if m.latest.Less(v.Timestamp) {
+				m.latest = v.Timestamp
 			}
-			if err := n.stageVersion(wb, key, v); err != nil {
-				wb.abandon()
-				return err
+			if key != m.key && len(m.pending) > 0 {
+				if err := m.stageKey(wb); err != nil {
+					wb.abandon()
+					return err
+				}
 			}
+			m.key = key
+			m.pending = append(m.pending, v)
+			m.versions++
 		case len(rec.Key) == 17 && rec.Key[0] == spaceRequest:
 			if _, err := decodeOutcome(rec.Value); err != nil {
 				wb.abandon()
@@ -188,9 +217,71 @@ func (n *Node) ingest(records []*v1.SnapshotRecord, latest *clocks.Timestamp) er
 			return fmt.Errorf("%w: unexpected snapshot record", ErrCorruptRecord)
 		}
 	}
-	if err := n.commit(wb); err != nil {
+	return m.commit(wb)
+}
+
+// flush merges the last key.
+func (m *snapshotMerge) flush() error {
+	n := m.n
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	wb := n.store.newWriteBatch()
+	if len(m.pending) > 0 {
+		if err := m.stageKey(wb); err != nil {
+			wb.abandon()
+			return err
+		}
+	}
+	return m.commit(wb)
+}
+
+// commit writes wb and waits for it. Called under mu; the wait does not
+// hold it back from anything, since client requests and remote writes are
+// held off during a merge anyway.
+func (m *snapshotMerge) commit(wb *writeBatch) error {
+	if err := m.n.commit(wb); err != nil {
 		wb.abandon()
 		return err
 	}
 	return wb.wait()
+}
+
+// stageKey merges the pending versions of m.key into the key's siblings
+// (causal.MergeSnapshot). Called under mu.
+func (m *snapshotMerge) stageKey(wb *writeBatch) error {
+	key, snap := m.key, m.pending
+	m.pending = m.pending[:0]
+	// Pebble orders a key's versions by timestamp, oldest first; siblings
+	// are newest first.
+	slices.SortFunc(snap, func(a, b causal.Version) int {
+		switch {
+		case b.Timestamp.Less(a.Timestamp):
+			return -1
+		case a.Timestamp.Less(b.Timestamp):
+			return 1
+		}
+		return 0
+	})
+	local, err := m.n.stagedSiblings(wb, key)
+	if err != nil {
+		return err
+	}
+	next, removed, added := causal.MergeSnapshot(local, m.applied, snap, m.vector)
+	if len(removed) == 0 && len(added) == 0 {
+		return nil
+	}
+	for _, v := range removed {
+		wb.deleteVersion(key, v.Timestamp)
+	}
+	for i := range added {
+		wb.putVersion(key, &added[i])
+		if added[i].Kind == causal.KindTombstone {
+			wb.indexTombstone(key, &added[i])
+		}
+	}
+	for i := range next {
+		next[i].Value = nil // only headers are staged
+	}
+	wb.stage(key, next)
+	return nil
 }

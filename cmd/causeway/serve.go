@@ -94,6 +94,7 @@ func runServe(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "causeway serve: %v\n", err)
 		return exitUsage
 	}
+	cfg.Join = cfg.Gossip != nil && len(cfg.Gossip.Join) > 0
 	if cfg.Linear, err = linearConfig(*linearRole, *raftAddr, *listen, *join); err != nil {
 		fmt.Fprintf(stderr, "causeway serve: %v\n", err)
 		return exitUsage

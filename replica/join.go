@@ -1,0 +1,173 @@
+package replica
+
+import (
+	"errors"
+	"fmt"
+	"maps"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/causewaydb/causeway/api"
+	"github.com/causewaydb/causeway/causal"
+	"github.com/causewaydb/causeway/gossip"
+)
+
+// joinRetryInterval is how often a join looks again at the regions whose snapshot
+// it still lacks.
+const joinRetryInterval = 500 * time.Millisecond
+
+// regionState is what the region lets clients do: everything, or nothing
+// while it joins or after it has found that it lost writes.
+type regionState struct {
+	// joining: the region started with no data and --join, and has not
+	// yet merged a snapshot of every other region (causal.Join).
+	joining atomic.Bool
+	mu      sync.Mutex
+	waiting []string // while joining: regions whose snapshot is missing
+	// lost is set, for good, once a subscriber proved that this region lost
+	// writes it had acknowledged (causal.CheckResume).
+	lost atomic.Pointer[string]
+}
+
+// refusal is the error for a client request, or nil when the region serves.
+func (s *regionState) refusal(region string) error {
+	if why := s.lost.Load(); why != nil {
+		return api.Errorf(api.ErrUnavailable, "region %s refuses requests: %s", region, *why)
+	}
+	if s.joining.Load() {
+		s.mu.Lock()
+		waiting := strings.Join(s.waiting, ", ")
+		s.mu.Unlock()
+		if waiting == "" {
+			waiting = "the cluster's membership"
+		}
+		return api.Errorf(api.ErrUnavailable, "region %s is joining the cluster with no data of its own: it serves once it holds a snapshot of every other region (waiting for %s); retry shortly or use another region",
+			region, waiting)
+	}
+	return nil
+}
+
+// runJoin copies a snapshot of every other region the cluster has, then
+// lets the region serve. Until then it refuses every client request: a
+// write would take a sequence number that another region may hold already
+// (causal.Join says why). Regions that cannot be reached are waited for; an
+// operator removes one that is gone for good (remove-region).
+func (r *replication) runJoin() {
+	defer r.wg.Done()
+	n := r.n
+	j := causal.NewJoin(n.cfg.Region)
+	n.log.Info("joining: copying a snapshot of every other region before serving")
+	for {
+		regions, addrs, ready := r.clusterRegions()
+		missing := j.Missing(regions)
+		n.state.mu.Lock()
+		n.state.waiting = missing
+		n.state.mu.Unlock()
+		if ready && len(regions) > 0 && len(missing) == 0 {
+			if err := n.finishJoin(j); err != nil {
+				n.log.Error("joining: could not record the end of the join; retrying", "err", err)
+			} else {
+				return
+			}
+		}
+		for _, region := range missing {
+			addr := addrs[region]
+			if addr == "" {
+				continue // known by name only, for now
+			}
+			vec, err := r.mergeSnapshot(r.ctx, region, addr)
+			if err != nil {
+				if r.ctx.Err() != nil {
+					return
+				}
+				n.log.Warn("joining: no snapshot from region yet; will retry", "peer", region, "err", err)
+				continue
+			}
+			j.Merged(region, vec)
+		}
+		select {
+		case <-r.ctx.Done():
+			return
+		case <-time.After(joinRetryInterval):
+		}
+	}
+}
+
+// clusterRegions lists the other regions of the cluster with the API
+// address of each where known: replication peers, and gossip members of
+// any state (a dead or departed region may hold this region's writes as
+// well as a live one) except removed ones. ready is false until gossip has
+// joined the cluster, before which the list may be incomplete.
+func (r *replication) clusterRegions() (regions []string, addrs map[string]string, ready bool) {
+	addrs = map[string]string{}
+	r.mu.Lock()
+	for region, p := range r.peers {
+		addrs[region] = p.addr
+	}
+	removed := maps.Clone(r.removed)
+	g := r.gossip
+	r.mu.Unlock()
+	ready = g == nil || r.gossipJoined.Load()
+	if g != nil {
+		for _, m := range g.Members() {
+			region := m.Meta.Region
+			switch {
+			case region == r.n.cfg.Region:
+			case m.Removed:
+				removed[region] = true
+			case addrs[region] == "" || (m.State == gossip.Alive && m.Meta.ReplicationAddr != ""):
+				addrs[region] = m.Meta.ReplicationAddr
+			}
+		}
+	}
+	for region := range addrs {
+		if !removed[region] {
+			regions = append(regions, region)
+		}
+	}
+	slices.Sort(regions)
+	return regions, addrs, ready
+}
+
+// finishJoin records durably that the join is over, then serves.
+func (n *Node) finishJoin(j *causal.Join) error {
+	n.mu.Lock()
+	wb := n.store.newWriteBatch()
+	wb.putState(&nodeState{Vector: n.causal.Applied(), Clock: n.clock.Last()})
+	_ = wb.b.Delete(metaJoining, nil)
+	err := n.commit(wb)
+	n.mu.Unlock()
+	if err != nil {
+		wb.abandon()
+		return err
+	}
+	if err := wb.wait(); err != nil {
+		return n.fail(err)
+	}
+	n.state.joining.Store(false)
+	vec, _ := n.durableVector()
+	n.log.Info("joined: serving", "vector", vec.String(), "own_writes_recovered", j.Recovered(),
+		"next_write", n.durableSeq(n.cfg.Region)+1)
+	return nil
+}
+
+// lostWrites stops the region for good (until an operator repairs it): a
+// subscriber holds writes of this region that the region does not.
+func (n *Node) lostWrites(subscriber string, err error) {
+	why := fmt.Sprintf("region %s holds writes of this region that its data directory lacks (%v): the directory was lost, "+
+		"wiped or restored from an older copy and the node started without --join, so writes it accepts now would reuse "+
+		"sequence numbers other regions already hold and be dropped there. Stop this node, empty its data directory, and "+
+		"start it again with --join <a live region's gossip address>: it then copies every region before it serves",
+		subscriber, errors.Unwrap(err))
+	if n.state.lost.CompareAndSwap(nil, &why) {
+		n.log.Error("lost writes: refusing every request", "subscriber", subscriber, "err", err,
+			"repair", "stop the node, empty its data directory, start it again with --join")
+	}
+}
+
+// joinRefusal is the error for a client request, or nil when the region
+// serves (regionState.refusal).
+func (n *Node) joinRefusal() error { return n.state.refusal(n.cfg.Region) }
