@@ -122,6 +122,7 @@ func (h adminHandler) Status(context.Context, *connect.Request[v1.StatusRequest]
 	if h.node.linear != nil {
 		out.Linear = h.node.linear.Status()
 	}
+	out.CausalState, out.CausalStateReason = h.node.CausalState()
 	for _, p := range st.Peers {
 		lag := uint64(0)
 		if p.Head > p.Applied {

@@ -78,7 +78,7 @@ func (r *replication) runJoin() {
 			if addr == "" {
 				continue // known by name only, for now
 			}
-			vec, err := r.mergeSnapshot(r.ctx, region, addr)
+			vec, err := r.mergeSnapshot(r.ctx, region, addr, nil)
 			if err != nil {
 				if r.ctx.Err() != nil {
 					return
@@ -166,6 +166,21 @@ func (n *Node) lostWrites(subscriber string, err error) {
 		n.log.Error("lost writes: refusing every request", "subscriber", subscriber, "err", err,
 			"repair", "stop the node, empty its data directory, start it again with --join")
 	}
+}
+
+// CausalState is what the causal tier does for clients ("serving",
+// "joining", "merging" or "lost-writes") and, unless serving, why.
+func (n *Node) CausalState() (state, reason string) {
+	if why := n.state.lost.Load(); why != nil {
+		return "lost-writes", *why
+	}
+	if n.state.joining.Load() {
+		return "joining", n.joinRefusal().Error()
+	}
+	if n.repl.bootstrapping.Load() {
+		return "merging", "merging a snapshot of another region"
+	}
+	return "serving", ""
 }
 
 // joinRefusal is the error for a client request, or nil when the region

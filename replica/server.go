@@ -75,7 +75,7 @@ func (s *Server) Handler() http.Handler {
 		mux.Handle(s.onlyKnownMethods(l.Handler(linOpts...)))
 		services = append(services, causewayv1connect.LinearServiceName)
 	}
-	mux.Handle(grpchealth.NewHandler(grpchealth.NewStaticChecker(services...)))
+	mux.Handle(grpchealth.NewHandler(healthChecker{node: s.node, static: grpchealth.NewStaticChecker(services...)}))
 	reflector := grpcreflect.NewStaticReflector(services...)
 	mux.Handle(grpcreflect.NewHandlerV1(reflector))
 	mux.Handle(grpcreflect.NewHandlerV1Alpha(reflector))
@@ -155,6 +155,28 @@ func (s *Server) fallback(w http.ResponseWriter, r *http.Request) {
 	// Connect maps HTTP 404 to unimplemented; the JSON body carries the message.
 	w.WriteHeader(http.StatusNotFound)
 	_ = json.NewEncoder(w).Encode(map[string]string{"code": connect.CodeUnimplemented.String(), "message": msg})
+}
+
+// healthChecker answers gRPC health checks: the KV service (and the node
+// as a whole, the empty service name) is NOT_SERVING while the causal tier
+// refuses clients (joining, or after losing writes), so a load balancer or
+// an orchestrator's readiness probe sends no traffic there.
+type healthChecker struct {
+	node   *Node
+	static *grpchealth.StaticChecker
+}
+
+func (h healthChecker) Check(ctx context.Context, req *grpchealth.CheckRequest) (*grpchealth.CheckResponse, error) {
+	res, err := h.static.Check(ctx, req)
+	if err != nil {
+		return nil, err
+	}
+	if req.Service == "" || req.Service == causewayv1connect.KVServiceName {
+		if state, _ := h.node.CausalState(); state == "joining" || state == "lost-writes" {
+			res.Status = grpchealth.StatusNotServing
+		}
+	}
+	return res, nil
 }
 
 // admission bounds the client requests in flight: past the bound a request

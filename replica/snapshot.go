@@ -87,12 +87,12 @@ func (h replicationHandler) Snapshot(ctx context.Context, req *connect.Request[v
 // firstSeq, 0 when empty): a region that is new, joining, or was cut off
 // while p's log moved on.
 func (r *replication) catchUp(ctx context.Context, p *peer, from, firstSeq uint64) error {
-	if next := r.n.durableSeq(p.region) + 1; next > from && (firstSeq == 0 || next >= firstSeq) {
+	_, err := r.mergeSnapshot(ctx, p.region, p.addr, func() bool {
 		// Our position moved since the stream asked (a snapshot from
 		// another peer was merged meanwhile): resume the stream from there.
-		return nil
-	}
-	_, err := r.mergeSnapshot(ctx, p.region, p.addr)
+		next := r.n.durableSeq(p.region) + 1
+		return next > from && (firstSeq == 0 || next >= firstSeq)
+	})
 	return err
 }
 
@@ -101,11 +101,23 @@ func (r *replication) catchUp(ctx context.Context, p *peer, from, firstSeq uint6
 // empty region it is a copy; into one with data of its own it is the merge
 // causal.MergeSnapshot defines, key by key, so the region ends up as if it
 // had applied the snapshot's writes one by one. Client requests are refused
-// meanwhile (the data is incomplete) and remote writes wait.
-func (r *replication) mergeSnapshot(ctx context.Context, region, addr string) (clocks.Vector, error) {
+// meanwhile (the data is incomplete) and remote writes wait. unneeded, if
+// not nil, is asked once the merge holds the lock; true skips the merge (and
+// the vector returned is nil).
+func (r *replication) mergeSnapshot(ctx context.Context, region, addr string, unneeded func() bool) (clocks.Vector, error) {
 	n := r.n
 	r.bootstrapMu.Lock()
 	defer r.bootstrapMu.Unlock()
+	if unneeded != nil && unneeded() {
+		return nil, nil
+	}
+	// A region that stops sending (a cut link does not always close the
+	// connection) must not hold the merge, and the requests it refuses,
+	// for ever.
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	watchdog := time.AfterFunc(silenceTimeout, cancel)
+	defer watchdog.Stop()
 	r.bootstrapping.Store(true)
 	defer r.bootstrapping.Store(false)
 	n.log.Info("merging a snapshot", "peer", region)
@@ -120,6 +132,7 @@ func (r *replication) mergeSnapshot(ctx context.Context, region, addr string) (c
 	if !stream.Receive() {
 		return nil, fmt.Errorf("snapshot from %s: %w", region, errors.Join(stream.Err(), errors.New("no vector")))
 	}
+	watchdog.Reset(silenceTimeout)
 	vec := clocks.Vector(stream.Msg().Vector).Clone()
 	if err := vec.Validate(); err != nil {
 		return nil, fmt.Errorf("snapshot from %s: %w", region, err)
@@ -128,6 +141,7 @@ func (r *replication) mergeSnapshot(ctx context.Context, region, addr string) (c
 	m := &snapshotMerge{n: n, vector: vec, applied: n.causal.Applied()}
 	n.mu.Unlock()
 	for stream.Receive() {
+		watchdog.Reset(silenceTimeout)
 		if err := m.add(stream.Msg().Records); err != nil {
 			return nil, fmt.Errorf("snapshot from %s: %w", region, err)
 		}

@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net/http"
 	"os"
 	"os/exec"
 	"os/signal"
@@ -16,7 +17,11 @@ import (
 	"syscall"
 	"time"
 
+	"connectrpc.com/connect"
 	"github.com/google/uuid"
+
+	v1 "github.com/causewaydb/causeway/api/causeway/v1"
+	"github.com/causewaydb/causeway/api/causeway/v1/causewayv1connect"
 )
 
 // defaultRegions and defaultWAN describe a three-continent deployment. The
@@ -168,6 +173,15 @@ func runCluster(args []string, stdout, stderr io.Writer) int {
 			return exitOK
 		}
 	}
+	// A region created with --join serves once it holds a snapshot of
+	// every other region; the cluster is ready when all of them serve.
+	if err := awaitServing(ctx, addrs, 60*time.Second); err != nil {
+		if ctx.Err() != nil {
+			return exitOK
+		}
+		fmt.Fprintf(stderr, "causeway cluster: %v\n", err)
+		return exitFailed
+	}
 	fmt.Fprintf(stdout, "causeway cluster %s: %d regions, fault injection on\n", id, len(names))
 	for _, name := range names {
 		fmt.Fprintf(stdout, "  %-14s http://%s   (causeway status --addr %s)  linear tier: %s\n", name, addrs[name], addrs[name], role[name])
@@ -192,6 +206,32 @@ func runCluster(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "causeway cluster: region %s exited; stopping the others\n", name)
 		return exitFailed
 	}
+}
+
+// awaitServing polls each region's status until its causal tier serves
+// clients, for at most limit.
+func awaitServing(ctx context.Context, addrs map[string]string, limit time.Duration) error {
+	ctx, cancel := context.WithTimeout(ctx, limit)
+	defer cancel()
+	for name, addr := range addrs {
+		admin := causewayv1connect.NewAdminServiceClient(http.DefaultClient, "http://"+addr)
+		for {
+			res, err := admin.Status(ctx, connect.NewRequest(&v1.StatusRequest{}))
+			if err == nil && res.Msg.GetCausalState() == "serving" {
+				break
+			}
+			why := fmt.Sprint(err)
+			if err == nil {
+				why = res.Msg.GetCausalState() + ": " + res.Msg.GetCausalStateReason()
+			}
+			select {
+			case <-ctx.Done():
+				return fmt.Errorf("region %s does not serve after %v (%s)", name, limit, why)
+			case <-time.After(50 * time.Millisecond):
+			}
+		}
+	}
+	return nil
 }
 
 // stopAll sends SIGTERM to every process, then SIGKILL to those still

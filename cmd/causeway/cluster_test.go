@@ -1053,8 +1053,8 @@ func TestClusterNewRegionBootstrapsFromSnapshot(t *testing.T) {
 	n := c.start("c", a, b)
 	all := []*testRegion{a, b, n}
 	c.awaitConverged(all...)
-	if !strings.Contains(n.proc.stderr.String(), "bootstrapped from a snapshot") {
-		t.Errorf("region %s converged without logging a bootstrap from a snapshot; the test did not exercise it", n.name)
+	if !strings.Contains(n.proc.stderr.String(), "merged a snapshot") {
+		t.Errorf("region %s converged without logging a merged snapshot; the test did not exercise it", n.name)
 	}
 	held := c.compareKeys(keys, all...)
 	if got := held["boot/a/00"]; got.GetFound() || got.GetVersion() == nil {

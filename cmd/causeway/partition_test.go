@@ -85,8 +85,11 @@ func TestPartitionEndToEnd(t *testing.T) {
 	seed := a.status(t).Members[0].GossipAddress
 	b, c := start("eu-west", seed), start("ap-south", seed)
 	regions := []*gossipRegion{a, b, c}
-	pollUntil(t, 30*time.Second, "every region alive everywhere", func() bool {
+	pollUntil(t, 30*time.Second, "every region alive everywhere and serving", func() bool {
 		for _, r := range regions {
+			if r.status(t).GetCausalState() != "serving" {
+				return false
+			}
 			for _, other := range regions {
 				if r.stateOf(t, other.name) != "alive" {
 					return false

@@ -450,7 +450,8 @@ func (c *Cluster) Status(ctx context.Context, name string) (*v1.StatusResponse, 
 	return res.Msg, nil
 }
 
-// AwaitAlive polls until every region lists every region as alive.
+// AwaitAlive polls until every region serves clients and lists every
+// region as alive.
 func (c *Cluster) AwaitAlive(ctx context.Context, limit time.Duration) error {
 	return poll(ctx, limit, func(ctx context.Context) (bool, string) {
 		var missing []string
@@ -459,6 +460,9 @@ func (c *Cluster) AwaitAlive(ctx context.Context, limit time.Duration) error {
 			if err != nil {
 				missing = append(missing, fmt.Sprintf("%s: %v", name, err))
 				continue
+			}
+			if state := st.GetCausalState(); state != "serving" {
+				missing = append(missing, fmt.Sprintf("%s does not serve yet: %s %s", name, state, st.GetCausalStateReason()))
 			}
 			alive := map[string]bool{}
 			for _, m := range st.GetMembers() {

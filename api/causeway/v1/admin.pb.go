@@ -552,9 +552,17 @@ type StatusResponse struct {
 	// every region not removed: what every region has.
 	StableVector map[string]uint64 `protobuf:"bytes,14,rep,name=stable_vector,json=stableVector,proto3" json:"stable_vector,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"varint,2,opt,name=value"`
 	// linear is the state of the linearizable tier as this node sees it.
-	Linear        *LinearStatus `protobuf:"bytes,15,opt,name=linear,proto3" json:"linear,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	Linear *LinearStatus `protobuf:"bytes,15,opt,name=linear,proto3" json:"linear,omitempty"`
+	// causal_state is what the causal tier does for clients: "serving";
+	// "joining" (the region was created empty with --join and serves once it
+	// holds a snapshot of every other region); "merging" (it is merging a
+	// snapshot of another region); or "lost-writes" (another region holds
+	// writes this region's data directory lacks: it refuses every request
+	// until it is repaired). causal_state_reason says why, and what to do.
+	CausalState       string `protobuf:"bytes,20,opt,name=causal_state,json=causalState,proto3" json:"causal_state,omitempty"`
+	CausalStateReason string `protobuf:"bytes,21,opt,name=causal_state_reason,json=causalStateReason,proto3" json:"causal_state_reason,omitempty"`
+	unknownFields     protoimpl.UnknownFields
+	sizeCache         protoimpl.SizeCache
 }
 
 func (x *StatusResponse) Reset() {
@@ -690,6 +698,20 @@ func (x *StatusResponse) GetLinear() *LinearStatus {
 		return x.Linear
 	}
 	return nil
+}
+
+func (x *StatusResponse) GetCausalState() string {
+	if x != nil {
+		return x.CausalState
+	}
+	return ""
+}
+
+func (x *StatusResponse) GetCausalStateReason() string {
+	if x != nil {
+		return x.CausalStateReason
+	}
+	return ""
 }
 
 // LinearStatus describes the linearizable tier (Raft) on one node.
@@ -1030,7 +1052,7 @@ const file_causeway_v1_admin_proto_rawDesc = "" +
 	"\x0ebytes_received\x18\a \x01(\x04R\rbytesReceived\x124\n" +
 	"\x16bytes_dropped_outgoing\x18\b \x01(\x04R\x14bytesDroppedOutgoing\x124\n" +
 	"\x16bytes_dropped_incoming\x18\t \x01(\x04R\x14bytesDroppedIncoming\"\x0f\n" +
-	"\rStatusRequest\"\xb7\x06\n" +
+	"\rStatusRequest\"\x8a\a\n" +
 	"\x0eStatusResponse\x12\x17\n" +
 	"\anode_id\x18\x01 \x01(\tR\x06nodeId\x12\x16\n" +
 	"\x06region\x18\x02 \x01(\tR\x06region\x12\x1d\n" +
@@ -1048,7 +1070,9 @@ const file_causeway_v1_admin_proto_rawDesc = "" +
 	"\x0ffault_injection\x18\f \x01(\bR\x0efaultInjection\x123\n" +
 	"\amembers\x18\r \x03(\v2\x19.causeway.v1.MemberStatusR\amembers\x12R\n" +
 	"\rstable_vector\x18\x0e \x03(\v2-.causeway.v1.StatusResponse.StableVectorEntryR\fstableVector\x121\n" +
-	"\x06linear\x18\x0f \x01(\v2\x19.causeway.v1.LinearStatusR\x06linear\x1a9\n" +
+	"\x06linear\x18\x0f \x01(\v2\x19.causeway.v1.LinearStatusR\x06linear\x12!\n" +
+	"\fcausal_state\x18\x14 \x01(\tR\vcausalState\x12.\n" +
+	"\x13causal_state_reason\x18\x15 \x01(\tR\x11causalStateReason\x1a9\n" +
 	"\vVectorEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\x04R\x05value:\x028\x01\x1a?\n" +
