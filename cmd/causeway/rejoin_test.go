@@ -236,6 +236,14 @@ func TestRegionRejoinsAfterLosingItsData(t *testing.T) {
 					hammered[key] = value
 				case connect.CodeOf(err) == connect.CodeUnavailable:
 					refused++
+					mu.Unlock()
+					// A client backs off before retrying a refused write.
+					select {
+					case <-stop:
+						return
+					case <-time.After(10 * time.Millisecond):
+					}
+					continue
 				default:
 					t.Errorf("put %s in the rejoining region: %v", key, err)
 				}
