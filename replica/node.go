@@ -57,6 +57,8 @@ type Node struct {
 
 	repl *replication // streams to and from the other regions
 
+	clockFence *clockFence // refuses local writes while the clock is off (clockoffset.go)
+
 	linear *linear.Node // the linearizable tier; nil when off
 
 	stop       chan struct{}
@@ -88,6 +90,7 @@ func Open(cfg Config) (*Node, error) {
 		durableCh: make(chan struct{}),
 		stop:      make(chan struct{}),
 	}
+	n.clockFence = newClockFence(&cfg, n.log)
 	st, err := n.loadMeta()
 	if err != nil {
 		store.Close()
