@@ -42,6 +42,20 @@
 // timestamp of a version must be the same in every region, or regions resolve
 // conflicts differently and never converge.
 //
+// # Clock offset from peers
+//
+// Observe protects a node from a peer's fast clock, but only the node whose
+// own clock is wrong can stop issuing wrong timestamps. OffsetEstimator tells
+// it so: from round-trip samples (this node's clock when it asked and when
+// the answer came, and the peer's clock in the answer) it bounds each peer's
+// offset by the round trip, intersects a peer's recent samples, and judges
+// the node ahead (behind) when a strict majority of the peers it measured,
+// and at least two, are certainly beyond the max offset. A delay only widens
+// a bound, so clocks within the max offset are never judged out of sync
+// however slow or lopsided the network (TestPropertyDelayIsNotOffset); the
+// price is that an offset within a round trip of the max offset is not acted
+// on. See OffsetEstimator for the rules and why each is there.
+//
 // # Vector clocks
 //
 // A Vector maps region to sequence number (how many of that region's writes

@@ -166,6 +166,18 @@ type Config struct {
 	// delays later notifications, not gossip. Nil means no notifications.
 	OnChange func(Member)
 
+	// Clock is the physical clock this node reports in its acks to probes,
+	// so that members can measure their clocks against it (ClockReading).
+	// Nil means time.Now; Causeway passes the clock its hybrid timestamps
+	// read.
+	Clock clocks.PhysicalClock
+
+	// OnClockReading is called after every answered direct probe of a
+	// member with that member's clock reading, about once per
+	// Timing.ProbeInterval. It is called from memberlist's probe goroutine,
+	// so it must be quick and must not block. Nil means no readings.
+	OnClockReading func(ClockReading)
+
 	// Logger receives memberlist's log, mapped to slog levels, and this
 	// package's own. Nil means slog.Default().
 	Logger *slog.Logger
@@ -227,6 +239,9 @@ func (c Config) withDefaults() (Config, error) {
 	}
 	if c.MaxRoundTrip == 0 {
 		c.MaxRoundTrip = DefaultRoundTrip
+	}
+	if c.Clock == nil {
+		c.Clock = time.Now
 	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()

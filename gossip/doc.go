@@ -56,6 +56,12 @@
 // member (it is gossiped and part of the full state) and cannot be undone.
 // See StableVector for the exact rule.
 //
+// Clock readings. Every ack to a direct probe carries the acking node's
+// physical clock (Config.Clock), and every answered direct probe is reported
+// to Config.OnClockReading with its round trip, so a node can bound its
+// clock's offset from each member's (clock.go; Causeway's replica fences
+// itself with them when its clock is far off).
+//
 // Encryption. With Config.SecretKey (16, 24 or 32 bytes; ParseSecretKey reads
 // base64) all gossip, packets and streams, is encrypted and authenticated
 // with AES-GCM by memberlist, and unencrypted input is refused: a node

@@ -135,6 +135,7 @@ func newGossip(cfg Config) (*Gossip, error) {
 	mc.Delegate = d
 	mc.Events = d
 	mc.Alive = d
+	mc.Ping = &pingDelegate{g: g}
 	mc.Logger = log.New(g.bridge, "", 0)
 	g.queue = &memberlist.TransmitLimitedQueue{
 		NumNodes:       func() int { return int(g.numNodes.Load()) },

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -304,5 +305,41 @@ func TestParseSecretKey(t *testing.T) {
 		if err != nil || len(key) != tt.wantLen {
 			t.Errorf("ParseSecretKey(%q) = %d bytes, %v; want %d bytes", tt.in, len(key), err, tt.wantLen)
 		}
+	}
+}
+
+// TestClockReadings: a member's acks carry its clock, so a node measures
+// how far the member's clock is from its own, bracketed by the round trip.
+func TestClockReadings(t *testing.T) {
+	const skew = 3 * time.Second
+	var mu sync.Mutex
+	var readings []gossip.ClockReading
+	record := func(r gossip.ClockReading) {
+		mu.Lock()
+		defer mu.Unlock()
+		readings = append(readings, r)
+	}
+	a := startNode(t, "us-east", func(c *gossip.Config) { c.OnClockReading = record })
+	b := startNode(t, "ap-south", func(c *gossip.Config) { c.Clock = func() time.Time { return time.Now().Add(skew) } })
+	join(t, b, a.Addr())
+	waitFor(t, "a clock reading of ap-south on us-east", func() string {
+		mu.Lock()
+		defer mu.Unlock()
+		if len(readings) == 0 {
+			return "none yet"
+		}
+		return ""
+	})
+	mu.Lock()
+	r := readings[0]
+	mu.Unlock()
+	if r.Meta != b.meta {
+		t.Errorf("reading of %+v, want %+v", r.Meta, b.meta)
+	}
+	// The member's clock is skew ahead: us-east is skew behind it, within
+	// the round trip.
+	lo, hi := r.Sent.Sub(r.Remote), r.Received.Sub(r.Remote)
+	if lo > -skew || hi < -skew || hi-lo > time.Second {
+		t.Errorf("offset bounds [%v, %v] do not bracket -%v tightly", lo, hi, skew)
 	}
 }

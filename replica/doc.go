@@ -36,6 +36,29 @@
 //   - Exactly-once retries. A write with a request id records its outcome in
 //     the same batch; a retry returns the original version and writes
 //     nothing. Ids are remembered for Config.RequestIDRetention (default 24h).
+//   - A wrong clock stops its own node. Each node measures its physical
+//     clock against its peers' from gossip round trips (acks carry the
+//     member's clock; clocks.OffsetEstimator bounds each peer's offset by
+//     the round trip, so WAN delay is never read as offset). While a
+//     majority of the peers it measured, and at least two, are certainly
+//     more than Config.MaxClockOffset away, the node refuses local writes
+//     with unavailable ("region X's clock is 3.0s ahead of its peers ...;
+//     use another region for writes") and reports it in Status
+//     (ClockOffset) and metrics (causeway_clock_offset_seconds per peer,
+//     causeway_clock_offset_writes_refused). It refuses rather than clamps:
+//     clamping would trust the very estimate that may be wrong, and a clock
+//     seconds off is an operator's problem to see at once. Reads go on, and
+//     so does replication both ways. With fewer than two peers measured
+//     (alone, partitioned, gossip off) a node cannot tell whose clock is
+//     wrong and keeps serving. Writes it stamped before it fenced itself
+//     (until it has measured two peers: about two gossip probe intervals
+//     after start) are replicated and applied everywhere as usual
+//     (refusing them would stop replication; they are counted in
+//     causeway_clock_skewed_writes_applied_total): they are at most the
+//     skew ahead, so they beat only writes made within that skew of them,
+//     and the healthy regions refuse tokens that carry them
+//     (failed_precondition) only until their own clocks pass them. See
+//     clockoffset.go.
 //   - Bad input changes nothing: every check happens before anything is
 //     written (limits in config.go, error codes in package api).
 //   - Causal replication. Every region pulls every other region's writes

@@ -118,6 +118,7 @@ func (h adminHandler) Status(context.Context, *connect.Request[v1.StatusRequest]
 		BuildVersion:   BuildVersion,
 		PendingWrites:  uint64(st.PendingWrites),
 		Linear:         &v1.LinearStatus{},
+		ClockOffset:    h.node.clockFence.clockOffsetProto(),
 	}
 	if h.node.linear != nil {
 		out.Linear = h.node.linear.Status()

@@ -68,6 +68,11 @@ func (r *replication) startGossip(advertise string) error {
 		},
 		OnChange: r.memberChanged,
 		Logger:   n.log.With("component", "gossip"),
+
+		// Acks carry this node's clock, and readings of members' clocks
+		// feed the clock offset fence (clockoffset.go).
+		Clock:          n.cfg.Now,
+		OnClockReading: n.clockFence.reading,
 	})
 	if err != nil {
 		return fmt.Errorf("gossip: %w", err)

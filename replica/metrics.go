@@ -97,6 +97,7 @@ func newNodeMetrics(n *Node) *nodeMetrics {
 			return 0
 		}),
 		newLinearCollector(n, labels),
+		newClockCollector(n, labels),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Namespace: "causeway", Name: "uptime_seconds", ConstLabels: labels,
 			Help: "Seconds since the node opened its store.",

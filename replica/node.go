@@ -58,6 +58,8 @@ type Node struct {
 	repl  *replication // streams to and from the other regions
 	state regionState  // joining, or stopped after losing writes
 
+	clockFence *clockFence // refuses local writes while the clock is off (clockoffset.go)
+
 	linear *linear.Node // the linearizable tier; nil when off
 
 	stop       chan struct{}
@@ -89,6 +91,7 @@ func Open(cfg Config) (*Node, error) {
 		durableCh: make(chan struct{}),
 		stop:      make(chan struct{}),
 	}
+	n.clockFence = newClockFence(&cfg, n.log)
 	st, err := n.loadMeta()
 	if err != nil {
 		store.Close()

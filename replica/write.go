@@ -47,6 +47,11 @@ func (n *Node) Write(ctx context.Context, ops []causal.Op, token, requestID stri
 	if err := validateOps(ops); err != nil {
 		return WriteResult{}, err
 	}
+	// A node whose clock is far from its peers' stamps nothing (before
+	// any claim is made for the write): see clockoffset.go.
+	if err := n.clockFence.check(); err != nil {
+		return WriteResult{}, err
+	}
 	if opts.Fence != nil {
 		if err := opts.Fence.validate(); err != nil {
 			return WriteResult{}, err

@@ -242,6 +242,12 @@ func statusString(s *v1.StatusResponse) string {
 	fmt.Fprintf(&b, "version   %s\n", s.BuildVersion)
 	fmt.Fprintf(&b, "uptime    %s\n", s.GetUptime().AsDuration())
 	fmt.Fprintf(&b, "clock     %d.%d\n", s.GetClock().GetWallMs(), s.GetClock().GetLogical())
+	if co := s.GetClockOffset(); len(co.GetPeers()) > 0 {
+		fmt.Fprintf(&b, "offset    %v from its %d measured peers (positive: this clock is ahead; max %v)\n", co.GetOffset().AsDuration().Round(time.Millisecond), len(co.GetPeers()), co.GetMaxOffset().AsDuration())
+	}
+	if co := s.GetClockOffset(); co.GetWritesRefused() {
+		fmt.Fprintf(&b, "refusing  writes: %s\n", co.GetReason())
+	}
 	fmt.Fprintf(&b, "store     %d bytes\n", s.StoreSizeBytes)
 	fmt.Fprintf(&b, "applied   ")
 	if len(s.Vector) == 0 {

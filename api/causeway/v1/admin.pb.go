@@ -553,14 +553,18 @@ type StatusResponse struct {
 	StableVector map[string]uint64 `protobuf:"bytes,14,rep,name=stable_vector,json=stableVector,proto3" json:"stable_vector,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"varint,2,opt,name=value"`
 	// linear is the state of the linearizable tier as this node sees it.
 	Linear *LinearStatus `protobuf:"bytes,15,opt,name=linear,proto3" json:"linear,omitempty"`
+	// clock_offset is how far this node's physical clock is from its peers',
+	// as measured over gossip round trips, and whether this node refuses
+	// writes because of it.
+	ClockOffset *ClockOffset `protobuf:"bytes,16,opt,name=clock_offset,json=clockOffset,proto3" json:"clock_offset,omitempty"`
 	// causal_state is what the causal tier does for clients: "serving";
 	// "joining" (the region was created empty with --join and serves once it
 	// holds a snapshot of every other region); "merging" (it is merging a
 	// snapshot of another region); or "lost-writes" (another region holds
 	// writes this region's data directory lacks: it refuses every request
 	// until it is repaired). causal_state_reason says why, and what to do.
-	CausalState       string `protobuf:"bytes,20,opt,name=causal_state,json=causalState,proto3" json:"causal_state,omitempty"`
-	CausalStateReason string `protobuf:"bytes,21,opt,name=causal_state_reason,json=causalStateReason,proto3" json:"causal_state_reason,omitempty"`
+	CausalState       string `protobuf:"bytes,17,opt,name=causal_state,json=causalState,proto3" json:"causal_state,omitempty"`
+	CausalStateReason string `protobuf:"bytes,18,opt,name=causal_state_reason,json=causalStateReason,proto3" json:"causal_state_reason,omitempty"`
 	unknownFields     protoimpl.UnknownFields
 	sizeCache         protoimpl.SizeCache
 }
@@ -700,6 +704,13 @@ func (x *StatusResponse) GetLinear() *LinearStatus {
 	return nil
 }
 
+func (x *StatusResponse) GetClockOffset() *ClockOffset {
+	if x != nil {
+		return x.ClockOffset
+	}
+	return nil
+}
+
 func (x *StatusResponse) GetCausalState() string {
 	if x != nil {
 		return x.CausalState
@@ -712,6 +723,171 @@ func (x *StatusResponse) GetCausalStateReason() string {
 		return x.CausalStateReason
 	}
 	return ""
+}
+
+// ClockOffset is one node's clock measured against its peers'. Offsets are
+// this node's clock minus the peer's: positive when this node is ahead.
+type ClockOffset struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// offset is the median of the peers' offsets (zero with no peer measured).
+	Offset *durationpb.Duration `protobuf:"bytes,1,opt,name=offset,proto3" json:"offset,omitempty"`
+	// max_offset is the node's --max-clock-offset.
+	MaxOffset *durationpb.Duration `protobuf:"bytes,2,opt,name=max_offset,json=maxOffset,proto3" json:"max_offset,omitempty"`
+	// writes_refused is true while a majority of the measured peers (at least
+	// two) are certainly more than max_offset away: the node then refuses
+	// local writes (unavailable) until its clock is fixed.
+	WritesRefused bool `protobuf:"varint,3,opt,name=writes_refused,json=writesRefused,proto3" json:"writes_refused,omitempty"`
+	// reason is the message writes are refused with; empty when they are not.
+	Reason string `protobuf:"bytes,4,opt,name=reason,proto3" json:"reason,omitempty"`
+	// peers lists the peers measured recently, by region.
+	Peers         []*PeerClockOffset `protobuf:"bytes,5,rep,name=peers,proto3" json:"peers,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ClockOffset) Reset() {
+	*x = ClockOffset{}
+	mi := &file_causeway_v1_admin_proto_msgTypes[8]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ClockOffset) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ClockOffset) ProtoMessage() {}
+
+func (x *ClockOffset) ProtoReflect() protoreflect.Message {
+	mi := &file_causeway_v1_admin_proto_msgTypes[8]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ClockOffset.ProtoReflect.Descriptor instead.
+func (*ClockOffset) Descriptor() ([]byte, []int) {
+	return file_causeway_v1_admin_proto_rawDescGZIP(), []int{8}
+}
+
+func (x *ClockOffset) GetOffset() *durationpb.Duration {
+	if x != nil {
+		return x.Offset
+	}
+	return nil
+}
+
+func (x *ClockOffset) GetMaxOffset() *durationpb.Duration {
+	if x != nil {
+		return x.MaxOffset
+	}
+	return nil
+}
+
+func (x *ClockOffset) GetWritesRefused() bool {
+	if x != nil {
+		return x.WritesRefused
+	}
+	return false
+}
+
+func (x *ClockOffset) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
+func (x *ClockOffset) GetPeers() []*PeerClockOffset {
+	if x != nil {
+		return x.Peers
+	}
+	return nil
+}
+
+// PeerClockOffset is the offset from one peer. The round trips of the
+// samples bound it: it is certainly between min and max.
+type PeerClockOffset struct {
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	Region string                 `protobuf:"bytes,1,opt,name=region,proto3" json:"region,omitempty"`
+	// offset is the middle of [min, max].
+	Offset *durationpb.Duration `protobuf:"bytes,2,opt,name=offset,proto3" json:"offset,omitempty"`
+	Min    *durationpb.Duration `protobuf:"bytes,3,opt,name=min,proto3" json:"min,omitempty"`
+	Max    *durationpb.Duration `protobuf:"bytes,4,opt,name=max,proto3" json:"max,omitempty"`
+	// samples is how many recent round trips the bounds come from.
+	Samples       uint32 `protobuf:"varint,5,opt,name=samples,proto3" json:"samples,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PeerClockOffset) Reset() {
+	*x = PeerClockOffset{}
+	mi := &file_causeway_v1_admin_proto_msgTypes[9]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PeerClockOffset) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PeerClockOffset) ProtoMessage() {}
+
+func (x *PeerClockOffset) ProtoReflect() protoreflect.Message {
+	mi := &file_causeway_v1_admin_proto_msgTypes[9]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PeerClockOffset.ProtoReflect.Descriptor instead.
+func (*PeerClockOffset) Descriptor() ([]byte, []int) {
+	return file_causeway_v1_admin_proto_rawDescGZIP(), []int{9}
+}
+
+func (x *PeerClockOffset) GetRegion() string {
+	if x != nil {
+		return x.Region
+	}
+	return ""
+}
+
+func (x *PeerClockOffset) GetOffset() *durationpb.Duration {
+	if x != nil {
+		return x.Offset
+	}
+	return nil
+}
+
+func (x *PeerClockOffset) GetMin() *durationpb.Duration {
+	if x != nil {
+		return x.Min
+	}
+	return nil
+}
+
+func (x *PeerClockOffset) GetMax() *durationpb.Duration {
+	if x != nil {
+		return x.Max
+	}
+	return nil
+}
+
+func (x *PeerClockOffset) GetSamples() uint32 {
+	if x != nil {
+		return x.Samples
+	}
+	return 0
 }
 
 // LinearStatus describes the linearizable tier (Raft) on one node.
@@ -743,7 +919,7 @@ type LinearStatus struct {
 
 func (x *LinearStatus) Reset() {
 	*x = LinearStatus{}
-	mi := &file_causeway_v1_admin_proto_msgTypes[8]
+	mi := &file_causeway_v1_admin_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -755,7 +931,7 @@ func (x *LinearStatus) String() string {
 func (*LinearStatus) ProtoMessage() {}
 
 func (x *LinearStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_causeway_v1_admin_proto_msgTypes[8]
+	mi := &file_causeway_v1_admin_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -768,7 +944,7 @@ func (x *LinearStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LinearStatus.ProtoReflect.Descriptor instead.
 func (*LinearStatus) Descriptor() ([]byte, []int) {
-	return file_causeway_v1_admin_proto_rawDescGZIP(), []int{8}
+	return file_causeway_v1_admin_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *LinearStatus) GetEnabled() bool {
@@ -868,7 +1044,7 @@ type VoterStatus struct {
 
 func (x *VoterStatus) Reset() {
 	*x = VoterStatus{}
-	mi := &file_causeway_v1_admin_proto_msgTypes[9]
+	mi := &file_causeway_v1_admin_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -880,7 +1056,7 @@ func (x *VoterStatus) String() string {
 func (*VoterStatus) ProtoMessage() {}
 
 func (x *VoterStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_causeway_v1_admin_proto_msgTypes[9]
+	mi := &file_causeway_v1_admin_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -893,7 +1069,7 @@ func (x *VoterStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use VoterStatus.ProtoReflect.Descriptor instead.
 func (*VoterStatus) Descriptor() ([]byte, []int) {
-	return file_causeway_v1_admin_proto_rawDescGZIP(), []int{9}
+	return file_causeway_v1_admin_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *VoterStatus) GetRegion() string {
@@ -942,7 +1118,7 @@ type PeerStatus struct {
 
 func (x *PeerStatus) Reset() {
 	*x = PeerStatus{}
-	mi := &file_causeway_v1_admin_proto_msgTypes[10]
+	mi := &file_causeway_v1_admin_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -954,7 +1130,7 @@ func (x *PeerStatus) String() string {
 func (*PeerStatus) ProtoMessage() {}
 
 func (x *PeerStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_causeway_v1_admin_proto_msgTypes[10]
+	mi := &file_causeway_v1_admin_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -967,7 +1143,7 @@ func (x *PeerStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PeerStatus.ProtoReflect.Descriptor instead.
 func (*PeerStatus) Descriptor() ([]byte, []int) {
-	return file_causeway_v1_admin_proto_rawDescGZIP(), []int{10}
+	return file_causeway_v1_admin_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *PeerStatus) GetRegion() string {
@@ -1052,7 +1228,7 @@ const file_causeway_v1_admin_proto_rawDesc = "" +
 	"\x0ebytes_received\x18\a \x01(\x04R\rbytesReceived\x124\n" +
 	"\x16bytes_dropped_outgoing\x18\b \x01(\x04R\x14bytesDroppedOutgoing\x124\n" +
 	"\x16bytes_dropped_incoming\x18\t \x01(\x04R\x14bytesDroppedIncoming\"\x0f\n" +
-	"\rStatusRequest\"\x8a\a\n" +
+	"\rStatusRequest\"\xc7\a\n" +
 	"\x0eStatusResponse\x12\x17\n" +
 	"\anode_id\x18\x01 \x01(\tR\x06nodeId\x12\x16\n" +
 	"\x06region\x18\x02 \x01(\tR\x06region\x12\x1d\n" +
@@ -1070,15 +1246,29 @@ const file_causeway_v1_admin_proto_rawDesc = "" +
 	"\x0ffault_injection\x18\f \x01(\bR\x0efaultInjection\x123\n" +
 	"\amembers\x18\r \x03(\v2\x19.causeway.v1.MemberStatusR\amembers\x12R\n" +
 	"\rstable_vector\x18\x0e \x03(\v2-.causeway.v1.StatusResponse.StableVectorEntryR\fstableVector\x121\n" +
-	"\x06linear\x18\x0f \x01(\v2\x19.causeway.v1.LinearStatusR\x06linear\x12!\n" +
-	"\fcausal_state\x18\x14 \x01(\tR\vcausalState\x12.\n" +
-	"\x13causal_state_reason\x18\x15 \x01(\tR\x11causalStateReason\x1a9\n" +
+	"\x06linear\x18\x0f \x01(\v2\x19.causeway.v1.LinearStatusR\x06linear\x12;\n" +
+	"\fclock_offset\x18\x10 \x01(\v2\x18.causeway.v1.ClockOffsetR\vclockOffset\x12!\n" +
+	"\fcausal_state\x18\x11 \x01(\tR\vcausalState\x12.\n" +
+	"\x13causal_state_reason\x18\x12 \x01(\tR\x11causalStateReason\x1a9\n" +
 	"\vVectorEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\x04R\x05value:\x028\x01\x1a?\n" +
 	"\x11StableVectorEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\x04R\x05value:\x028\x01\"\xfc\x02\n" +
+	"\x05value\x18\x02 \x01(\x04R\x05value:\x028\x01\"\xed\x01\n" +
+	"\vClockOffset\x121\n" +
+	"\x06offset\x18\x01 \x01(\v2\x19.google.protobuf.DurationR\x06offset\x128\n" +
+	"\n" +
+	"max_offset\x18\x02 \x01(\v2\x19.google.protobuf.DurationR\tmaxOffset\x12%\n" +
+	"\x0ewrites_refused\x18\x03 \x01(\bR\rwritesRefused\x12\x16\n" +
+	"\x06reason\x18\x04 \x01(\tR\x06reason\x122\n" +
+	"\x05peers\x18\x05 \x03(\v2\x1c.causeway.v1.PeerClockOffsetR\x05peers\"\xd0\x01\n" +
+	"\x0fPeerClockOffset\x12\x16\n" +
+	"\x06region\x18\x01 \x01(\tR\x06region\x121\n" +
+	"\x06offset\x18\x02 \x01(\v2\x19.google.protobuf.DurationR\x06offset\x12+\n" +
+	"\x03min\x18\x03 \x01(\v2\x19.google.protobuf.DurationR\x03min\x12+\n" +
+	"\x03max\x18\x04 \x01(\v2\x19.google.protobuf.DurationR\x03max\x12\x18\n" +
+	"\asamples\x18\x05 \x01(\rR\asamples\"\xfc\x02\n" +
 	"\fLinearStatus\x12\x18\n" +
 	"\aenabled\x18\x01 \x01(\bR\aenabled\x12\x14\n" +
 	"\x05voter\x18\x02 \x01(\bR\x05voter\x12\x14\n" +
@@ -1132,7 +1322,7 @@ func file_causeway_v1_admin_proto_rawDescGZIP() []byte {
 }
 
 var file_causeway_v1_admin_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_causeway_v1_admin_proto_msgTypes = make([]protoimpl.MessageInfo, 14)
+var file_causeway_v1_admin_proto_msgTypes = make([]protoimpl.MessageInfo, 16)
 var file_causeway_v1_admin_proto_goTypes = []any{
 	(LinkCut)(0),                  // 0: causeway.v1.LinkCut
 	(*RemoveRegionRequest)(nil),   // 1: causeway.v1.RemoveRegionRequest
@@ -1143,45 +1333,54 @@ var file_causeway_v1_admin_proto_goTypes = []any{
 	(*LinkStatus)(nil),            // 6: causeway.v1.LinkStatus
 	(*StatusRequest)(nil),         // 7: causeway.v1.StatusRequest
 	(*StatusResponse)(nil),        // 8: causeway.v1.StatusResponse
-	(*LinearStatus)(nil),          // 9: causeway.v1.LinearStatus
-	(*VoterStatus)(nil),           // 10: causeway.v1.VoterStatus
-	(*PeerStatus)(nil),            // 11: causeway.v1.PeerStatus
-	nil,                           // 12: causeway.v1.MemberStatus.AppliedEntry
-	nil,                           // 13: causeway.v1.StatusResponse.VectorEntry
-	nil,                           // 14: causeway.v1.StatusResponse.StableVectorEntry
-	(*timestamppb.Timestamp)(nil), // 15: google.protobuf.Timestamp
-	(*durationpb.Duration)(nil),   // 16: google.protobuf.Duration
-	(*Timestamp)(nil),             // 17: causeway.v1.Timestamp
+	(*ClockOffset)(nil),           // 9: causeway.v1.ClockOffset
+	(*PeerClockOffset)(nil),       // 10: causeway.v1.PeerClockOffset
+	(*LinearStatus)(nil),          // 11: causeway.v1.LinearStatus
+	(*VoterStatus)(nil),           // 12: causeway.v1.VoterStatus
+	(*PeerStatus)(nil),            // 13: causeway.v1.PeerStatus
+	nil,                           // 14: causeway.v1.MemberStatus.AppliedEntry
+	nil,                           // 15: causeway.v1.StatusResponse.VectorEntry
+	nil,                           // 16: causeway.v1.StatusResponse.StableVectorEntry
+	(*timestamppb.Timestamp)(nil), // 17: google.protobuf.Timestamp
+	(*durationpb.Duration)(nil),   // 18: google.protobuf.Duration
+	(*Timestamp)(nil),             // 19: causeway.v1.Timestamp
 }
 var file_causeway_v1_admin_proto_depIdxs = []int32{
-	15, // 0: causeway.v1.MemberStatus.since:type_name -> google.protobuf.Timestamp
-	12, // 1: causeway.v1.MemberStatus.applied:type_name -> causeway.v1.MemberStatus.AppliedEntry
-	16, // 2: causeway.v1.SetLinkRequest.delay:type_name -> google.protobuf.Duration
-	16, // 3: causeway.v1.SetLinkRequest.jitter:type_name -> google.protobuf.Duration
+	17, // 0: causeway.v1.MemberStatus.since:type_name -> google.protobuf.Timestamp
+	14, // 1: causeway.v1.MemberStatus.applied:type_name -> causeway.v1.MemberStatus.AppliedEntry
+	18, // 2: causeway.v1.SetLinkRequest.delay:type_name -> google.protobuf.Duration
+	18, // 3: causeway.v1.SetLinkRequest.jitter:type_name -> google.protobuf.Duration
 	0,  // 4: causeway.v1.SetLinkRequest.cut:type_name -> causeway.v1.LinkCut
 	6,  // 5: causeway.v1.SetLinkResponse.link:type_name -> causeway.v1.LinkStatus
-	16, // 6: causeway.v1.LinkStatus.delay:type_name -> google.protobuf.Duration
-	16, // 7: causeway.v1.LinkStatus.jitter:type_name -> google.protobuf.Duration
-	13, // 8: causeway.v1.StatusResponse.vector:type_name -> causeway.v1.StatusResponse.VectorEntry
-	17, // 9: causeway.v1.StatusResponse.clock:type_name -> causeway.v1.Timestamp
-	16, // 10: causeway.v1.StatusResponse.uptime:type_name -> google.protobuf.Duration
-	11, // 11: causeway.v1.StatusResponse.peers:type_name -> causeway.v1.PeerStatus
+	18, // 6: causeway.v1.LinkStatus.delay:type_name -> google.protobuf.Duration
+	18, // 7: causeway.v1.LinkStatus.jitter:type_name -> google.protobuf.Duration
+	15, // 8: causeway.v1.StatusResponse.vector:type_name -> causeway.v1.StatusResponse.VectorEntry
+	19, // 9: causeway.v1.StatusResponse.clock:type_name -> causeway.v1.Timestamp
+	18, // 10: causeway.v1.StatusResponse.uptime:type_name -> google.protobuf.Duration
+	13, // 11: causeway.v1.StatusResponse.peers:type_name -> causeway.v1.PeerStatus
 	6,  // 12: causeway.v1.StatusResponse.links:type_name -> causeway.v1.LinkStatus
 	3,  // 13: causeway.v1.StatusResponse.members:type_name -> causeway.v1.MemberStatus
-	14, // 14: causeway.v1.StatusResponse.stable_vector:type_name -> causeway.v1.StatusResponse.StableVectorEntry
-	9,  // 15: causeway.v1.StatusResponse.linear:type_name -> causeway.v1.LinearStatus
-	10, // 16: causeway.v1.LinearStatus.voters:type_name -> causeway.v1.VoterStatus
-	7,  // 17: causeway.v1.AdminService.Status:input_type -> causeway.v1.StatusRequest
-	4,  // 18: causeway.v1.AdminService.SetLink:input_type -> causeway.v1.SetLinkRequest
-	1,  // 19: causeway.v1.AdminService.RemoveRegion:input_type -> causeway.v1.RemoveRegionRequest
-	8,  // 20: causeway.v1.AdminService.Status:output_type -> causeway.v1.StatusResponse
-	5,  // 21: causeway.v1.AdminService.SetLink:output_type -> causeway.v1.SetLinkResponse
-	2,  // 22: causeway.v1.AdminService.RemoveRegion:output_type -> causeway.v1.RemoveRegionResponse
-	20, // [20:23] is the sub-list for method output_type
-	17, // [17:20] is the sub-list for method input_type
-	17, // [17:17] is the sub-list for extension type_name
-	17, // [17:17] is the sub-list for extension extendee
-	0,  // [0:17] is the sub-list for field type_name
+	16, // 14: causeway.v1.StatusResponse.stable_vector:type_name -> causeway.v1.StatusResponse.StableVectorEntry
+	11, // 15: causeway.v1.StatusResponse.linear:type_name -> causeway.v1.LinearStatus
+	9,  // 16: causeway.v1.StatusResponse.clock_offset:type_name -> causeway.v1.ClockOffset
+	18, // 17: causeway.v1.ClockOffset.offset:type_name -> google.protobuf.Duration
+	18, // 18: causeway.v1.ClockOffset.max_offset:type_name -> google.protobuf.Duration
+	10, // 19: causeway.v1.ClockOffset.peers:type_name -> causeway.v1.PeerClockOffset
+	18, // 20: causeway.v1.PeerClockOffset.offset:type_name -> google.protobuf.Duration
+	18, // 21: causeway.v1.PeerClockOffset.min:type_name -> google.protobuf.Duration
+	18, // 22: causeway.v1.PeerClockOffset.max:type_name -> google.protobuf.Duration
+	12, // 23: causeway.v1.LinearStatus.voters:type_name -> causeway.v1.VoterStatus
+	7,  // 24: causeway.v1.AdminService.Status:input_type -> causeway.v1.StatusRequest
+	4,  // 25: causeway.v1.AdminService.SetLink:input_type -> causeway.v1.SetLinkRequest
+	1,  // 26: causeway.v1.AdminService.RemoveRegion:input_type -> causeway.v1.RemoveRegionRequest
+	8,  // 27: causeway.v1.AdminService.Status:output_type -> causeway.v1.StatusResponse
+	5,  // 28: causeway.v1.AdminService.SetLink:output_type -> causeway.v1.SetLinkResponse
+	2,  // 29: causeway.v1.AdminService.RemoveRegion:output_type -> causeway.v1.RemoveRegionResponse
+	27, // [27:30] is the sub-list for method output_type
+	24, // [24:27] is the sub-list for method input_type
+	24, // [24:24] is the sub-list for extension type_name
+	24, // [24:24] is the sub-list for extension extendee
+	0,  // [0:24] is the sub-list for field type_name
 }
 
 func init() { file_causeway_v1_admin_proto_init() }
@@ -1196,7 +1395,7 @@ func file_causeway_v1_admin_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_causeway_v1_admin_proto_rawDesc), len(file_causeway_v1_admin_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   14,
+			NumMessages:   16,
 			NumExtensions: 0,
 			NumServices:   1,
 		},
