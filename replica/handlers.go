@@ -188,6 +188,13 @@ func (h adminHandler) SetLink(_ context.Context, req *connect.Request[v1.SetLink
 	return connect.NewResponse(&v1.SetLinkResponse{Link: linkProto(&st)}), nil
 }
 
+func (h adminHandler) SetDrain(_ context.Context, req *connect.Request[v1.SetDrainRequest]) (*connect.Response[v1.SetDrainResponse], error) {
+	if err := h.node.SetDrain(req.Msg.GetDrain()); err != nil {
+		return nil, h.node.connectError(err)
+	}
+	return connect.NewResponse(&v1.SetDrainResponse{}), nil
+}
+
 func linkProto(l *LinkStatus) *v1.LinkStatus {
 	return &v1.LinkStatus{
 		Region: l.Region, Delay: durationpb.New(l.Delay), Jitter: durationpb.New(l.Jitter),

@@ -27,6 +27,9 @@ type regionState struct {
 	joining atomic.Bool
 	mu      sync.Mutex
 	waiting []string // while joining: regions whose snapshot is missing
+	// drained: fault injection asked the region to refuse clients
+	// (AdminService/SetDrain).
+	drained atomic.Bool
 	// lost is set, for good, once a subscriber proved that this region lost
 	// writes it had acknowledged (causal.CheckResume).
 	lost atomic.Pointer[string]
@@ -36,6 +39,9 @@ type regionState struct {
 func (s *regionState) refusal(region string) error {
 	if why := s.lost.Load(); why != nil {
 		return api.Errorf(api.ErrUnavailable, "region %s refuses requests: %s", region, *why)
+	}
+	if s.drained.Load() {
+		return api.Errorf(api.ErrUnavailable, "region %s is drained (fault injection: AdminService/SetDrain); use another region", region)
 	}
 	if s.joining.Load() {
 		s.mu.Lock()
@@ -177,10 +183,25 @@ func (n *Node) CausalState() (state, reason string) {
 	if n.state.joining.Load() {
 		return "joining", n.joinRefusal().Error()
 	}
+	if n.state.drained.Load() {
+		return "drained", n.joinRefusal().Error()
+	}
 	if n.repl.bootstrapping.Load() {
 		return "merging", "merging a snapshot of another region"
 	}
 	return "serving", ""
+}
+
+// SetDrain makes the causal tier refuse client requests, or serve them
+// again; replication goes on. Fault injection only.
+func (n *Node) SetDrain(drain bool) error {
+	if !n.cfg.FaultInjection {
+		return api.Errorf(api.ErrPermissionDenied,
+			"fault injection is off on this node; start it with --fault-injection to drain it")
+	}
+	n.state.drained.Store(drain)
+	n.log.Info("drain changed", "drained", drain)
+	return nil
 }
 
 // joinRefusal is the error for a client request, or nil when the region

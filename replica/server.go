@@ -159,7 +159,7 @@ func (s *Server) fallback(w http.ResponseWriter, r *http.Request) {
 
 // healthChecker answers gRPC health checks: the KV service (and the node
 // as a whole, the empty service name) is NOT_SERVING while the causal tier
-// refuses clients (joining, or after losing writes), so a load balancer or
+// refuses clients (joining, drained, or after losing writes), so a load balancer or
 // an orchestrator's readiness probe sends no traffic there.
 type healthChecker struct {
 	node   *Node
@@ -172,7 +172,7 @@ func (h healthChecker) Check(ctx context.Context, req *grpchealth.CheckRequest) 
 		return nil, err
 	}
 	if req.Service == "" || req.Service == causewayv1connect.KVServiceName {
-		if state, _ := h.node.CausalState(); state == "joining" || state == "lost-writes" {
+		if state, _ := h.node.CausalState(); state == "joining" || state == "lost-writes" || state == "drained" {
 			res.Status = grpchealth.StatusNotServing
 		}
 	}

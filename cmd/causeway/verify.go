@@ -72,7 +72,7 @@ func runVerifyWith(args []string, stdout, stderr io.Writer, server campaign.Serv
 	keys := fs.Int("keys", 8, "size of the key set (small, so that writes conflict)")
 	chains := fs.Int("chains", 0, "photo/comment chains: a writer hands its token to a commenter in the next region, an observer in a third takes snapshots (0: one per region, -1: none)")
 	seed := fs.Uint64("seed", 0, "seed of the fault plan and of the clients' choices (0: a random seed, printed)")
-	faults := fs.String("faults", "all", "faults to inject: partition,cut,delay,kill,pause,skew, all or none")
+	faults := fs.String("faults", "all", "faults to inject: partition,cut,delay,kill,pause,skew,wipe, all or none")
 	maxSkew := fs.Duration("max-skew", 10*time.Second, "largest clock skew injected (either direction)")
 	timeout := fs.Duration("request-timeout", 2*time.Second, "deadline of one client request")
 	pace := fs.Duration("pace", 0, "pause between two operations of one client (default: 10ms, longer for long campaigns so that one records at most about 300,000 operations; linear clients pause at least 50ms)")

@@ -27,11 +27,13 @@ func testServer() campaign.ServerCommand {
 	return campaign.ServerCommand{Path: os.Args[0], Env: []string{runMainEnv + "=1"}}
 }
 
-// verifyCampaignSeed draws a plan whose first six faults, one of each
-// kind, heal by +13.2s of the short campaign's 23s fault window: restarts
+// verifyCampaignSeed draws a plan whose first seven faults, one of each
+// kind, heal by +14.2s of the short campaign's 23s fault window: restarts
 // on a loaded machine can make the nemesis late by the difference and it
-// still injects every kind (TestVerifyCampaign checks that it does).
-const verifyCampaignSeed = 292
+// still injects every kind (TestVerifyCampaign checks that it does). The
+// wipe comes last, at +13.1s, so the wiped region rejoins while clients
+// still run.
+const verifyCampaignSeed = 429
 
 // TestVerifyCampaign runs a short campaign with every kind of fault, both
 // tiers and every checker against a correct build: it must find no

@@ -439,6 +439,61 @@ func (c *Cluster) SetLink(ctx context.Context, from, to string, l Link) error {
 	return nil
 }
 
+// Wipe loses a region's disk the way an operator meets it: it drains the
+// region (no new writes; SetDrain), waits until every other region holds
+// every write the region issued, so that the wipe loses none, then kills it
+// and deletes its data directory. Start brings it back as the README says
+// (the same flags and --join), and it rejoins before it serves.
+func (c *Cluster) Wipe(ctx context.Context, name string, limit time.Duration) error {
+	if err := c.setDrain(ctx, name, true); err != nil {
+		return err
+	}
+	err := poll(ctx, limit, func(ctx context.Context) (bool, string) {
+		st, err := c.Status(ctx, name)
+		if err != nil {
+			return false, fmt.Sprintf("%s: %v", name, err)
+		}
+		head := st.GetVector()[name]
+		var behind []string
+		for _, other := range c.cfg.Regions {
+			if other == name {
+				continue
+			}
+			ost, err := c.Status(ctx, other)
+			if err != nil {
+				behind = append(behind, fmt.Sprintf("%s: %v", other, err))
+			} else if got := ost.GetVector()[name]; got < head {
+				behind = append(behind, fmt.Sprintf("%s holds %d of %s's %d writes", other, got, name, head))
+			}
+		}
+		return len(behind) == 0, strings.Join(behind, "; ")
+	})
+	if err != nil {
+		_ = c.setDrain(context.WithoutCancel(ctx), name, false)
+		return fmt.Errorf("the other regions did not catch up with drained %s, so wiping it would lose writes: %w", name, err)
+	}
+	r := c.regions[name]
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if err := c.killLocked(r); err != nil {
+		return err
+	}
+	if err := os.RemoveAll(r.DataDir); err != nil {
+		return fmt.Errorf("wipe %s: %w", name, err)
+	}
+	fmt.Fprintf(r.log, "=== campaign: data directory of %s deleted at %s\n", name, time.Now().Format(time.RFC3339Nano))
+	return nil
+}
+
+func (c *Cluster) setDrain(ctx context.Context, name string, drain bool) error {
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	if _, err := c.admin[name].SetDrain(ctx, connect.NewRequest(&v1.SetDrainRequest{Drain: drain})); err != nil {
+		return fmt.Errorf("drain %s: %w", name, err)
+	}
+	return nil
+}
+
 // Status asks one region for its status.
 func (c *Cluster) Status(ctx context.Context, name string) (*v1.StatusResponse, error) {
 	ctx, cancel := context.WithTimeout(ctx, 3*time.Second)

@@ -38,10 +38,15 @@ const (
 	// (serve --clock-skew), and restarts it without the offset when the
 	// fault heals.
 	FaultSkew FaultKind = "skew"
+	// FaultWipe loses a region's data directory, once its writes all live
+	// in other regions too (Cluster.Wipe), and brings it back when the fault
+	// heals as the README's recovery says: the same flags and --join. It
+	// rejoins (copies every other region) before it serves again.
+	FaultWipe FaultKind = "wipe"
 )
 
 // AllFaults lists every fault kind.
-var AllFaults = []FaultKind{FaultPartition, FaultCut, FaultDelay, FaultKill, FaultPause, FaultSkew}
+var AllFaults = []FaultKind{FaultPartition, FaultCut, FaultDelay, FaultKill, FaultPause, FaultSkew, FaultWipe}
 
 // ParseFaults reads a comma-separated list of fault kinds; "all" means
 // every kind, "none" or "" none.
@@ -110,6 +115,8 @@ func (f Fault) String() string {
 		return fmt.Sprintf("SIGSTOP %s, SIGCONT", f.Region)
 	case FaultSkew:
 		return fmt.Sprintf("restart %s with clock skew %+v", f.Region, time.Duration(f.Skew))
+	case FaultWipe:
+		return fmt.Sprintf("wipe %s's data directory, restart it with --join", f.Region)
 	}
 	return string(f.Kind)
 }
@@ -123,7 +130,8 @@ type PlanConfig struct {
 	// offsets from the campaign's start; every fault heals by End.
 	Start, End time.Duration
 	// MaxSkew bounds a clock skew (default 10s); skews are drawn from
-	// ±[MaxSkew/10, MaxSkew].
+	// ±[max(MaxSkew/10, 1s), MaxSkew], beyond serve's default
+	// --max-clock-offset (500ms), so the skewed region fences itself.
 	MaxSkew time.Duration
 	// MinHold and MaxHold bound how long a fault lasts. Defaults: 1s, and
 	// an eighth of the window between 2s and 30s, so that a short campaign
@@ -191,7 +199,7 @@ func Plan(cfg PlanConfig) []Fault {
 				f.Jitter = Duration(between(0, time.Duration(f.Delay)/2).Truncate(time.Millisecond))
 			}
 		case FaultSkew:
-			mag := between(cfg.MaxSkew/10, cfg.MaxSkew).Truncate(100 * time.Millisecond)
+			mag := between(max(cfg.MaxSkew/10, time.Second), max(cfg.MaxSkew, time.Second)).Truncate(100 * time.Millisecond)
 			if rng.IntN(2) == 0 {
 				mag = -mag
 			}
@@ -343,8 +351,16 @@ func (n *Nemesis) apply(ctx context.Context, f *Fault) {
 		if err := c.Start(ctx, f.Region, time.Duration(f.Skew)); err != nil {
 			n.fail(f, "restart with skew: %v", err)
 		}
+	case FaultWipe:
+		if err := c.Wipe(ctx, f.Region, wipeCatchUp); err != nil {
+			n.fail(f, "%v", err)
+		}
 	}
 }
+
+// wipeCatchUp bounds how long a wipe waits for the other regions to hold
+// the drained region's writes.
+const wipeCatchUp = 15 * time.Second
 
 func (n *Nemesis) heal(ctx context.Context, f *Fault) {
 	c := n.cluster
@@ -363,6 +379,17 @@ func (n *Nemesis) heal(ctx context.Context, f *Fault) {
 	case FaultKill:
 		if err := c.Start(ctx, f.Region, 0); err != nil {
 			n.fail(f, "restart: %v", err)
+		}
+	case FaultWipe:
+		if state, _ := c.State(f.Region); state != stateDown {
+			// The wipe did not happen (see its failure): lift the drain.
+			if err := c.setDrain(ctx, f.Region, false); err != nil {
+				n.fail(f, "%v", err)
+			}
+			return
+		}
+		if err := c.Start(ctx, f.Region, 0); err != nil {
+			n.fail(f, "restart after the wipe: %v", err)
 		}
 	case FaultPause:
 		if err := c.Resume(f.Region); err != nil {

@@ -79,6 +79,86 @@ func (LinkCut) EnumDescriptor() ([]byte, []int) {
 	return file_causeway_v1_admin_proto_rawDescGZIP(), []int{0}
 }
 
+type SetDrainRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Drain         bool                   `protobuf:"varint,1,opt,name=drain,proto3" json:"drain,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SetDrainRequest) Reset() {
+	*x = SetDrainRequest{}
+	mi := &file_causeway_v1_admin_proto_msgTypes[0]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SetDrainRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SetDrainRequest) ProtoMessage() {}
+
+func (x *SetDrainRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_causeway_v1_admin_proto_msgTypes[0]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SetDrainRequest.ProtoReflect.Descriptor instead.
+func (*SetDrainRequest) Descriptor() ([]byte, []int) {
+	return file_causeway_v1_admin_proto_rawDescGZIP(), []int{0}
+}
+
+func (x *SetDrainRequest) GetDrain() bool {
+	if x != nil {
+		return x.Drain
+	}
+	return false
+}
+
+type SetDrainResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SetDrainResponse) Reset() {
+	*x = SetDrainResponse{}
+	mi := &file_causeway_v1_admin_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SetDrainResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SetDrainResponse) ProtoMessage() {}
+
+func (x *SetDrainResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_causeway_v1_admin_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SetDrainResponse.ProtoReflect.Descriptor instead.
+func (*SetDrainResponse) Descriptor() ([]byte, []int) {
+	return file_causeway_v1_admin_proto_rawDescGZIP(), []int{1}
+}
+
 type RemoveRegionRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Region        string                 `protobuf:"bytes,1,opt,name=region,proto3" json:"region,omitempty"`
@@ -88,7 +168,7 @@ type RemoveRegionRequest struct {
 
 func (x *RemoveRegionRequest) Reset() {
 	*x = RemoveRegionRequest{}
-	mi := &file_causeway_v1_admin_proto_msgTypes[0]
+	mi := &file_causeway_v1_admin_proto_msgTypes[2]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -100,7 +180,7 @@ func (x *RemoveRegionRequest) String() string {
 func (*RemoveRegionRequest) ProtoMessage() {}
 
 func (x *RemoveRegionRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_causeway_v1_admin_proto_msgTypes[0]
+	mi := &file_causeway_v1_admin_proto_msgTypes[2]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -113,7 +193,7 @@ func (x *RemoveRegionRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemoveRegionRequest.ProtoReflect.Descriptor instead.
 func (*RemoveRegionRequest) Descriptor() ([]byte, []int) {
-	return file_causeway_v1_admin_proto_rawDescGZIP(), []int{0}
+	return file_causeway_v1_admin_proto_rawDescGZIP(), []int{2}
 }
 
 func (x *RemoveRegionRequest) GetRegion() string {
@@ -131,7 +211,7 @@ type RemoveRegionResponse struct {
 
 func (x *RemoveRegionResponse) Reset() {
 	*x = RemoveRegionResponse{}
-	mi := &file_causeway_v1_admin_proto_msgTypes[1]
+	mi := &file_causeway_v1_admin_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -143,7 +223,7 @@ func (x *RemoveRegionResponse) String() string {
 func (*RemoveRegionResponse) ProtoMessage() {}
 
 func (x *RemoveRegionResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_causeway_v1_admin_proto_msgTypes[1]
+	mi := &file_causeway_v1_admin_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -156,7 +236,7 @@ func (x *RemoveRegionResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemoveRegionResponse.ProtoReflect.Descriptor instead.
 func (*RemoveRegionResponse) Descriptor() ([]byte, []int) {
-	return file_causeway_v1_admin_proto_rawDescGZIP(), []int{1}
+	return file_causeway_v1_admin_proto_rawDescGZIP(), []int{3}
 }
 
 // MemberStatus is one node as this node's failure detector sees it.
@@ -179,7 +259,7 @@ type MemberStatus struct {
 
 func (x *MemberStatus) Reset() {
 	*x = MemberStatus{}
-	mi := &file_causeway_v1_admin_proto_msgTypes[2]
+	mi := &file_causeway_v1_admin_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -191,7 +271,7 @@ func (x *MemberStatus) String() string {
 func (*MemberStatus) ProtoMessage() {}
 
 func (x *MemberStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_causeway_v1_admin_proto_msgTypes[2]
+	mi := &file_causeway_v1_admin_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -204,7 +284,7 @@ func (x *MemberStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MemberStatus.ProtoReflect.Descriptor instead.
 func (*MemberStatus) Descriptor() ([]byte, []int) {
-	return file_causeway_v1_admin_proto_rawDescGZIP(), []int{2}
+	return file_causeway_v1_admin_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *MemberStatus) GetRegion() string {
@@ -277,7 +357,7 @@ type SetLinkRequest struct {
 
 func (x *SetLinkRequest) Reset() {
 	*x = SetLinkRequest{}
-	mi := &file_causeway_v1_admin_proto_msgTypes[3]
+	mi := &file_causeway_v1_admin_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -289,7 +369,7 @@ func (x *SetLinkRequest) String() string {
 func (*SetLinkRequest) ProtoMessage() {}
 
 func (x *SetLinkRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_causeway_v1_admin_proto_msgTypes[3]
+	mi := &file_causeway_v1_admin_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -302,7 +382,7 @@ func (x *SetLinkRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetLinkRequest.ProtoReflect.Descriptor instead.
 func (*SetLinkRequest) Descriptor() ([]byte, []int) {
-	return file_causeway_v1_admin_proto_rawDescGZIP(), []int{3}
+	return file_causeway_v1_admin_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *SetLinkRequest) GetRegion() string {
@@ -342,7 +422,7 @@ type SetLinkResponse struct {
 
 func (x *SetLinkResponse) Reset() {
 	*x = SetLinkResponse{}
-	mi := &file_causeway_v1_admin_proto_msgTypes[4]
+	mi := &file_causeway_v1_admin_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -354,7 +434,7 @@ func (x *SetLinkResponse) String() string {
 func (*SetLinkResponse) ProtoMessage() {}
 
 func (x *SetLinkResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_causeway_v1_admin_proto_msgTypes[4]
+	mi := &file_causeway_v1_admin_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -367,7 +447,7 @@ func (x *SetLinkResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetLinkResponse.ProtoReflect.Descriptor instead.
 func (*SetLinkResponse) Descriptor() ([]byte, []int) {
-	return file_causeway_v1_admin_proto_rawDescGZIP(), []int{4}
+	return file_causeway_v1_admin_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *SetLinkResponse) GetLink() *LinkStatus {
@@ -395,7 +475,7 @@ type LinkStatus struct {
 
 func (x *LinkStatus) Reset() {
 	*x = LinkStatus{}
-	mi := &file_causeway_v1_admin_proto_msgTypes[5]
+	mi := &file_causeway_v1_admin_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -407,7 +487,7 @@ func (x *LinkStatus) String() string {
 func (*LinkStatus) ProtoMessage() {}
 
 func (x *LinkStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_causeway_v1_admin_proto_msgTypes[5]
+	mi := &file_causeway_v1_admin_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -420,7 +500,7 @@ func (x *LinkStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LinkStatus.ProtoReflect.Descriptor instead.
 func (*LinkStatus) Descriptor() ([]byte, []int) {
-	return file_causeway_v1_admin_proto_rawDescGZIP(), []int{5}
+	return file_causeway_v1_admin_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *LinkStatus) GetRegion() string {
@@ -494,7 +574,7 @@ type StatusRequest struct {
 
 func (x *StatusRequest) Reset() {
 	*x = StatusRequest{}
-	mi := &file_causeway_v1_admin_proto_msgTypes[6]
+	mi := &file_causeway_v1_admin_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -506,7 +586,7 @@ func (x *StatusRequest) String() string {
 func (*StatusRequest) ProtoMessage() {}
 
 func (x *StatusRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_causeway_v1_admin_proto_msgTypes[6]
+	mi := &file_causeway_v1_admin_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -519,7 +599,7 @@ func (x *StatusRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StatusRequest.ProtoReflect.Descriptor instead.
 func (*StatusRequest) Descriptor() ([]byte, []int) {
-	return file_causeway_v1_admin_proto_rawDescGZIP(), []int{6}
+	return file_causeway_v1_admin_proto_rawDescGZIP(), []int{8}
 }
 
 type StatusResponse struct {
@@ -560,7 +640,8 @@ type StatusResponse struct {
 	// causal_state is what the causal tier does for clients: "serving";
 	// "joining" (the region was created empty with --join and serves once it
 	// holds a snapshot of every other region); "merging" (it is merging a
-	// snapshot of another region); or "lost-writes" (another region holds
+	// snapshot of another region); "drained" (AdminService/SetDrain); or
+	// "lost-writes" (another region holds
 	// writes this region's data directory lacks: it refuses every request
 	// until it is repaired). causal_state_reason says why, and what to do.
 	CausalState       string `protobuf:"bytes,17,opt,name=causal_state,json=causalState,proto3" json:"causal_state,omitempty"`
@@ -571,7 +652,7 @@ type StatusResponse struct {
 
 func (x *StatusResponse) Reset() {
 	*x = StatusResponse{}
-	mi := &file_causeway_v1_admin_proto_msgTypes[7]
+	mi := &file_causeway_v1_admin_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -583,7 +664,7 @@ func (x *StatusResponse) String() string {
 func (*StatusResponse) ProtoMessage() {}
 
 func (x *StatusResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_causeway_v1_admin_proto_msgTypes[7]
+	mi := &file_causeway_v1_admin_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -596,7 +677,7 @@ func (x *StatusResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StatusResponse.ProtoReflect.Descriptor instead.
 func (*StatusResponse) Descriptor() ([]byte, []int) {
-	return file_causeway_v1_admin_proto_rawDescGZIP(), []int{7}
+	return file_causeway_v1_admin_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *StatusResponse) GetNodeId() string {
@@ -747,7 +828,7 @@ type ClockOffset struct {
 
 func (x *ClockOffset) Reset() {
 	*x = ClockOffset{}
-	mi := &file_causeway_v1_admin_proto_msgTypes[8]
+	mi := &file_causeway_v1_admin_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -759,7 +840,7 @@ func (x *ClockOffset) String() string {
 func (*ClockOffset) ProtoMessage() {}
 
 func (x *ClockOffset) ProtoReflect() protoreflect.Message {
-	mi := &file_causeway_v1_admin_proto_msgTypes[8]
+	mi := &file_causeway_v1_admin_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -772,7 +853,7 @@ func (x *ClockOffset) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClockOffset.ProtoReflect.Descriptor instead.
 func (*ClockOffset) Descriptor() ([]byte, []int) {
-	return file_causeway_v1_admin_proto_rawDescGZIP(), []int{8}
+	return file_causeway_v1_admin_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *ClockOffset) GetOffset() *durationpb.Duration {
@@ -827,7 +908,7 @@ type PeerClockOffset struct {
 
 func (x *PeerClockOffset) Reset() {
 	*x = PeerClockOffset{}
-	mi := &file_causeway_v1_admin_proto_msgTypes[9]
+	mi := &file_causeway_v1_admin_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -839,7 +920,7 @@ func (x *PeerClockOffset) String() string {
 func (*PeerClockOffset) ProtoMessage() {}
 
 func (x *PeerClockOffset) ProtoReflect() protoreflect.Message {
-	mi := &file_causeway_v1_admin_proto_msgTypes[9]
+	mi := &file_causeway_v1_admin_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -852,7 +933,7 @@ func (x *PeerClockOffset) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PeerClockOffset.ProtoReflect.Descriptor instead.
 func (*PeerClockOffset) Descriptor() ([]byte, []int) {
-	return file_causeway_v1_admin_proto_rawDescGZIP(), []int{9}
+	return file_causeway_v1_admin_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *PeerClockOffset) GetRegion() string {
@@ -919,7 +1000,7 @@ type LinearStatus struct {
 
 func (x *LinearStatus) Reset() {
 	*x = LinearStatus{}
-	mi := &file_causeway_v1_admin_proto_msgTypes[10]
+	mi := &file_causeway_v1_admin_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -931,7 +1012,7 @@ func (x *LinearStatus) String() string {
 func (*LinearStatus) ProtoMessage() {}
 
 func (x *LinearStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_causeway_v1_admin_proto_msgTypes[10]
+	mi := &file_causeway_v1_admin_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -944,7 +1025,7 @@ func (x *LinearStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LinearStatus.ProtoReflect.Descriptor instead.
 func (*LinearStatus) Descriptor() ([]byte, []int) {
-	return file_causeway_v1_admin_proto_rawDescGZIP(), []int{10}
+	return file_causeway_v1_admin_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *LinearStatus) GetEnabled() bool {
@@ -1044,7 +1125,7 @@ type VoterStatus struct {
 
 func (x *VoterStatus) Reset() {
 	*x = VoterStatus{}
-	mi := &file_causeway_v1_admin_proto_msgTypes[11]
+	mi := &file_causeway_v1_admin_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1056,7 +1137,7 @@ func (x *VoterStatus) String() string {
 func (*VoterStatus) ProtoMessage() {}
 
 func (x *VoterStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_causeway_v1_admin_proto_msgTypes[11]
+	mi := &file_causeway_v1_admin_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1069,7 +1150,7 @@ func (x *VoterStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use VoterStatus.ProtoReflect.Descriptor instead.
 func (*VoterStatus) Descriptor() ([]byte, []int) {
-	return file_causeway_v1_admin_proto_rawDescGZIP(), []int{11}
+	return file_causeway_v1_admin_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *VoterStatus) GetRegion() string {
@@ -1118,7 +1199,7 @@ type PeerStatus struct {
 
 func (x *PeerStatus) Reset() {
 	*x = PeerStatus{}
-	mi := &file_causeway_v1_admin_proto_msgTypes[12]
+	mi := &file_causeway_v1_admin_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1130,7 +1211,7 @@ func (x *PeerStatus) String() string {
 func (*PeerStatus) ProtoMessage() {}
 
 func (x *PeerStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_causeway_v1_admin_proto_msgTypes[12]
+	mi := &file_causeway_v1_admin_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1143,7 +1224,7 @@ func (x *PeerStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PeerStatus.ProtoReflect.Descriptor instead.
 func (*PeerStatus) Descriptor() ([]byte, []int) {
-	return file_causeway_v1_admin_proto_rawDescGZIP(), []int{12}
+	return file_causeway_v1_admin_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *PeerStatus) GetRegion() string {
@@ -1192,7 +1273,10 @@ var File_causeway_v1_admin_proto protoreflect.FileDescriptor
 
 const file_causeway_v1_admin_proto_rawDesc = "" +
 	"\n" +
-	"\x17causeway/v1/admin.proto\x12\vcauseway.v1\x1a\x17causeway/v1/types.proto\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"-\n" +
+	"\x17causeway/v1/admin.proto\x12\vcauseway.v1\x1a\x17causeway/v1/types.proto\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"'\n" +
+	"\x0fSetDrainRequest\x12\x14\n" +
+	"\x05drain\x18\x01 \x01(\bR\x05drain\"\x12\n" +
+	"\x10SetDrainResponse\"-\n" +
 	"\x13RemoveRegionRequest\x12\x16\n" +
 	"\x06region\x18\x01 \x01(\tR\x06region\"\x16\n" +
 	"\x14RemoveRegionResponse\"\xe7\x02\n" +
@@ -1303,11 +1387,12 @@ const file_causeway_v1_admin_proto_rawDesc = "" +
 	"\x14LINK_CUT_UNSPECIFIED\x10\x00\x12\x11\n" +
 	"\rLINK_CUT_BOTH\x10\x01\x12\x15\n" +
 	"\x11LINK_CUT_OUTGOING\x10\x02\x12\x15\n" +
-	"\x11LINK_CUT_INCOMING\x10\x032\xf5\x01\n" +
+	"\x11LINK_CUT_INCOMING\x10\x032\xc0\x02\n" +
 	"\fAdminService\x12F\n" +
 	"\x06Status\x12\x1a.causeway.v1.StatusRequest\x1a\x1b.causeway.v1.StatusResponse\"\x03\x90\x02\x01\x12F\n" +
 	"\aSetLink\x12\x1b.causeway.v1.SetLinkRequest\x1a\x1c.causeway.v1.SetLinkResponse\"\x00\x12U\n" +
-	"\fRemoveRegion\x12 .causeway.v1.RemoveRegionRequest\x1a!.causeway.v1.RemoveRegionResponse\"\x00B;Z9github.com/causewaydb/causeway/api/causeway/v1;causewayv1b\x06proto3"
+	"\fRemoveRegion\x12 .causeway.v1.RemoveRegionRequest\x1a!.causeway.v1.RemoveRegionResponse\"\x00\x12I\n" +
+	"\bSetDrain\x12\x1c.causeway.v1.SetDrainRequest\x1a\x1d.causeway.v1.SetDrainResponse\"\x00B;Z9github.com/causewaydb/causeway/api/causeway/v1;causewayv1b\x06proto3"
 
 var (
 	file_causeway_v1_admin_proto_rawDescOnce sync.Once
@@ -1322,62 +1407,66 @@ func file_causeway_v1_admin_proto_rawDescGZIP() []byte {
 }
 
 var file_causeway_v1_admin_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_causeway_v1_admin_proto_msgTypes = make([]protoimpl.MessageInfo, 16)
+var file_causeway_v1_admin_proto_msgTypes = make([]protoimpl.MessageInfo, 18)
 var file_causeway_v1_admin_proto_goTypes = []any{
 	(LinkCut)(0),                  // 0: causeway.v1.LinkCut
-	(*RemoveRegionRequest)(nil),   // 1: causeway.v1.RemoveRegionRequest
-	(*RemoveRegionResponse)(nil),  // 2: causeway.v1.RemoveRegionResponse
-	(*MemberStatus)(nil),          // 3: causeway.v1.MemberStatus
-	(*SetLinkRequest)(nil),        // 4: causeway.v1.SetLinkRequest
-	(*SetLinkResponse)(nil),       // 5: causeway.v1.SetLinkResponse
-	(*LinkStatus)(nil),            // 6: causeway.v1.LinkStatus
-	(*StatusRequest)(nil),         // 7: causeway.v1.StatusRequest
-	(*StatusResponse)(nil),        // 8: causeway.v1.StatusResponse
-	(*ClockOffset)(nil),           // 9: causeway.v1.ClockOffset
-	(*PeerClockOffset)(nil),       // 10: causeway.v1.PeerClockOffset
-	(*LinearStatus)(nil),          // 11: causeway.v1.LinearStatus
-	(*VoterStatus)(nil),           // 12: causeway.v1.VoterStatus
-	(*PeerStatus)(nil),            // 13: causeway.v1.PeerStatus
-	nil,                           // 14: causeway.v1.MemberStatus.AppliedEntry
-	nil,                           // 15: causeway.v1.StatusResponse.VectorEntry
-	nil,                           // 16: causeway.v1.StatusResponse.StableVectorEntry
-	(*timestamppb.Timestamp)(nil), // 17: google.protobuf.Timestamp
-	(*durationpb.Duration)(nil),   // 18: google.protobuf.Duration
-	(*Timestamp)(nil),             // 19: causeway.v1.Timestamp
+	(*SetDrainRequest)(nil),       // 1: causeway.v1.SetDrainRequest
+	(*SetDrainResponse)(nil),      // 2: causeway.v1.SetDrainResponse
+	(*RemoveRegionRequest)(nil),   // 3: causeway.v1.RemoveRegionRequest
+	(*RemoveRegionResponse)(nil),  // 4: causeway.v1.RemoveRegionResponse
+	(*MemberStatus)(nil),          // 5: causeway.v1.MemberStatus
+	(*SetLinkRequest)(nil),        // 6: causeway.v1.SetLinkRequest
+	(*SetLinkResponse)(nil),       // 7: causeway.v1.SetLinkResponse
+	(*LinkStatus)(nil),            // 8: causeway.v1.LinkStatus
+	(*StatusRequest)(nil),         // 9: causeway.v1.StatusRequest
+	(*StatusResponse)(nil),        // 10: causeway.v1.StatusResponse
+	(*ClockOffset)(nil),           // 11: causeway.v1.ClockOffset
+	(*PeerClockOffset)(nil),       // 12: causeway.v1.PeerClockOffset
+	(*LinearStatus)(nil),          // 13: causeway.v1.LinearStatus
+	(*VoterStatus)(nil),           // 14: causeway.v1.VoterStatus
+	(*PeerStatus)(nil),            // 15: causeway.v1.PeerStatus
+	nil,                           // 16: causeway.v1.MemberStatus.AppliedEntry
+	nil,                           // 17: causeway.v1.StatusResponse.VectorEntry
+	nil,                           // 18: causeway.v1.StatusResponse.StableVectorEntry
+	(*timestamppb.Timestamp)(nil), // 19: google.protobuf.Timestamp
+	(*durationpb.Duration)(nil),   // 20: google.protobuf.Duration
+	(*Timestamp)(nil),             // 21: causeway.v1.Timestamp
 }
 var file_causeway_v1_admin_proto_depIdxs = []int32{
-	17, // 0: causeway.v1.MemberStatus.since:type_name -> google.protobuf.Timestamp
-	14, // 1: causeway.v1.MemberStatus.applied:type_name -> causeway.v1.MemberStatus.AppliedEntry
-	18, // 2: causeway.v1.SetLinkRequest.delay:type_name -> google.protobuf.Duration
-	18, // 3: causeway.v1.SetLinkRequest.jitter:type_name -> google.protobuf.Duration
+	19, // 0: causeway.v1.MemberStatus.since:type_name -> google.protobuf.Timestamp
+	16, // 1: causeway.v1.MemberStatus.applied:type_name -> causeway.v1.MemberStatus.AppliedEntry
+	20, // 2: causeway.v1.SetLinkRequest.delay:type_name -> google.protobuf.Duration
+	20, // 3: causeway.v1.SetLinkRequest.jitter:type_name -> google.protobuf.Duration
 	0,  // 4: causeway.v1.SetLinkRequest.cut:type_name -> causeway.v1.LinkCut
-	6,  // 5: causeway.v1.SetLinkResponse.link:type_name -> causeway.v1.LinkStatus
-	18, // 6: causeway.v1.LinkStatus.delay:type_name -> google.protobuf.Duration
-	18, // 7: causeway.v1.LinkStatus.jitter:type_name -> google.protobuf.Duration
-	15, // 8: causeway.v1.StatusResponse.vector:type_name -> causeway.v1.StatusResponse.VectorEntry
-	19, // 9: causeway.v1.StatusResponse.clock:type_name -> causeway.v1.Timestamp
-	18, // 10: causeway.v1.StatusResponse.uptime:type_name -> google.protobuf.Duration
-	13, // 11: causeway.v1.StatusResponse.peers:type_name -> causeway.v1.PeerStatus
-	6,  // 12: causeway.v1.StatusResponse.links:type_name -> causeway.v1.LinkStatus
-	3,  // 13: causeway.v1.StatusResponse.members:type_name -> causeway.v1.MemberStatus
-	16, // 14: causeway.v1.StatusResponse.stable_vector:type_name -> causeway.v1.StatusResponse.StableVectorEntry
-	11, // 15: causeway.v1.StatusResponse.linear:type_name -> causeway.v1.LinearStatus
-	9,  // 16: causeway.v1.StatusResponse.clock_offset:type_name -> causeway.v1.ClockOffset
-	18, // 17: causeway.v1.ClockOffset.offset:type_name -> google.protobuf.Duration
-	18, // 18: causeway.v1.ClockOffset.max_offset:type_name -> google.protobuf.Duration
-	10, // 19: causeway.v1.ClockOffset.peers:type_name -> causeway.v1.PeerClockOffset
-	18, // 20: causeway.v1.PeerClockOffset.offset:type_name -> google.protobuf.Duration
-	18, // 21: causeway.v1.PeerClockOffset.min:type_name -> google.protobuf.Duration
-	18, // 22: causeway.v1.PeerClockOffset.max:type_name -> google.protobuf.Duration
-	12, // 23: causeway.v1.LinearStatus.voters:type_name -> causeway.v1.VoterStatus
-	7,  // 24: causeway.v1.AdminService.Status:input_type -> causeway.v1.StatusRequest
-	4,  // 25: causeway.v1.AdminService.SetLink:input_type -> causeway.v1.SetLinkRequest
-	1,  // 26: causeway.v1.AdminService.RemoveRegion:input_type -> causeway.v1.RemoveRegionRequest
-	8,  // 27: causeway.v1.AdminService.Status:output_type -> causeway.v1.StatusResponse
-	5,  // 28: causeway.v1.AdminService.SetLink:output_type -> causeway.v1.SetLinkResponse
-	2,  // 29: causeway.v1.AdminService.RemoveRegion:output_type -> causeway.v1.RemoveRegionResponse
-	27, // [27:30] is the sub-list for method output_type
-	24, // [24:27] is the sub-list for method input_type
+	8,  // 5: causeway.v1.SetLinkResponse.link:type_name -> causeway.v1.LinkStatus
+	20, // 6: causeway.v1.LinkStatus.delay:type_name -> google.protobuf.Duration
+	20, // 7: causeway.v1.LinkStatus.jitter:type_name -> google.protobuf.Duration
+	17, // 8: causeway.v1.StatusResponse.vector:type_name -> causeway.v1.StatusResponse.VectorEntry
+	21, // 9: causeway.v1.StatusResponse.clock:type_name -> causeway.v1.Timestamp
+	20, // 10: causeway.v1.StatusResponse.uptime:type_name -> google.protobuf.Duration
+	15, // 11: causeway.v1.StatusResponse.peers:type_name -> causeway.v1.PeerStatus
+	8,  // 12: causeway.v1.StatusResponse.links:type_name -> causeway.v1.LinkStatus
+	5,  // 13: causeway.v1.StatusResponse.members:type_name -> causeway.v1.MemberStatus
+	18, // 14: causeway.v1.StatusResponse.stable_vector:type_name -> causeway.v1.StatusResponse.StableVectorEntry
+	13, // 15: causeway.v1.StatusResponse.linear:type_name -> causeway.v1.LinearStatus
+	11, // 16: causeway.v1.StatusResponse.clock_offset:type_name -> causeway.v1.ClockOffset
+	20, // 17: causeway.v1.ClockOffset.offset:type_name -> google.protobuf.Duration
+	20, // 18: causeway.v1.ClockOffset.max_offset:type_name -> google.protobuf.Duration
+	12, // 19: causeway.v1.ClockOffset.peers:type_name -> causeway.v1.PeerClockOffset
+	20, // 20: causeway.v1.PeerClockOffset.offset:type_name -> google.protobuf.Duration
+	20, // 21: causeway.v1.PeerClockOffset.min:type_name -> google.protobuf.Duration
+	20, // 22: causeway.v1.PeerClockOffset.max:type_name -> google.protobuf.Duration
+	14, // 23: causeway.v1.LinearStatus.voters:type_name -> causeway.v1.VoterStatus
+	9,  // 24: causeway.v1.AdminService.Status:input_type -> causeway.v1.StatusRequest
+	6,  // 25: causeway.v1.AdminService.SetLink:input_type -> causeway.v1.SetLinkRequest
+	3,  // 26: causeway.v1.AdminService.RemoveRegion:input_type -> causeway.v1.RemoveRegionRequest
+	1,  // 27: causeway.v1.AdminService.SetDrain:input_type -> causeway.v1.SetDrainRequest
+	10, // 28: causeway.v1.AdminService.Status:output_type -> causeway.v1.StatusResponse
+	7,  // 29: causeway.v1.AdminService.SetLink:output_type -> causeway.v1.SetLinkResponse
+	4,  // 30: causeway.v1.AdminService.RemoveRegion:output_type -> causeway.v1.RemoveRegionResponse
+	2,  // 31: causeway.v1.AdminService.SetDrain:output_type -> causeway.v1.SetDrainResponse
+	28, // [28:32] is the sub-list for method output_type
+	24, // [24:28] is the sub-list for method input_type
 	24, // [24:24] is the sub-list for extension type_name
 	24, // [24:24] is the sub-list for extension extendee
 	0,  // [0:24] is the sub-list for field type_name
@@ -1395,7 +1484,7 @@ func file_causeway_v1_admin_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_causeway_v1_admin_proto_rawDesc), len(file_causeway_v1_admin_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   16,
+			NumMessages:   18,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

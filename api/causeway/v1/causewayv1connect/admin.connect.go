@@ -40,6 +40,8 @@ const (
 	// AdminServiceRemoveRegionProcedure is the fully-qualified name of the AdminService's RemoveRegion
 	// RPC.
 	AdminServiceRemoveRegionProcedure = "/causeway.v1.AdminService/RemoveRegion"
+	// AdminServiceSetDrainProcedure is the fully-qualified name of the AdminService's SetDrain RPC.
+	AdminServiceSetDrainProcedure = "/causeway.v1.AdminService/SetDrain"
 )
 
 // AdminServiceClient is a client for the causeway.v1.AdminService service.
@@ -56,6 +58,12 @@ type AdminServiceClient interface {
 	// replication log or the garbage collection of old versions. With gossip
 	// the removal spreads to every region. It cannot be undone.
 	RemoveRegion(context.Context, *connect.Request[v1.RemoveRegionRequest]) (*connect.Response[v1.RemoveRegionResponse], error)
+	// SetDrain makes the causal tier refuse (unavailable) or serve client
+	// requests again, while replication goes on: a drained region takes no new
+	// writes, and its own writes reach the other regions. Fault tests use it to
+	// wipe a region whose writes all live elsewhere. It answers
+	// permission_denied unless the node was started with --fault-injection.
+	SetDrain(context.Context, *connect.Request[v1.SetDrainRequest]) (*connect.Response[v1.SetDrainResponse], error)
 }
 
 // NewAdminServiceClient constructs a client for the causeway.v1.AdminService service. By default,
@@ -88,6 +96,12 @@ func NewAdminServiceClient(httpClient connect.HTTPClient, baseURL string, opts .
 			connect.WithSchema(adminServiceMethods.ByName("RemoveRegion")),
 			connect.WithClientOptions(opts...),
 		),
+		setDrain: connect.NewClient[v1.SetDrainRequest, v1.SetDrainResponse](
+			httpClient,
+			baseURL+AdminServiceSetDrainProcedure,
+			connect.WithSchema(adminServiceMethods.ByName("SetDrain")),
+			connect.WithClientOptions(opts...),
+		),
 	}
 }
 
@@ -96,6 +110,7 @@ type adminServiceClient struct {
 	status       *connect.Client[v1.StatusRequest, v1.StatusResponse]
 	setLink      *connect.Client[v1.SetLinkRequest, v1.SetLinkResponse]
 	removeRegion *connect.Client[v1.RemoveRegionRequest, v1.RemoveRegionResponse]
+	setDrain     *connect.Client[v1.SetDrainRequest, v1.SetDrainResponse]
 }
 
 // Status calls causeway.v1.AdminService.Status.
@@ -113,6 +128,11 @@ func (c *adminServiceClient) RemoveRegion(ctx context.Context, req *connect.Requ
 	return c.removeRegion.CallUnary(ctx, req)
 }
 
+// SetDrain calls causeway.v1.AdminService.SetDrain.
+func (c *adminServiceClient) SetDrain(ctx context.Context, req *connect.Request[v1.SetDrainRequest]) (*connect.Response[v1.SetDrainResponse], error) {
+	return c.setDrain.CallUnary(ctx, req)
+}
+
 // AdminServiceHandler is an implementation of the causeway.v1.AdminService service.
 type AdminServiceHandler interface {
 	// Status describes this node: identity, clocks and storage.
@@ -127,6 +147,12 @@ type AdminServiceHandler interface {
 	// replication log or the garbage collection of old versions. With gossip
 	// the removal spreads to every region. It cannot be undone.
 	RemoveRegion(context.Context, *connect.Request[v1.RemoveRegionRequest]) (*connect.Response[v1.RemoveRegionResponse], error)
+	// SetDrain makes the causal tier refuse (unavailable) or serve client
+	// requests again, while replication goes on: a drained region takes no new
+	// writes, and its own writes reach the other regions. Fault tests use it to
+	// wipe a region whose writes all live elsewhere. It answers
+	// permission_denied unless the node was started with --fault-injection.
+	SetDrain(context.Context, *connect.Request[v1.SetDrainRequest]) (*connect.Response[v1.SetDrainResponse], error)
 }
 
 // NewAdminServiceHandler builds an HTTP handler from the service implementation. It returns the
@@ -155,6 +181,12 @@ func NewAdminServiceHandler(svc AdminServiceHandler, opts ...connect.HandlerOpti
 		connect.WithSchema(adminServiceMethods.ByName("RemoveRegion")),
 		connect.WithHandlerOptions(opts...),
 	)
+	adminServiceSetDrainHandler := connect.NewUnaryHandler(
+		AdminServiceSetDrainProcedure,
+		svc.SetDrain,
+		connect.WithSchema(adminServiceMethods.ByName("SetDrain")),
+		connect.WithHandlerOptions(opts...),
+	)
 	return "/causeway.v1.AdminService/", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		switch r.URL.Path {
 		case AdminServiceStatusProcedure:
@@ -163,6 +195,8 @@ func NewAdminServiceHandler(svc AdminServiceHandler, opts ...connect.HandlerOpti
 			adminServiceSetLinkHandler.ServeHTTP(w, r)
 		case AdminServiceRemoveRegionProcedure:
 			adminServiceRemoveRegionHandler.ServeHTTP(w, r)
+		case AdminServiceSetDrainProcedure:
+			adminServiceSetDrainHandler.ServeHTTP(w, r)
 		default:
 			http.NotFound(w, r)
 		}
@@ -182,4 +216,8 @@ func (UnimplementedAdminServiceHandler) SetLink(context.Context, *connect.Reques
 
 func (UnimplementedAdminServiceHandler) RemoveRegion(context.Context, *connect.Request[v1.RemoveRegionRequest]) (*connect.Response[v1.RemoveRegionResponse], error) {
 	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("causeway.v1.AdminService.RemoveRegion is not implemented"))
+}
+
+func (UnimplementedAdminServiceHandler) SetDrain(context.Context, *connect.Request[v1.SetDrainRequest]) (*connect.Response[v1.SetDrainResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("causeway.v1.AdminService.SetDrain is not implemented"))
 }
