@@ -26,7 +26,9 @@ Runs a fault campaign against both tiers: starts a local cluster (one
 every region a voter of the linearizable tier), runs concurrent clients
 against every region for --duration while a nemesis cuts and heals links,
 adds WAN delay and jitter, kills and restarts regions, pauses them
-(SIGSTOP/SIGCONT) and skews their clocks, on a schedule drawn from --seed.
+(SIGSTOP/SIGCONT), skews their clocks beyond the max offset, and wipes a
+region's data directory (once its writes live elsewhere) and brings it
+back with --join as the README says, on a schedule drawn from --seed.
 Causal clients carry sessions between regions and hand them to one another;
 linear clients stay in their region (where the minority side of a partition
 must answer unavailable) and claim names, compare-and-set registers, read
