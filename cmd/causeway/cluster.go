@@ -129,9 +129,15 @@ func runCluster(args []string, stdout, stderr io.Writer) int {
 		args := []string{"serve", "--region", name, "--data", filepath.Join(*data, name), "--listen", addr,
 			"--gossip-listen", gossipAddr, "--cluster-id", id, "--fault-injection", "--wan-latency", *wan,
 			"--linear", role[name]}
-		if i > 0 {
+		switch {
+		case i > 0:
 			// Every region joins through the first; gossip does the rest.
 			args = append(args, "--join", fmt.Sprintf("127.0.0.1:%d", *basePort+gossipPortOffset))
+		case len(names) > 1 && existed(filepath.Join(*data, names[1])):
+			// The cluster exists: the first region joins through the
+			// second, so that if its data directory was lost it copies
+			// the others before it serves instead of starting anew.
+			args = append(args, "--join", fmt.Sprintf("127.0.0.1:%d", *basePort+1+gossipPortOffset))
 		}
 		if *key != "" {
 			args = append(args, "--gossip-key", *key)
@@ -206,6 +212,12 @@ func runCluster(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "causeway cluster: region %s exited; stopping the others\n", name)
 		return exitFailed
 	}
+}
+
+// existed reports whether path exists.
+func existed(path string) bool {
+	_, err := os.Stat(path)
+	return err == nil
 }
 
 // awaitServing polls each region's status until its causal tier serves
