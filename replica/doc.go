@@ -70,10 +70,18 @@
 //     writes leave their region. Remote writes are applied in causal order,
 //     in the same group-committed batches as local ones.
 //   - Bounded log. The replication log holds a region's own writes until
-//     every known region has acknowledged them, then is truncated. A new,
-//     empty region whose peer no longer holds what it lacks bootstraps from
-//     a consistent snapshot of that peer (ReplicationService/Snapshot: data,
-//     request outcomes and the vector they embody), then follows the streams.
+//     every known region has acknowledged them, then is truncated. A region
+//     whose peer no longer holds what it lacks merges a consistent snapshot
+//     of that peer (ReplicationService/Snapshot: data, request outcomes and
+//     the vector they embody; causal.MergeSnapshot, key by key, also into a
+//     region with data of its own), then follows the streams.
+//   - No sequence number twice. A region created empty with --join
+//     (Config.Join) serves nothing until it has merged a snapshot of every
+//     other region (join.go, causal.Join), so after the loss of its data
+//     directory it numbers its writes after the last one any region holds.
+//     A region asked by a subscriber for writes beyond its newest has lost
+//     writes (causal.CheckResume): it refuses every client request from then
+//     on, naming the repair. Status and gRPC health say which (CausalState).
 //   - Concurrency is visible. A key keeps its siblings (concurrent versions,
 //     at most one per region); reads report them, the winner is the one with
 //     the greatest hybrid timestamp, and a write whose token covers them

@@ -20,7 +20,8 @@ import (
 const joinRetryInterval = 500 * time.Millisecond
 
 // regionState is what the region lets clients do: everything, or nothing
-// while it joins or after it has found that it lost writes.
+// while it joins, while it is drained, or after it has found that it lost
+// writes.
 type regionState struct {
 	// joining: the region started with no data and --join, and has not
 	// yet merged a snapshot of every other region (causal.Join).

@@ -56,7 +56,7 @@ type replication struct {
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 
-	// bootstrapMu: a bootstrap from a snapshot excludes remote applies.
+	// bootstrapMu: merging a snapshot excludes remote applies.
 	bootstrapMu   sync.RWMutex
 	bootstrapping atomic.Bool
 	// gossipJoined: gossip has joined the cluster once, so its member list
@@ -431,7 +431,7 @@ func (h replicationHandler) Replicate(ctx context.Context, stream *connect.BidiS
 			// here must not exist anywhere else.
 			if first, holds := r.logHolds(pos); !holds {
 				ce := connect.NewError(connect.CodeFailedPrecondition, fmt.Errorf(
-					"region %s no longer holds its writes from %d (region %s asked for them); %s must bootstrap from a snapshot",
+					"region %s no longer holds its writes from %d (region %s asked for them); %s must merge a snapshot",
 					n.cfg.Region, pos, start.Region, start.Region))
 				if detail, err := connect.NewErrorDetail(&v1.LogTruncated{Region: n.cfg.Region, FirstSeq: first}); err == nil {
 					ce.AddDetail(detail)
