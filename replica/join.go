@@ -23,8 +23,9 @@ const joinRetryInterval = 500 * time.Millisecond
 // while it joins, while it is drained, or after it has found that it lost
 // writes.
 type regionState struct {
-	// joining: the region started with no data and --join, and has not
-	// yet merged a snapshot of every other region (causal.Join).
+	// joining: the region started with no data and --join (or a crash
+	// interrupted a snapshot merge), and has not yet merged a snapshot of
+	// every other region (causal.Join).
 	joining atomic.Bool
 	mu      sync.Mutex
 	waiting []string // while joining: regions whose snapshot is missing
@@ -103,6 +104,23 @@ func (r *replication) runJoin() {
 	}
 }
 
+// rejoin stops the region serving after a snapshot merge from region
+// failed half way (its data is then a mix no vector describes) and joins
+// again: merges every region before it serves.
+func (r *replication) rejoin(region string) {
+	if !r.n.state.joining.CompareAndSwap(false, true) {
+		return // a join is running; it merges every region anyway
+	}
+	r.n.log.Warn("a snapshot merge did not finish: refusing requests until a snapshot of every region is merged", "peer", region)
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.ctx.Err() != nil {
+		return // closing; the next start joins (metaMerging is set)
+	}
+	r.wg.Add(1)
+	go r.runJoin()
+}
+
 // clusterRegions lists the other regions of the cluster with the API
 // address of each where known: replication peers, and gossip members of
 // any state (a dead or departed region may hold this region's writes as
@@ -145,6 +163,7 @@ func (n *Node) finishJoin(j *causal.Join) error {
 	wb := n.store.newWriteBatch()
 	wb.putState(&nodeState{Vector: n.causal.Applied(), Clock: n.clock.Last()})
 	_ = wb.b.Delete(metaJoining, nil)
+	_ = wb.b.Delete(metaMerging, nil)
 	err := n.commit(wb)
 	n.mu.Unlock()
 	if err != nil {

@@ -43,6 +43,11 @@ var (
 	// when a data directory is created with --join, deleted in the batch
 	// that ends the join, so a crash meanwhile resumes the join.
 	metaJoining = []byte("m/joining")
+	// metaMerging is present while a snapshot is being merged: the data is
+	// then a mix that no vector describes. Deleted in the batch that
+	// records the merged vector; a node that opens with it present lost a
+	// merge in a crash and joins (merges every region) before it serves.
+	metaMerging = []byte("m/merging")
 	// metaPeerPrefix + region -> address of a region this one replicates with.
 	metaPeerPrefix = []byte("m/peer/")
 )

@@ -179,10 +179,12 @@ func (n *Node) loadMeta() (nodeState, error) {
 		}
 	}
 
-	if _, joining, err := n.store.meta(metaJoining); err != nil {
-		return nodeState{}, err
-	} else if joining {
-		n.state.joining.Store(true)
+	for _, key := range [][]byte{metaJoining, metaMerging} {
+		if _, found, err := n.store.meta(key); err != nil {
+			return nodeState{}, err
+		} else if found {
+			n.state.joining.Store(true)
+		}
 	}
 
 	raw, found, err = n.store.meta(metaState)

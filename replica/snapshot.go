@@ -137,6 +137,17 @@ func (r *replication) mergeSnapshot(ctx context.Context, region, addr string, un
 	if err := vec.Validate(); err != nil {
 		return nil, fmt.Errorf("snapshot from %s: %w", region, err)
 	}
+	// Until the merged vector is recorded, the data holds part of the
+	// snapshot: a crash meanwhile must not leave the region serving it.
+	if err := n.store.setMeta(metaMerging, nil); err != nil {
+		return nil, n.fail(err)
+	}
+	merged := false
+	defer func() {
+		if !merged {
+			r.rejoin(region)
+		}
+	}()
 	n.mu.Lock()
 	m := &snapshotMerge{n: n, vector: vec, applied: n.causal.Applied()}
 	n.mu.Unlock()
@@ -154,13 +165,14 @@ func (r *replication) mergeSnapshot(ctx context.Context, region, addr string, un
 	}
 
 	// The vector is persisted last, in one synced batch: a crash before it
-	// leaves the region at its old vector, and it merges again (merging is
-	// idempotent).
+	// leaves the region at its old vector with metaMerging set, and it
+	// merges every region again before it serves (merging is idempotent).
 	n.mu.Lock()
 	n.causal.Bootstrap(vec)
 	n.clock.Restore(m.latest)
 	wb := n.store.newWriteBatch()
 	wb.putState(&nodeState{Vector: n.causal.Applied(), Clock: n.clock.Last()})
+	_ = wb.b.Delete(metaMerging, nil)
 	err = n.commit(wb)
 	n.mu.Unlock()
 	if err != nil {
@@ -170,6 +182,7 @@ func (r *replication) mergeSnapshot(ctx context.Context, region, addr string, un
 	if err := wb.wait(); err != nil {
 		return nil, n.fail(err)
 	}
+	merged = true
 	n.markDurableVector(vec)
 	n.log.Info("merged a snapshot", "peer", region, "vector", vec.String(), "versions", m.versions)
 	return vec, nil
