@@ -39,6 +39,8 @@ var (
 	metaNode    = []byte("m/node")
 	metaRegion  = []byte("m/region")
 	metaState   = []byte("m/state")
+	// metaRaftID: this node's Raft server id, once it has been a voter.
+	metaRaftID = []byte("m/raft-id")
 	// metaPeerPrefix + region -> address of a region this one replicates with.
 	metaPeerPrefix = []byte("m/peer/")
 )
