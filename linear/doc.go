@@ -19,11 +19,6 @@
 //     what it has synced, and an entry is applied only when a quorum has.
 //   - No double apply after a restart: the state machine keeps its last
 //     applied index in the same Pebble batch as the state it describes.
-//
-// The price is availability, chosen per request: a node that cannot reach a
-// quorum of voters fails fast with `unavailable` and says how many voters
-// it reaches, while the causal tier on the same node keeps serving.
-//
 //   - A voter never forgets its log or its vote, and one that did never
 //     votes again. A voter's Raft server id is its region, a slash and a
 //     random suffix created with its Raft state and kept beside its term
@@ -37,6 +32,10 @@
 //     replica's store) says it was a voter, but whose Raft state is
 //     empty, refuses to start and names the safe way back: empty the whole
 //     data directory and start with --join.
+//
+// The price is availability, chosen per request: a node that cannot reach a
+// quorum of voters fails fast with `unavailable` and says how many voters
+// it reaches, while the causal tier on the same node keeps serving.
 //
 // Topology. One voter per region by default; a node started as a forwarder
 // runs no Raft and sends every request to a voter. The first voter (started
