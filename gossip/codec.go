@@ -17,9 +17,15 @@ import (
 //
 // Meta (memberlist node metadata, at most MaxMetaSize bytes):
 //
-//	byte     format version (metaVersion = 1)
+//	byte     format version: 1 (metaVersionV1) or 2 (metaVersion)
 //	5 times  uvarint length + bytes: Region, NodeID, APIAddr,
 //	         ReplicationAddr, RaftAddr
+//	version 2 only: uvarint length + bytes: RaftID
+//
+// A Meta without a RaftID is written as version 1, byte for byte what nodes
+// that predate RaftID write and read, so mixed versions keep understanding
+// each other's causal replicas and forwarders; a Raft voter writes version
+// 2. Both versions are read.
 //
 // Messages (memberlist user messages and push/pull state):
 //
@@ -44,8 +50,9 @@ import (
 // Trailing bytes are an error: a message has one encoding.
 
 const (
-	metaVersion = 1
-	wireVersion = 1
+	metaVersionV1 = 1
+	metaVersion   = 2
+	wireVersion   = 1
 
 	kindHeartbeat = 1
 	kindRemoved   = 2
@@ -73,8 +80,14 @@ const (
 var errCorrupt = errors.New("corrupt gossip message")
 
 func appendMeta(dst []byte, m Meta) []byte {
-	dst = append(dst, metaVersion)
-	for _, s := range []string{m.Region, m.NodeID, m.APIAddr, m.ReplicationAddr, m.RaftAddr} {
+	fields := []string{m.Region, m.NodeID, m.APIAddr, m.ReplicationAddr, m.RaftAddr}
+	if m.RaftID == "" {
+		dst = append(dst, metaVersionV1)
+	} else {
+		dst = append(dst, metaVersion)
+		fields = append(fields, m.RaftID)
+	}
+	for _, s := range fields {
 		dst = appendString(dst, s)
 	}
 	return dst
@@ -85,12 +98,17 @@ func decodeMeta(b []byte) (Meta, error) {
 	if len(b) > MaxMetaSize {
 		return Meta{}, fmt.Errorf("%w: metadata is %d bytes, more than %d", errCorrupt, len(b), MaxMetaSize)
 	}
-	if len(b) == 0 || b[0] != metaVersion {
-		return Meta{}, fmt.Errorf("%w: metadata is not format version %d (a node of another version, or not Causeway)", errCorrupt, metaVersion)
+	if len(b) == 0 || (b[0] != metaVersionV1 && b[0] != metaVersion) {
+		return Meta{}, fmt.Errorf("%w: metadata is not format version %d or %d (a node of another version, or not Causeway)",
+			errCorrupt, metaVersionV1, metaVersion)
 	}
 	rest := b[1:]
-	var fields [5]string
-	for i := range fields {
+	var fields [6]string
+	n := len(fields)
+	if b[0] == metaVersionV1 {
+		n = 5
+	}
+	for i := range n {
 		var err error
 		if fields[i], rest, err = readString(rest, MaxMetaSize); err != nil {
 			return Meta{}, fmt.Errorf("metadata field %d: %w", i, err)
@@ -99,7 +117,10 @@ func decodeMeta(b []byte) (Meta, error) {
 	if len(rest) != 0 {
 		return Meta{}, fmt.Errorf("%w: %d bytes after the metadata", errCorrupt, len(rest))
 	}
-	m := Meta{Region: fields[0], NodeID: fields[1], APIAddr: fields[2], ReplicationAddr: fields[3], RaftAddr: fields[4]}
+	m := Meta{Region: fields[0], NodeID: fields[1], APIAddr: fields[2], ReplicationAddr: fields[3], RaftAddr: fields[4], RaftID: fields[5]}
+	if b[0] == metaVersion && m.RaftID == "" {
+		return Meta{}, fmt.Errorf("%w: version %d metadata with an empty RaftID (version %d is written without one)", errCorrupt, metaVersion, metaVersionV1)
+	}
 	if err := m.Validate(); err != nil {
 		return Meta{}, fmt.Errorf("%w: %w", errCorrupt, err)
 	}

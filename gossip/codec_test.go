@@ -12,6 +12,8 @@ func TestMetaRoundTrip(t *testing.T) {
 	for _, m := range []Meta{
 		{Region: "eu-west", NodeID: "n1"},
 		{Region: "us-east", NodeID: "node_2.a-b", APIAddr: "10.0.0.1:7070", ReplicationAddr: "[::1]:7071", RaftAddr: "h:1"},
+		{Region: "us-east", NodeID: "n3", RaftAddr: "h:1", RaftID: "us-east/3f2a9c1d"},
+		{Region: "us-east", NodeID: "n3", RaftAddr: "h:1", RaftID: "us-east"},
 	} {
 		b := appendMeta(nil, m)
 		if len(b) != m.Size() {
@@ -34,6 +36,34 @@ func TestMetaRoundTrip(t *testing.T) {
 	// Decodes but does not validate: no region.
 	if _, err := decodeMeta(appendMeta(nil, Meta{NodeID: "n1"})); !errors.Is(err, errCorrupt) {
 		t.Errorf("metadata without a region: err = %v, want errCorrupt", err)
+	}
+}
+
+// TestMetaCompatibility: a Meta without a RaftID is encoded exactly as
+// nodes that predate RaftID encode it (version 1), so either can read the
+// other's; version 2 carries the RaftID, and is read only with one that
+// belongs to the member's region.
+func TestMetaCompatibility(t *testing.T) {
+	v1 := Meta{Region: "eu-west", NodeID: "n1", APIAddr: "a:1", ReplicationAddr: "r:2", RaftAddr: "h:3"}
+	want := []byte("\x01\x07eu-west\x02n1\x03a:1\x03r:2\x03h:3")
+	if got := appendMeta(nil, v1); !bytes.Equal(got, want) {
+		t.Fatalf("Meta without RaftID encodes as %q, want version 1's %q", got, want)
+	}
+	v2 := v1
+	v2.RaftID = "eu-west/0a1b2c3d"
+	if got := appendMeta(nil, v2); got[0] != 2 || !bytes.HasPrefix(got[1:], want[1:]) {
+		t.Fatalf("Meta with RaftID encodes as %q, want version 2 extending version 1's fields", got)
+	}
+	for name, b := range map[string][]byte{
+		"version 2 with an empty RaftID": append(append([]byte{2}, want[1:]...), 0),
+		"version 3":                      append([]byte{3}, want[1:]...),
+		"RaftID of another region":       appendMeta(nil, Meta{Region: "eu-west", NodeID: "n1", RaftAddr: "h:3", RaftID: "us-east/0a1b2c3d"}),
+		"RaftID with a bad suffix":       appendMeta(nil, Meta{Region: "eu-west", NodeID: "n1", RaftAddr: "h:3", RaftID: "eu-west/a b"}),
+		"RaftID without a RaftAddr":      appendMeta(nil, Meta{Region: "eu-west", NodeID: "n1", RaftID: "eu-west/0a1b2c3d"}),
+	} {
+		if _, err := decodeMeta(b); !errors.Is(err, errCorrupt) {
+			t.Errorf("%s: err = %v, want errCorrupt", name, err)
+		}
 	}
 }
 

@@ -63,6 +63,12 @@ type Meta struct {
 	// RaftAddr is the node's Raft transport address (host:port), when it is
 	// a voter of the linearizable tier.
 	RaftAddr string
+	// RaftID is the node's Raft server id, when it is a voter: Region, or
+	// Region, a slash and a suffix of the NodeID alphabet. A region whose
+	// data directory was lost comes back under a new RaftID at the same
+	// RaftAddr, which is how the Raft leader tells the new member from the
+	// lost one. Empty from nodes that predate it (their id is the region).
+	RaftID string
 }
 
 // name is the memberlist node name of a node with this Meta.
@@ -93,6 +99,14 @@ func (m Meta) Validate() error {
 			errs = append(errs, fmt.Errorf("%s %q is not host:port: %w", a.field, a.addr, err))
 		}
 	}
+	if m.RaftID != "" {
+		if m.RaftAddr == "" {
+			errs = append(errs, fmt.Errorf("RaftID %q without a RaftAddr", m.RaftID))
+		}
+		if err := validateRaftID(m.Region, m.RaftID); err != nil {
+			errs = append(errs, fmt.Errorf("RaftID: %w", err))
+		}
+	}
 	if n := m.Size(); n > MaxMetaSize {
 		errs = append(errs, fmt.Errorf("%w: %d bytes encoded, memberlist carries at most %d; shorten the addresses or ids",
 			ErrMetaTooLarge, n, MaxMetaSize))
@@ -112,6 +126,20 @@ func validateNodeID(id string) error {
 		return fmt.Errorf("%q: byte %d (%q) is not a letter, digit, '.', '_' or '-'", id, i, c)
 	}
 	return nil
+}
+
+// validateRaftID checks that id is region's own: region itself, or
+// region/suffix with a suffix of the NodeID alphabet. A node may only speak
+// in its own region's name.
+func validateRaftID(region, id string) error {
+	if id == region {
+		return nil
+	}
+	suffix, ok := strings.CutPrefix(id, region+"/")
+	if !ok {
+		return fmt.Errorf("%q is not region %q or %q/suffix", id, region, region)
+	}
+	return validateNodeID(suffix)
 }
 
 // Config configures a Gossip member.

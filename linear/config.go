@@ -26,13 +26,16 @@ type Peer struct {
 	Region   string
 	APIAddr  string // host:port of its Connect API
 	RaftAddr string // host:port of its Raft transport; "" for a forwarder
+	RaftID   string // its Raft server id; "" from a node that predates announced ids (the id is then Region)
 	Alive    bool   // gossip considers it alive
 	Removed  bool   // its region was removed from the cluster
 }
 
 // Config configures a Node. Zero fields take the defaults of EnsureDefaults.
 type Config struct {
-	// Region names this node; it is the node's Raft server id.
+	// Region names this node. A voter's Raft server id is the region, a
+	// slash and a suffix chosen when its Raft state is created (see
+	// identity.go).
 	Region string
 	// Role: voter (default) or forwarder.
 	Role Role
@@ -62,6 +65,11 @@ type Config struct {
 	Now func() time.Time
 	// Logger receives structured logs.
 	Logger *slog.Logger
+	// Identity, if set, records the voter's server id outside Dir, so that
+	// a node whose Raft state was lost while its identity was not refuses
+	// to start (ErrLostRaftState) rather than rejoin as a voter it no
+	// longer is. Nil: no such check (tests).
+	Identity Identity
 }
 
 // EnsureDefaults fills zero fields.

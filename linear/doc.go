@@ -19,6 +19,19 @@
 //     what it has synced, and an entry is applied only when a quorum has.
 //   - No double apply after a restart: the state machine keeps its last
 //     applied index in the same Pebble batch as the state it describes.
+//   - A voter never forgets its log or its vote, and one that did never
+//     votes again. A voter's Raft server id is its region, a slash and a
+//     random suffix created with its Raft state and kept beside its term
+//     and vote (identity.go), so a node that lost that state comes back
+//     under a new id, as a new member. It also answers votes only as a
+//     voter of its own configuration (guard.go): Raft addresses servers
+//     by address, and the new member listens where the lost one did, so
+//     without this rule a vote request meant for the lost id would be
+//     granted by a node that remembers nothing (issue 21: a stale follower
+//     elected, acknowledged writes lost). A node whose identity (in the
+//     replica's store) says it was a voter, but whose Raft state is
+//     empty, refuses to start and names the safe way back: empty the whole
+//     data directory and start with --join.
 //
 // The price is availability, chosen per request: a node that cannot reach a
 // quorum of voters fails fast with `unavailable` and says how many voters
@@ -26,8 +39,13 @@
 //
 // Topology. One voter per region by default; a node started as a forwarder
 // runs no Raft and sends every request to a voter. The first voter (started
-// without --join) bootstraps the group once; voters that appear later in
-// gossip are added by the leader, and a region removed through
+// without --join) bootstraps the group once. Gossip announces each voter's
+// server id and Raft address; the leader (membership.go) adds an id it
+// does not know as a non-voter, promotes it once its log has reached the
+// leader's commit index (asked through LinearService.Progress), and then
+// removes the other, dead ids of its region, retiring first a dead id's
+// address if the new member took it over. It never retires or removes an
+// id that a live member announces. A region removed through
 // AdminService/RemoveRegion is removed from the group. Raft's transport
 // goes through the link-emulation layer, so emulated WAN delays and cuts
 // apply to it as to replication and gossip, and its timeouts scale with

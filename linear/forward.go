@@ -33,14 +33,17 @@ func (n *Node) route(h http.Header) (target string, local bool, err error) {
 		if !n.leaderFresh() {
 			// Cut off from the leader: refuse now rather than forward
 			// into the cut and wait out the timeout.
-			return "", false, n.unavailable("the leader, region %s, has not been heard from for %v", id, n.timing.lease)
+			return "", false, n.unavailable("the leader, region %s, has not been heard from for %v", regionOf(id), n.timing.lease)
 		}
+		// The node that announces the leader's server id: a region that
+		// lost its data directory may still be listed under its old node
+		// too, dead.
 		for _, p := range peers {
-			if p.Region == string(id) && p.APIAddr != "" {
+			if peerServerID(p) == id && p.APIAddr != "" && !p.Removed {
 				return p.APIAddr, false, nil
 			}
 		}
-		return "", false, n.unavailable("the leader is region %s, whose API address gossip has not announced yet; retry", id)
+		return "", false, n.unavailable("the leader is region %s (server %s), whose API address gossip has not announced yet; retry", regionOf(id), id)
 	}
 	for _, p := range peers {
 		if p.RaftAddr != "" && p.Alive && !p.Removed && p.APIAddr != "" {

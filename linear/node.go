@@ -26,11 +26,13 @@ type Node struct {
 	timing timing
 
 	// Voters only.
+	id        raft.ServerID // this voter's Raft server id (see identity.go)
 	raft      *raft.Raft
 	machine   *fsm.Machine
 	logs      *logstore.Store
-	transport *raft.NetworkTransport
+	transport *voteGuard
 	reach     reach
+	promotion promotion
 
 	stop chan struct{}
 	wg   sync.WaitGroup
@@ -61,7 +63,7 @@ func Open(cfg Config) (*Node, error) {
 		n.closeStores()
 		return nil, err
 	}
-	n.reach.unreachable = map[string]bool{}
+	n.reach.unreachable = map[raft.ServerID]bool{}
 	n.wg.Add(3)
 	go n.membershipLoop()
 	go n.expiryLoop()
@@ -86,6 +88,9 @@ func (n *Node) openVoter() error {
 	if err != nil {
 		return fmt.Errorf("linear tier: snapshots: %w", err)
 	}
+	if n.id, err = n.loadServerID(snaps); err != nil {
+		return err
+	}
 	ln, err := net.Listen("tcp", cfg.BindAddr)
 	if err != nil {
 		return fmt.Errorf("linear tier: listen on %s: %w", cfg.BindAddr, err)
@@ -95,7 +100,7 @@ func (n *Node) openVoter() error {
 		n.cfg.Advertise = ln.Addr().String()
 		cfg.Advertise = n.cfg.Advertise
 	}
-	n.transport = raft.NewNetworkTransportWithConfig(&raft.NetworkTransportConfig{
+	n.transport = newVoteGuard(raft.NewNetworkTransportWithConfig(&raft.NetworkTransportConfig{
 		Stream:  newStreamLayer(ln, cfg.Links, cfg.Peers),
 		MaxPool: 3,
 		// Pipelining is off. With it, when a follower's link black-holes
@@ -109,10 +114,10 @@ func (n *Node) openVoter() error {
 		// hold a connection longer than an election takes.
 		Timeout: n.timing.heartbeat,
 		Logger:  hlog,
-	})
+	}), n.id)
 
 	rc := raft.DefaultConfig()
-	rc.LocalID = raft.ServerID(cfg.Region)
+	rc.LocalID = n.id
 	rc.HeartbeatTimeout = n.timing.heartbeat
 	rc.ElectionTimeout = n.timing.heartbeat
 	rc.LeaderLeaseTimeout = n.timing.lease
@@ -155,7 +160,8 @@ func (n *Node) openVoter() error {
 		n.transport.Close()
 		return fmt.Errorf("linear tier: %w", err)
 	}
-	n.log.Info("linearizable tier: voter started", "raft_addr", cfg.Advertise,
+	n.transport.raft.Store(n.raft)
+	n.log.Info("linearizable tier: voter started", "server_id", n.id, "raft_addr", cfg.Advertise,
 		"heartbeat_timeout", n.timing.heartbeat, "leader_lease", n.timing.lease)
 	return nil
 }
@@ -196,6 +202,10 @@ func (n *Node) RaftAddr() string {
 	}
 	return n.cfg.Advertise
 }
+
+// ServerID is this voter's Raft server id ("" for a forwarder): its region,
+// a slash and a suffix chosen when its Raft state was created.
+func (n *Node) ServerID() string { return string(n.id) }
 
 // LatestToken is the newest fencing token for lock this node's state
 // machine has applied (0 for a forwarder or an unknown lock). It may lag
@@ -259,64 +269,6 @@ func (n *Node) applyError(err error) error {
 	default:
 		return fmt.Errorf("linear tier: apply: %w", err)
 	}
-}
-
-// membershipLoop, on the leader, makes the Raft configuration follow
-// gossip: a voter-capable node of a region not in the group is added (or
-// its address updated), a removed region is removed. Dead members stay:
-// they count against the quorum, which is the point.
-func (n *Node) membershipLoop() {
-	defer n.wg.Done()
-	t := time.NewTicker(n.timing.heartbeat / 2)
-	defer t.Stop()
-	for {
-		select {
-		case <-n.stop:
-			return
-		case <-t.C:
-		}
-		for _, p := range n.cfg.Peers() {
-			if p.RaftAddr != "" {
-				n.cfg.Links.Learn(p.RaftAddr, p.Region)
-			}
-		}
-		if !n.isLeader() {
-			continue
-		}
-		if err := n.reconcile(); err != nil {
-			n.log.Warn("linearizable tier: membership change failed; will retry", "err", err)
-		}
-	}
-}
-
-func (n *Node) reconcile() error {
-	cf := n.raft.GetConfiguration()
-	if err := cf.Error(); err != nil {
-		return err
-	}
-	have := map[raft.ServerID]raft.ServerAddress{}
-	for _, s := range cf.Configuration().Servers {
-		have[s.ID] = s.Address
-	}
-	for _, p := range n.cfg.Peers() {
-		id := raft.ServerID(p.Region)
-		addr, in := have[id]
-		switch {
-		case p.Region == n.cfg.Region:
-		case p.Removed && in:
-			n.log.Info("linearizable tier: removing voter of a removed region", "region", p.Region)
-			if err := n.raft.RemoveServer(id, 0, n.timing.call).Error(); err != nil {
-				return fmt.Errorf("remove %s: %w", p.Region, err)
-			}
-		case p.Removed || !p.Alive || p.RaftAddr == "":
-		case !in || addr != raft.ServerAddress(p.RaftAddr):
-			n.log.Info("linearizable tier: adding voter", "region", p.Region, "raft_addr", p.RaftAddr)
-			if err := n.raft.AddVoter(id, raft.ServerAddress(p.RaftAddr), 0, n.timing.call).Error(); err != nil {
-				return fmt.Errorf("add %s: %w", p.Region, err)
-			}
-		}
-	}
-	return nil
 }
 
 // expiryLoop, on the leader, records the passing of time in the log when a

@@ -22,6 +22,7 @@ type testVoter struct {
 	region string
 	dir    string
 	raft   string
+	id     string // Raft server id, as gossip would announce it
 	links  *link.Emulator
 	node   *Node
 	srv    *http.Server
@@ -53,7 +54,7 @@ func (g *testGroup) peers() []Peer {
 		if v.api == "" {
 			continue
 		}
-		out = append(out, Peer{Region: v.region, APIAddr: v.api, RaftAddr: v.raft, Alive: g.alive[v.region], Removed: g.removed[v.region]})
+		out = append(out, Peer{Region: v.region, APIAddr: v.api, RaftAddr: v.raft, RaftID: v.id, Alive: g.alive[v.region], Removed: g.removed[v.region]})
 	}
 	return out
 }
@@ -91,6 +92,7 @@ func (g *testGroup) start(v *testVoter, bootstrap bool) {
 	go v.srv.Serve(v.links.Listener(ln))
 	g.mu.Lock()
 	v.raft = n.RaftAddr()
+	v.id = n.ServerID()
 	v.api = ln.Addr().String()
 	g.alive[v.region] = true
 	g.mu.Unlock()

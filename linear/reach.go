@@ -13,8 +13,9 @@ import (
 // takes several probe rounds to call a member suspect.
 type reach struct {
 	mu sync.Mutex
-	// unreachable, on a leader: followers whose heartbeats fail now.
-	unreachable map[string]bool
+	// unreachable, on a leader: followers (server ids) whose heartbeats
+	// fail now.
+	unreachable map[raft.ServerID]bool
 }
 
 // observationBuffer bounds the observations waiting for the watcher; when
@@ -44,9 +45,9 @@ func (n *Node) watchReach() {
 			n.reach.mu.Lock()
 			switch d := o.Data.(type) {
 			case raft.FailedHeartbeatObservation:
-				n.reach.unreachable[string(d.PeerID)] = true
+				n.reach.unreachable[d.PeerID] = true
 			case raft.ResumedHeartbeatObservation:
-				delete(n.reach.unreachable, string(d.PeerID))
+				delete(n.reach.unreachable, d.PeerID)
 			case raft.LeaderObservation:
 				clear(n.reach.unreachable) // a new term: followers' state starts afresh
 			}
@@ -55,20 +56,20 @@ func (n *Node) watchReach() {
 	}
 }
 
-// raftReachable gives Raft's opinion of whether voter region is reachable
+// raftReachable gives Raft's opinion of whether server id is reachable
 // from here, if it has one: on a leader, whether heartbeats to it
 // succeed; on a follower, for the leader, whether it was heard from
 // within the leader lease.
-func (n *Node) raftReachable(region, leader string) (reachable, known bool) {
+func (n *Node) raftReachable(id, leader raft.ServerID) (reachable, known bool) {
 	if n.raft == nil {
 		return false, false
 	}
 	if n.isLeader() {
 		n.reach.mu.Lock()
 		defer n.reach.mu.Unlock()
-		return !n.reach.unreachable[region], true
+		return !n.reach.unreachable[id], true
 	}
-	if region == leader && leader != "" {
+	if id == leader && leader != "" {
 		return n.leaderFresh(), true
 	}
 	return false, false

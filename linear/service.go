@@ -49,6 +49,16 @@ func serve[Req, Res any](ctx context.Context, s *service, req *connect.Request[R
 	return connect.NewResponse(out), nil
 }
 
+// Progress answers with this node's own Raft position, never forwarded:
+// the leader asks a non-voter before promoting it.
+func (s *service) Progress(context.Context, *connect.Request[causewayv1.ProgressRequest]) (*connect.Response[causewayv1.ProgressResponse], error) {
+	res := &causewayv1.ProgressResponse{ServerId: s.n.ServerID()}
+	if s.n.raft != nil {
+		res.LastIndex, res.AppliedIndex = s.n.raft.LastIndex(), s.n.raft.AppliedIndex()
+	}
+	return connect.NewResponse(res), nil
+}
+
 // resultError is the error a non-OK result stands for.
 func resultError(res *fsm.Result) error {
 	var kind error

@@ -3,6 +3,7 @@ package linear
 import (
 	"fmt"
 	"slices"
+	"strings"
 
 	"github.com/hashicorp/raft"
 
@@ -12,56 +13,60 @@ import (
 
 // voter is one member of the Raft configuration as this node sees it.
 type voter struct {
+	id           raft.ServerID
 	region, addr string
+	suffrage     raft.ServerSuffrage
 	reachable    bool
 }
 
-// voters lists the group's voters: from the Raft configuration on a voter,
-// from gossip on a forwarder. Reachable means this node itself, or gossip
-// reports the voter alive.
-func (n *Node) voters() []voter {
-	alive := map[string]bool{}
+// members lists the group's members: from the Raft configuration on a
+// voter, from gossip on a forwarder (one per region: a live node's if
+// there is one). Reachable means this node itself, or gossip reports the
+// member alive; on a voter, Raft's own view where it has one.
+func (n *Node) members() []voter {
+	alive := map[raft.ServerID]bool{}
 	var out []voter
 	peers := n.cfg.Peers()
 	for _, p := range peers {
 		if p.Alive && !p.Removed {
-			alive[p.Region] = true
+			alive[peerServerID(p)] = true
 		}
 	}
 	if n.raft == nil {
+		byRegion := map[string]int{}
 		for _, p := range peers {
-			if p.RaftAddr != "" && !p.Removed {
-				out = append(out, voter{region: p.Region, addr: p.RaftAddr, reachable: p.Alive})
+			if p.RaftAddr == "" || p.Removed {
+				continue
+			}
+			v := voter{id: peerServerID(p), region: p.Region, addr: p.RaftAddr, suffrage: raft.Voter, reachable: p.Alive}
+			if i, ok := byRegion[p.Region]; !ok {
+				byRegion[p.Region] = len(out)
+				out = append(out, v)
+			} else if v.reachable && !out[i].reachable {
+				out[i] = v
 			}
 		}
 	} else if cf := n.raft.GetConfiguration(); cf.Error() == nil {
 		_, leader := n.raft.LeaderWithID()
 		for _, s := range cf.Configuration().Servers {
-			if s.Suffrage != raft.Voter {
-				continue
-			}
-			r := string(s.ID)
-			reachable := r == n.cfg.Region || alive[r]
-			if r != n.cfg.Region {
+			reachable := s.ID == n.id || alive[s.ID]
+			if s.ID != n.id {
 				// Raft's own view, where it has one, is fresher than
 				// gossip's (see reach).
-				if rr, known := n.raftReachable(r, string(leader)); known {
+				if rr, known := n.raftReachable(s.ID, leader); known {
 					reachable = rr
 				}
 			}
-			out = append(out, voter{region: r, addr: string(s.Address), reachable: reachable})
+			out = append(out, voter{id: s.ID, region: regionOf(s.ID), addr: string(s.Address), suffrage: s.Suffrage, reachable: reachable})
 		}
 	}
-	slices.SortFunc(out, func(a, b voter) int {
-		switch {
-		case a.region < b.region:
-			return -1
-		case a.region > b.region:
-			return 1
-		}
-		return 0
-	})
+	slices.SortFunc(out, func(a, b voter) int { return strings.Compare(string(a.id), string(b.id)) })
 	return out
+}
+
+// voters is members less the non-voters: those the quorum counts.
+func (n *Node) voters() []voter {
+	return slices.DeleteFunc(n.members(), func(v voter) bool { return v.suffrage != raft.Voter })
 }
 
 // reachability summarises the voters this node reaches, for messages.
@@ -89,25 +94,35 @@ func (n *Node) unavailable(format string, args ...any) error {
 
 // Status reports the tier's state on this node.
 func (n *Node) Status() *causewayv1.LinearStatus {
-	st := &causewayv1.LinearStatus{Enabled: true, Voter: n.raft != nil}
-	vs := n.voters()
-	leader := ""
+	st := &causewayv1.LinearStatus{Enabled: true, Voter: n.raft != nil, ServerId: n.ServerID()}
+	var leader raft.ServerID
 	if n.raft != nil {
 		st.State = n.raft.State().String()
-		_, id := n.raft.LeaderWithID()
-		leader = string(id)
+		_, leader = n.raft.LeaderWithID()
 		st.Term = n.raft.CurrentTerm()
 		st.LastIndex = n.raft.LastIndex()
 		st.AppliedIndex = n.raft.AppliedIndex()
 	}
-	st.LeaderRegion = leader
-	for _, v := range vs {
-		st.Voters = append(st.Voters, &causewayv1.VoterStatus{Region: v.region, Address: v.addr, Reachable: v.reachable, Leader: v.region == leader})
+	st.LeaderId, st.LeaderRegion = string(leader), regionOf(leader)
+	voters := 0
+	for _, v := range n.members() {
+		vs := &causewayv1.VoterStatus{Region: v.region, Address: v.addr, Reachable: v.reachable, Leader: leader != "" && v.id == leader}
+		if n.raft != nil {
+			vs.ServerId = string(v.id)
+		}
+		if v.suffrage != raft.Voter {
+			vs.Suffrage = "nonvoter"
+			st.NonVoters = append(st.NonVoters, vs)
+			continue
+		}
+		vs.Suffrage = "voter"
+		st.Voters = append(st.Voters, vs)
+		voters++
 		if v.reachable {
 			st.ReachableVoters++
 		}
 	}
-	st.Quorum = uint32(len(vs)/2 + 1)
+	st.Quorum = uint32(voters/2 + 1)
 	switch {
 	case n.raft == nil:
 		st.Available = st.ReachableVoters > 0
@@ -116,7 +131,7 @@ func (n *Node) Status() *causewayv1.LinearStatus {
 		}
 	case leader == "":
 		st.Reason = "no leader: " + n.reachability()
-	case leader != n.cfg.Region && !n.leaderFresh():
+	case leader != n.id && !n.leaderFresh():
 		st.Reason = fmt.Sprintf("leader %s not heard from for %v: %s", leader, n.timing.lease, n.reachability())
 	default:
 		st.Available = true

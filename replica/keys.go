@@ -48,6 +48,8 @@ var (
 	// records the merged vector; a node that opens with it present lost a
 	// merge in a crash and joins (merges every region) before it serves.
 	metaMerging = []byte("m/merging")
+	// metaRaftID: this node's Raft server id, once it has been a voter.
+	metaRaftID = []byte("m/raft-id")
 	// metaPeerPrefix + region -> address of a region this one replicates with.
 	metaPeerPrefix = []byte("m/peer/")
 )

@@ -14,8 +14,9 @@ import (
 )
 
 // LinearConfig turns on the linearizable tier on this node (package
-// linear). The node's region is the Raft server id; its state lives in
-// DataDir/linear.
+// linear). Its state lives in DataDir/linear; a voter's Raft server id
+// (region/suffix, created with that state) is also recorded in the node's
+// store, so that losing DataDir/linear alone is caught at start.
 type LinearConfig struct {
 	// Role: linear.RoleVoter (default) or linear.RoleForwarder.
 	Role linear.Role
@@ -43,12 +44,26 @@ func (n *Node) openLinear() error {
 		HTTPClient: n.cfg.HTTPClient,
 		Now:        n.cfg.Now,
 		Logger:     n.log,
+		Identity:   raftIdentity{n.store},
 	})
 	if err != nil {
 		return err
 	}
 	n.linear = l
 	return nil
+}
+
+// raftIdentity records the node's Raft server id in its store (meta key
+// m/raft-id), outside the tier's own directory (see linear.Identity).
+type raftIdentity struct{ store *Store }
+
+func (r raftIdentity) RaftServerID() (string, error) {
+	raw, _, err := r.store.meta(metaRaftID)
+	return string(raw), err
+}
+
+func (r raftIdentity) SetRaftServerID(id string) error {
+	return r.store.setMeta(metaRaftID, []byte(id))
 }
 
 // linearPeers is gossip's view in the linearizable tier's terms.
@@ -60,6 +75,7 @@ func (n *Node) linearPeers() []linear.Peer {
 			Region:   m.Meta.Region,
 			APIAddr:  m.Meta.APIAddr,
 			RaftAddr: m.Meta.RaftAddr,
+			RaftID:   m.Meta.RaftID,
 			Alive:    m.State == gossip.Alive,
 			Removed:  m.Removed,
 		})

@@ -56,6 +56,7 @@ func (r *replication) startGossip(advertise string) error {
 	meta := gossip.Meta{Region: n.cfg.Region, NodeID: n.nodeID, APIAddr: advertise, ReplicationAddr: advertise}
 	if n.linear != nil {
 		meta.RaftAddr = n.linear.RaftAddr()
+		meta.RaftID = n.linear.ServerID()
 	}
 	g, err := gossip.New(gossip.Config{
 		Meta:         meta,

@@ -142,7 +142,9 @@ func newLinearCollector(n *Node, labels prometheus.Labels) *linearCollector {
 		figure("linear_available", "1 when this node can serve linearizable requests now (it knows a leader followed by a quorum), else 0; absent without the tier.",
 			func(st *v1.LinearStatus) float64 { return boolFloat(st.Available) }),
 		figure("linear_leader", "1 when this node leads the linearizable tier's Raft group, else 0.",
-			func(st *v1.LinearStatus) float64 { return boolFloat(st.LeaderRegion == n.cfg.Region && st.Voter) }),
+			func(st *v1.LinearStatus) float64 {
+				return boolFloat(st.Voter && st.LeaderId != "" && st.LeaderId == st.ServerId)
+			}),
 		figure("linear_term", "Raft term of this voter.",
 			func(st *v1.LinearStatus) float64 { return float64(st.Term) }),
 		figure("linear_applied_index", "Raft log index this voter's state machine has applied.",

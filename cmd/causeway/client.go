@@ -297,6 +297,9 @@ func linearStatusString(l *v1.LinearStatus) string {
 	role := "forwarder (no Raft here)"
 	if l.Voter {
 		role = fmt.Sprintf("voter, %s, term %d, log %d (applied %d)", strings.ToLower(l.State), l.Term, l.LastIndex, l.AppliedIndex)
+		if l.ServerId != "" {
+			role += ", server " + l.ServerId
+		}
 	}
 	fmt.Fprintf(&b, "\n  role           %s", role)
 	leader := l.LeaderRegion
@@ -305,13 +308,22 @@ func linearStatusString(l *v1.LinearStatus) string {
 	}
 	fmt.Fprintf(&b, "\n  leader         %s", leader)
 	fmt.Fprintf(&b, "\n  voters         %d of %d reachable, quorum %d", l.ReachableVoters, len(l.Voters), l.Quorum)
-	for _, v := range l.Voters {
+	if len(l.NonVoters) > 0 {
+		fmt.Fprintf(&b, "; %d non-voter(s) catching up before promotion", len(l.NonVoters))
+	}
+	for _, v := range append(append([]*v1.VoterStatus{}, l.Voters...), l.NonVoters...) {
 		state := "reachable"
 		if !v.Reachable {
 			state = "UNREACHABLE"
 		}
 		if v.Leader {
 			state += ", leader"
+		}
+		if v.Suffrage != "" {
+			state += ", " + v.Suffrage
+		}
+		if v.ServerId != "" {
+			state += ", server " + v.ServerId
 		}
 		fmt.Fprintf(&b, "\n    %-14s %-22s %s", v.Region, v.Address, state)
 	}

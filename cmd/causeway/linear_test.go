@@ -365,8 +365,10 @@ func linearClient(ctx context.Context, id int, r func() *linearRegion, h *record
 
 // TestLinearTierUnderFaults drives the linearizable tier of three real
 // processes with concurrent clients in every region while the leader's
-// region is cut off from the others (and then healed), and the leader is
-// killed with SIGKILL and restarted. The history must be linearizable
+// region is cut off from the others (and then healed), the leader is
+// killed with SIGKILL and restarted, and a follower loses its disk (killed,
+// its data directory deleted, restarted with --join: it rejoins as a new
+// member). The history must be linearizable
 // (porcupine), fencing tokens must strictly increase and stale fenced writes
 // be refused; on the minority side the tier fails fast with `unavailable`
 // and says why, while the causal tier on the same node keeps answering.
@@ -374,7 +376,7 @@ func TestLinearTierUnderFaults(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts causeway serve processes")
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 	c := startLinearCluster(t, ctx)
 
@@ -478,8 +480,35 @@ func TestLinearTierUnderFaults(t *testing.T) {
 	mu.Unlock()
 	awaitProgress("operations with the old leader dead", 150)
 	c.start(victim)
-	c.awaitVoters(60 * time.Second)
+	leader = c.awaitVoters(60 * time.Second)
 	awaitProgress("operations after the restart", 150)
+
+	// Phase 3: a follower loses its disk and rejoins with --join, as a new
+	// member; its clients go elsewhere meanwhile, and come back to it.
+	var lost *linearRegion
+	for _, r := range c.regions {
+		if r.name != leader {
+			lost = r
+		}
+	}
+	mu.Lock()
+	home := map[int]*linearRegion{}
+	for id, r := range assigned {
+		home[id] = r
+		if r == lost {
+			assigned[id] = c.region(leader)
+		}
+	}
+	mu.Unlock()
+	c.wipe(lost)
+	awaitProgress("operations while the wiped region rejoins", 100)
+	c.awaitVoters(90 * time.Second)
+	mu.Lock()
+	for id, r := range home {
+		assigned[id] = r
+	}
+	mu.Unlock()
+	awaitProgress("operations after the rejoin", 150)
 	close(stop)
 	wg.Wait()
 

@@ -994,8 +994,18 @@ type LinearStatus struct {
 	Quorum          uint32         `protobuf:"varint,10,opt,name=quorum,proto3" json:"quorum,omitempty"`
 	LastIndex       uint64         `protobuf:"varint,11,opt,name=last_index,json=lastIndex,proto3" json:"last_index,omitempty"`
 	AppliedIndex    uint64         `protobuf:"varint,12,opt,name=applied_index,json=appliedIndex,proto3" json:"applied_index,omitempty"`
-	unknownFields   protoimpl.UnknownFields
-	sizeCache       protoimpl.SizeCache
+	// server_id is this node's Raft server id: its region, a slash and a
+	// suffix chosen when its Raft state was created ("" when not a voter). A
+	// region that lost its data directory comes back under a new one.
+	ServerId string `protobuf:"bytes,13,opt,name=server_id,json=serverId,proto3" json:"server_id,omitempty"`
+	// leader_id is the leader's Raft server id.
+	LeaderId string `protobuf:"bytes,14,opt,name=leader_id,json=leaderId,proto3" json:"leader_id,omitempty"`
+	// non_voters are members catching up before the leader promotes them to
+	// voters (a region that joined, or came back after losing its data
+	// directory). They do not count towards the quorum.
+	NonVoters     []*VoterStatus `protobuf:"bytes,15,rep,name=non_voters,json=nonVoters,proto3" json:"non_voters,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *LinearStatus) Reset() {
@@ -1112,13 +1122,39 @@ func (x *LinearStatus) GetAppliedIndex() uint64 {
 	return 0
 }
 
+func (x *LinearStatus) GetServerId() string {
+	if x != nil {
+		return x.ServerId
+	}
+	return ""
+}
+
+func (x *LinearStatus) GetLeaderId() string {
+	if x != nil {
+		return x.LeaderId
+	}
+	return ""
+}
+
+func (x *LinearStatus) GetNonVoters() []*VoterStatus {
+	if x != nil {
+		return x.NonVoters
+	}
+	return nil
+}
+
 type VoterStatus struct {
 	state   protoimpl.MessageState `protogen:"open.v1"`
 	Region  string                 `protobuf:"bytes,1,opt,name=region,proto3" json:"region,omitempty"`
 	Address string                 `protobuf:"bytes,2,opt,name=address,proto3" json:"address,omitempty"`
 	// reachable: gossip reports the voter alive (for this node itself: true).
-	Reachable     bool `protobuf:"varint,3,opt,name=reachable,proto3" json:"reachable,omitempty"`
-	Leader        bool `protobuf:"varint,4,opt,name=leader,proto3" json:"leader,omitempty"`
+	Reachable bool `protobuf:"varint,3,opt,name=reachable,proto3" json:"reachable,omitempty"`
+	Leader    bool `protobuf:"varint,4,opt,name=leader,proto3" json:"leader,omitempty"`
+	// server_id is the member's Raft server id ("" when only gossip, not a
+	// Raft configuration, is known: on a forwarder).
+	ServerId string `protobuf:"bytes,5,opt,name=server_id,json=serverId,proto3" json:"server_id,omitempty"`
+	// suffrage is "voter" or "nonvoter".
+	Suffrage      string `protobuf:"bytes,6,opt,name=suffrage,proto3" json:"suffrage,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1179,6 +1215,20 @@ func (x *VoterStatus) GetLeader() bool {
 		return x.Leader
 	}
 	return false
+}
+
+func (x *VoterStatus) GetServerId() string {
+	if x != nil {
+		return x.ServerId
+	}
+	return ""
+}
+
+func (x *VoterStatus) GetSuffrage() string {
+	if x != nil {
+		return x.Suffrage
+	}
+	return ""
 }
 
 type PeerStatus struct {
@@ -1352,7 +1402,7 @@ const file_causeway_v1_admin_proto_rawDesc = "" +
 	"\x06offset\x18\x02 \x01(\v2\x19.google.protobuf.DurationR\x06offset\x12+\n" +
 	"\x03min\x18\x03 \x01(\v2\x19.google.protobuf.DurationR\x03min\x12+\n" +
 	"\x03max\x18\x04 \x01(\v2\x19.google.protobuf.DurationR\x03max\x12\x18\n" +
-	"\asamples\x18\x05 \x01(\rR\asamples\"\xfc\x02\n" +
+	"\asamples\x18\x05 \x01(\rR\asamples\"\xef\x03\n" +
 	"\fLinearStatus\x12\x18\n" +
 	"\aenabled\x18\x01 \x01(\bR\aenabled\x12\x14\n" +
 	"\x05voter\x18\x02 \x01(\bR\x05voter\x12\x14\n" +
@@ -1367,12 +1417,18 @@ const file_causeway_v1_admin_proto_rawDesc = "" +
 	" \x01(\rR\x06quorum\x12\x1d\n" +
 	"\n" +
 	"last_index\x18\v \x01(\x04R\tlastIndex\x12#\n" +
-	"\rapplied_index\x18\f \x01(\x04R\fappliedIndex\"u\n" +
+	"\rapplied_index\x18\f \x01(\x04R\fappliedIndex\x12\x1b\n" +
+	"\tserver_id\x18\r \x01(\tR\bserverId\x12\x1b\n" +
+	"\tleader_id\x18\x0e \x01(\tR\bleaderId\x127\n" +
+	"\n" +
+	"non_voters\x18\x0f \x03(\v2\x18.causeway.v1.VoterStatusR\tnonVoters\"\xae\x01\n" +
 	"\vVoterStatus\x12\x16\n" +
 	"\x06region\x18\x01 \x01(\tR\x06region\x12\x18\n" +
 	"\aaddress\x18\x02 \x01(\tR\aaddress\x12\x1c\n" +
 	"\treachable\x18\x03 \x01(\bR\treachable\x12\x16\n" +
-	"\x06leader\x18\x04 \x01(\bR\x06leader\"\xb6\x01\n" +
+	"\x06leader\x18\x04 \x01(\bR\x06leader\x12\x1b\n" +
+	"\tserver_id\x18\x05 \x01(\tR\bserverId\x12\x1a\n" +
+	"\bsuffrage\x18\x06 \x01(\tR\bsuffrage\"\xb6\x01\n" +
 	"\n" +
 	"PeerStatus\x12\x16\n" +
 	"\x06region\x18\x01 \x01(\tR\x06region\x12\x18\n" +
@@ -1457,19 +1513,20 @@ var file_causeway_v1_admin_proto_depIdxs = []int32{
 	20, // 21: causeway.v1.PeerClockOffset.min:type_name -> google.protobuf.Duration
 	20, // 22: causeway.v1.PeerClockOffset.max:type_name -> google.protobuf.Duration
 	14, // 23: causeway.v1.LinearStatus.voters:type_name -> causeway.v1.VoterStatus
-	9,  // 24: causeway.v1.AdminService.Status:input_type -> causeway.v1.StatusRequest
-	6,  // 25: causeway.v1.AdminService.SetLink:input_type -> causeway.v1.SetLinkRequest
-	3,  // 26: causeway.v1.AdminService.RemoveRegion:input_type -> causeway.v1.RemoveRegionRequest
-	1,  // 27: causeway.v1.AdminService.SetDrain:input_type -> causeway.v1.SetDrainRequest
-	10, // 28: causeway.v1.AdminService.Status:output_type -> causeway.v1.StatusResponse
-	7,  // 29: causeway.v1.AdminService.SetLink:output_type -> causeway.v1.SetLinkResponse
-	4,  // 30: causeway.v1.AdminService.RemoveRegion:output_type -> causeway.v1.RemoveRegionResponse
-	2,  // 31: causeway.v1.AdminService.SetDrain:output_type -> causeway.v1.SetDrainResponse
-	28, // [28:32] is the sub-list for method output_type
-	24, // [24:28] is the sub-list for method input_type
-	24, // [24:24] is the sub-list for extension type_name
-	24, // [24:24] is the sub-list for extension extendee
-	0,  // [0:24] is the sub-list for field type_name
+	14, // 24: causeway.v1.LinearStatus.non_voters:type_name -> causeway.v1.VoterStatus
+	9,  // 25: causeway.v1.AdminService.Status:input_type -> causeway.v1.StatusRequest
+	6,  // 26: causeway.v1.AdminService.SetLink:input_type -> causeway.v1.SetLinkRequest
+	3,  // 27: causeway.v1.AdminService.RemoveRegion:input_type -> causeway.v1.RemoveRegionRequest
+	1,  // 28: causeway.v1.AdminService.SetDrain:input_type -> causeway.v1.SetDrainRequest
+	10, // 29: causeway.v1.AdminService.Status:output_type -> causeway.v1.StatusResponse
+	7,  // 30: causeway.v1.AdminService.SetLink:output_type -> causeway.v1.SetLinkResponse
+	4,  // 31: causeway.v1.AdminService.RemoveRegion:output_type -> causeway.v1.RemoveRegionResponse
+	2,  // 32: causeway.v1.AdminService.SetDrain:output_type -> causeway.v1.SetDrainResponse
+	29, // [29:33] is the sub-list for method output_type
+	25, // [25:29] is the sub-list for method input_type
+	25, // [25:25] is the sub-list for extension type_name
+	25, // [25:25] is the sub-list for extension extendee
+	0,  // [0:25] is the sub-list for field type_name
 }
 
 func init() { file_causeway_v1_admin_proto_init() }

@@ -55,6 +55,8 @@ const (
 	LinearServiceLockProcedure = "/causeway.v1.LinearService/Lock"
 	// LinearServiceUnlockProcedure is the fully-qualified name of the LinearService's Unlock RPC.
 	LinearServiceUnlockProcedure = "/causeway.v1.LinearService/Unlock"
+	// LinearServiceProgressProcedure is the fully-qualified name of the LinearService's Progress RPC.
+	LinearServiceProgressProcedure = "/causeway.v1.LinearService/Progress"
 )
 
 // LinearServiceClient is a client for the causeway.v1.LinearService service.
@@ -89,6 +91,11 @@ type LinearServiceClient interface {
 	Lock(context.Context, *connect.Request[v1.LockRequest]) (*connect.Response[v1.LockResponse], error)
 	// Unlock releases a lock held under lease_id.
 	Unlock(context.Context, *connect.Request[v1.UnlockRequest]) (*connect.Response[v1.UnlockResponse], error)
+	// Progress reports this node's own Raft server id and log position,
+	// without forwarding. The leader asks a new member (a non-voter) before
+	// promoting it to voter: only one whose log has caught up with the
+	// leader's commit index is promoted.
+	Progress(context.Context, *connect.Request[v1.ProgressRequest]) (*connect.Response[v1.ProgressResponse], error)
 }
 
 // NewLinearServiceClient constructs a client for the causeway.v1.LinearService service. By default,
@@ -164,6 +171,13 @@ func NewLinearServiceClient(httpClient connect.HTTPClient, baseURL string, opts 
 			connect.WithSchema(linearServiceMethods.ByName("Unlock")),
 			connect.WithClientOptions(opts...),
 		),
+		progress: connect.NewClient[v1.ProgressRequest, v1.ProgressResponse](
+			httpClient,
+			baseURL+LinearServiceProgressProcedure,
+			connect.WithSchema(linearServiceMethods.ByName("Progress")),
+			connect.WithIdempotency(connect.IdempotencyNoSideEffects),
+			connect.WithClientOptions(opts...),
+		),
 	}
 }
 
@@ -179,6 +193,7 @@ type linearServiceClient struct {
 	revoke        *connect.Client[v1.RevokeRequest, v1.RevokeResponse]
 	lock          *connect.Client[v1.LockRequest, v1.LockResponse]
 	unlock        *connect.Client[v1.UnlockRequest, v1.UnlockResponse]
+	progress      *connect.Client[v1.ProgressRequest, v1.ProgressResponse]
 }
 
 // Claim calls causeway.v1.LinearService.Claim.
@@ -231,6 +246,11 @@ func (c *linearServiceClient) Unlock(ctx context.Context, req *connect.Request[v
 	return c.unlock.CallUnary(ctx, req)
 }
 
+// Progress calls causeway.v1.LinearService.Progress.
+func (c *linearServiceClient) Progress(ctx context.Context, req *connect.Request[v1.ProgressRequest]) (*connect.Response[v1.ProgressResponse], error) {
+	return c.progress.CallUnary(ctx, req)
+}
+
 // LinearServiceHandler is an implementation of the causeway.v1.LinearService service.
 type LinearServiceHandler interface {
 	// Claim takes namespace/name for owner, if no other owner holds it
@@ -263,6 +283,11 @@ type LinearServiceHandler interface {
 	Lock(context.Context, *connect.Request[v1.LockRequest]) (*connect.Response[v1.LockResponse], error)
 	// Unlock releases a lock held under lease_id.
 	Unlock(context.Context, *connect.Request[v1.UnlockRequest]) (*connect.Response[v1.UnlockResponse], error)
+	// Progress reports this node's own Raft server id and log position,
+	// without forwarding. The leader asks a new member (a non-voter) before
+	// promoting it to voter: only one whose log has caught up with the
+	// leader's commit index is promoted.
+	Progress(context.Context, *connect.Request[v1.ProgressRequest]) (*connect.Response[v1.ProgressResponse], error)
 }
 
 // NewLinearServiceHandler builds an HTTP handler from the service implementation. It returns the
@@ -334,6 +359,13 @@ func NewLinearServiceHandler(svc LinearServiceHandler, opts ...connect.HandlerOp
 		connect.WithSchema(linearServiceMethods.ByName("Unlock")),
 		connect.WithHandlerOptions(opts...),
 	)
+	linearServiceProgressHandler := connect.NewUnaryHandler(
+		LinearServiceProgressProcedure,
+		svc.Progress,
+		connect.WithSchema(linearServiceMethods.ByName("Progress")),
+		connect.WithIdempotency(connect.IdempotencyNoSideEffects),
+		connect.WithHandlerOptions(opts...),
+	)
 	return "/causeway.v1.LinearService/", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		switch r.URL.Path {
 		case LinearServiceClaimProcedure:
@@ -356,6 +388,8 @@ func NewLinearServiceHandler(svc LinearServiceHandler, opts ...connect.HandlerOp
 			linearServiceLockHandler.ServeHTTP(w, r)
 		case LinearServiceUnlockProcedure:
 			linearServiceUnlockHandler.ServeHTTP(w, r)
+		case LinearServiceProgressProcedure:
+			linearServiceProgressHandler.ServeHTTP(w, r)
 		default:
 			http.NotFound(w, r)
 		}
@@ -403,4 +437,8 @@ func (UnimplementedLinearServiceHandler) Lock(context.Context, *connect.Request[
 
 func (UnimplementedLinearServiceHandler) Unlock(context.Context, *connect.Request[v1.UnlockRequest]) (*connect.Response[v1.UnlockResponse], error) {
 	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("causeway.v1.LinearService.Unlock is not implemented"))
+}
+
+func (UnimplementedLinearServiceHandler) Progress(context.Context, *connect.Request[v1.ProgressRequest]) (*connect.Response[v1.ProgressResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("causeway.v1.LinearService.Progress is not implemented"))
 }
