@@ -37,6 +37,15 @@ import (
 // ahead, so they win last-writer-wins only against writes made within that
 // skew of them; once fenced, the node makes no more.
 
+// clockMeasureGrace bounds how long a node that knows at least two peers
+// refuses writes while it has not yet measured two of them. A node
+// restarted with a clock seconds off would otherwise stamp writes for the
+// second or two its first gossip round trips take, and every session that
+// read one of them would be refused in the healthy regions until their
+// clocks pass it. Past the grace it serves whatever it measured, so a
+// gossip fault cannot keep it unavailable for good.
+const clockMeasureGrace = 10 * time.Second
+
 // clockRecheck is how stale the fence's last verdict may be on the write
 // path before it is recomputed (samples age out even when none arrive).
 const clockRecheck = time.Second
@@ -54,6 +63,11 @@ type clockFence struct {
 	now    clocks.PhysicalClock
 	log    *slog.Logger
 
+	started time.Time
+	// knownPeers counts the other regions' causal replicas gossip knows
+	// alive (nil without gossip: nothing to measure against).
+	knownPeers atomic.Pointer[func() int]
+
 	mu       sync.Mutex // guards est and the transition log
 	est      offsetEstimator
 	state    atomic.Pointer[fenceState] // the last verdict; read without mu
@@ -65,10 +79,13 @@ type fenceState struct {
 	at       time.Time
 	estimate clocks.OffsetEstimate
 	refusal  error // nil: writes allowed
+	// measuring: refused because the node, just started, has not yet
+	// measured two of the peers it knows (clockMeasureGrace).
+	measuring bool
 }
 
 func newClockFence(cfg *Config, log *slog.Logger) *clockFence {
-	f := &clockFence{region: cfg.Region, now: cfg.Now, log: log,
+	f := &clockFence{region: cfg.Region, now: cfg.Now, log: log, started: cfg.Now(),
 		est: clocks.NewOffsetEstimator(cfg.MaxClockOffset, 0, 0)}
 	f.state.Store(&fenceState{at: cfg.Now(), estimate: clocks.OffsetEstimate{MaxOffset: cfg.MaxClockOffset}})
 	return f
@@ -79,7 +96,12 @@ func newClockFence(cfg *Config, log *slog.Logger) *clockFence {
 // clockRecheck.
 func (f *clockFence) check() error {
 	st := f.state.Load()
-	if age := f.now().Sub(st.at); age < 0 || age > clockRecheck {
+	now := f.now()
+	age := now.Sub(st.at)
+	// While a just-started node has not measured two peers, every write
+	// asks again: the peers gossip finds do not trigger a recomputation.
+	early := len(st.estimate.Peers) < 2 && now.Sub(f.started) < clockMeasureGrace
+	if early || age < 0 || age > clockRecheck {
 		st = f.recompute()
 	}
 	return st.refusal
@@ -118,13 +140,24 @@ func (f *clockFence) recompute() *fenceState {
 	st := &fenceState{at: now, estimate: e}
 	if e.Verdict != clocks.OffsetInSync {
 		st.refusal = clockOffsetRefusal(f.region, e)
+	} else if known := f.knownPeers.Load(); known != nil && len(e.Peers) < 2 && now.Sub(f.started) < clockMeasureGrace {
+		if peers := (*known)(); peers >= 2 {
+			st.measuring = true
+			st.refusal = api.Errorf(api.ErrUnavailable,
+				"region %s started %v ago and is still measuring its clock against its peers' (%d of %d measured) before it stamps writes; retry shortly, or use another region",
+				f.region, now.Sub(f.started).Round(time.Millisecond), len(e.Peers), peers)
+		}
 	}
 	prev := f.state.Swap(st)
+	wasFenced := prev.refusal != nil && !prev.measuring
+	fenced := st.refusal != nil && !st.measuring
 	switch {
-	case st.refusal != nil && prev.refusal == nil:
+	case prev.measuring && st.refusal == nil:
+		f.log.Info("clock offset: measured against its peers; accepting writes", "offset", e.Offset, "peers_measured", len(e.Peers))
+	case fenced && !wasFenced:
 		f.log.Error("clock offset: this node's clock is too far from its peers'; refusing writes until it is fixed",
 			"offset", e.Offset, "verdict", e.Verdict.String(), "max_offset", e.MaxOffset, "peers_beyond", e.Beyond, "peers_measured", len(e.Peers))
-	case st.refusal == nil && prev.refusal != nil:
+	case !fenced && wasFenced:
 		f.log.Warn("clock offset: back within the max offset of its peers (or no longer measured); accepting writes again",
 			"offset", e.Offset, "max_offset", e.MaxOffset, "peers_measured", len(e.Peers))
 	}

@@ -195,7 +195,9 @@ func (n *Node) lostWrites(subscriber string, err error) {
 }
 
 // CausalState is what the causal tier does for clients ("serving",
-// "joining", "merging" or "lost-writes") and, unless serving, why.
+// "joining", "merging", "drained", "lost-writes", or "clock-fenced": reads
+// served, writes refused by the clock offset fence) and, unless serving,
+// why.
 func (n *Node) CausalState() (state, reason string) {
 	if why := n.state.lost.Load(); why != nil {
 		return "lost-writes", *why
@@ -208,6 +210,9 @@ func (n *Node) CausalState() (state, reason string) {
 	}
 	if n.repl.bootstrapping.Load() {
 		return "merging", "merging a snapshot of another region"
+	}
+	if err := n.clockFence.check(); err != nil {
+		return "clock-fenced", err.Error() // reads are served, writes refused
 	}
 	return "serving", ""
 }

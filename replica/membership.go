@@ -81,6 +81,16 @@ func (r *replication) startGossip(advertise string) error {
 	r.mu.Lock()
 	r.gossip = g
 	r.mu.Unlock()
+	alivePeers := func() int {
+		regions := map[string]bool{}
+		for _, m := range g.Members() {
+			if m.State == gossip.Alive && !m.Removed && m.Meta.ReplicationAddr != "" && m.Meta.Region != n.cfg.Region {
+				regions[m.Meta.Region] = true
+			}
+		}
+		return len(regions)
+	}
+	n.clockFence.knownPeers.Store(&alivePeers)
 	n.log.Info("gossip started", "addr", g.Addr(), "join", gc.Join, "encrypted", gc.SecretKey != nil, "max_round_trip", rtt)
 	if len(gc.Join) > 0 {
 		r.wg.Add(1)

@@ -640,8 +640,10 @@ type StatusResponse struct {
 	// causal_state is what the causal tier does for clients: "serving";
 	// "joining" (the region was created empty with --join and serves once it
 	// holds a snapshot of every other region); "merging" (it is merging a
-	// snapshot of another region); "drained" (AdminService/SetDrain); or
-	// "lost-writes" (another region holds
+	// snapshot of another region); "drained" (AdminService/SetDrain);
+	// "clock-fenced" (reads served, writes refused: the clock is too far
+	// from the peers', or, just started, not yet measured; see clock_offset);
+	// or "lost-writes" (another region holds
 	// writes this region's data directory lacks: it refuses every request
 	// until it is repaired). causal_state_reason says why, and what to do.
 	CausalState       string `protobuf:"bytes,17,opt,name=causal_state,json=causalState,proto3" json:"causal_state,omitempty"`
