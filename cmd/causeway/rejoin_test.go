@@ -321,3 +321,73 @@ func TestRegionThatLostWritesStopsAndSaysSo(t *testing.T) {
 		t.Errorf("put in a region that lost writes: %v; want unavailable naming the repair", err)
 	}
 }
+
+// TestRejoinWaitsForEveryRegionAndRepairsTheOneBehind wipes a region while
+// another region lacks its newest writes and cannot reach it: the rejoining
+// region must wait for that region's snapshot (serving nothing meanwhile),
+// take the writes of its earlier life from the region that has them, and
+// the region that was behind must catch up from the rejoined region's
+// snapshot (a merge into a region with data of its own), so that every
+// acknowledged write is everywhere and the regions converge.
+func TestRejoinWaitsForEveryRegionAndRepairsTheOneBehind(t *testing.T) {
+	ctx, cancel := context.WithTimeout(t.Context(), 3*time.Minute)
+	defer cancel()
+	c := newRejoinCluster(t, ctx)
+	first, _ := c.putChain("ap-south", "first", 40, "")
+	c.awaitConverged(30 * time.Second)
+
+	// eu-west stops hearing from ap-south; us-east still does.
+	setLink := func(on, peer string, cut v1.LinkCut) {
+		t.Helper()
+		rctx, rcancel := context.WithTimeout(ctx, 5*time.Second)
+		defer rcancel()
+		if _, err := c.regions[on].admin.SetLink(rctx, connect.NewRequest(&v1.SetLinkRequest{Region: peer, Cut: cut})); err != nil {
+			t.Fatal(err)
+		}
+	}
+	setLink("eu-west", "ap-south", v1.LinkCut_LINK_CUT_BOTH)
+	second, _ := c.putChain("ap-south", "second", 40, "")
+	pollUntil(t, 30*time.Second, "us-east to hold all 80 writes of ap-south", func() bool {
+		return c.regions["us-east"].status(t).GetVector()["ap-south"] == 80
+	})
+	if got := c.regions["eu-west"].status(t).GetVector()["ap-south"]; got != 40 {
+		t.Fatalf("eu-west holds %d writes of ap-south behind the cut; want 40", got)
+	}
+
+	ap := c.regions["ap-south"]
+	if err := ap.proc.kill(); err == nil {
+		t.Fatal("ap-south exited on its own before the kill")
+	}
+	if err := os.RemoveAll(ap.dataDir); err != nil {
+		t.Fatal(err)
+	}
+	c.start("ap-south", c.gossipAddr("us-east"), ap.dataDir)
+
+	// eu-west cannot be reached: the join waits for it, naming it.
+	pollUntil(t, 30*time.Second, "ap-south to wait for eu-west alone", func() bool {
+		st := ap.status(t)
+		return st.GetCausalState() == "joining" && strings.Contains(st.GetCausalStateReason(), "waiting for eu-west)")
+	})
+	rctx, rcancel := context.WithTimeout(ctx, 5*time.Second)
+	_, err := ap.kv.Put(rctx, connect.NewRequest(&v1.PutRequest{Key: "early", Value: []byte("x")}))
+	rcancel()
+	if connect.CodeOf(err) != connect.CodeUnavailable {
+		t.Fatalf("put in a joining region: %v; want unavailable", err)
+	}
+
+	setLink("eu-west", "ap-south", v1.LinkCut_LINK_CUT_UNSPECIFIED)
+	c.awaitServing(60*time.Second, "ap-south")
+	third, _ := c.putChain("ap-south", "third", 20, "")
+	vec := c.awaitConverged(60 * time.Second)
+	if vec["ap-south"] != 100 {
+		t.Errorf("converged vector %v; want ap-south's 100 writes (80, then 20 continuing the sequence)", vec)
+	}
+	if !strings.Contains(c.regions["eu-west"].proc.stderr.String(), "merged a snapshot") {
+		t.Errorf("eu-west converged without logging a merged snapshot; the test did not exercise the merge")
+	}
+	all := map[string]string{}
+	for _, m := range []map[string]string{first, second, third} {
+		maps.Copy(all, m)
+	}
+	c.checkHeld(all, "")
+}
