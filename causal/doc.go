@@ -36,6 +36,17 @@
 // truncated log merges that origin's snapshot; MergeSnapshot gives the
 // siblings a region would hold had it applied the writes one by one.
 //
+// # The replication stream
+//
+// stream.go holds the rules a stream must keep not to lose or invent a
+// write: what a subscriber accepts (Inbox: the origin's next write only, a
+// head not behind it), which acknowledgements an origin believes
+// (CheckAck), how far it truncates its log (TruncationPoint), how it
+// answers a resume request (ResumeAt: send, wait, "merge a snapshot", or
+// "you hold writes I lost"), and when a tombstone may go for good
+// (Collectable, SafeWallMs). Time is passed in; package replica and the
+// simulator drive the same functions.
+//
 // # Sessions
 //
 // A session's token carries the merge of the vectors it has read or written

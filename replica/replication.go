@@ -4,9 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"math/rand/v2"
 	"net"
 	"net/http"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -261,7 +263,7 @@ func (r *replication) followOnce(ctx context.Context, p *peer) (progressed bool,
 		n.log.Warn("corrupt replication message; resetting stream", "peer", p.region, "err", err)
 		return progressed, err
 	}
-	next := from // the origin's write this stream must deliver next
+	inbox := causal.NewInbox(p.region, from)
 	for {
 		msg, err := stream.Receive()
 		watchdog.Reset(silenceTimeout)
@@ -281,19 +283,13 @@ func (r *replication) followOnce(ctx context.Context, p *peer) (progressed bool,
 			if err != nil {
 				return reject(err)
 			}
-			if w.Origin() != p.region {
-				return progressed, fmt.Errorf("peer %s sent a write of region %s", p.region, w.Origin())
+			if err := inbox.Accept(w); err != nil {
+				return reject(err)
 			}
-			// Frames are consecutive: a frame that vanished from a damaged
-			// message would otherwise leave a gap no later frame fills.
-			if w.Seq != next {
-				return reject(fmt.Errorf("%w: %s sent its write %d where %d was due", ErrCorruptRecord, p.region, w.Seq, next))
-			}
-			next++
 			writes = append(writes, w)
 		}
-		if len(writes) > 0 && msg.HeadSeq < next-1 {
-			return reject(fmt.Errorf("%w: %s reported head %d with its write %d", ErrCorruptRecord, p.region, msg.HeadSeq, next-1))
+		if err := inbox.CheckHead(msg.HeadSeq, len(writes) > 0); err != nil {
+			return reject(err)
 		}
 		if len(writes) > 0 {
 			progressed = true
@@ -309,11 +305,7 @@ func (r *replication) followOnce(ctx context.Context, p *peer) (progressed bool,
 		if lag <= 0 {
 			caughtUp = time.Now()
 			lag = 0
-			// Never beyond this node's own clock: a peer's clock may run
-			// ahead, and a damaged message may claim any time, which would
-			// otherwise stay the peer's mark for good and let tombstones
-			// be collected while its writes can still arrive.
-			sentWallMs := min(msg.SentWallMs, uint64(n.cfg.Now().UnixMilli()))
+			sentWallMs := causal.CaughtUpWallMs(msg.SentWallMs, uint64(n.cfg.Now().UnixMilli()))
 			if sentWallMs > p.caughtUpWallMs.Load() {
 				p.caughtUpWallMs.Store(sentWallMs)
 			}
@@ -408,12 +400,9 @@ func (h replicationHandler) Replicate(ctx context.Context, stream *connect.BidiS
 				return
 			}
 			if ack := msg.GetAck(); ack != nil {
-				if sent := sentThrough.Load(); ack.AppliedSeq > sent {
-					n.log.Warn("replication acknowledgement beyond what was sent; resetting stream",
-						"peer", start.Region, "acked", ack.AppliedSeq, "sent", sent)
-					ackErr = connect.NewError(connect.CodeInvalidArgument, fmt.Errorf(
-						"region %s acknowledged write %d of %s, which sent it writes up to %d only",
-						start.Region, ack.AppliedSeq, n.cfg.Region, sent))
+				if err := causal.CheckAck(start.Region, ack.AppliedSeq, sentThrough.Load()); err != nil {
+					n.log.Warn("replication acknowledgement beyond what was sent; resetting stream", "peer", start.Region, "err", err)
+					ackErr = connect.NewError(connect.CodeInvalidArgument, err)
 					return
 				}
 				r.ack(start.Region, ack.AppliedSeq)
@@ -424,12 +413,16 @@ func (h replicationHandler) Replicate(ctx context.Context, stream *connect.BidiS
 	heartbeat := time.NewTicker(heartbeatInterval)
 	defer heartbeat.Stop()
 	for {
+		// Only durable writes leave the region: a write lost in a crash
+		// here must not exist anywhere else.
 		durable, changed := n.durableVector()
 		head := durable.Get(n.cfg.Region)
 		if pos <= head {
-			// Only durable writes leave the region: a write lost in a crash
-			// here must not exist anywhere else.
-			if first, holds := r.logHolds(pos); !holds {
+			first, err := r.logFirst()
+			if err != nil {
+				return n.connectError(err)
+			}
+			if decision, _ := causal.ResumeAt(n.cfg.Region, head, first, pos); decision == causal.ResumeSnapshot {
 				ce := connect.NewError(connect.CodeFailedPrecondition, fmt.Errorf(
 					"region %s no longer holds its writes from %d (region %s asked for them); %s must merge a snapshot",
 					n.cfg.Region, pos, start.Region, start.Region))
@@ -489,11 +482,13 @@ func (r *replication) holding(region string) *atomic.Int64 {
 	return h
 }
 
-// logHolds reports whether the replication log still starts at or before
-// pos, and where it starts.
-func (r *replication) logHolds(pos uint64) (first uint64, holds bool) {
+// logFirst is the oldest write the replication log holds (0: none).
+func (r *replication) logFirst() (uint64, error) {
 	first, found, err := r.n.store.firstLogSeq()
-	return first, err == nil && found && first <= pos
+	if err != nil || !found {
+		return 0, err
+	}
+	return first, nil
 }
 
 func (r *replication) checkPeer(cluster, region string) error {
@@ -538,11 +533,8 @@ func (r *replication) collectGarbage() {
 				r.n.log.Error("collect tombstones", "err", err)
 			}
 		}
-		upTo := r.n.durableSeq(r.n.cfg.Region)
 		r.mu.Lock()
-		for region := range r.peers {
-			upTo = min(upTo, r.acks[region])
-		}
+		upTo := causal.TruncationPoint(r.n.durableSeq(r.n.cfg.Region), slices.Collect(maps.Keys(r.peers)), r.acks)
 		truncated := r.truncated
 		r.mu.Unlock()
 		if upTo <= truncated {

@@ -14,19 +14,10 @@ import (
 const maxTombstonesPerRound = 1000
 
 // collectTombstones deletes tombstones that every region has and that no
-// write still on its way can lose to. A tombstone t goes when
-//
-//   - the stable vector covers it: every region has applied t, so no
-//     region will ever need it to supersede a version it still holds;
-//   - it is its key's only version (a concurrent sibling may lose to it,
-//     and must keep losing); and
-//   - its timestamp is below this region's safe time: for every region,
-//     the writes not yet received from it carry later timestamps (streams
-//     are in order and timestamps grow), so any write concurrent with t
-//     that arrives later wins over t anyway, here and everywhere.
-//
-// Deleting it then changes no region's answer. It reports how many it
-// collected.
+// write still on its way can lose to (causal.Collectable says when: the
+// stable vector covers it, its timestamp is below this region's safe time,
+// and it is its key's only version or a losing sibling). Deleting it then
+// changes no region's answer. It reports how many it collected.
 func (n *Node) collectTombstones(stable clocks.Vector, safeWallMs uint64) (int, error) {
 	it, err := n.store.db.NewIter(&pebble.IterOptions{LowerBound: []byte{spaceTombstone}, UpperBound: []byte{spaceTombstone + 1}})
 	if err != nil {
@@ -62,14 +53,16 @@ func (n *Node) collectTombstones(stable clocks.Vector, safeWallMs uint64) (int, 
 		if err != nil {
 			return collected, err
 		}
-		still := false
-		for _, s := range siblings {
-			still = still || bytes.Equal(appendDataKey(nil, key, s.Timestamp), c.dataKey)
+		var t *causal.Version
+		for i := range siblings {
+			if bytes.Equal(appendDataKey(nil, key, siblings[i].Timestamp), c.dataKey) {
+				t = &siblings[i]
+			}
 		}
 		switch {
-		case !still:
+		case t == nil:
 			_ = b.Delete(c.index, nil) // superseded already: only the index entry is left
-		case len(siblings) == 1 && siblings[0].Kind == causal.KindTombstone && siblings[0].Timestamp.WallMs < safeWallMs:
+		case causal.Collectable(t, siblings, stable, safeWallMs):
 			_ = b.Delete(c.dataKey, nil)
 			_ = b.Delete(c.index, nil)
 			collected++
@@ -88,17 +81,13 @@ func (n *Node) collectTombstones(stable clocks.Vector, safeWallMs uint64) (int, 
 // clock when it last reported that this node had all its writes, less the
 // maximum clock offset.
 func (r *replication) safeWallMs() uint64 {
-	safe := uint64(r.n.cfg.Now().UnixMilli())
 	r.mu.Lock()
+	caughtUp := make([]uint64, 0, len(r.peers))
 	for _, p := range r.peers {
-		safe = min(safe, p.caughtUpWallMs.Load())
+		caughtUp = append(caughtUp, p.caughtUpWallMs.Load())
 	}
 	r.mu.Unlock()
-	margin := uint64(r.n.cfg.MaxClockOffset / time.Millisecond)
-	if safe < margin {
-		return 0
-	}
-	return safe - margin
+	return causal.SafeWallMs(uint64(r.n.cfg.Now().UnixMilli()), caughtUp, uint64(r.n.cfg.MaxClockOffset/time.Millisecond))
 }
 
 // stableVector is gossip's stable vector, usable only when gossip vouches

@@ -52,6 +52,10 @@ type Config struct {
 	// next resume, as in the real replication stream.
 	ResumeEveryMs int64
 	WindowEntries int
+	// GCEveryMs is how often a region truncates its replication log to
+	// what every other region acknowledged and collects the tombstones
+	// every region has applied (as the real node does every second).
+	GCEveryMs int64
 
 	// Every FaultEveryMs, a running region crashes with CrashProb (and
 	// restarts after MinDowntimeMs to MaxDowntimeMs), and a partition starts
@@ -64,21 +68,29 @@ type Config struct {
 	PartitionProb                  float64
 	MinPartitionMs, MaxPartitionMs int64
 	// DiskLossProb is the probability, every FaultEveryMs, that a running
-	// region loses its data directory: it stops, its durable state is
-	// emptied, and it restarts after MinDowntimeMs to MaxDowntimeMs as the
-	// README's recovery says, joining again (causal.Join) before it serves.
-	// A region loses its disk only while every write it issued is held by
-	// another region too: a write whose only copy was on the lost disk is
-	// lost with it, which no protocol can prevent (durability is promised
-	// against crashes of processes, and against the loss of a disk once a
-	// write has reached a second region). With a non-zero probability a
-	// schedule loses at least one disk.
+	// region loses its data directory: it is drained (serves no client),
+	// and once every write it holds is held by another region too, it
+	// stops, its durable state is emptied, and it restarts after
+	// MinDowntimeMs to MaxDowntimeMs as the README's recovery says, joining
+	// again (causal.Join) before it serves. A write whose only copy was on
+	// the lost disk would be lost with it, which no protocol can prevent
+	// (durability is promised against crashes of processes, and against the
+	// loss of a disk once a write has reached a second region). With a
+	// non-zero probability a schedule loses at least one disk.
 	DiskLossProb float64
 	// UnsafeRejoinWithoutSnapshot restarts a region that lost its disk as
 	// Causeway did before causal.Join: empty, serving at once, numbering its
 	// writes from 1 again. It loses acknowledged writes, to prove the
 	// checkers notice.
 	UnsafeRejoinWithoutSnapshot bool
+	// UnsafeCollectUnstable collects every tombstone that is its key's only
+	// version at once, without waiting until every region has applied it
+	// or for the safe time; UnsafeResumeFromLogStart truncates the log past
+	// the slowest subscriber and answers a request from before the log's
+	// start with the log's start, past the gap, instead of "truncated" (a
+	// snapshot). Both lose or resurrect writes, to prove the checkers see it.
+	UnsafeCollectUnstable    bool
+	UnsafeResumeFromLogStart bool
 	// IndeterminateProb is the probability that a write's outcome is
 	// unknown to its client: the region crashes just before or just after
 	// persisting it, or the acknowledgement is lost.
@@ -120,6 +132,7 @@ func DefaultConfig() Config {
 		DupProb:           0.05,
 		ResumeEveryMs:     25,
 		WindowEntries:     8,
+		GCEveryMs:         50,
 		FaultEveryMs:      50,
 		CrashProb:         0.04,
 		MinDowntimeMs:     20,
@@ -163,6 +176,7 @@ func (c Config) Validate() error {
 		check(p.value >= 0 && p.value <= 1, "%s = %v, want a probability", p.name, p.value)
 	}
 	check(c.LossProb < 1, "LossProb = 1 would never let a message through")
+	check(c.GCEveryMs >= 1, "GCEveryMs = %d, want at least 1", c.GCEveryMs)
 	check(c.ResumeEveryMs >= 1 && c.WindowEntries >= 1, "ResumeEveryMs = %d and WindowEntries = %d, want both at least 1", c.ResumeEveryMs, c.WindowEntries)
 	check(c.FaultEveryMs >= 1, "FaultEveryMs = %d, want at least 1", c.FaultEveryMs)
 	check(c.MinDowntimeMs >= 0 && c.MinDowntimeMs <= c.MaxDowntimeMs, "downtime %d..%d ms: want 0 <= min <= max", c.MinDowntimeMs, c.MaxDowntimeMs)

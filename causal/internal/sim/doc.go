@@ -35,6 +35,19 @@
 //     protocol error here. Config.UnsafeRejoinWithoutSnapshot restarts the
 //     region as Causeway once did, serving at once from sequence number 1,
 //     and TestCheckerCatchesUnsafeRejoin shows the checkers catch it.
+//   - The stream's bookkeeping, with the rules of package causal: resume
+//     requests acknowledge what the subscriber holds and carry its applied
+//     vector (as gossip spreads it); every answer ends with the origin's
+//     head and time. Every GCEveryMs a region truncates its log to the
+//     slowest acknowledgement (causal.TruncationPoint) and collects the
+//     tombstones every region applied below its safe time
+//     (causal.Collectable, causal.SafeWallMs), during the workload and for
+//     a while at rest after quiescence. Nearly every schedule truncates a
+//     log and loses a disk; most collect a tombstone (TestSimulation states
+//     the shares it requires). TestCheckerCatchesBrokenStreamRules breaks
+//     the rules on purpose (collecting unstable tombstones; truncating past
+//     the slowest subscriber and resuming past the gap) and the checkers
+//     must catch each.
 //   - Sessions that carry a causal token (vector and Seen), move between
 //     regions at random, and put (unique values), delete, get and read_many
 //     over a small key set, including the photo-album pattern: write "acl",

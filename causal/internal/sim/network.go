@@ -14,6 +14,14 @@ type message struct {
 	truncated   bool          // the origin's log starts after what was asked: take its snapshot
 	snapshotReq bool          // send me your snapshot
 	snapshot    *snapshot     // a consistent copy of a region
+	// applied rides on resume and snapshot requests: the sender's applied
+	// vector, as gossip spreads it (for the stable vector).
+	applied clocks.Vector
+	// head, with headSentMs: the origin's newest write and its physical
+	// time when it said so (a heartbeat, after every answer to a resume).
+	head       uint64
+	headSentMs uint64
+	isHead     bool
 }
 
 // snapshot is a consistent copy of a region's state: the writes its vector
@@ -57,12 +65,16 @@ func (w *world) deliver(from, to, epoch int, m message) {
 	case m.entry != nil:
 		r.receive(m.entry)
 	case m.truncated:
-		w.send(to, from, message{snapshotReq: true})
+		w.send(to, from, message{snapshotReq: true, applied: r.durable.applied.Clone()})
+	case m.isHead:
+		r.heardHead(from, m.head, m.headSentMs)
 	case m.snapshotReq:
+		r.peerApplied[w.regions[from].name] = m.applied
 		w.send(to, from, message{snapshot: r.takeSnapshot()})
 	case m.snapshot != nil:
 		r.mergeSnapshot(from, m.snapshot)
 	default:
+		r.peerApplied[w.regions[from].name] = m.applied
 		r.answerResume(from, m.resumeFrom)
 	}
 }

@@ -26,6 +26,17 @@ type region struct {
 	// lostWrites: a subscriber proved this region lost writes it had
 	// acknowledged (causal.CheckResume); a real region stops writing.
 	lostWrites bool
+	// draining: taken out of service before it loses its disk
+	// (loseSomeDisk); cleared by a crash or restart.
+	draining bool
+
+	// What the region has heard since it started (volatile, as in the
+	// real node): each subscriber's acknowledgement of this region's
+	// writes, each region's applied vector (gossip), and each origin's
+	// time when this region last had all its writes.
+	acks        map[string]uint64
+	peerApplied map[string]clocks.Vector
+	caughtUp    map[string]uint64
 }
 
 // durableState is what a region's store persists. Each change below is one
@@ -39,6 +50,14 @@ type durableState struct {
 	logBase    uint64                      // own writes before the log: recovered from snapshots by a join
 	lastIssued clocks.Timestamp            // greatest timestamp issued here, restored into the clock
 	joining    bool                        // a join is under way: set when the disk is lost, cleared when it ends
+	// collected: the tombstone collected for each key that has no version
+	// since. A client reads such a key as deleted; the simulator keeps the
+	// tombstone to name that answer exactly.
+	collected map[string]causal.Version
+}
+
+func newDurableState() durableState {
+	return durableState{applied: clocks.Vector{}, data: map[string][]causal.Version{}, collected: map[string]causal.Version{}}
 }
 
 // head is the sequence number of this region's newest write.
@@ -61,7 +80,9 @@ func (r *region) boot() {
 		MaxPending:             r.w.cfg.MaxPending,
 		UnsafeSkipDependencies: r.w.cfg.UnsafeSkipDependencies,
 	})
+	r.acks, r.peerApplied, r.caughtUp = map[string]uint64{}, map[string]clocks.Vector{}, map[string]uint64{}
 	r.join = nil
+	r.draining = false
 	if r.durable.joining {
 		// Which snapshots were merged is not durable: a restarted join
 		// merges them all again (merging is idempotent).
@@ -120,13 +141,15 @@ func (r *region) loseDisk() {
 	r.up = false
 	r.epoch++
 	r.lostWrites = false
-	r.durable = durableState{applied: clocks.Vector{}, data: map[string][]causal.Version{}, joining: !r.w.cfg.UnsafeRejoinWithoutSnapshot}
+	r.draining = false
+	r.durable = newDurableState()
+	r.durable.joining = !r.w.cfg.UnsafeRejoinWithoutSnapshot
 	r.w.after(r.w.between(r.w.cfg.MinDowntimeMs, r.w.cfg.MaxDowntimeMs), r.restart)
 }
 
 // serving reports whether the region may serve clients: it is up, not
 // joining, and has not lost writes.
-func (r *region) serving() bool { return r.up && r.join == nil && !r.lostWrites }
+func (r *region) serving() bool { return r.up && r.join == nil && !r.lostWrites && !r.draining }
 
 // peers is every other region (none is ever removed in the simulation).
 func (r *region) peers() []string {
@@ -161,7 +184,8 @@ func (r *region) mergeSnapshot(from int, snap *snapshot) {
 	r.w.stats.SnapshotsMerged++
 	applied := r.durable.applied.Clone()
 	for key, versions := range snap.data {
-		r.durable.data[key], _, _ = causal.MergeSnapshot(r.durable.data[key], applied, versions, snap.applied)
+		next, _, _ := causal.MergeSnapshot(r.durable.data[key], applied, versions, snap.applied)
+		r.setSiblings(key, next)
 	}
 	r.durable.applied.MergeInPlace(snap.applied)
 	r.replica.Bootstrap(snap.applied)
@@ -194,24 +218,36 @@ func (r *region) resumeTick() {
 	switch {
 	case r.up && r.join != nil:
 		for _, name := range r.join.Missing(r.peers()) {
-			r.w.send(r.idx, r.w.regionIndex(name), message{snapshotReq: true})
+			r.w.send(r.idx, r.w.regionIndex(name), message{snapshotReq: true, applied: r.durable.applied.Clone()})
 		}
 	case r.up:
 		for _, o := range r.w.regions {
 			if o != r {
-				r.w.send(r.idx, o.idx, message{resumeFrom: r.replica.AppliedSeq(o.name) + 1})
+				r.w.send(r.idx, o.idx, message{resumeFrom: r.replica.AppliedSeq(o.name) + 1, applied: r.durable.applied.Clone()})
 			}
 		}
 	}
 	r.w.after(r.w.cfg.ResumeEveryMs+r.w.rng.Int64N(r.w.cfg.ResumeEveryMs/2+1), r.resumeTick)
 }
 
-// answerResume sends to receiver a window of this region's log from
-// position from, or says that the log no longer holds it.
+// answerResume answers a subscriber asking for this region's writes from
+// position from (causal.ResumeAt): a window of the log, "truncated", or
+// nothing new; then its head, as the real stream's heartbeat does. The
+// request also acknowledges the writes before from.
 func (r *region) answerResume(receiver int, from uint64) {
 	from = max(from, 1)
 	head := r.durable.head()
-	if err := causal.CheckResume(r.name, head, from); err != nil {
+	sub := r.w.regions[receiver].name
+	logFirst := uint64(0)
+	if len(r.durable.log) > 0 {
+		logFirst = r.durable.logBase + 1
+	}
+	decision, err := causal.ResumeAt(r.name, head, logFirst, from)
+	if decision != causal.ResumeLostWrites {
+		r.acks[sub] = max(r.acks[sub], from-1) // not beyond head: checked above
+	}
+	switch decision {
+	case causal.ResumeLostWrites:
 		switch {
 		case r.join != nil, r.lostWrites:
 			// Joining: the snapshots that tell how far its writes went
@@ -227,13 +263,103 @@ func (r *region) answerResume(receiver int, from uint64) {
 			r.w.fail(KindProtocolError, "", "%s: %v", r.name, err)
 		}
 		return
+	case causal.ResumeSnapshot:
+		if !r.w.cfg.UnsafeResumeFromLogStart {
+			r.w.send(r.idx, receiver, message{truncated: true})
+			return
+		}
+		// The broken variant: answer from the log's start, past the gap
+		// (with an empty log, nothing until the next write).
+		from = max(logFirst, head+1)
+		fallthrough
+	case causal.ResumeSend:
+		for seq := from; seq < from+uint64(r.w.cfg.WindowEntries) && seq <= head; seq++ {
+			r.w.send(r.idx, receiver, message{entry: r.durable.log[seq-r.durable.logBase-1]})
+		}
 	}
-	if from <= r.durable.logBase && from <= head {
-		r.w.send(r.idx, receiver, message{truncated: true})
-		return
+	r.w.send(r.idx, receiver, message{isHead: true, head: head, headSentMs: uint64(r.physical().UnixMilli())})
+}
+
+// heardHead records an origin's head report: when this region has applied
+// every write the origin had issued, the origin's time then bounds the
+// timestamps of every write still to come from it.
+func (r *region) heardHead(from int, head, sentMs uint64) {
+	origin := r.w.regions[from].name
+	if head <= r.durable.applied.Get(origin) {
+		r.caughtUp[origin] = max(r.caughtUp[origin], causal.CaughtUpWallMs(sentMs, uint64(r.physical().UnixMilli())))
 	}
-	for seq := from; seq < from+uint64(r.w.cfg.WindowEntries) && seq <= head; seq++ {
-		r.w.send(r.idx, receiver, message{entry: r.durable.log[seq-r.durable.logBase-1]})
+}
+
+// gcTick truncates the log to what every subscriber acknowledged
+// (causal.TruncationPoint) and collects the tombstones every region has
+// (causal.Collectable), as the real node's garbage collection does.
+func (r *region) gcTick() {
+	if r.up && r.join == nil {
+		r.truncateLog()
+		r.collectTombstones()
+	}
+	r.w.after(r.w.cfg.GCEveryMs, r.gcTick)
+}
+
+func (r *region) truncateLog() {
+	upTo := causal.TruncationPoint(r.durable.head(), r.peers(), r.acks)
+	if r.w.cfg.UnsafeResumeFromLogStart {
+		// The broken variant truncates past the slowest subscriber.
+		for _, a := range r.acks {
+			upTo = max(upTo, min(a, r.durable.head()))
+		}
+	}
+	if upTo > r.durable.logBase {
+		r.durable.log = r.durable.log[upTo-r.durable.logBase:]
+		r.durable.logBase = upTo
+		r.w.stats.LogTruncations++
+	}
+}
+
+// stable is the element-wise minimum of every region's applied vector as
+// this region last heard it (a region not heard from holds it at zero).
+func (r *region) stable() clocks.Vector {
+	st := r.durable.applied.Clone()
+	for _, peer := range r.peers() {
+		heard := r.peerApplied[peer]
+		for origin, seq := range st {
+			st[origin] = min(seq, heard.Get(origin))
+		}
+	}
+	return st
+}
+
+func (r *region) collectTombstones() {
+	caught := make([]uint64, 0, len(r.w.regions)-1)
+	for _, peer := range r.peers() {
+		caught = append(caught, r.caughtUp[peer])
+	}
+	safe := causal.SafeWallMs(uint64(r.physical().UnixMilli()), caught, uint64(r.w.cfg.MaxOffset.Milliseconds()))
+	stable := r.stable()
+	for _, key := range sortedKeys(r.durable.data) {
+		siblings := r.durable.data[key]
+		var keep []causal.Version
+		for i := range siblings {
+			t := &siblings[i]
+			collect := causal.Collectable(t, siblings, stable, safe)
+			if r.w.cfg.UnsafeCollectUnstable {
+				// The broken variant: any lone tombstone, at once.
+				collect = len(siblings) == 1 && t.Kind == causal.KindTombstone
+			}
+			if !collect {
+				keep = append(keep, *t)
+				continue
+			}
+			r.w.stats.TombstonesCollected++
+			if len(siblings) == 1 {
+				r.durable.collected[key] = *t
+			}
+		}
+		if len(keep) == 0 {
+			delete(r.durable.data, key)
+		} else if len(keep) < len(siblings) {
+			r.durable.data[key] = keep
+		}
 	}
 }
 
@@ -281,9 +407,20 @@ func (r *region) persistLocal(wr *causal.Write) {
 func (r *region) apply(wr *causal.Write) {
 	for _, op := range wr.Ops {
 		next, _, _ := causal.Resolve(r.durable.data[op.Key], causal.VersionOf(wr, op))
-		r.durable.data[op.Key] = next
+		r.setSiblings(op.Key, next)
 	}
 	r.durable.applied[wr.Origin()] = wr.Seq
+}
+
+// setSiblings stores a key's sibling set; a key with versions again is no
+// longer read as its collected tombstone.
+func (r *region) setSiblings(key string, siblings []causal.Version) {
+	if len(siblings) == 0 {
+		delete(r.durable.data, key)
+		return
+	}
+	r.durable.data[key] = siblings
+	delete(r.durable.collected, key)
 }
 
 // cloneWrite is what the receiver decodes from the wire: nothing is shared

@@ -153,6 +153,12 @@ func (w *world) read(r *region, s *session, op *check.Op) {
 	for _, key := range sortedKeys(op.Reads) {
 		siblings := r.durable.data[key]
 		if len(siblings) == 0 {
+			if t, ok := r.durable.collected[key]; ok {
+				// Read as deleted: the collected tombstone names that
+				// answer (it is in the session's past already, or the
+				// token would not have been served here).
+				op.Reads[key] = versionRef(t)
+			}
 			continue // never existed here: the zero VersionRef
 		}
 		op.Reads[key] = versionRef(siblings[0])

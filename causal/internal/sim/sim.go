@@ -30,26 +30,29 @@ const (
 // Stats counts what a schedule did, so tests can check that the faults
 // actually happened.
 type Stats struct {
-	MessagesSent       int // resume requests and log entries handed to the network
-	MessagesLost       int // dropped by random loss
-	MessagesDuplicated int // delivered twice
-	MessagesCut        int // dropped by a partition, when sent or on arrival
-	MessagesToDown     int // arrived at a crashed region, or sent before its restart
-	Crashes            int
-	DiskLosses         int // regions that lost their durable state and rejoined
-	Joins              int // joins completed (causal.Join)
-	SnapshotsSent      int // snapshots taken for a joining region or a subscriber behind a truncated log
-	SnapshotsMerged    int
-	LostWritesDetected int // subscribers that proved an origin had lost writes (causal.CheckResume)
-	Partitions         int
-	OpsOK              int
-	OpsFailed          int    // unavailable: region down or the session's causal past not applied there
-	OpsIndeterminate   int    // writes whose outcome the client never learned
-	WritesApplied      int    // remote writes applied through Replica.Ready
-	PendingFull        int    // writes refused with causal.ErrPendingFull
-	ClockSkews         uint64 // remote timestamps too far ahead to observe (Replica.ClockSkews)
-	ClockRefusals      int    // local writes refused with clocks.ErrClockOffset (counted in OpsFailed too)
-	VirtualMs          int64  // virtual time at quiescence
+	MessagesSent        int // resume requests and log entries handed to the network
+	MessagesLost        int // dropped by random loss
+	MessagesDuplicated  int // delivered twice
+	MessagesCut         int // dropped by a partition, when sent or on arrival
+	MessagesToDown      int // arrived at a crashed region, or sent before its restart
+	Crashes             int
+	DiskLosses          int // regions that lost their durable state and rejoined
+	DiskLossesAbandoned int // drained regions whose writes did not reach another region in time
+	Joins               int // joins completed (causal.Join)
+	SnapshotsSent       int // snapshots taken for a joining region or a subscriber behind a truncated log
+	SnapshotsMerged     int
+	LostWritesDetected  int // subscribers that proved an origin had lost writes (causal.CheckResume)
+	LogTruncations      int // times a region truncated its replication log (causal.TruncationPoint)
+	TombstonesCollected int // tombstones deleted for good (causal.Collectable)
+	Partitions          int
+	OpsOK               int
+	OpsFailed           int    // unavailable: region down or the session's causal past not applied there
+	OpsIndeterminate    int    // writes whose outcome the client never learned
+	WritesApplied       int    // remote writes applied through Replica.Ready
+	PendingFull         int    // writes refused with causal.ErrPendingFull
+	ClockSkews          uint64 // remote timestamps too far ahead to observe (Replica.ClockSkews)
+	ClockRefusals       int    // local writes refused with clocks.ErrClockOffset (counted in OpsFailed too)
+	VirtualMs           int64  // virtual time at quiescence
 }
 
 // Result is the outcome of one schedule.
@@ -84,6 +87,12 @@ func Run(seed int64, cfg Config) Result {
 		}
 		w.step()
 	}
+	// Garbage collection runs on after quiescence, as it does in a real
+	// region at rest: logs are truncated and the deletions every region
+	// holds are collected, and the regions must still agree.
+	for settle := w.now + settleMs; w.now < settle && w.events.Len() > 0; {
+		w.step()
+	}
 	w.stats.VirtualMs = w.now
 	final := w.final()
 	w.checkConvergedSiblings()
@@ -95,6 +104,10 @@ func Run(seed int64, cfg Config) Result {
 	violations := append(w.violations, check.Check(w.history, final)...)
 	return Result{Seed: seed, Config: cfg, History: w.history, Final: final, Violations: violations, Stats: w.stats}
 }
+
+// settleMs is how long a schedule runs on after quiescence, so that log
+// truncation and tombstone collection happen at rest too.
+const settleMs = 1500
 
 // epoch0 is virtual time 0 on the regions' physical clocks.
 var epoch0 = time.UnixMilli(1_700_000_000_000)
@@ -136,8 +149,7 @@ func newWorld(seed int64, cfg Config) *world {
 		fast = w.rng.IntN(n)
 	}
 	for i := range n {
-		r := &region{w: w, idx: i, name: RegionNames[i], fast: i == fast,
-			durable: durableState{applied: clocks.Vector{}, data: map[string][]causal.Version{}}}
+		r := &region{w: w, idx: i, name: RegionNames[i], fast: i == fast, durable: newDurableState()}
 		w.regions = append(w.regions, r)
 		r.boot()
 	}
@@ -155,6 +167,7 @@ func newWorld(seed int64, cfg Config) *world {
 func (w *world) start() {
 	for _, r := range w.regions {
 		w.after(w.rng.Int64N(w.cfg.ResumeEveryMs), r.resumeTick)
+		w.after(w.rng.Int64N(w.cfg.GCEveryMs), r.gcTick)
 	}
 	w.after(0, w.clientTick)
 	w.after(w.cfg.FaultEveryMs, w.faultTick)
@@ -168,34 +181,54 @@ func (w *world) start() {
 		w.after(w.rng.Int64N(planned/2+1), w.startPartition)
 	}
 	if w.cfg.DiskLossProb > 0 {
-		w.after(w.rng.Int64N(planned/2+1), func() { w.loseSomeDisk(maxDiskLossTries) })
+		w.after(w.rng.Int64N(planned/2+1), w.loseSomeDisk)
 	}
 }
 
-// maxDiskLossTries bounds how often the planned disk loss waits for a
-// region whose writes are all held elsewhere (Config.DiskLossProb).
-const maxDiskLossTries = 200
+// maxDiskLossTries bounds how long (in OpGapMs steps) a disk loss waits
+// for its drained region's writes to reach another region.
+const maxDiskLossTries = 400
 
-// loseSomeDisk empties the durable state of a random region that can lose
-// it without losing a write; with none, it tries again a little later, up
-// to tries more times.
-func (w *world) loseSomeDisk(tries int) {
+// loseSomeDisk drains a random running region (it serves no client, as a
+// region whose disk is failing is taken out of service) until every write
+// it holds is held by another region too, then empties its durable state
+// (Config.DiskLossProb). A region still not ready after maxDiskLossTries
+// steps is put back in service.
+func (w *world) loseSomeDisk() {
 	if w.healing {
 		return
 	}
 	var candidates []*region
 	for _, r := range w.regions {
-		if r.canLoseDisk() {
+		if r.up && r.join == nil && !r.draining {
 			candidates = append(candidates, r)
 		}
 	}
-	if len(candidates) > 0 {
-		candidates[w.rng.IntN(len(candidates))].loseDisk()
+	if len(candidates) == 0 {
 		return
 	}
-	if tries > 0 {
-		w.after(w.cfg.OpGapMs, func() { w.loseSomeDisk(tries - 1) })
+	r := candidates[w.rng.IntN(len(candidates))]
+	r.draining = true
+	epoch := r.epoch
+	var try func(left int)
+	try = func(left int) {
+		switch {
+		case !r.draining || r.epoch != epoch:
+			// It crashed meanwhile (and is no longer drained): another
+			// region, or the same once it is back, loses its disk instead.
+			if left > 0 {
+				w.after(w.cfg.OpGapMs, w.loseSomeDisk)
+			}
+		case r.canLoseDisk():
+			r.loseDisk()
+		case left == 0 || w.healing:
+			r.draining = false
+			w.stats.DiskLossesAbandoned++
+		default:
+			w.after(w.cfg.OpGapMs, func() { try(left - 1) })
+		}
 	}
+	try(maxDiskLossTries)
 }
 
 func (w *world) regionIndex(name string) int {
@@ -235,7 +268,7 @@ func (w *world) faultTick() {
 		w.crashSomeRegion()
 	}
 	if w.chance(w.cfg.DiskLossProb) {
-		w.loseSomeDisk(0)
+		w.loseSomeDisk()
 	}
 	if w.chance(w.cfg.PartitionProb) {
 		w.startPartition()
@@ -301,14 +334,30 @@ func (w *world) describeProgress() string {
 	return s
 }
 
-// final is each region's winning version of every key.
+// final is each region's winning version of every key. A key whose
+// tombstone a region collected reads there as that deletion; a key a region
+// holds nothing for while another collected its tombstone reads as the
+// newest such deletion (the region collected it too, or lost it with a disk
+// and never saw it again, which a client cannot tell apart: both read as
+// deleted).
 func (w *world) final() check.Final {
+	collected := map[string]causal.Version{}
+	for _, r := range w.regions {
+		for key, t := range r.durable.collected {
+			if c, ok := collected[key]; !ok || c.Timestamp.Less(t.Timestamp) {
+				collected[key] = t
+			}
+		}
+	}
 	final := check.Final{}
 	for _, r := range w.regions {
 		state := map[string]check.VersionRef{}
 		for key, siblings := range r.durable.data {
-			if len(siblings) > 0 {
-				state[key] = versionRef(siblings[0])
+			state[key] = versionRef(siblings[0])
+		}
+		for key, t := range collected {
+			if _, ok := state[key]; !ok {
+				state[key] = versionRef(t)
 			}
 		}
 		final[r.name] = state
@@ -331,12 +380,22 @@ func (w *world) checkConvergedSiblings() {
 	ref := w.regions[0]
 	for _, k := range sortedKeys(keys) {
 		for _, r := range w.regions[1:] {
-			if !sameSiblings(ref.durable.data[k], r.durable.data[k]) {
+			if !sameSiblings(uncollected(ref.durable.data[k]), uncollected(r.durable.data[k])) {
 				w.fail(KindSiblingDivergence, k, "%s holds siblings %s, %s holds %s",
 					ref.name, describeSiblings(ref.durable.data[k]), r.name, describeSiblings(r.durable.data[k]))
 			}
 		}
 	}
+}
+
+// uncollected is a sibling set as it compares across regions: a lone
+// tombstone equals no version at all, since one region may have collected
+// it while another has not yet.
+func uncollected(siblings []causal.Version) []causal.Version {
+	if len(siblings) == 1 && siblings[0].Kind == causal.KindTombstone {
+		return nil
+	}
+	return siblings
 }
 
 func sameSiblings(a, b []causal.Version) bool {

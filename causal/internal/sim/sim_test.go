@@ -54,8 +54,18 @@ func TestSimulation(t *testing.T) {
 	start := time.Now()
 	results := runAll(seeds, configFor)
 	var total sim.Stats
+	var withDiskLoss, withTruncation, withTombstone int
 	for _, res := range results {
 		add(&total, res.Stats)
+		if res.Stats.DiskLosses > 0 {
+			withDiskLoss++
+		}
+		if res.Stats.LogTruncations > 0 {
+			withTruncation++
+		}
+		if res.Stats.TombstonesCollected > 0 {
+			withTombstone++
+		}
 		if problem := vacuous(res.Stats); problem != "" {
 			t.Errorf("seed %d (%d regions) did not exercise faults: %s; stats %+v\nreplay: %s",
 				res.Seed, res.Config.Regions, problem, res.Stats, replayCommand(res.Seed))
@@ -87,10 +97,32 @@ func TestSimulation(t *testing.T) {
 		{"disks lost", uint64(total.DiskLosses)},
 		{"joins completed after a disk loss", uint64(total.Joins)},
 		{"snapshots merged", uint64(total.SnapshotsMerged)},
+		{"log truncations", uint64(total.LogTruncations)},
+		{"tombstones collected", uint64(total.TombstonesCollected)},
 	} {
 		if c.count == 0 && len(seeds) > 100 {
 			t.Errorf("no %s in %d schedules: the simulation no longer exercises that path", c.name, len(seeds))
 		}
+	}
+	// The rare paths every schedule should reach, in stated shares: a disk
+	// loss (drained and wiped) nearly always, truncation always, and
+	// tombstone collection in some (it needs a key whose newest write is a
+	// deletion that every region applied while at rest).
+	if len(seeds) >= 100 {
+		for _, c := range []struct {
+			name      string
+			got, want int // schedules, and the least share in percent
+		}{
+			{"lost a disk", withDiskLoss, 95},
+			{"truncated a log", withTruncation, 95},
+			{"collected a tombstone", withTombstone, 5},
+		} {
+			if 100*c.got < c.want*len(seeds) {
+				t.Errorf("only %d of %d schedules %s; want at least %d%%", c.got, len(seeds), c.name, c.want)
+			}
+		}
+		t.Logf("schedules that lost a disk: %d, truncated a log: %d, collected a tombstone: %d (of %d)",
+			withDiskLoss, withTruncation, withTombstone, len(seeds))
 	}
 	t.Logf("%d schedules in %v; totals %+v", len(seeds), time.Since(start).Round(time.Millisecond), total)
 }
@@ -215,6 +247,50 @@ func TestCheckerCatchesUnsafeRejoin(t *testing.T) {
 	t.Logf("first caught at seed %d: %s\nreplay: go test ./causal/internal/sim -run TestCheckerCatchesUnsafeRejoin -v (seed %d with UnsafeRejoinWithoutSnapshot)", firstSeed, first, firstSeed)
 }
 
+// TestCheckerCatchesBrokenStreamRules runs the simulation with each
+// replication-stream rule of package causal broken on purpose: the checkers
+// must report anomalies within a bounded number of schedules, so that the
+// correct rules passing TestSimulation means something.
+func TestCheckerCatchesBrokenStreamRules(t *testing.T) {
+	for _, c := range []struct {
+		name      string
+		breakRule func(*sim.Config)
+	}{
+		{"tombstones collected before every region applied them", func(c *sim.Config) { c.UnsafeCollectUnstable = true }},
+		{"log truncated past the slowest subscriber, resumed past the gap", func(c *sim.Config) { c.UnsafeResumeFromLogStart = true }},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			const maxSeeds = 60
+			seeds := make([]int64, maxSeeds)
+			for i := range seeds {
+				seeds[i] = int64(i + 1)
+			}
+			kinds := map[string]int{}
+			caught := 0
+			var first string
+			for _, res := range runAll(seeds, func(seed int64) sim.Config {
+				cfg := configFor(seed)
+				c.breakRule(&cfg)
+				return cfg
+			}) {
+				for _, v := range res.Violations {
+					kinds[v.Kind]++
+				}
+				if len(res.Violations) > 0 {
+					caught++
+					if first == "" {
+						first = fmt.Sprintf("seed %d: %s", res.Seed, res.Violations[0])
+					}
+				}
+			}
+			t.Logf("%d of %d schedules caught; violations by kind: %v; first: %s", caught, maxSeeds, kinds, first)
+			if caught == 0 {
+				t.Fatalf("no anomaly in %d schedules with the rule broken: the checkers or the workload lost their teeth", maxSeeds)
+			}
+		})
+	}
+}
+
 // runAll runs the schedules on every CPU (each schedule is single-threaded
 // and shares nothing) and returns the results in seed order.
 func runAll(seeds []int64, config func(int64) sim.Config) []sim.Result {
@@ -248,6 +324,9 @@ func add(total *sim.Stats, s sim.Stats) {
 	total.SnapshotsSent += s.SnapshotsSent
 	total.SnapshotsMerged += s.SnapshotsMerged
 	total.LostWritesDetected += s.LostWritesDetected
+	total.DiskLossesAbandoned += s.DiskLossesAbandoned
+	total.LogTruncations += s.LogTruncations
+	total.TombstonesCollected += s.TombstonesCollected
 	total.Partitions += s.Partitions
 	total.OpsOK += s.OpsOK
 	total.OpsFailed += s.OpsFailed
