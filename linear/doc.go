@@ -43,9 +43,10 @@
 // server id and Raft address; the leader (membership.go) adds an id it
 // does not know as a non-voter, promotes it once its log has reached the
 // leader's commit index (asked through LinearService.Progress), and then
-// removes the other, dead ids of its region, retiring first a dead id's
-// address if the new member took it over. It never retires or removes an
-// id that a live member announces. A region removed through
+// removes the other, dead ids of its region; a dead id whose address the
+// new member took over is removed first (Raft wants distinct addresses, and
+// moving a server to another address races inside hashicorp/raft). It
+// never removes an id that a live member announces. A region removed through
 // AdminService/RemoveRegion is removed from the group. Raft's transport
 // goes through the link-emulation layer, so emulated WAN delays and cuts
 // apply to it as to replication and gossip, and its timeouts scale with

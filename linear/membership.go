@@ -40,12 +40,6 @@ func (n *Node) membershipLoop() {
 	}
 }
 
-// retiredPrefix starts the address given to a lost server id whose region
-// came back under a new id at the same address: Raft refuses two servers
-// with one address, and no RPC meant for the lost id should reach the new
-// member (see voteGuard). The stream layer refuses to dial it.
-const retiredPrefix = "retired:"
-
 // promotion tracks, on the leader, the non-voters waiting to catch up, so
 // that the wait is logged now and then rather than on every tick.
 type promotion struct {
@@ -64,21 +58,29 @@ const promotionLogEvery = 10 * time.Second
 //     one that lost its data directory and came back under a new id) is
 //     added as a non-voter: it does not count towards the quorum while it
 //     catches up. If a lost id of that region holds the same address, that
-//     id's address is retired first (Raft wants distinct addresses).
+//     id is removed first (Raft wants distinct addresses).
 //   - A non-voter whose log has reached the leader's commit index (asked
 //     through LinearService.Progress) is promoted to voter.
 //   - Once the new id votes, the region's other ids are removed.
 //
-// An id some live member announces is never retired or removed, and a
+// An id some live member announces is never removed, and a
 // region with two live ids gets neither promoted nor trimmed (two nodes
 // claim one region: an operator error, logged). Dead members' ids stay in
 // the configuration until their region comes back or is removed: they
 // count against the quorum, which is the point.
 //
 // Order and quorum: with one region of three lost, the configuration is
-// {a, b, lost}, quorum 2. Adding the new id as a non-voter keeps it so;
-// promoting makes {a, b, lost, new}, quorum 3 of the 3 live; removing the
-// lost id makes {a, b, new}, quorum 2 again.
+// {a, b, lost}, quorum 2: both a and b are needed, lost being dead. When the
+// region comes back at the same address, removing the lost id first makes
+// {a, b}, quorum 2: still both; adding the new id as a non-voter keeps it
+// so, and promoting it makes {a, b, new}, quorum 2 of 3. At a new address
+// the new id is added and promoted first ({a, b, lost, new}: quorum 3 of
+// the 3 live) and the lost id removed after.
+//
+// Changing the address of a server Raft replicates to races inside
+// hashicorp/raft v1.8 (startStopReplication writes the follower's peer
+// while its replication goroutine reads it; upstream issue 681), so a lost
+// id is removed, never given another address.
 func (n *Node) reconcile() error {
 	cf := n.raft.GetConfiguration()
 	if err := cf.Error(); err != nil {
@@ -140,21 +142,15 @@ func (n *Node) reconcileRegion(servers []raft.Server, p Peer, live map[raft.Serv
 			return false, nil
 		}
 	}
-	// The region's lost ids hold its address: retire it, or drop a lost
-	// non-voter outright (it counts towards no quorum).
+	// A lost id of the region holds its address: remove it first (it is
+	// dead, so the quorum needs the same live voters without it).
 	for _, o := range others {
 		if o.Address != addr {
 			continue
 		}
-		if o.Suffrage != raft.Voter {
-			n.log.Info("linearizable tier: removing a lost non-voter of a region that came back under a new id",
-				"region", p.Region, "lost_server_id", o.ID, "server_id", id)
-			return true, n.change("remove", o.ID, n.raft.RemoveServer(o.ID, 0, n.timing.call))
-		}
-		retired := raft.ServerAddress(retiredPrefix + string(id))
-		n.log.Info("linearizable tier: a region came back under a new server id; retiring the lost id's address",
-			"region", p.Region, "lost_server_id", o.ID, "server_id", id, "raft_addr", addr)
-		return true, n.change("retire the address of", o.ID, n.raft.AddVoter(o.ID, retired, 0, n.timing.call))
+		n.log.Info("linearizable tier: a region came back under a new server id at its address; removing the lost id",
+			"region", p.Region, "lost_server_id", o.ID, "suffrage", o.Suffrage.String(), "server_id", id, "raft_addr", addr)
+		return true, n.change("remove", o.ID, n.raft.RemoveServer(o.ID, 0, n.timing.call))
 	}
 	switch {
 	case self == nil:

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
-	"strings"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
@@ -32,9 +31,6 @@ func newStreamLayer(ln net.Listener, links *link.Emulator, peers func() []Peer) 
 // voter gossip does not know yet is refused (Raft retries), so that no
 // connection between regions bypasses the link layer.
 func (s *streamLayer) Dial(address raft.ServerAddress, timeout time.Duration) (net.Conn, error) {
-	if strings.HasPrefix(string(address), retiredPrefix) {
-		return nil, fmt.Errorf("raft: %s is a lost server's retired address (its region came back under a new server id)", address)
-	}
 	region := s.links.RegionOf(string(address))
 	if region == "" {
 		for _, p := range s.peers() {

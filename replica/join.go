@@ -1,7 +1,6 @@
 package replica
 
 import (
-	"errors"
 	"fmt"
 	"maps"
 	"slices"
@@ -42,9 +41,6 @@ func (s *regionState) refusal(region string) error {
 	if why := s.lost.Load(); why != nil {
 		return api.Errorf(api.ErrUnavailable, "region %s refuses requests: %s", region, *why)
 	}
-	if s.drained.Load() {
-		return api.Errorf(api.ErrUnavailable, "region %s is drained (fault injection: AdminService/SetDrain); use another region", region)
-	}
 	if s.joining.Load() {
 		s.mu.Lock()
 		waiting := strings.Join(s.waiting, ", ")
@@ -54,6 +50,9 @@ func (s *regionState) refusal(region string) error {
 		}
 		return api.Errorf(api.ErrUnavailable, "region %s is joining the cluster with no data of its own: it serves once it holds a snapshot of every other region (waiting for %s); retry shortly or use another region",
 			region, waiting)
+	}
+	if s.drained.Load() {
+		return api.Errorf(api.ErrUnavailable, "region %s is drained (fault injection: AdminService/SetDrain); use another region", region)
 	}
 	return nil
 }
@@ -187,7 +186,7 @@ func (n *Node) lostWrites(subscriber string, err error) {
 		"wiped or restored from an older copy and the node started without --join, so writes it accepts now would reuse "+
 		"sequence numbers other regions already hold and be dropped there. Stop this node, empty its data directory, and "+
 		"start it again with --join <a live region's gossip address>: it then copies every region before it serves",
-		subscriber, errors.Unwrap(err))
+		subscriber, err)
 	if n.state.lost.CompareAndSwap(nil, &why) {
 		n.log.Error("lost writes: refusing every request", "subscriber", subscriber, "err", err,
 			"repair", "stop the node, empty its data directory, start it again with --join")
@@ -203,10 +202,10 @@ func (n *Node) CausalState() (state, reason string) {
 		return "lost-writes", *why
 	}
 	if n.state.joining.Load() {
-		return "joining", n.joinRefusal().Error()
+		return "joining", n.clientRefusal().Error()
 	}
 	if n.state.drained.Load() {
-		return "drained", n.joinRefusal().Error()
+		return "drained", n.clientRefusal().Error()
 	}
 	if n.repl.bootstrapping.Load() {
 		return "merging", "merging a snapshot of another region"
@@ -229,6 +228,6 @@ func (n *Node) SetDrain(drain bool) error {
 	return nil
 }
 
-// joinRefusal is the error for a client request, or nil when the region
+// clientRefusal is the error for a client request, or nil when the region
 // serves (regionState.refusal).
-func (n *Node) joinRefusal() error { return n.state.refusal(n.cfg.Region) }
+func (n *Node) clientRefusal() error { return n.state.refusal(n.cfg.Region) }

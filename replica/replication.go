@@ -556,7 +556,7 @@ func (r *replication) collectGarbage() {
 func (r *replication) refuseUnlessServing() connect.UnaryInterceptorFunc {
 	return func(next connect.UnaryFunc) connect.UnaryFunc {
 		return func(ctx context.Context, req connect.AnyRequest) (connect.AnyResponse, error) {
-			if err := r.n.joinRefusal(); err != nil {
+			if err := r.n.clientRefusal(); err != nil {
 				return nil, r.n.connectError(err)
 			}
 			if r.bootstrapping.Load() {
