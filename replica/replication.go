@@ -370,7 +370,7 @@ func (h replicationHandler) Replicate(ctx context.Context, stream *connect.BidiS
 	}
 	start := first.GetStart()
 	if start == nil {
-		return connect.NewError(connect.CodeInvalidArgument, errors.New("a replication stream starts with ReplicateStart"))
+		return api.ConnectError(api.Errorf(api.ErrInvalidArgument, "a replication stream starts with ReplicateStart"))
 	}
 	if err := r.checkPeer(start.ClusterId, start.Region); err != nil {
 		return err
@@ -380,7 +380,7 @@ func (h replicationHandler) Replicate(ctx context.Context, stream *connect.BidiS
 		// writes than it does: the join is finding out how many.
 		if err := causal.CheckResume(n.cfg.Region, n.durableSeq(n.cfg.Region), start.FromSeq); err != nil {
 			n.lostWrites(start.Region, err)
-			return connect.NewError(connect.CodeFailedPrecondition, err)
+			return api.ConnectError(err) // causal.ErrLostWrites: failed_precondition
 		}
 	}
 	if start.Advertise != "" {
@@ -411,7 +411,7 @@ func (h replicationHandler) Replicate(ctx context.Context, stream *connect.BidiS
 				if sent := sentThrough.Load(); ack.AppliedSeq > sent {
 					n.log.Warn("replication acknowledgement beyond what was sent; resetting stream",
 						"peer", start.Region, "acked", ack.AppliedSeq, "sent", sent)
-					ackErr = connect.NewError(connect.CodeInvalidArgument, fmt.Errorf(
+					ackErr = api.ConnectError(api.Errorf(api.ErrInvalidArgument,
 						"region %s acknowledged write %d of %s, which sent it writes up to %d only",
 						start.Region, ack.AppliedSeq, n.cfg.Region, sent))
 					return
@@ -430,13 +430,10 @@ func (h replicationHandler) Replicate(ctx context.Context, stream *connect.BidiS
 			// Only durable writes leave the region: a write lost in a crash
 			// here must not exist anywhere else.
 			if first, holds := r.logHolds(pos); !holds {
-				ce := connect.NewError(connect.CodeFailedPrecondition, fmt.Errorf(
+				return api.ConnectError(api.WithDetails(api.Errorf(api.ErrFailedPrecondition,
 					"region %s no longer holds its writes from %d (region %s asked for them); %s must merge a snapshot",
-					n.cfg.Region, pos, start.Region, start.Region))
-				if detail, err := connect.NewErrorDetail(&v1.LogTruncated{Region: n.cfg.Region, FirstSeq: first}); err == nil {
-					ce.AddDetail(detail)
-				}
-				return ce
+					n.cfg.Region, pos, start.Region, start.Region),
+					&v1.LogTruncated{Region: n.cfg.Region, FirstSeq: first}))
 			}
 			frames, err := n.store.logRange(pos, head, maxFrameBatchBytes)
 			if err != nil {
@@ -467,7 +464,7 @@ func (h replicationHandler) Replicate(ctx context.Context, stream *connect.BidiS
 		case <-ctx.Done():
 			return nil
 		case <-r.ctx.Done():
-			return connect.NewError(connect.CodeUnavailable, errors.New("node is shutting down"))
+			return api.ConnectError(api.Errorf(api.ErrUnavailable, "node is shutting down"))
 		}
 	}
 }
@@ -498,15 +495,15 @@ func (r *replication) logHolds(pos uint64) (first uint64, holds bool) {
 
 func (r *replication) checkPeer(cluster, region string) error {
 	if cluster != r.n.cluster.String() {
-		return connect.NewError(connect.CodeFailedPrecondition, fmt.Errorf(
+		return api.ConnectError(api.Errorf(api.ErrFailedPrecondition,
 			"cluster mismatch: region %s is in cluster %s, this node (%s) in cluster %s; start every region with the same --cluster-id",
 			region, cluster, r.n.cfg.Region, r.n.cluster))
 	}
 	if err := clocks.ValidateRegion(region); err != nil {
-		return connect.NewError(connect.CodeInvalidArgument, err)
+		return api.ConnectError(err) // clocks.ErrInvalidRegion: invalid_argument
 	}
 	if region == r.n.cfg.Region {
-		return connect.NewError(connect.CodeFailedPrecondition, fmt.Errorf(
+		return api.ConnectError(api.Errorf(api.ErrFailedPrecondition,
 			"two nodes claim region %s; every region needs its own name", region))
 	}
 	return nil
