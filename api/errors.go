@@ -6,12 +6,16 @@ import (
 	"fmt"
 
 	"connectrpc.com/connect"
+	"google.golang.org/protobuf/proto"
 
+	"github.com/causewaydb/causeway/causal"
 	"github.com/causewaydb/causeway/clocks"
 )
 
-// Error kinds. Domain packages wrap these (fmt.Errorf("%w: ...", api.ErrInvalidArgument))
-// or define their own sentinels, listed in codeTable.
+// Error kinds. Domain packages wrap these (fmt.Errorf("%w: ...", api.ErrInvalidArgument)),
+// use Errorf, or, for the pure packages below api (clocks, causal), define
+// their own sentinels, listed in codeTable. See the package documentation
+// for which package maps its errors where.
 var (
 	ErrInvalidArgument    = errors.New("invalid argument")
 	ErrNotFound           = errors.New("not found")
@@ -24,6 +28,11 @@ var (
 )
 
 // codeTable is checked in order; the first sentinel that errors.Is matches wins.
+// It lists api's kinds and the sentinels of the packages below api that a
+// handler may return unwrapped. A sentinel of any other package maps through
+// the kind it wraps (or is wrapped in at its package's boundary), else to
+// CodeInternal; api's tests keep the ledger of every exported sentinel in the
+// module and the code it deliberately gets.
 var codeTable = []struct {
 	sentinel error
 	code     connect.Code
@@ -33,6 +42,17 @@ var codeTable = []struct {
 	{clocks.ErrForeignToken, connect.CodeInvalidArgument},
 	{clocks.ErrInvalidRegion, connect.CodeInvalidArgument},
 	{clocks.ErrClockOffset, connect.CodeFailedPrecondition},
+	// A remote write that can never apply: the sending region's fault.
+	{causal.ErrInvalidWrite, connect.CodeInvalidArgument},
+	{causal.ErrBadFrame, connect.CodeInvalidArgument},
+	{causal.ErrBadAck, connect.CodeInvalidArgument},
+	// The token's past arrived between the wait and the write's turn to be
+	// stamped: the same answer as a wait that ran out (retry, or use a
+	// region that has the writes).
+	{causal.ErrNotCaughtUp, connect.CodeUnavailable},
+	// A subscriber holds writes of this region that this region lost.
+	{causal.ErrLostWrites, connect.CodeFailedPrecondition},
+	{causal.ErrPendingFull, connect.CodeResourceExhausted},
 	{ErrNotFound, connect.CodeNotFound},
 	{ErrAlreadyExists, connect.CodeAlreadyExists},
 	{ErrAborted, connect.CodeAborted},
@@ -64,8 +84,14 @@ func Code(err error) connect.Code {
 }
 
 // ConnectError converts err into the error a handler returns. Errors of a
-// known kind keep their message (it is written for the client); unknown
-// errors become CodeInternal with a generic message. nil stays nil.
+// known kind keep their message (it is written for the client) and carry
+// every detail WithDetails attached anywhere in their chain; unknown errors
+// become CodeInternal with a generic message and no details. A
+// *connect.Error in the chain (one a peer returned) passes through as it is.
+// nil stays nil.
+//
+// This is the only place in Causeway, generated code aside, that builds a
+// *connect.Error: a test fails on a connect.NewError anywhere else.
 func ConnectError(err error) error {
 	if err == nil {
 		return nil
@@ -78,8 +104,41 @@ func ConnectError(err error) error {
 	if code == connect.CodeInternal {
 		return connect.NewError(code, errors.New(InternalMessage))
 	}
-	return connect.NewError(code, err)
+	ce = connect.NewError(code, err)
+	var de *detailsError
+	for rest := err; errors.As(rest, &de); rest = de.err {
+		for _, m := range de.details {
+			// NewErrorDetail fails only for a message proto cannot
+			// marshal, which no generated message is: the error still
+			// carries its code and message.
+			if d, derr := connect.NewErrorDetail(m); derr == nil {
+				ce.AddDetail(d)
+			}
+		}
+	}
+	return ce
 }
+
+// WithDetails returns err with protobuf messages attached that ConnectError
+// sends as the error's details, for a client that acts on them rather than
+// on the message (a truncated replication log names where it now starts; a
+// failed compare-and-set names the current version). The code still comes
+// from err's kind; the message is err's. Details of an error that maps to
+// CodeInternal are dropped with its message.
+func WithDetails(err error, details ...proto.Message) error {
+	if err == nil {
+		return nil
+	}
+	return &detailsError{err: err, details: details}
+}
+
+type detailsError struct {
+	err     error
+	details []proto.Message
+}
+
+func (e *detailsError) Error() string { return e.err.Error() }
+func (e *detailsError) Unwrap() error { return e.err }
 
 // Errorf returns an error of the given kind (one of the Err* sentinels above)
 // whose message is exactly the formatted text: the kind decides the Connect

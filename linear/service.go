@@ -2,7 +2,6 @@ package linear
 
 import (
 	"context"
-	"errors"
 	"net/http"
 	"strconv"
 
@@ -144,11 +143,8 @@ func (s *service) CompareAndSet(ctx context.Context, req *connect.Request[causew
 	}
 	return serve(ctx, s, req, causewayv1connect.LinearServiceCompareAndSetProcedure, cmd, func(r *fsm.Result) (*causewayv1.CompareAndSetResponse, error) {
 		if r.Code == fsm.CodeAborted {
-			ce := connect.NewError(connect.CodeAborted, errors.New(r.Message))
-			if d, err := connect.NewErrorDetail(&causewayv1.CompareFailed{Found: r.Version != 0, CurrentVersion: r.Version}); err == nil {
-				ce.AddDetail(d)
-			}
-			return nil, ce
+			return nil, api.WithDetails(api.Errorf(api.ErrAborted, "%s", r.Message),
+				&causewayv1.CompareFailed{Found: r.Version != 0, CurrentVersion: r.Version})
 		}
 		if err := resultError(r); err != nil {
 			return nil, err

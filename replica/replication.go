@@ -3,7 +3,6 @@ package replica
 import (
 	"context"
 	"errors"
-	"fmt"
 	"maps"
 	"math/rand/v2"
 	"net"
@@ -362,7 +361,7 @@ func (h replicationHandler) Replicate(ctx context.Context, stream *connect.BidiS
 	}
 	start := first.GetStart()
 	if start == nil {
-		return connect.NewError(connect.CodeInvalidArgument, errors.New("a replication stream starts with ReplicateStart"))
+		return api.ConnectError(api.Errorf(api.ErrInvalidArgument, "a replication stream starts with ReplicateStart"))
 	}
 	if err := r.checkPeer(start.ClusterId, start.Region); err != nil {
 		return err
@@ -372,7 +371,7 @@ func (h replicationHandler) Replicate(ctx context.Context, stream *connect.BidiS
 		// writes than it does: the join is finding out how many.
 		if err := causal.CheckResume(n.cfg.Region, n.durableSeq(n.cfg.Region), start.FromSeq); err != nil {
 			n.lostWrites(start.Region, err)
-			return connect.NewError(connect.CodeFailedPrecondition, err)
+			return api.ConnectError(err) // causal.ErrLostWrites: failed_precondition
 		}
 	}
 	if start.Advertise != "" {
@@ -402,7 +401,7 @@ func (h replicationHandler) Replicate(ctx context.Context, stream *connect.BidiS
 			if ack := msg.GetAck(); ack != nil {
 				if err := causal.CheckAck(start.Region, ack.AppliedSeq, sentThrough.Load()); err != nil {
 					n.log.Warn("replication acknowledgement beyond what was sent; resetting stream", "peer", start.Region, "err", err)
-					ackErr = connect.NewError(connect.CodeInvalidArgument, err)
+					ackErr = api.ConnectError(err)
 					return
 				}
 				r.ack(start.Region, ack.AppliedSeq)
@@ -423,13 +422,10 @@ func (h replicationHandler) Replicate(ctx context.Context, stream *connect.BidiS
 				return n.connectError(err)
 			}
 			if decision, _ := causal.ResumeAt(n.cfg.Region, head, first, pos); decision == causal.ResumeSnapshot {
-				ce := connect.NewError(connect.CodeFailedPrecondition, fmt.Errorf(
+				return api.ConnectError(api.WithDetails(api.Errorf(api.ErrFailedPrecondition,
 					"region %s no longer holds its writes from %d (region %s asked for them); %s must merge a snapshot",
-					n.cfg.Region, pos, start.Region, start.Region))
-				if detail, err := connect.NewErrorDetail(&v1.LogTruncated{Region: n.cfg.Region, FirstSeq: first}); err == nil {
-					ce.AddDetail(detail)
-				}
-				return ce
+					n.cfg.Region, pos, start.Region, start.Region),
+					&v1.LogTruncated{Region: n.cfg.Region, FirstSeq: first}))
 			}
 			frames, err := n.store.logRange(pos, head, maxFrameBatchBytes)
 			if err != nil {
@@ -460,7 +456,7 @@ func (h replicationHandler) Replicate(ctx context.Context, stream *connect.BidiS
 		case <-ctx.Done():
 			return nil
 		case <-r.ctx.Done():
-			return connect.NewError(connect.CodeUnavailable, errors.New("node is shutting down"))
+			return api.ConnectError(api.Errorf(api.ErrUnavailable, "node is shutting down"))
 		}
 	}
 }
@@ -493,15 +489,15 @@ func (r *replication) logFirst() (uint64, error) {
 
 func (r *replication) checkPeer(cluster, region string) error {
 	if cluster != r.n.cluster.String() {
-		return connect.NewError(connect.CodeFailedPrecondition, fmt.Errorf(
+		return api.ConnectError(api.Errorf(api.ErrFailedPrecondition,
 			"cluster mismatch: region %s is in cluster %s, this node (%s) in cluster %s; start every region with the same --cluster-id",
 			region, cluster, r.n.cfg.Region, r.n.cluster))
 	}
 	if err := clocks.ValidateRegion(region); err != nil {
-		return connect.NewError(connect.CodeInvalidArgument, err)
+		return api.ConnectError(err) // clocks.ErrInvalidRegion: invalid_argument
 	}
 	if region == r.n.cfg.Region {
-		return connect.NewError(connect.CodeFailedPrecondition, fmt.Errorf(
+		return api.ConnectError(api.Errorf(api.ErrFailedPrecondition,
 			"two nodes claim region %s; every region needs its own name", region))
 	}
 	return nil

@@ -19,6 +19,7 @@ import (
 	"google.golang.org/protobuf/reflect/protoreflect"
 	"google.golang.org/protobuf/reflect/protoregistry"
 
+	"github.com/causewaydb/causeway/api"
 	"github.com/causewaydb/causeway/api/causeway/v1/causewayv1connect"
 )
 
@@ -189,7 +190,7 @@ func admission(limit int) connect.UnaryInterceptorFunc {
 			select {
 			case slots <- struct{}{}:
 			default:
-				return nil, connect.NewError(connect.CodeResourceExhausted, fmt.Errorf(
+				return nil, api.ConnectError(api.Errorf(api.ErrResourceExhausted,
 					"node overloaded: %d requests in flight; retry with backoff", limit))
 			}
 			defer func() { <-slots }()
