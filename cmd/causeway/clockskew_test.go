@@ -41,16 +41,17 @@ func TestClockSkewedRegionFencesItself(t *testing.T) {
 	cluster := uuid.NewString()
 	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 8}}
 	t.Cleanup(client.CloseIdleConnections)
+	procs := newServeRegions(t)
 	start := func(name, join string, extra ...string) *gossipRegion {
-		args := []string{"--region", name, "--data", t.TempDir(), "--listen", "127.0.0.1:0", "--cluster-id", cluster,
-			"--gossip-listen", "127.0.0.1:0", "--linear", "off"}
+		procs.add(name, t.TempDir())
+		args := []string{"--cluster-id", cluster, "--linear", "off"}
 		if join != "" {
 			args = append(args, "--join", join)
 		}
-		p := startServe(t, ctx, append(args, extra...)...)
-		return &gossipRegion{name: name, proc: p,
-			kv:    causewayv1connect.NewKVServiceClient(client, p.addr),
-			admin: causewayv1connect.NewAdminServiceClient(client, p.addr)}
+		url := procs.start(ctx, name, append(args, extra...)...)
+		return &gossipRegion{name: name, url: url,
+			kv:    causewayv1connect.NewKVServiceClient(client, url),
+			admin: causewayv1connect.NewAdminServiceClient(client, url)}
 	}
 	east := start("us-east", "")
 	seed := east.status(t).Members[0].GossipAddress
@@ -116,7 +117,7 @@ func TestClockSkewedRegionFencesItself(t *testing.T) {
 	// 2. It reports the offset: per peer and as refusing writes. The healthy
 	// regions report no refusal.
 	for _, r := range regions {
-		m := scrapeMetrics(t, client, r.proc.addr)
+		m := scrapeMetrics(t, client, r.url)
 		refusing, ok := m[`causeway_clock_offset_writes_refused{region="`+r.name+`"}`]
 		want := 0.0
 		if r == skewed {
@@ -126,7 +127,7 @@ func TestClockSkewedRegionFencesItself(t *testing.T) {
 			t.Errorf("%s: causeway_clock_offset_writes_refused = %v (reported: %v), want %v", r.name, refusing, ok, want)
 		}
 	}
-	m := scrapeMetrics(t, client, skewed.proc.addr)
+	m := scrapeMetrics(t, client, skewed.url)
 	for _, peer := range []string{"us-east", "eu-west"} {
 		name := `causeway_clock_offset_seconds{peer="` + peer + `",region="ap-south"}`
 		if off, ok := m[name]; !ok || off < 2.5 || off > 3.5 {

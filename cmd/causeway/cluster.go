@@ -1,27 +1,22 @@
 package main
 
 import (
-	"bufio"
+	"bytes"
 	"context"
 	"flag"
 	"fmt"
 	"io"
-	"net/http"
 	"os"
-	"os/exec"
 	"os/signal"
 	"path/filepath"
-	"regexp"
 	"strings"
 	"sync"
 	"syscall"
 	"time"
 
-	"connectrpc.com/connect"
 	"github.com/google/uuid"
 
-	v1 "github.com/causewaydb/causeway/api/causeway/v1"
-	"github.com/causewaydb/causeway/api/causeway/v1/causewayv1connect"
+	"github.com/causewaydb/causeway/internal/supervisor"
 )
 
 // defaultRegions and defaultWAN describe a three-continent deployment. The
@@ -32,12 +27,6 @@ var (
 	defaultRegions = []string{"us-east", "eu-west", "ap-southeast"}
 	defaultWAN     = "us-east/eu-west=40ms,us-east/ap-southeast=108ms,eu-west/ap-southeast=119ms"
 )
-
-// gossipPortOffset: a region's gossip port is its API port plus this, as
-// `causeway serve` defaults it.
-const gossipPortOffset = 100
-
-var readyLine = regexp.MustCompile(`^causeway: region (\S+) serving on http://(\S+) \(data in .+\)$`)
 
 func runCluster(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("causeway cluster", flag.ContinueOnError)
@@ -51,7 +40,7 @@ func runCluster(args []string, stdout, stderr io.Writer) int {
 	voters := fs.String("linear-voters", "", "regions that vote in the linearizable tier (comma-separated); the others forward to them. Default: every region; \"none\" turns the tier off")
 	cluster := fs.String("cluster-id", "", "cluster id; default: the one in DATA/cluster-id, or a new one saved there")
 	fs.Usage = func() {
-		fmt.Fprintf(stderr, "Usage: causeway cluster [flags]\n\nStarts a local multi-region cluster: one `causeway serve` process per region on\n127.0.0.1, each with its own data directory, joined by gossip, fault\ninjection on (see `causeway link`), and WAN delays between regions. Ctrl-C stops them all.\n\nFlags:\n")
+		fmt.Fprintf(stderr, "Usage: causeway cluster [flags]\n\nStarts a local multi-region cluster: one `causeway serve` process per region on\n127.0.0.1, each with its own data directory, joined by gossip, fault\ninjection on (see `causeway link`), and WAN delays between regions. A region that\nexits is reported and the others keep running. Ctrl-C stops them all.\n\nFlags:\n")
 		fs.PrintDefaults()
 	}
 	if code, ok := parseFlagsOnly(fs, args, stderr); !ok {
@@ -71,7 +60,7 @@ func runCluster(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "causeway cluster: no regions")
 		return exitUsage
 	}
-	if _, err := parseLatencyMatrix(*wan); err != nil {
+	if _, err := supervisor.ParseWAN(*wan); err != nil {
 		fmt.Fprintf(stderr, "causeway cluster: --wan-latency: %v\n", err)
 		return exitUsage
 	}
@@ -116,72 +105,55 @@ func runCluster(args []string, stdout, stderr io.Writer) int {
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	var procs []*exec.Cmd
-	var logs sync.WaitGroup
-	defer func() {
-		stopAll(procs)
-		logs.Wait()
-	}()
-	addrs := map[string]string{}
+	// A region that exits is reported, and the others keep running: the
+	// user may restart it by hand, or stop the cluster.
+	exited := make(chan string, len(names))
+	sup := supervisor.New(supervisor.Config{
+		Command:       supervisor.Command{Path: exe},
+		StartTimeout:  30 * time.Second,
+		StartAttempts: 1, // the ports are the user's: a held one stays held
+		Output: func(region string, _ int) (io.Writer, io.Writer) {
+			return nil, &prefixWriter{w: stderr, prefix: "[" + region + "] "}
+		},
+		OnExit: func(e supervisor.Exit) {
+			fmt.Fprintf(stderr, "causeway cluster: region %s exited (%v); the other regions keep running\n", e.Region, exitStatus(e.Err))
+			exited <- e.Region
+		},
+	})
+	defer sup.StopAll(15 * time.Second)
+	addrs := supervisor.PortAddrs(*basePort, len(names))
 	for i, name := range names {
-		addr := fmt.Sprintf("127.0.0.1:%d", *basePort+i)
-		gossipAddr := fmt.Sprintf("127.0.0.1:%d", *basePort+i+gossipPortOffset)
-		args := []string{"serve", "--region", name, "--data", filepath.Join(*data, name), "--listen", addr,
-			"--gossip-listen", gossipAddr, "--cluster-id", id, "--fault-injection", "--wan-latency", *wan,
-			"--linear", role[name]}
+		if err := sup.Add(supervisor.Region{Name: name, DataDir: filepath.Join(*data, name), Addrs: addrs[i]}); err != nil {
+			fmt.Fprintf(stderr, "causeway cluster: %v\n", err)
+			return exitUsage
+		}
+	}
+	for i, name := range names {
+		args := []string{"--cluster-id", id, "--fault-injection", "--wan-latency", *wan, "--linear", role[name]}
 		switch {
 		case i > 0:
 			// Every region joins through the first; gossip does the rest.
-			args = append(args, "--join", fmt.Sprintf("127.0.0.1:%d", *basePort+gossipPortOffset))
+			args = append(args, "--join", addrs[0].Gossip)
 		case len(names) > 1 && existed(filepath.Join(*data, names[1])):
 			// The cluster exists: the first region joins through the
 			// second, so that if its data directory was lost it copies
 			// the others before it serves instead of starting anew.
-			args = append(args, "--join", fmt.Sprintf("127.0.0.1:%d", *basePort+1+gossipPortOffset))
+			args = append(args, "--join", addrs[1].Gossip)
 		}
 		if *key != "" {
 			args = append(args, "--gossip-key", *key)
 		}
-		cmd := exec.Command(exe, args...)
-		out, _ := cmd.StdoutPipe()
-		errs, _ := cmd.StderrPipe()
-		if err := cmd.Start(); err != nil {
-			fmt.Fprintf(stderr, "causeway cluster: start %s: %v\n", name, err)
-			return exitFailed
-		}
-		procs = append(procs, cmd)
-		logs.Add(1)
-		go func() {
-			defer logs.Done()
-			prefixLines(stderr, errs, name)
-		}()
-		ready := make(chan string, 1)
-		go func() {
-			sc := bufio.NewScanner(out)
-			for sc.Scan() {
-				if m := readyLine.FindStringSubmatch(sc.Text()); m != nil {
-					ready <- m[2]
-				}
+		if err := sup.Start(ctx, name, args); err != nil {
+			if ctx.Err() != nil {
+				return exitOK
 			}
-			close(ready)
-		}()
-		select {
-		case got, ok := <-ready:
-			if !ok {
-				fmt.Fprintf(stderr, "causeway cluster: region %s exited before serving (see its log above)\n", name)
-				return exitFailed
-			}
-			addrs[name] = got
-		case <-time.After(30 * time.Second):
-			fmt.Fprintf(stderr, "causeway cluster: region %s did not start within 30s\n", name)
+			fmt.Fprintf(stderr, "causeway cluster: %v (see its log above)\n", err)
 			return exitFailed
-		case <-ctx.Done():
-			return exitOK
 		}
 	}
 	// A region created with --join serves once it holds a snapshot of
 	// every other region; the cluster is ready when all of them serve.
-	if err := awaitServing(ctx, addrs, 60*time.Second); err != nil {
+	if err := sup.AwaitServing(ctx, 60*time.Second, names...); err != nil {
 		if ctx.Err() != nil {
 			return exitOK
 		}
@@ -189,29 +161,41 @@ func runCluster(args []string, stdout, stderr io.Writer) int {
 		return exitFailed
 	}
 	fmt.Fprintf(stdout, "causeway cluster %s: %d regions, fault injection on\n", id, len(names))
-	for _, name := range names {
-		fmt.Fprintf(stdout, "  %-14s http://%s   (causeway status --addr %s)  linear tier: %s\n", name, addrs[name], addrs[name], role[name])
+	for i, name := range names {
+		addr := addrs[i].API
+		fmt.Fprintf(stdout, "  %-14s http://%s   (causeway status --addr %s)  linear tier: %s\n", name, addr, addr, role[name])
 	}
 	if *wan != "" {
 		fmt.Fprintf(stdout, "  WAN one-way delays: %s\n", *wan)
 	}
 	fmt.Fprintln(stdout, "Ctrl-C stops every region.")
 
-	exited := make(chan string, len(procs))
-	for i, p := range procs {
-		go func() {
-			p.Wait()
-			exited <- names[i]
-		}()
+	for {
+		select {
+		case <-ctx.Done():
+			fmt.Fprintln(stdout, "stopping...")
+			return exitOK
+		case <-exited:
+			running := 0
+			for _, name := range names {
+				if sup.State(name) != supervisor.Down {
+					running++
+				}
+			}
+			if running == 0 {
+				fmt.Fprintln(stderr, "causeway cluster: every region has exited")
+				return exitFailed
+			}
+		}
 	}
-	select {
-	case <-ctx.Done():
-		fmt.Fprintln(stdout, "stopping...")
-		return exitOK
-	case name := <-exited:
-		fmt.Fprintf(stderr, "causeway cluster: region %s exited; stopping the others\n", name)
-		return exitFailed
+}
+
+// exitStatus describes how a process ended.
+func exitStatus(err error) string {
+	if err == nil {
+		return "exit status 0"
 	}
+	return err.Error()
 }
 
 // existed reports whether path exists.
@@ -220,64 +204,28 @@ func existed(path string) bool {
 	return err == nil
 }
 
-// awaitServing polls each region's status until its causal tier serves
-// clients, for at most limit.
-func awaitServing(ctx context.Context, addrs map[string]string, limit time.Duration) error {
-	ctx, cancel := context.WithTimeout(ctx, limit)
-	defer cancel()
-	for name, addr := range addrs {
-		admin := causewayv1connect.NewAdminServiceClient(http.DefaultClient, "http://"+addr)
-		for {
-			res, err := admin.Status(ctx, connect.NewRequest(&v1.StatusRequest{}))
-			if err == nil && res.Msg.GetCausalState() == "serving" {
-				break
-			}
-			why := fmt.Sprint(err)
-			if err == nil {
-				why = res.Msg.GetCausalState() + ": " + res.Msg.GetCausalStateReason()
-			}
-			select {
-			case <-ctx.Done():
-				return fmt.Errorf("region %s does not serve after %v (%s)", name, limit, why)
-			case <-time.After(50 * time.Millisecond):
-			}
-		}
-	}
-	return nil
+// prefixWriter writes each line written to it to w, after prefix. A line
+// is written once it is complete.
+type prefixWriter struct {
+	mu     sync.Mutex
+	w      io.Writer
+	prefix string
+	buf    []byte
 }
 
-// stopAll sends SIGTERM to every process, then SIGKILL to those still
-// running after a grace period.
-func stopAll(procs []*exec.Cmd) {
-	var wg sync.WaitGroup
-	for _, p := range procs {
-		if p.Process == nil || p.ProcessState != nil {
-			continue
+func (p *prefixWriter) Write(b []byte) (int, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.buf = append(p.buf, b...)
+	for {
+		i := bytes.IndexByte(p.buf, '\n')
+		if i < 0 {
+			break
 		}
-		wg.Go(func() {
-			_ = p.Process.Signal(syscall.SIGTERM)
-			done := make(chan struct{})
-			go func() {
-				_, _ = p.Process.Wait()
-				close(done)
-			}()
-			select {
-			case <-done:
-			case <-time.After(15 * time.Second):
-				_ = p.Process.Kill()
-				<-done
-			}
-		})
+		fmt.Fprintf(p.w, "%s%s\n", p.prefix, p.buf[:i])
+		p.buf = p.buf[i+1:]
 	}
-	wg.Wait()
-}
-
-func prefixLines(w io.Writer, r io.Reader, prefix string) {
-	sc := bufio.NewScanner(r)
-	sc.Buffer(make([]byte, 64<<10), 1<<20)
-	for sc.Scan() {
-		fmt.Fprintf(w, "[%s] %s\n", prefix, sc.Text())
-	}
+	return len(b), nil
 }
 
 // clusterID returns the given id, or the one saved under data, or a new

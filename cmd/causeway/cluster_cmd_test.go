@@ -4,13 +4,16 @@ package main
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"net"
 	"net/http"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"regexp"
 	"strconv"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -54,7 +57,8 @@ func itoa(i int) string { return strconv.Itoa(i) }
 var clusterAddrLine = regexp.MustCompile(`^\s+(\S+)\s+http://(\S+)\s`)
 
 // TestClusterCommand starts `causeway cluster` with two regions and a WAN
-// delay, uses it, and stops it with SIGINT: every region process must stop.
+// delay, uses it, kills one region (reported; the other keeps serving), and
+// stops it with SIGINT: every region process must stop.
 func TestClusterCommand(t *testing.T) {
 	base := freePortRange(t, 2)
 	cmd := exec.Command(os.Args[0], "cluster", "--n", "2", "--regions", "us-east,eu-west", "--data", t.TempDir(),
@@ -126,11 +130,26 @@ func TestClusterCommand(t *testing.T) {
 		t.Fatalf("eu-west status: fault injection %v, links %v", st.Msg.FaultInjection, st.Msg.Links)
 	}
 
+	// A region that exits is reported; the others keep serving.
+	pid := childServing(t, cmd.Process.Pid, "eu-west")
+	if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	pollUntil(t, 10*time.Second, "the cluster to report eu-west's exit", func() bool {
+		return strings.Contains(stderr.String(), "causeway cluster: region eu-west exited (signal: killed); the other regions keep running")
+	})
+	if _, err := east.Put(ctx, connect.NewRequest(&v1.PutRequest{Key: "k2", Value: []byte("v")})); err != nil {
+		t.Fatalf("us-east after eu-west exited: %v", err)
+	}
+
 	if err := cmd.Process.Signal(syscall.SIGINT); err != nil {
 		t.Fatal(err)
 	}
 	if err := cmd.Wait(); err != nil {
 		t.Fatalf("cluster exit after SIGINT: %v", err)
+	}
+	if strings.Contains(stderr.String(), "every region has exited") {
+		t.Error("the cluster stopped because a region exited")
 	}
 	for region, addr := range addrs {
 		if c, err := net.DialTimeout("tcp", addr, time.Second); err == nil {
@@ -138,4 +157,35 @@ func TestClusterCommand(t *testing.T) {
 			t.Errorf("region %s still listens on %s after the cluster stopped", region, addr)
 		}
 	}
+}
+
+// childServing returns the pid of the `causeway serve` child of parent that
+// serves region, from /proc.
+func childServing(t *testing.T, parent int, region string) int {
+	t.Helper()
+	entries, err := os.ReadDir("/proc")
+	if err != nil {
+		t.Skipf("no /proc: %v", err)
+	}
+	for _, e := range entries {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		stat, err := os.ReadFile(filepath.Join("/proc", e.Name(), "stat"))
+		if err != nil {
+			continue
+		}
+		// pid (comm) state ppid ...: comm may hold spaces, so split after ')'.
+		fields := strings.Fields(string(stat[bytes.LastIndexByte(stat, ')')+1:]))
+		if len(fields) < 2 || fields[1] != strconv.Itoa(parent) {
+			continue
+		}
+		cmdline, _ := os.ReadFile(filepath.Join("/proc", e.Name(), "cmdline"))
+		if strings.Contains(string(cmdline), "\x00--region\x00"+region+"\x00") {
+			return pid
+		}
+	}
+	t.Fatalf("no child of %d serves %s", parent, region)
+	return 0
 }

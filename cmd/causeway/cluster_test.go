@@ -8,13 +8,11 @@ import (
 	"fmt"
 	"maps"
 	"net/http"
-	"os/exec"
 	"slices"
 	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 
@@ -27,7 +25,7 @@ import (
 )
 
 // End-to-end tests of a multi-region cluster: every region is a real
-// `causeway serve` child process on 127.0.0.1 (see startServe), and the tests
+// `causeway serve` child process on 127.0.0.1 (see serveRegions), and the tests
 // talk to them only through the public API. Replication is asynchronous, so
 // the tests wait for it by polling Status or by reading with a causal token
 // (the server waits for the token's causal past); none of them sleeps to
@@ -53,18 +51,19 @@ type testCluster struct {
 	ctx    context.Context
 	id     string
 	client *http.Client
+	procs  *serveRegions
 }
 
 // testRegion is one region's `causeway serve` process and clients for it.
-// Its address is fixed after the first start, so a restart keeps the
-// address the other regions have stored.
+// Its addresses are fixed, so a restart keeps the address the other
+// regions have stored.
 type testRegion struct {
 	name      string
 	clusterID string
 	dataDir   string
 	listen    string // host:port
+	url       string // http://listen
 	peers     string // value of --peers
-	proc      *serveProcess
 	kv        causewayv1connect.KVServiceClient
 	admin     causewayv1connect.AdminServiceClient
 }
@@ -76,57 +75,48 @@ func newTestCluster(t *testing.T, ctx context.Context) *testCluster {
 	}
 	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 32}}
 	t.Cleanup(client.CloseIdleConnections)
-	return &testCluster{t: t, ctx: ctx, id: uuid.NewString(), client: client}
+	return &testCluster{t: t, ctx: ctx, id: uuid.NewString(), client: client, procs: newServeRegions(t)}
 }
 
-// start starts a new region with an empty data directory on a port of the
-// system's choosing, replicating with peers.
+// start starts a new region with an empty data directory on free ports,
+// replicating with peers.
 func (c *testCluster) start(name string, peers ...*testRegion) *testRegion {
 	c.t.Helper()
 	var named []string
 	for _, p := range peers {
 		named = append(named, p.name+"="+p.listen)
 	}
-	r := &testRegion{name: name, clusterID: c.id, dataDir: c.t.TempDir(), listen: "127.0.0.1:0", peers: strings.Join(named, ",")}
-	r.proc = startServe(c.t, c.ctx, r.args()...)
-	r.listen = strings.TrimPrefix(r.proc.addr, "http://")
-	r.kv = causewayv1connect.NewKVServiceClient(c.client, r.proc.addr)
-	r.admin = causewayv1connect.NewAdminServiceClient(c.client, r.proc.addr)
+	r := &testRegion{name: name, clusterID: c.id, dataDir: c.t.TempDir(), peers: strings.Join(named, ",")}
+	r.listen = c.procs.add(name, r.dataDir).Addrs.API
+	r.url = c.procs.start(c.ctx, name, r.args()...)
+	r.kv = causewayv1connect.NewKVServiceClient(c.client, r.url)
+	r.admin = causewayv1connect.NewAdminServiceClient(c.client, r.url)
 	return r
 }
 
 func (r *testRegion) args() []string {
 	// The linearizable tier is off: these tests restart regions on fixed
 	// ports, and exercise the causal tier (linear_test.go covers the other).
-	args := []string{"--region", r.name, "--data", r.dataDir, "--listen", r.listen, "--cluster-id", r.clusterID, "--linear", "off"}
+	args := []string{"--cluster-id", r.clusterID, "--linear", "off"}
 	if r.peers != "" {
 		args = append(args, "--peers", r.peers)
 	}
 	return args
 }
 
-// restart starts a stopped region again on its data directory and address.
+// restart starts a stopped region again on its data directory and address
+// (the supervisor fails a start on another address).
 func (c *testCluster) restart(r *testRegion) {
 	c.t.Helper()
 	c.client.CloseIdleConnections()
-	r.proc = startServe(c.t, c.ctx, r.args()...)
-	if got := strings.TrimPrefix(r.proc.addr, "http://"); got != r.listen {
-		c.t.Fatalf("region %s restarted on %s, not on its address %s", r.name, got, r.listen)
-	}
+	c.procs.start(c.ctx, r.name, r.args()...)
 }
 
 // kill stops r with SIGKILL and checks that the signal is what ended it.
 func (c *testCluster) kill(r *testRegion) {
 	c.t.Helper()
-	err := r.proc.kill()
+	c.procs.kill(r.name)
 	c.client.CloseIdleConnections()
-	var exitErr *exec.ExitError
-	if !errors.As(err, &exitErr) {
-		c.t.Fatalf("region %s: Wait = %v, want death by SIGKILL", r.name, err)
-	}
-	if ws, ok := exitErr.Sys().(syscall.WaitStatus); !ok || !ws.Signaled() || ws.Signal() != syscall.SIGKILL {
-		c.t.Fatalf("region %s ended with %v, not by the SIGKILL: it was not running when killed", r.name, exitErr)
-	}
 }
 
 // terminate stops r with SIGTERM and checks that it shut down cleanly
@@ -134,7 +124,7 @@ func (c *testCluster) kill(r *testRegion) {
 func (c *testCluster) terminate(r *testRegion, grace time.Duration) {
 	c.t.Helper()
 	start := time.Now()
-	forced, err := r.proc.terminate(grace)
+	forced, err := c.procs.sup.Stop(r.name, grace)
 	c.client.CloseIdleConnections()
 	if forced {
 		c.t.Fatalf("region %s did not exit within %v of SIGTERM; killed it", r.name, grace)
@@ -143,26 +133,6 @@ func (c *testCluster) terminate(r *testRegion, grace time.Duration) {
 		c.t.Fatalf("region %s after SIGTERM: %v, want exit status 0", r.name, err)
 	}
 	c.t.Logf("region %s shut down %v after SIGTERM", r.name, time.Since(start).Round(time.Millisecond))
-}
-
-// terminate sends SIGTERM and reaps the child. A child still running after
-// grace is killed, and forced reports it. Like kill, only the first stop
-// acts.
-func (p *serveProcess) terminate(grace time.Duration) (forced bool, err error) {
-	p.killOnce.Do(func() {
-		_ = p.cmd.Process.Signal(syscall.SIGTERM)
-		timer := time.NewTimer(grace)
-		defer timer.Stop()
-		select {
-		case <-p.stdoutDone:
-		case <-timer.C:
-			forced = true
-			_ = p.cmd.Process.Signal(syscall.SIGKILL)
-			<-p.stdoutDone
-		}
-		p.waitErr = p.cmd.Wait()
-	})
-	return forced, p.waitErr
 }
 
 func rpcContext(ctx context.Context) (context.Context, context.CancelFunc) {
@@ -599,14 +569,14 @@ func (c *testCluster) photoAlbumWithHeldBackDependency(regions []*testRegion) {
 	if string(bobSession.GetValue()) != "private" {
 		t.Fatalf("region %s holds %s for the photo it just accepted", b.name, describeGet(bobSession))
 	}
-	if err := a.proc.cmd.Process.Signal(syscall.SIGSTOP); err != nil {
+	if err := c.procs.sup.Pause(a.name); err != nil {
 		t.Fatalf("freeze region %s: %v", a.name, err)
 	}
 	frozen := true
 	thaw := func() {
 		if frozen {
 			frozen = false
-			if err := a.proc.cmd.Process.Signal(syscall.SIGCONT); err != nil {
+			if err := c.procs.sup.Resume(a.name); err != nil {
 				t.Errorf("resume region %s: %v", a.name, err)
 			}
 		}
@@ -1053,7 +1023,7 @@ func TestClusterNewRegionBootstrapsFromSnapshot(t *testing.T) {
 	n := c.start("c", a, b)
 	all := []*testRegion{a, b, n}
 	c.awaitConverged(all...)
-	if !strings.Contains(n.proc.stderr.String(), "merged a snapshot") {
+	if !strings.Contains(c.procs.stderrOf(n.name), "merged a snapshot") {
 		t.Errorf("region %s converged without logging a merged snapshot; the test did not exercise it", n.name)
 	}
 	held := c.compareKeys(keys, all...)
@@ -1141,7 +1111,7 @@ func (c *testCluster) awaitLogTruncated(r *testRegion) {
 	protocols.SetUnencryptedHTTP2(true)
 	transport := &http.Transport{Protocols: protocols}
 	defer transport.CloseIdleConnections()
-	repl := causewayv1connect.NewReplicationServiceClient(&http.Client{Transport: transport}, r.proc.addr)
+	repl := causewayv1connect.NewReplicationServiceClient(&http.Client{Transport: transport}, r.url)
 	tick := time.NewTicker(clusterPollInterval)
 	defer tick.Stop()
 	var last error

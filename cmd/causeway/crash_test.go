@@ -3,19 +3,13 @@
 package main
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
-	"os"
-	"os/exec"
-	"regexp"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 
@@ -26,84 +20,6 @@ import (
 	v1 "github.com/causewaydb/causeway/api/causeway/v1"
 	"github.com/causewaydb/causeway/api/causeway/v1/causewayv1connect"
 )
-
-// servingLine is the readiness line `causeway serve` prints on stdout.
-var servingLine = regexp.MustCompile(`^causeway: region (\S+) serving on (http://\S+) \(data in .+\)$`)
-
-// serveProcess is a `causeway serve` running as a child process.
-type serveProcess struct {
-	cmd        *exec.Cmd
-	addr       string // base URL, http://127.0.0.1:PORT
-	stderr     *lockedBuffer
-	stdoutDone chan struct{} // closed when the child's stdout reaches EOF
-
-	killOnce sync.Once
-	waitErr  error
-}
-
-// startServe starts `causeway serve args...` as a child process and returns
-// once it has printed its readiness line. The child is killed and reaped in
-// t.Cleanup; its stderr is logged if the test fails.
-func startServe(t *testing.T, ctx context.Context, args ...string) *serveProcess {
-	t.Helper()
-	cmd := exec.Command(os.Args[0], append([]string{"serve"}, args...)...)
-	cmd.Env = append(os.Environ(), runMainEnv+"=1")
-	p := &serveProcess{cmd: cmd, stderr: &lockedBuffer{}, stdoutDone: make(chan struct{})}
-	cmd.Stderr = p.stderr
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatalf("start causeway serve: %v", err)
-	}
-	// Cleanups run last-registered first: kill and reap, then show stderr.
-	t.Cleanup(func() {
-		if t.Failed() {
-			t.Logf("stderr of causeway serve %v (pid %d):\n%s", args, cmd.Process.Pid, p.stderr)
-		}
-	})
-	t.Cleanup(func() { p.kill() })
-
-	ready := make(chan string, 1)
-	go func() {
-		defer close(p.stdoutDone)
-		defer close(ready)
-		sc := bufio.NewScanner(stdout)
-		if sc.Scan() {
-			ready <- sc.Text()
-		}
-		// Keep draining, so the child never blocks on a full pipe.
-		_, _ = io.Copy(io.Discard, stdout)
-	}()
-	select {
-	case line, ok := <-ready:
-		if !ok {
-			t.Fatalf("causeway serve %v exited before it was ready", args)
-		}
-		m := servingLine.FindStringSubmatch(line)
-		if m == nil {
-			t.Fatalf("causeway serve %v: readiness line %q does not match %v", args, line, servingLine)
-		}
-		p.addr = m[2]
-	case <-ctx.Done():
-		t.Fatalf("causeway serve %v did not print its address: %v", args, ctx.Err())
-	}
-	return p
-}
-
-// kill sends SIGKILL and reaps the child; it returns Wait's error. Calling it
-// again returns the first outcome.
-func (p *serveProcess) kill() error {
-	p.killOnce.Do(func() {
-		_ = p.cmd.Process.Signal(syscall.SIGKILL)
-		// Wait closes the stdout pipe, so reading must be over first; a
-		// killed child's pipe reaches EOF.
-		<-p.stdoutDone
-		p.waitErr = p.cmd.Wait()
-	})
-	return p.waitErr
-}
 
 // ackedPut is a Put the node acknowledged: from then on it must survive any crash.
 type ackedPut struct {
@@ -129,12 +45,13 @@ func TestSIGKILLLosesNoAcknowledgedWrite(t *testing.T) {
 	ctx, cancel := context.WithTimeout(t.Context(), 45*time.Second)
 	defer cancel()
 	dataDir := t.TempDir()
-	serveArgs := []string{"--region", region, "--data", dataDir, "--listen", "127.0.0.1:0"}
+	procs := newServeRegions(t)
+	procs.add(region, dataDir)
 
-	first := startServe(t, ctx, serveArgs...)
+	firstURL := procs.start(ctx, region)
 	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: writers}}
 	t.Cleanup(client.CloseIdleConnections)
-	kv := causewayv1connect.NewKVServiceClient(client, first.addr)
+	kv := causewayv1connect.NewKVServiceClient(client, firstURL)
 
 	// Each writer is one client session: it writes distinct keys in a loop,
 	// carrying its causal token, until a request fails. Failures after the
@@ -202,17 +119,13 @@ func TestSIGKILLLosesNoAcknowledgedWrite(t *testing.T) {
 	}
 	killed.Store(true)
 	inFlightAtKill := inFlight.Load()
-	waitErr := first.kill()
+	killErr := procs.sup.Kill(region) // nil only if the SIGKILL ended it
 	stopWriters()
 	<-writersDone
 	client.CloseIdleConnections()
 
-	var exitErr *exec.ExitError
-	if !errors.As(waitErr, &exitErr) {
-		t.Fatalf("first node: Wait = %v, want death by SIGKILL", waitErr)
-	}
-	if ws, ok := exitErr.Sys().(syscall.WaitStatus); !ok || !ws.Signaled() || ws.Signal() != syscall.SIGKILL {
-		t.Fatalf("first node ended with %v, not by the SIGKILL: it was not running when killed", exitErr)
+	if killErr != nil {
+		t.Fatalf("first node: %v; want death by SIGKILL", killErr)
 	}
 	if len(unexpected) > 0 {
 		t.Fatalf("writes failed before the kill: %v", errors.Join(unexpected...))
@@ -242,9 +155,9 @@ func TestSIGKILLLosesNoAcknowledgedWrite(t *testing.T) {
 		}
 	}
 
-	second := startServe(t, ctx, serveArgs...)
-	kv = causewayv1connect.NewKVServiceClient(client, second.addr)
-	admin := causewayv1connect.NewAdminServiceClient(client, second.addr)
+	secondURL := procs.start(ctx, region)
+	kv = causewayv1connect.NewKVServiceClient(client, secondURL)
+	admin := causewayv1connect.NewAdminServiceClient(client, secondURL)
 
 	// Every acknowledged write is there, with the version acknowledged. A
 	// sample of them is retried with its request id, which must return that

@@ -37,20 +37,16 @@ func (c *linearCluster) linkEnd(a, b *linearRegion, cut v1.LinkCut) {
 // the README's recovery of a region whose data directory was lost.
 func (c *linearCluster) wipe(r *linearRegion) {
 	c.t.Helper()
-	if err := r.proc.kill(); err == nil {
-		c.t.Fatalf("%s exited cleanly after SIGKILL", r.name)
-	}
+	c.procs.kill(r.name)
 	c.client.CloseIdleConnections()
+	if err := os.RemoveAll(r.dataDir); err != nil {
+		c.t.Fatal(err)
+	}
 	var args, join []string
 	for i := 0; i < len(r.args); i++ {
-		switch r.args[i] {
-		case "--join":
+		if r.args[i] == "--join" {
 			i++ // replaced below
 			continue
-		case "--data":
-			if err := os.RemoveAll(r.args[i+1]); err != nil {
-				c.t.Fatal(err)
-			}
 		}
 		args = append(args, r.args[i])
 	}

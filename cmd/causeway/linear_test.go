@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
-	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -24,16 +23,17 @@ import (
 	"github.com/causewaydb/causeway/internal/check/lincheck"
 )
 
-// linearRegion is one `causeway serve` process of a linear-tier test, with
-// the addresses it must keep across a restart.
+// linearRegion is one `causeway serve` process of a linear-tier test; the
+// supervisor keeps its addresses across a restart.
 type linearRegion struct {
-	name                     string
-	args                     []string // without the addresses
-	listen, gossip, raftAddr string
-	proc                     *serveProcess
-	kv                       causewayv1connect.KVServiceClient
-	admin                    causewayv1connect.AdminServiceClient
-	lin                      causewayv1connect.LinearServiceClient
+	name    string
+	dataDir string
+	args    []string // without the name, data directory and addresses
+	gossip  string
+	url     string
+	kv      causewayv1connect.KVServiceClient
+	admin   causewayv1connect.AdminServiceClient
+	lin     causewayv1connect.LinearServiceClient
 }
 
 func (r *linearRegion) status(ctx context.Context) (*v1.StatusResponse, error) {
@@ -51,6 +51,7 @@ type linearCluster struct {
 	ctx     context.Context
 	client  *http.Client
 	regions []*linearRegion
+	procs   *serveRegions
 }
 
 // startLinearCluster starts three regions joined by gossip, each a voter of
@@ -58,13 +59,13 @@ type linearCluster struct {
 // and a leader.
 func startLinearCluster(t *testing.T, ctx context.Context) *linearCluster {
 	t.Helper()
-	c := &linearCluster{t: t, ctx: ctx, client: &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 16}}}
+	c := &linearCluster{t: t, ctx: ctx, client: &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 16}}, procs: newServeRegions(t)}
 	t.Cleanup(c.client.CloseIdleConnections)
 	cluster := uuid.NewString()
 	seed := ""
 	for _, name := range []string{"us-east", "eu-west", "ap-south"} {
-		r := &linearRegion{name: name, args: []string{"--region", name, "--data", t.TempDir(), "--cluster-id", cluster, "--fault-injection"}}
-		r.listen, r.gossip, r.raftAddr = freeAddr(t), freeAddr(t), freeAddr(t)
+		r := &linearRegion{name: name, dataDir: t.TempDir(), args: []string{"--cluster-id", cluster, "--fault-injection"}}
+		r.gossip = c.procs.add(name, r.dataDir).Addrs.Gossip
 		if seed != "" {
 			r.args = append(r.args, "--join", seed)
 		}
@@ -76,26 +77,12 @@ func startLinearCluster(t *testing.T, ctx context.Context) *linearCluster {
 	return c
 }
 
-// freeAddr reserves a port on 127.0.0.1 by binding and releasing it, so a
-// region can be restarted on the same addresses.
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
-	return addr
-}
-
 func (c *linearCluster) start(r *linearRegion) {
 	c.t.Helper()
-	args := append(append([]string{}, r.args...), "--listen", r.listen, "--gossip-listen", r.gossip, "--raft-listen", r.raftAddr)
-	r.proc = startServe(c.t, c.ctx, args...)
-	r.kv = causewayv1connect.NewKVServiceClient(c.client, r.proc.addr)
-	r.admin = causewayv1connect.NewAdminServiceClient(c.client, r.proc.addr)
-	r.lin = causewayv1connect.NewLinearServiceClient(c.client, r.proc.addr)
+	r.url = c.procs.start(c.ctx, r.name, r.args...)
+	r.kv = causewayv1connect.NewKVServiceClient(c.client, r.url)
+	r.admin = causewayv1connect.NewAdminServiceClient(c.client, r.url)
+	r.lin = causewayv1connect.NewLinearServiceClient(c.client, r.url)
 }
 
 // awaitVoters waits until every running region sees three voters and a
@@ -464,9 +451,7 @@ func TestLinearTierUnderFaults(t *testing.T) {
 
 	// Phase 2: SIGKILL the leader, let the others elect, restart it.
 	victim := c.region(leader)
-	if err := victim.proc.kill(); err == nil {
-		t.Fatal("leader exited cleanly after SIGKILL")
-	}
+	c.procs.kill(victim.name)
 	c.client.CloseIdleConnections()
 	mu.Lock()
 	for id, r := range assigned {

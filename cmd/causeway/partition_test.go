@@ -18,7 +18,7 @@ import (
 
 type gossipRegion struct {
 	name  string
-	proc  *serveProcess
+	url   string
 	kv    causewayv1connect.KVServiceClient
 	admin causewayv1connect.AdminServiceClient
 }
@@ -70,16 +70,17 @@ func TestPartitionEndToEnd(t *testing.T) {
 	cluster := uuid.NewString()
 	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 8}}
 	t.Cleanup(client.CloseIdleConnections)
+	procs := newServeRegions(t)
 	start := func(name string, join string) *gossipRegion {
-		args := []string{"--region", name, "--data", t.TempDir(), "--listen", "127.0.0.1:0", "--cluster-id", cluster,
-			"--gossip-listen", "127.0.0.1:0", "--fault-injection"}
+		procs.add(name, t.TempDir())
+		args := []string{"--cluster-id", cluster, "--fault-injection"}
 		if join != "" {
 			args = append(args, "--join", join)
 		}
-		p := startServe(t, ctx, args...)
-		return &gossipRegion{name: name, proc: p,
-			kv:    causewayv1connect.NewKVServiceClient(client, p.addr),
-			admin: causewayv1connect.NewAdminServiceClient(client, p.addr)}
+		url := procs.start(ctx, name, args...)
+		return &gossipRegion{name: name, url: url,
+			kv:    causewayv1connect.NewKVServiceClient(client, url),
+			admin: causewayv1connect.NewAdminServiceClient(client, url)}
 	}
 	a := start("us-east", "")
 	seed := a.status(t).Members[0].GossipAddress

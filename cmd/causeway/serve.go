@@ -17,9 +17,9 @@ import (
 
 	"github.com/google/uuid"
 
-	"github.com/causewaydb/causeway/clocks"
 	"github.com/causewaydb/causeway/gossip"
 	"github.com/causewaydb/causeway/internal/link"
+	"github.com/causewaydb/causeway/internal/supervisor"
 	"github.com/causewaydb/causeway/linear"
 	"github.com/causewaydb/causeway/replica"
 )
@@ -112,13 +112,13 @@ func runServe(args []string, stdout, stderr io.Writer) int {
 		cfg.Now = func() time.Time { return time.Now().Add(skew) }
 	}
 	cfg.Links = link.New(*region)
-	matrix, err := parseLatencyMatrix(*wan)
+	matrix, err := supervisor.ParseWAN(*wan)
 	if err != nil {
 		fmt.Fprintf(stderr, "causeway serve: --wan-latency: %v\n", err)
 		return exitUsage
 	}
 	for pair, delay := range matrix {
-		if peer, ok := pair.other(*region); ok {
+		if peer, ok := pair.Other(*region); ok {
 			if err := cfg.Links.Set(peer, link.Link{Delay: delay}); err != nil {
 				fmt.Fprintf(stderr, "causeway serve: --wan-latency %s/%s: %v\n", pair[0], pair[1], err)
 				return exitUsage
@@ -215,57 +215,6 @@ func advertiseFor(listen string) string {
 	return net.JoinHostPort(host, port)
 }
 
-// regionPair is an unordered pair of regions in a latency matrix.
-type regionPair [2]string
-
-func (p regionPair) other(region string) (string, bool) {
-	switch region {
-	case p[0]:
-		return p[1], true
-	case p[1]:
-		return p[0], true
-	}
-	return "", false
-}
-
-// parseLatencyMatrix reads "a/b=40ms,a/c=108ms": one-way delays between
-// pairs of regions, the same in both directions.
-func parseLatencyMatrix(s string) (map[regionPair]time.Duration, error) {
-	out := map[regionPair]time.Duration{}
-	for _, item := range strings.Split(s, ",") {
-		item = strings.TrimSpace(item)
-		if item == "" {
-			continue
-		}
-		pair, delay, ok := strings.Cut(item, "=")
-		a, b, ok2 := strings.Cut(pair, "/")
-		if !ok || !ok2 || a == "" || b == "" {
-			return nil, fmt.Errorf("%q: want region/region=duration, for example us-east/eu-west=40ms", item)
-		}
-		if a == b {
-			return nil, fmt.Errorf("%q: a region has no link to itself", item)
-		}
-		for _, r := range []string{a, b} {
-			if err := clocks.ValidateRegion(r); err != nil {
-				return nil, fmt.Errorf("%q: %v", item, err)
-			}
-		}
-		d, err := time.ParseDuration(delay)
-		if err != nil {
-			return nil, fmt.Errorf("%q: %v", item, err)
-		}
-		if err := (link.Link{Delay: d}).Validate(); err != nil {
-			return nil, fmt.Errorf("%q: %v", item, err)
-		}
-		key := regionPair{min(a, b), max(a, b)}
-		if _, dup := out[key]; dup {
-			return nil, fmt.Errorf("%q: the pair %s/%s is given twice", item, key[0], key[1])
-		}
-		out[key] = d
-	}
-	return out, nil
-}
-
 // gossipConfig builds the gossip settings from the flags; nil turns gossip
 // off.
 func gossipConfig(addr, listen, join, key string) (*replica.GossipConfig, error) {
@@ -325,6 +274,10 @@ func linearConfig(role, addr, listen, join string) (*replica.LinearConfig, error
 	}
 	return &replica.LinearConfig{Role: linear.RoleVoter, BindAddr: addr, Bootstrap: strings.TrimSpace(join) == ""}, nil
 }
+
+// gossipPortOffset: a node's gossip port is its API port plus this,
+// unless --gossip-listen says otherwise.
+const gossipPortOffset = 100
 
 // raftPortOffset: a voter's Raft port is its API port plus this, unless
 // --raft-listen says otherwise.

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/causewaydb/causeway/internal/campaign"
+	"github.com/causewaydb/causeway/internal/supervisor"
 )
 
 // Exit status of `causeway verify` when a checker found an anomaly (the
@@ -131,7 +132,7 @@ func runVerifyWith(args []string, stdout, stderr io.Writer, server campaign.Serv
 		fmt.Fprintln(stderr, "causeway verify: --request-timeout must be positive")
 		return exitUsage
 	}
-	if _, err := parseLatencyMatrix(*wan); err != nil {
+	if _, err := supervisor.ParseWAN(*wan); err != nil {
 		fmt.Fprintf(stderr, "causeway verify: --wan-latency: %v\n", err)
 		return exitUsage
 	}

@@ -1,7 +1,6 @@
 package campaign
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"fmt"
@@ -10,14 +9,10 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"regexp"
 	"slices"
-	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"time"
 
 	"connectrpc.com/connect"
@@ -25,15 +20,12 @@ import (
 
 	v1 "github.com/causewaydb/causeway/api/causeway/v1"
 	"github.com/causewaydb/causeway/api/causeway/v1/causewayv1connect"
+	"github.com/causewaydb/causeway/internal/supervisor"
 )
 
 // ServerCommand is how to run `causeway serve`: Path with Args before the
 // "serve" verb, and Env added to the campaign's own environment.
-type ServerCommand struct {
-	Path string
-	Args []string
-	Env  []string
-}
+type ServerCommand = supervisor.Command
 
 // ClusterConfig describes a local cluster: one `causeway serve` process per
 // region on 127.0.0.1, each with its own data directory, fault injection
@@ -59,28 +51,25 @@ type ClusterConfig struct {
 	// ServeArgs returns extra `causeway serve` flags for a region, added
 	// at every start. Nil means "--linear off": a campaign of the causal
 	// tier alone. A campaign of the linear tier makes regions voters or
-	// forwarders here, with "--raft-listen" r.RaftAddr for voters
-	// (LinearVoters makes every region a voter); the first region's first
+	// forwarders here (LinearVoters makes every region a voter); every
+	// start passes --raft-listen r.RaftAddr. The first region's first
 	// start has no --join, so it bootstraps the tier.
 	ServeArgs func(r *Region) []string
 }
 
 // LinearVoters is a ClusterConfig.ServeArgs that runs the linear tier with
 // every region a voter, its Raft transport on the region's reserved
-// address. The first region's first start forms the Raft group; the
+// address (RaftAddr, which every start passes). The first region's first start forms the Raft group; the
 // leader adds the others as gossip shows them.
 func LinearVoters(r *Region) []string {
-	return []string{"--linear", "voter", "--raft-listen", r.RaftAddr}
+	return []string{"--linear", "voter"}
 }
-
-// The readiness line `causeway serve` prints once it serves.
-var servingLine = regexp.MustCompile(`^causeway: region (\S+) serving on http://(\S+) \(data in .+\)$`)
 
 // Process states of a region.
 const (
-	stateRunning = "running"
-	statePaused  = "paused"
-	stateDown    = "down"
+	stateRunning = string(supervisor.Running)
+	statePaused  = string(supervisor.Paused)
+	stateDown    = string(supervisor.Down)
 )
 
 // Region is one region's process. Its addresses stay the same across
@@ -90,29 +79,30 @@ type Region struct {
 	Addr       string // API host:port
 	GossipAddr string
 	// RaftAddr is a free address reserved for the linear tier's Raft
-	// transport (see ClusterConfig.ServeArgs).
+	// transport; every start passes it as --raft-listen.
 	RaftAddr string
 	DataDir  string
 	URL      string
 
-	mu         sync.Mutex
-	cmd        *exec.Cmd
-	state      string
-	skew       time.Duration
-	starts     int
-	stdoutDone chan struct{}
-	log        *os.File
+	mu   sync.Mutex
+	skew time.Duration
+	// crashed is the exit of a process that ended without a fault asking
+	// for it, until Kill reports it: until then the region counts as
+	// running, so the fault that meets it fails and says why.
+	crashed error
+	log     *os.File
 }
 
-// Cluster starts, stops and faults the regions' processes. Close stops
-// every process it started.
+// Cluster starts, stops and faults the regions' processes (through one
+// supervisor.Supervisor). Close stops every process it started.
 type Cluster struct {
 	cfg     ClusterConfig
+	sup     *supervisor.Supervisor
 	regions map[string]*Region
 	http    *http.Client
 	kv      map[string]causewayv1connect.KVServiceClient
 	admin   map[string]causewayv1connect.AdminServiceClient
-	wan     map[[2]string]time.Duration
+	wan     supervisor.WAN
 }
 
 // StartCluster starts every region and waits until each serves and sees
@@ -124,7 +114,7 @@ func StartCluster(ctx context.Context, cfg ClusterConfig) (*Cluster, error) {
 	if len(cfg.Regions) == 0 {
 		return nil, errors.New("no regions")
 	}
-	wan, err := ParseWAN(cfg.WAN)
+	wan, err := supervisor.ParseWAN(cfg.WAN)
 	if err != nil {
 		return nil, fmt.Errorf("wan latency: %w", err)
 	}
@@ -144,23 +134,44 @@ func StartCluster(ctx context.Context, cfg ClusterConfig) (*Cluster, error) {
 		admin: map[string]causewayv1connect.AdminServiceClient{},
 		wan:   wan,
 	}
-	ports, err := c.ports(len(cfg.Regions))
-	if err != nil {
+	c.sup = supervisor.New(supervisor.Config{
+		Command:      cfg.Command,
+		StartTimeout: cfg.StartTimeout,
+		HTTP:         c.http,
+		Output: func(region string, _ int) (io.Writer, io.Writer) {
+			log := c.regions[region].log
+			return log, log
+		},
+		OnExit: c.exited,
+	})
+	var addrs []supervisor.Addrs
+	if cfg.BasePort != 0 {
+		addrs = supervisor.PortAddrs(cfg.BasePort, len(cfg.Regions))
+	} else if addrs, err = supervisor.FreeAddrs(len(cfg.Regions)); err != nil {
 		return nil, err
 	}
 	for i, name := range cfg.Regions {
 		r := &Region{
 			Name:       name,
-			Addr:       net.JoinHostPort("127.0.0.1", strconv.Itoa(ports[i][0])),
-			GossipAddr: net.JoinHostPort("127.0.0.1", strconv.Itoa(ports[i][1])),
-			RaftAddr:   net.JoinHostPort("127.0.0.1", strconv.Itoa(ports[i][2])),
+			Addr:       addrs[i].API,
+			GossipAddr: addrs[i].Gossip,
+			RaftAddr:   addrs[i].Raft,
 			DataDir:    filepath.Join(cfg.DataDir, name),
-			state:      stateDown,
 		}
 		r.URL = "http://" + r.Addr
+		f, err := os.OpenFile(filepath.Join(cfg.LogDir, name+".log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+		if err != nil {
+			c.Close()
+			return nil, err
+		}
+		r.log = f
 		c.regions[name] = r
 		c.kv[name] = causewayv1connect.NewKVServiceClient(c.http, r.URL)
 		c.admin[name] = causewayv1connect.NewAdminServiceClient(c.http, r.URL)
+		if err := c.sup.Add(supervisor.Region{Name: name, DataDir: r.DataDir, Addrs: addrs[i]}); err != nil {
+			c.Close()
+			return nil, err
+		}
 	}
 	for _, name := range cfg.Regions {
 		if err := c.Start(ctx, name, 0); err != nil {
@@ -175,49 +186,13 @@ func StartCluster(ctx context.Context, cfg ClusterConfig) (*Cluster, error) {
 	return c, nil
 }
 
-// ports returns an API, a gossip and a Raft port per region: from
-// BasePort (gossip +100, Raft +200, as `causeway serve` defaults them), or
-// ports the system reports free (TCP and UDP, as gossip uses both).
-func (c *Cluster) ports(n int) ([][3]int, error) {
-	out := make([][3]int, n)
-	if c.cfg.BasePort != 0 {
-		for i := range out {
-			out[i] = [3]int{c.cfg.BasePort + i, c.cfg.BasePort + i + 100, c.cfg.BasePort + i + 200}
-		}
-		return out, nil
-	}
-	taken := map[int]bool{}
-	free := func() (int, error) {
-		for range 100 {
-			ln, err := net.Listen("tcp", "127.0.0.1:0")
-			if err != nil {
-				return 0, err
-			}
-			port := ln.Addr().(*net.TCPAddr).Port
-			udp, uerr := net.ListenPacket("udp", net.JoinHostPort("127.0.0.1", strconv.Itoa(port)))
-			ln.Close()
-			if uerr != nil || taken[port] {
-				if udp != nil {
-					udp.Close()
-				}
-				continue
-			}
-			udp.Close()
-			taken[port] = true
-			return port, nil
-		}
-		return 0, errors.New("no free port on 127.0.0.1")
-	}
-	for i := range out {
-		for j := range 3 {
-			p, err := free()
-			if err != nil {
-				return nil, err
-			}
-			out[i][j] = p
-		}
-	}
-	return out, nil
+// exited records a region's process that ended on its own.
+func (c *Cluster) exited(e supervisor.Exit) {
+	r := c.regions[e.Region]
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.crashed = fmt.Errorf("exited on its own: %v", e.Err)
+	fmt.Fprintf(r.log, "=== campaign: %s exited on its own at %s (%v)\n", r.Name, time.Now().Format(time.RFC3339Nano), e.Err)
 }
 
 // Regions lists the region names in configuration order.
@@ -236,7 +211,7 @@ func (c *Cluster) KV(name string) causewayv1connect.KVServiceClient { return c.k
 func (c *Cluster) Admin(name string) causewayv1connect.AdminServiceClient { return c.admin[name] }
 
 // BaseDelay is the one-way delay configured between two regions.
-func (c *Cluster) BaseDelay(a, b string) time.Duration { return c.wan[[2]string{min(a, b), max(a, b)}] }
+func (c *Cluster) BaseDelay(a, b string) time.Duration { return c.wan.Delay(a, b) }
 
 // Start starts a region that is down, on its data directory, with its
 // physical clock offset by skew (0 for none), and waits until it serves.
@@ -244,19 +219,10 @@ func (c *Cluster) Start(ctx context.Context, name string, skew time.Duration) er
 	r := c.regions[name]
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if r.state != stateDown {
-		return fmt.Errorf("region %s is %s, not down", name, r.state)
+	if r.crashed != nil {
+		return fmt.Errorf("region %s %v, not down", name, r.crashed)
 	}
-	if r.log == nil {
-		f, err := os.OpenFile(filepath.Join(c.cfg.LogDir, name+".log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
-		if err != nil {
-			return err
-		}
-		r.log = f
-	}
-	args := append(slices.Clone(c.cfg.Command.Args), "serve",
-		"--region", name, "--data", r.DataDir, "--listen", r.Addr, "--gossip-listen", r.GossipAddr,
-		"--cluster-id", c.cfg.ClusterID, "--fault-injection", "--log-format", "json")
+	args := []string{"--cluster-id", c.cfg.ClusterID, "--fault-injection", "--log-format", "json"}
 	if c.cfg.WAN != "" {
 		args = append(args, "--wan-latency", c.cfg.WAN)
 	}
@@ -270,7 +236,7 @@ func (c *Cluster) Start(ctx context.Context, name string, skew time.Duration) er
 			join = append(join, c.regions[other].GossipAddr)
 		}
 	}
-	if len(join) > 0 && (name != c.cfg.Regions[0] || r.starts > 0) {
+	if len(join) > 0 && (name != c.cfg.Regions[0] || c.sup.Starts(name) > 0) {
 		args = append(args, "--join", strings.Join(join, ","))
 	}
 	if c.cfg.ServeArgs != nil {
@@ -281,81 +247,18 @@ func (c *Cluster) Start(ctx context.Context, name string, skew time.Duration) er
 	if skew != 0 {
 		args = append(args, "--clock-skew", skew.String())
 	}
-	r.starts++
-	fmt.Fprintf(r.log, "=== campaign: start %d of %s at %s: %s\n", r.starts, name, time.Now().Format(time.RFC3339Nano), strings.Join(args, " "))
-
-	// A port can still be held for a moment by the process just killed;
-	// a start that exits before serving is retried until the deadline.
-	deadline := time.Now().Add(c.cfg.StartTimeout)
-	for attempt := 1; ; attempt++ {
-		err := c.startOnce(ctx, r, args)
-		if err == nil {
-			r.skew = skew
-			c.http.CloseIdleConnections()
-			return nil
-		}
-		if ctx.Err() != nil || time.Now().After(deadline) || attempt >= 5 {
-			return fmt.Errorf("start region %s (see %s): %w", name, r.log.Name(), err)
-		}
-		fmt.Fprintf(r.log, "=== campaign: start attempt %d failed: %v; retrying\n", attempt, err)
-		select {
-		case <-ctx.Done():
-		case <-time.After(200 * time.Millisecond): // back off before retrying a port
-		}
+	if state := c.sup.State(name); state != supervisor.Down {
+		return fmt.Errorf("region %s is %s, not down", name, state)
 	}
-}
-
-func (c *Cluster) startOnce(ctx context.Context, r *Region, args []string) error {
-	cmd := exec.Command(c.cfg.Command.Path, args...)
-	cmd.Env = append(os.Environ(), c.cfg.Command.Env...)
-	cmd.Stderr = r.log
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		return err
+	spec, _ := c.sup.Region(name)
+	fmt.Fprintf(r.log, "=== campaign: start %d of %s at %s: %s\n", c.sup.Starts(name)+1, name, time.Now().Format(time.RFC3339Nano),
+		strings.Join(c.sup.Args(spec, args), " "))
+	if err := c.sup.Start(ctx, name, args); err != nil {
+		return fmt.Errorf("%w (see %s)", err, r.log.Name())
 	}
-	if err := cmd.Start(); err != nil {
-		return err
-	}
-	done := make(chan struct{})
-	ready := make(chan string, 1)
-	go func() {
-		defer close(done)
-		sc := bufio.NewScanner(stdout)
-		announced := false
-		for sc.Scan() {
-			if m := servingLine.FindStringSubmatch(sc.Text()); m != nil && !announced {
-				announced = true
-				ready <- m[2]
-			}
-			fmt.Fprintf(r.log, "%s\n", sc.Text())
-		}
-		// Keep draining, so the child never blocks on a full pipe.
-		_, _ = io.Copy(r.log, stdout)
-	}()
-	timer := time.NewTimer(c.cfg.StartTimeout)
-	defer timer.Stop()
-	select {
-	case addr := <-ready:
-		if addr != r.Addr {
-			_ = cmd.Process.Kill()
-			<-done
-			_ = cmd.Wait()
-			return fmt.Errorf("serves on %s, not on %s", addr, r.Addr)
-		}
-		r.cmd, r.stdoutDone, r.state = cmd, done, stateRunning
-		return nil
-	case <-done:
-		err := cmd.Wait()
-		return fmt.Errorf("exited before serving: %v", err)
-	case <-timer.C:
-		err = fmt.Errorf("did not serve within %v", c.cfg.StartTimeout)
-	case <-ctx.Done():
-		err = ctx.Err()
-	}
-	_ = cmd.Process.Kill()
-	<-done
-	_ = cmd.Wait()
-	return err
+	r.skew = skew
+	c.http.CloseIdleConnections()
+	return nil
 }
 
 // Kill sends SIGKILL to a region's process and reaps it.
@@ -367,56 +270,54 @@ func (c *Cluster) Kill(name string) error {
 }
 
 func (c *Cluster) killLocked(r *Region) error {
-	if r.state == stateDown {
+	if crashed := r.crashed; crashed != nil {
+		r.crashed = nil
+		return fmt.Errorf("region %s was not running when killed: %v", r.Name, crashed)
+	}
+	err := c.sup.Kill(r.Name)
+	if errors.Is(err, supervisor.ErrDown) {
 		return nil
 	}
-	_ = r.cmd.Process.Signal(syscall.SIGKILL) // also ends a stopped process
-	<-r.stdoutDone
-	err := r.cmd.Wait()
-	r.state, r.cmd = stateDown, nil
-	fmt.Fprintf(r.log, "=== campaign: killed %s at %s (%v)\n", r.Name, time.Now().Format(time.RFC3339Nano), err)
+	fmt.Fprintf(r.log, "=== campaign: killed %s at %s\n", r.Name, time.Now().Format(time.RFC3339Nano))
 	c.http.CloseIdleConnections()
-	var exit *exec.ExitError
-	if errors.As(err, &exit) {
-		if ws, ok := exit.Sys().(syscall.WaitStatus); ok && ws.Signaled() && ws.Signal() == syscall.SIGKILL {
-			return nil
-		}
-	}
-	return fmt.Errorf("region %s was not running when killed: %v", r.Name, err)
+	return err
 }
 
 // Pause stops a region's process with SIGSTOP.
 func (c *Cluster) Pause(name string) error {
-	return c.signal(name, syscall.SIGSTOP, stateRunning, statePaused)
+	return c.signal(name, "SIGSTOP", c.sup.Pause)
 }
 
 // Resume continues a paused region with SIGCONT.
 func (c *Cluster) Resume(name string) error {
-	return c.signal(name, syscall.SIGCONT, statePaused, stateRunning)
+	return c.signal(name, "SIGCONT", c.sup.Resume)
 }
 
-func (c *Cluster) signal(name string, sig syscall.Signal, from, to string) error {
+func (c *Cluster) signal(name, sig string, f func(string) error) error {
 	r := c.regions[name]
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if r.state != from {
-		return fmt.Errorf("region %s is %s, not %s", name, r.state, from)
+	if r.crashed != nil {
+		return fmt.Errorf("region %s %v", name, r.crashed)
 	}
-	if err := r.cmd.Process.Signal(sig); err != nil {
+	if err := f(name); err != nil {
 		return err
 	}
-	r.state = to
-	fmt.Fprintf(r.log, "=== campaign: %v to %s at %s\n", sig, name, time.Now().Format(time.RFC3339Nano))
+	fmt.Fprintf(r.log, "=== campaign: %s to %s at %s\n", sig, name, time.Now().Format(time.RFC3339Nano))
 	return nil
 }
 
 // State reports whether a region is running, paused or down, and its clock
-// skew.
+// skew. A region whose process ended on its own counts as running until a
+// Kill reports it.
 func (c *Cluster) State(name string) (state string, skew time.Duration) {
 	r := c.regions[name]
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	return r.state, r.skew
+	if r.crashed != nil {
+		return stateRunning, r.skew
+	}
+	return string(c.sup.State(name)), r.skew
 }
 
 // Link is a link setting for SetLink.
@@ -442,56 +343,27 @@ func (c *Cluster) SetLink(ctx context.Context, from, to string, l Link) error {
 // Wipe loses a region's disk the way an operator meets it: it drains the
 // region (no new writes; SetDrain), waits until every other region holds
 // every write the region issued, so that the wipe loses none, then kills it
-// and deletes its data directory. Start brings it back as the README says
-// (the same flags and --join), and it rejoins before it serves.
+// and deletes its data directory (supervisor.Supervisor.Wipe). Start brings
+// it back as the README says (the same flags and --join), and it rejoins
+// before it serves.
 func (c *Cluster) Wipe(ctx context.Context, name string, limit time.Duration) error {
-	if err := c.setDrain(ctx, name, true); err != nil {
-		return err
-	}
-	err := poll(ctx, limit, func(ctx context.Context) (bool, string) {
-		st, err := c.Status(ctx, name)
-		if err != nil {
-			return false, fmt.Sprintf("%s: %v", name, err)
-		}
-		head := st.GetVector()[name]
-		var behind []string
-		for _, other := range c.cfg.Regions {
-			if other == name {
-				continue
-			}
-			ost, err := c.Status(ctx, other)
-			if err != nil {
-				behind = append(behind, fmt.Sprintf("%s: %v", other, err))
-			} else if got := ost.GetVector()[name]; got < head {
-				behind = append(behind, fmt.Sprintf("%s holds %d of %s's %d writes", other, got, name, head))
-			}
-		}
-		return len(behind) == 0, strings.Join(behind, "; ")
-	})
-	if err != nil {
-		_ = c.setDrain(context.WithoutCancel(ctx), name, false)
-		return fmt.Errorf("the other regions did not catch up with drained %s, so wiping it would lose writes: %w", name, err)
-	}
 	r := c.regions[name]
 	r.mu.Lock()
-	defer r.mu.Unlock()
-	if err := c.killLocked(r); err != nil {
+	crashed := r.crashed
+	r.mu.Unlock()
+	if crashed != nil {
+		return c.Kill(name)
+	}
+	if err := c.sup.Wipe(ctx, name, limit); err != nil {
 		return err
 	}
-	if err := os.RemoveAll(r.DataDir); err != nil {
-		return fmt.Errorf("wipe %s: %w", name, err)
-	}
-	fmt.Fprintf(r.log, "=== campaign: data directory of %s deleted at %s\n", name, time.Now().Format(time.RFC3339Nano))
+	c.http.CloseIdleConnections()
+	fmt.Fprintf(r.log, "=== campaign: killed %s and deleted its data directory at %s\n", name, time.Now().Format(time.RFC3339Nano))
 	return nil
 }
 
 func (c *Cluster) setDrain(ctx context.Context, name string, drain bool) error {
-	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-	defer cancel()
-	if _, err := c.admin[name].SetDrain(ctx, connect.NewRequest(&v1.SetDrainRequest{Drain: drain})); err != nil {
-		return fmt.Errorf("drain %s: %w", name, err)
-	}
-	return nil
+	return c.sup.SetDrain(ctx, name, drain)
 }
 
 // Status asks one region for its status.
@@ -593,24 +465,8 @@ func (c *Cluster) AwaitConverged(ctx context.Context, limit time.Duration) (map[
 	return vector, err
 }
 
-// poll calls cond every 50ms until it holds or limit passes; the error
-// then carries cond's last description of what is missing.
 func poll(ctx context.Context, limit time.Duration, cond func(context.Context) (bool, string)) error {
-	ctx, cancel := context.WithTimeout(ctx, limit)
-	defer cancel()
-	tick := time.NewTicker(50 * time.Millisecond)
-	defer tick.Stop()
-	for {
-		ok, why := cond(ctx)
-		if ok {
-			return nil
-		}
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("after %v: %s", limit, why)
-		case <-tick.C:
-		}
-	}
+	return supervisor.Poll(ctx, limit, cond)
 }
 
 // LogFiles returns each region's log file path.
@@ -624,41 +480,12 @@ func (c *Cluster) LogFiles() map[string]string {
 
 // Close kills every process the cluster started and reaps it.
 func (c *Cluster) Close() {
-	var wg sync.WaitGroup
+	c.sup.Close()
 	for _, r := range c.regions {
-		wg.Go(func() {
-			r.mu.Lock()
-			defer r.mu.Unlock()
-			_ = c.killLocked(r)
-			if r.log != nil {
-				r.log.Close()
-				r.log = nil
-			}
-		})
+		if r.log != nil {
+			r.log.Close()
+			r.log = nil
+		}
 	}
-	wg.Wait()
 	c.http.CloseIdleConnections()
-}
-
-// ParseWAN reads a --wan-latency value, "a/b=40ms,a/c=108ms", into delays
-// per unordered pair (keys ordered: smaller name first).
-func ParseWAN(s string) (map[[2]string]time.Duration, error) {
-	out := map[[2]string]time.Duration{}
-	for item := range strings.SplitSeq(s, ",") {
-		item = strings.TrimSpace(item)
-		if item == "" {
-			continue
-		}
-		pair, delay, ok := strings.Cut(item, "=")
-		a, b, ok2 := strings.Cut(pair, "/")
-		if !ok || !ok2 || a == "" || b == "" || a == b {
-			return nil, fmt.Errorf("%q: want region/region=duration", item)
-		}
-		d, err := time.ParseDuration(delay)
-		if err != nil {
-			return nil, fmt.Errorf("%q: %w", item, err)
-		}
-		out[[2]string{min(a, b), max(a, b)}] = d
-	}
-	return out, nil
 }
