@@ -66,12 +66,9 @@ func (c *rejoinCluster) start(name, join string) *rejoinRegion {
 		c.procs.add(name, r.dataDir)
 		c.regions[name] = r
 	}
-	// A new gossip port at every start, as these tests have always run
-	// (the later --gossip-listen wins over the supervisor's): a wiped region
-	// that came back on its old gossip address did not rejoin within 60s
-	// in one run, which is followed up separately.
-	args := []string{"--cluster-id", c.id, "--fault-injection", "--wan-latency", rejoinWAN, "--linear", "off",
-		"--gossip-listen", "127.0.0.1:0"}
+	// The same flags and addresses at every start, as the README's
+	// recovery says.
+	args := []string{"--cluster-id", c.id, "--fault-injection", "--wan-latency", rejoinWAN, "--linear", "off"}
 	if join != "" {
 		args = append(args, "--join", join)
 	}
@@ -221,6 +218,11 @@ func TestRegionRejoinsAfterLosingItsData(t *testing.T) {
 		wg       sync.WaitGroup
 	)
 	stop := make(chan struct{})
+	var stopOnce sync.Once
+	halt := func() { stopOnce.Do(func() { close(stop) }); wg.Wait() }
+	// A failing wait below ends the test: the writers stop first, so none
+	// reports after it.
+	defer halt()
 	for w := range 4 {
 		wg.Go(func() {
 			for i := 0; ; i++ {
@@ -259,8 +261,8 @@ func TestRegionRejoinsAfterLosingItsData(t *testing.T) {
 		})
 	}
 	c.awaitServing(60*time.Second, "ap-south")
-	wg.Wait()
-	close(stop)
+	wg.Wait() // each writer stops after 40 acknowledged writes
+	halt()
 	t.Logf("while ap-south rejoined: %d writes refused, then %d acknowledged", refused, len(hammered))
 	if refused == 0 {
 		t.Log("no write arrived while ap-south was joining (it joined before the first one)")

@@ -5,7 +5,8 @@
 // # What a campaign does
 //
 // Run starts one `causeway serve` process per region on 127.0.0.1
-// (Cluster: own data directory, fault injection on, joined by gossip),
+// (Cluster, over internal/supervisor: own data directory and fixed
+// addresses, fault injection on, joined by gossip),
 // runs the workloads' clients for Config.Duration while a Nemesis injects
 // faults from a seeded Plan, heals every fault, lets clients run on for a
 // recovery period, stops them, waits until every region applied the same
@@ -58,9 +59,11 @@
 // Link faults go through AdminService/SetLink: a region isolated from all
 // others, one direction of one link cut, WAN delay and jitter on a link.
 // Process faults use signals: SIGKILL and a restart on the same data
-// directory, SIGSTOP and SIGCONT, and a restart with `--clock-skew` (the
-// node's physical clock offset, up to ±MaxSkew) followed by a restart
-// without it. Faults come one at a time, each kind before any repeats, and
+// directory, SIGSTOP and SIGCONT, a restart with `--clock-skew` (the
+// node's physical clock offset, beyond the max offset, up to ±MaxSkew)
+// followed by a restart without it, and a wipe: the region is drained
+// until its writes live elsewhere, its data directory deleted, and it
+// comes back with --join as the README's recovery says. Faults come one at a time, each kind before any repeats, and
 // all heal before the recovery period; Nemesis.HealAll is the barrier
 // before the final phase.
 //
