@@ -21,6 +21,7 @@ import (
 	"github.com/causewaydb/causeway/clocks"
 	"github.com/causewaydb/causeway/gossip"
 	"github.com/causewaydb/causeway/internal/link"
+	"github.com/causewaydb/causeway/internal/supervisor"
 	"github.com/causewaydb/causeway/linear"
 	"github.com/causewaydb/causeway/replica"
 )
@@ -79,6 +80,8 @@ var sentinels = []sentinel{
 		"replica labels it invalid_argument (replica/links.go, replica/handlers.go)"},
 	{"internal/link.ErrCut", link.ErrCut, connect.CodeInternal,
 		"the operation that needed the link says unavailable (linear/forward.go); replication retries"},
+	{"internal/supervisor.ErrDown", supervisor.ErrDown, connect.CodeInternal,
+		"a region process of a local cluster is not running: the harness's own error, never a request's"},
 
 	{"linear.ErrLostRaftState", linear.ErrLostRaftState, connect.CodeInternal, "the node refuses to start; never a request's error"},
 
