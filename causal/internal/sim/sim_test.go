@@ -174,21 +174,12 @@ func TestSimulationIsDeterministic(t *testing.T) {
 // would prove nothing.
 func TestCheckerHasTeeth(t *testing.T) {
 	const maxSeeds = 200
-	seeds := make([]int64, maxSeeds)
-	for i := range seeds {
-		seeds[i] = int64(i + 1)
-	}
-	unsafe := func(seed int64) sim.Config {
-		cfg := configFor(seed)
-		cfg.UnsafeSkipDependencies = true
-		return cfg
-	}
 	causalKinds := []string{check.KindCausalSnapshot, check.KindWritesFollowReads, check.KindMonotonicWrites,
 		check.KindMonotonicReads, check.KindReadYourWrites}
 	kinds := map[string]int{}
 	var firstSeed int64
 	var first check.Violation
-	for _, res := range runAll(seeds, unsafe) {
+	for _, res := range runBroken(maxSeeds, func(c *sim.Config) { c.UnsafeSkipDependencies = true }) {
 		for _, v := range res.Violations {
 			kinds[v.Kind]++
 			if firstSeed == 0 && slices.Contains(causalKinds, v.Kind) {
@@ -210,20 +201,11 @@ func TestCheckerHasTeeth(t *testing.T) {
 // schedules would prove nothing.
 func TestCheckerCatchesUnsafeRejoin(t *testing.T) {
 	const maxSeeds = 30
-	seeds := make([]int64, maxSeeds)
-	for i := range seeds {
-		seeds[i] = int64(i + 1)
-	}
-	unsafe := func(seed int64) sim.Config {
-		cfg := configFor(seed)
-		cfg.UnsafeRejoinWithoutSnapshot = true
-		return cfg
-	}
 	kinds := map[string]int{}
 	var firstSeed int64
 	var first check.Violation
 	caught := 0
-	for _, res := range runAll(seeds, unsafe) {
+	for _, res := range runBroken(maxSeeds, func(c *sim.Config) { c.UnsafeRejoinWithoutSnapshot = true }) {
 		if res.Stats.DiskLosses == 0 {
 			t.Errorf("seed %d lost no disk", res.Seed)
 		}
@@ -261,18 +243,10 @@ func TestCheckerCatchesBrokenStreamRules(t *testing.T) {
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			const maxSeeds = 60
-			seeds := make([]int64, maxSeeds)
-			for i := range seeds {
-				seeds[i] = int64(i + 1)
-			}
 			kinds := map[string]int{}
 			caught := 0
 			var first string
-			for _, res := range runAll(seeds, func(seed int64) sim.Config {
-				cfg := configFor(seed)
-				c.breakRule(&cfg)
-				return cfg
-			}) {
+			for _, res := range runBroken(maxSeeds, c.breakRule) {
 				for _, v := range res.Violations {
 					kinds[v.Kind]++
 				}
@@ -289,6 +263,20 @@ func TestCheckerCatchesBrokenStreamRules(t *testing.T) {
 			}
 		})
 	}
+}
+
+// runBroken runs schedules 1..maxSeeds with breakRule applied to each
+// configuration.
+func runBroken(maxSeeds int, breakRule func(*sim.Config)) []sim.Result {
+	seeds := make([]int64, maxSeeds)
+	for i := range seeds {
+		seeds[i] = int64(i + 1)
+	}
+	return runAll(seeds, func(seed int64) sim.Config {
+		cfg := configFor(seed)
+		breakRule(&cfg)
+		return cfg
+	})
 }
 
 // runAll runs the schedules on every CPU (each schedule is single-threaded
