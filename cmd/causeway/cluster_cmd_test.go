@@ -6,6 +6,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"math/rand/v2"
 	"net"
 	"net/http"
 	"os"
@@ -24,25 +25,36 @@ import (
 	"github.com/causewaydb/causeway/api/causeway/v1/causewayv1connect"
 )
 
-// freePortRange finds n consecutive free ports on 127.0.0.1 (best effort:
-// another process may take one before the cluster binds it).
+// freePortRange finds a base port for n regions of `causeway cluster` whose
+// every port is free on 127.0.0.1: the API ports base..base+n-1, gossip at
+// +100 (TCP and UDP) and Raft at +200 (best effort: another process may
+// take one before the cluster binds it). Bases are drawn below the
+// ephemeral range (32768 and up on Linux), where the connections of tests
+// running beside this one take their ports.
 func freePortRange(t *testing.T, n int) int {
 	t.Helper()
-	for attempt := 0; attempt < 20; attempt++ {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
+	free := func(port int) bool {
+		addr := net.JoinHostPort("127.0.0.1", itoa(port))
+		l, err := net.Listen("tcp", addr)
 		if err != nil {
-			t.Fatal(err)
+			return false
 		}
-		base := ln.Addr().(*net.TCPAddr).Port
-		ln.Close()
+		l.Close()
+		return true
+	}
+	freeUDP := func(port int) bool {
+		c, err := net.ListenPacket("udp", net.JoinHostPort("127.0.0.1", itoa(port)))
+		if err != nil {
+			return false
+		}
+		c.Close()
+		return true
+	}
+	for attempt := 0; attempt < 50; attempt++ {
+		base := 20000 + rand.IntN(12000)
 		ok := true
-		for i := 1; i < n && ok; i++ {
-			l, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", itoa(base+i)))
-			if err != nil {
-				ok = false
-				break
-			}
-			l.Close()
+		for i := 0; i < n && ok; i++ {
+			ok = free(base+i) && free(base+i+100) && freeUDP(base+i+100) && free(base+i+200)
 		}
 		if ok {
 			return base
