@@ -2,10 +2,12 @@ package replica
 
 import (
 	"context"
+	"errors"
 
 	"github.com/cockroachdb/pebble/v2"
 
 	"github.com/causewaydb/causeway/api"
+	v1 "github.com/causewaydb/causeway/api/causeway/v1"
 	"github.com/causewaydb/causeway/causal"
 	"github.com/causewaydb/causeway/clocks"
 )
@@ -50,7 +52,7 @@ func (n *Node) ReadMany(ctx context.Context, keys []string, token string, siblin
 			return nil, "", err
 		}
 	}
-	tok, err := clocks.DecodeToken(token, n.cluster)
+	tok, err := n.decodeToken(token)
 	if err != nil {
 		return nil, "", err
 	}
@@ -95,4 +97,14 @@ func (n *Node) ReadMany(ctx context.Context, keys []string, token string, siblin
 	tok.Vector = tok.Vector.Merge(seen)
 	tok.Cluster = n.cluster
 	return out, tok.Encode(), nil
+}
+
+// decodeToken reads a request's causal token. A token of another cluster
+// carries a ForeignToken detail, so a client can start a new session.
+func (n *Node) decodeToken(token string) (clocks.Token, error) {
+	tok, err := clocks.DecodeToken(token, n.cluster)
+	if errors.Is(err, clocks.ErrForeignToken) {
+		return tok, api.WithDetails(err, &v1.ForeignToken{ClusterId: n.cluster.String()})
+	}
+	return tok, err
 }

@@ -64,7 +64,7 @@ func (n *Node) Write(ctx context.Context, ops []causal.Op, token, requestID stri
 			return WriteResult{}, err
 		}
 	}
-	tok, err := clocks.DecodeToken(token, n.cluster)
+	tok, err := n.decodeToken(token)
 	if err != nil {
 		return WriteResult{}, err
 	}

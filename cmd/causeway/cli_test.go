@@ -304,11 +304,9 @@ func TestCLISessionFileCarriesToken(t *testing.T) {
 	// A session file whose token the node refuses fails every command with
 	// invalid_argument, names the file and says what to do; the file is
 	// left as it was.
-	foreign := clocks.Token{Cluster: uuid.New(), Vector: clocks.Vector{"cli": 1}}.Encode()
 	for name, token := range map[string]string{
-		"altered":         flipChar(valid, len(valid)/2),
-		"truncated":       valid[:len(valid)-3],
-		"another cluster": foreign,
+		"altered":   flipChar(valid, len(valid)/2),
+		"truncated": valid[:len(valid)-3],
 	} {
 		t.Run(name, func(t *testing.T) {
 			writeSessionFile(t, s.path, token, s.addr)
@@ -325,6 +323,25 @@ func TestCLISessionFileCarriesToken(t *testing.T) {
 				}
 			}
 		})
+	}
+
+	// A session file that holds another cluster's token (it was used with
+	// another cluster, as after following the README from a single node to
+	// a cluster) starts a new session for this cluster, saying so.
+	foreign := clocks.Token{Cluster: uuid.New(), Vector: clocks.Vector{"cli": 1}}.Encode()
+	for _, args := range [][]string{{"get", "a"}, {"put", "a", "4"}, {"del", "a"}} {
+		writeSessionFile(t, s.path, foreign, s.addr)
+		r := s.run("", args...)
+		if r.code == exitFailed || !strings.Contains(r.stderr, "held a causal token of another cluster") ||
+			!strings.Contains(r.stderr, s.path) || !strings.Contains(r.stderr, n.node.ClusterID().String()) {
+			t.Errorf("%v with another cluster's token: want a new session and a notice naming the file and this cluster; got\n%v", args, r)
+		}
+		if args[0] != "get" || r.code == exitOK {
+			tok, err := clocks.DecodeToken(s.token(t), n.node.ClusterID())
+			if err != nil || tok.Cluster != n.node.ClusterID() {
+				t.Errorf("%v: the session file holds %v (%v), want a token of this cluster", args, tok, err)
+			}
+		}
 	}
 
 	// A session file that is not JSON is reported, with a way out.

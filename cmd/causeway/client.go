@@ -87,87 +87,103 @@ func runClient(verb string, args []string, stdin io.Reader, stdout, stderr io.Wr
 	kv := causewayv1connect.NewKVServiceClient(http.DefaultClient, base)
 	admin := causewayv1connect.NewAdminServiceClient(http.DefaultClient, base)
 
-	var (
-		msg   proto.Message
-		token string
-		human string
-		code  = exitOK
-	)
-	switch verb {
-	case "put":
-		value := []byte(pos[1])
+	var value []byte
+	if verb == "put" {
+		value = []byte(pos[1])
 		if pos[1] == "-" {
 			if value, err = io.ReadAll(stdin); err != nil {
 				fmt.Fprintf(stderr, "causeway put: read value from stdin: %v\n", err)
 				return exitFailed
 			}
 		}
-		var res *connect.Response[v1.PutResponse]
-		res, err = kv.Put(ctx, connect.NewRequest(&v1.PutRequest{Key: pos[0], Value: value, CausalToken: sess.Token, RequestId: *requestID,
-			Fence: fenceMsg, Unique: uniques}))
-		if err == nil {
-			msg, token = res.Msg, res.Msg.CausalToken
-			human = fmt.Sprintf("OK %s  version %s", pos[0], versionString(res.Msg.Version))
-		}
-	case "get":
-		var res *connect.Response[v1.GetResponse]
-		res, err = kv.Get(ctx, connect.NewRequest(&v1.GetRequest{Key: pos[0], CausalToken: sess.Token}))
-		if err == nil {
-			msg, token = res.Msg, res.Msg.CausalToken
-			switch {
-			case res.Msg.Found:
-				human = fmt.Sprintf("%s\n(version %s)", printable(res.Msg.Value), versionString(res.Msg.Version))
-			case res.Msg.Version != nil:
-				human, code = fmt.Sprintf("%s: not found (deleted, version %s)", pos[0], versionString(res.Msg.Version)), exitNotFound
-			default:
-				human, code = fmt.Sprintf("%s: not found", pos[0]), exitNotFound
+	}
+
+	var (
+		msg   proto.Message
+		token string
+		human string
+		code  = exitOK
+	)
+	for attempt := 0; ; attempt++ {
+		switch verb {
+		case "put":
+			var res *connect.Response[v1.PutResponse]
+			res, err = kv.Put(ctx, connect.NewRequest(&v1.PutRequest{Key: pos[0], Value: value, CausalToken: sess.Token, RequestId: *requestID,
+				Fence: fenceMsg, Unique: uniques}))
+			if err == nil {
+				msg, token = res.Msg, res.Msg.CausalToken
+				human = fmt.Sprintf("OK %s  version %s", pos[0], versionString(res.Msg.Version))
+			}
+		case "get":
+			var res *connect.Response[v1.GetResponse]
+			res, err = kv.Get(ctx, connect.NewRequest(&v1.GetRequest{Key: pos[0], CausalToken: sess.Token}))
+			if err == nil {
+				msg, token = res.Msg, res.Msg.CausalToken
+				switch {
+				case res.Msg.Found:
+					human = fmt.Sprintf("%s\n(version %s)", printable(res.Msg.Value), versionString(res.Msg.Version))
+				case res.Msg.Version != nil:
+					human, code = fmt.Sprintf("%s: not found (deleted, version %s)", pos[0], versionString(res.Msg.Version)), exitNotFound
+				default:
+					human, code = fmt.Sprintf("%s: not found", pos[0]), exitNotFound
+				}
+			}
+		case "del", "delete":
+			var res *connect.Response[v1.DeleteResponse]
+			res, err = kv.Delete(ctx, connect.NewRequest(&v1.DeleteRequest{Key: pos[0], CausalToken: sess.Token, RequestId: *requestID, Fence: fenceMsg}))
+			if err == nil {
+				msg, token = res.Msg, res.Msg.CausalToken
+				human = fmt.Sprintf("OK deleted %s  version %s", pos[0], versionString(res.Msg.Version))
+			}
+		case "link":
+			cuts := map[string]v1.LinkCut{"none": v1.LinkCut_LINK_CUT_UNSPECIFIED, "both": v1.LinkCut_LINK_CUT_BOTH,
+				"out": v1.LinkCut_LINK_CUT_OUTGOING, "in": v1.LinkCut_LINK_CUT_INCOMING}
+			c, ok := cuts[*cut]
+			if !ok {
+				fmt.Fprintf(stderr, "causeway link: --cut %q: use both, out, in or none\n", *cut)
+				return exitUsage
+			}
+			// Only the flags given change the link; the others keep its values.
+			req := &v1.SetLinkRequest{Region: pos[0], Cut: c}
+			fs.Visit(func(f *flag.Flag) {
+				switch f.Name {
+				case "delay":
+					req.Delay = durationpb.New(*delay)
+				case "jitter":
+					req.Jitter = durationpb.New(*jitter)
+				}
+			})
+			var res *connect.Response[v1.SetLinkResponse]
+			res, err = admin.SetLink(ctx, connect.NewRequest(req))
+			if err == nil {
+				msg = res.Msg
+				human = "OK " + linkString(res.Msg.Link)
+			}
+		case "remove-region":
+			var res *connect.Response[v1.RemoveRegionResponse]
+			res, err = admin.RemoveRegion(ctx, connect.NewRequest(&v1.RemoveRegionRequest{Region: pos[0]}))
+			if err == nil {
+				msg = res.Msg
+				human = "OK region " + pos[0] + " removed"
+			}
+		case "status":
+			var res *connect.Response[v1.StatusResponse]
+			res, err = admin.Status(ctx, connect.NewRequest(&v1.StatusRequest{}))
+			if err == nil {
+				msg = res.Msg
+				human = statusString(res.Msg)
 			}
 		}
-	case "del", "delete":
-		var res *connect.Response[v1.DeleteResponse]
-		res, err = kv.Delete(ctx, connect.NewRequest(&v1.DeleteRequest{Key: pos[0], CausalToken: sess.Token, RequestId: *requestID, Fence: fenceMsg}))
-		if err == nil {
-			msg, token = res.Msg, res.Msg.CausalToken
-			human = fmt.Sprintf("OK deleted %s  version %s", pos[0], versionString(res.Msg.Version))
+		// A token of another cluster (the session file was used with another
+		// cluster before) is refused before anything happens: start a new
+		// session, say so, and ask once more.
+		if cluster := foreignTokenCluster(err); cluster != "" && attempt == 0 && sess.Token != "" {
+			fmt.Fprintf(stderr, "causeway %s: the session file %s held a causal token of another cluster; starting a new session for cluster %s\n",
+				verb, sess.path, cluster)
+			sess.Token = ""
+			continue
 		}
-	case "link":
-		cuts := map[string]v1.LinkCut{"none": v1.LinkCut_LINK_CUT_UNSPECIFIED, "both": v1.LinkCut_LINK_CUT_BOTH,
-			"out": v1.LinkCut_LINK_CUT_OUTGOING, "in": v1.LinkCut_LINK_CUT_INCOMING}
-		c, ok := cuts[*cut]
-		if !ok {
-			fmt.Fprintf(stderr, "causeway link: --cut %q: use both, out, in or none\n", *cut)
-			return exitUsage
-		}
-		// Only the flags given change the link; the others keep its values.
-		req := &v1.SetLinkRequest{Region: pos[0], Cut: c}
-		fs.Visit(func(f *flag.Flag) {
-			switch f.Name {
-			case "delay":
-				req.Delay = durationpb.New(*delay)
-			case "jitter":
-				req.Jitter = durationpb.New(*jitter)
-			}
-		})
-		var res *connect.Response[v1.SetLinkResponse]
-		res, err = admin.SetLink(ctx, connect.NewRequest(req))
-		if err == nil {
-			msg = res.Msg
-			human = "OK " + linkString(res.Msg.Link)
-		}
-	case "remove-region":
-		var res *connect.Response[v1.RemoveRegionResponse]
-		res, err = admin.RemoveRegion(ctx, connect.NewRequest(&v1.RemoveRegionRequest{Region: pos[0]}))
-		if err == nil {
-			msg = res.Msg
-			human = "OK region " + pos[0] + " removed"
-		}
-	case "status":
-		var res *connect.Response[v1.StatusResponse]
-		res, err = admin.Status(ctx, connect.NewRequest(&v1.StatusRequest{}))
-		if err == nil {
-			msg = res.Msg
-			human = statusString(res.Msg)
-		}
+		break
 	}
 	if err != nil {
 		fmt.Fprintf(stderr, "causeway %s: %s\n", verb, describeError(err, sess))
@@ -179,6 +195,23 @@ func runClient(verb string, args []string, stdin io.Reader, stdout, stderr io.Wr
 	}
 	printResponse(stdout, *asJSON, msg, human)
 	return code
+}
+
+// foreignTokenCluster is the cluster of the node that refused a request's
+// causal token as another cluster's ("" for any other outcome).
+func foreignTokenCluster(err error) string {
+	var ce *connect.Error
+	if !errors.As(err, &ce) {
+		return ""
+	}
+	for _, d := range ce.Details() {
+		if m, derr := d.Value(); derr == nil {
+			if ft, ok := m.(*v1.ForeignToken); ok {
+				return ft.ClusterId
+			}
+		}
+	}
+	return ""
 }
 
 // nodeURL is --addr as a base URL: http:// is assumed when no scheme is

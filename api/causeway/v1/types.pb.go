@@ -198,6 +198,54 @@ func (x *Fence) GetToken() uint64 {
 	return 0
 }
 
+// ForeignToken is the detail of the invalid_argument answer to a request
+// whose causal token another cluster issued: the token names writes this
+// cluster never had, so a client starts a new session (sends no token)
+// instead of retrying with it. cluster_id is the answering node's cluster.
+type ForeignToken struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	ClusterId     string                 `protobuf:"bytes,1,opt,name=cluster_id,json=clusterId,proto3" json:"cluster_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ForeignToken) Reset() {
+	*x = ForeignToken{}
+	mi := &file_causeway_v1_types_proto_msgTypes[3]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ForeignToken) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ForeignToken) ProtoMessage() {}
+
+func (x *ForeignToken) ProtoReflect() protoreflect.Message {
+	mi := &file_causeway_v1_types_proto_msgTypes[3]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ForeignToken.ProtoReflect.Descriptor instead.
+func (*ForeignToken) Descriptor() ([]byte, []int) {
+	return file_causeway_v1_types_proto_rawDescGZIP(), []int{3}
+}
+
+func (x *ForeignToken) GetClusterId() string {
+	if x != nil {
+		return x.ClusterId
+	}
+	return ""
+}
+
 var File_causeway_v1_types_proto protoreflect.FileDescriptor
 
 const file_causeway_v1_types_proto_rawDesc = "" +
@@ -213,7 +261,10 @@ const file_causeway_v1_types_proto_rawDesc = "" +
 	"origin_seq\x18\x03 \x01(\x04R\toriginSeq\"1\n" +
 	"\x05Fence\x12\x12\n" +
 	"\x04lock\x18\x01 \x01(\tR\x04lock\x12\x14\n" +
-	"\x05token\x18\x02 \x01(\x04R\x05tokenB;Z9github.com/causewaydb/causeway/api/causeway/v1;causewayv1b\x06proto3"
+	"\x05token\x18\x02 \x01(\x04R\x05token\"-\n" +
+	"\fForeignToken\x12\x1d\n" +
+	"\n" +
+	"cluster_id\x18\x01 \x01(\tR\tclusterIdB;Z9github.com/causewaydb/causeway/api/causeway/v1;causewayv1b\x06proto3"
 
 var (
 	file_causeway_v1_types_proto_rawDescOnce sync.Once
@@ -227,11 +278,12 @@ func file_causeway_v1_types_proto_rawDescGZIP() []byte {
 	return file_causeway_v1_types_proto_rawDescData
 }
 
-var file_causeway_v1_types_proto_msgTypes = make([]protoimpl.MessageInfo, 3)
+var file_causeway_v1_types_proto_msgTypes = make([]protoimpl.MessageInfo, 4)
 var file_causeway_v1_types_proto_goTypes = []any{
-	(*Timestamp)(nil), // 0: causeway.v1.Timestamp
-	(*Version)(nil),   // 1: causeway.v1.Version
-	(*Fence)(nil),     // 2: causeway.v1.Fence
+	(*Timestamp)(nil),    // 0: causeway.v1.Timestamp
+	(*Version)(nil),      // 1: causeway.v1.Version
+	(*Fence)(nil),        // 2: causeway.v1.Fence
+	(*ForeignToken)(nil), // 3: causeway.v1.ForeignToken
 }
 var file_causeway_v1_types_proto_depIdxs = []int32{
 	0, // 0: causeway.v1.Version.timestamp:type_name -> causeway.v1.Timestamp
@@ -253,7 +305,7 @@ func file_causeway_v1_types_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_causeway_v1_types_proto_rawDesc), len(file_causeway_v1_types_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   3,
+			NumMessages:   4,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
