@@ -593,3 +593,17 @@ func TestServeRejectsBadRegion(t *testing.T) {
 		})
 	}
 }
+
+func TestVectorString(t *testing.T) {
+	for _, c := range []struct {
+		v    map[string]uint64
+		want string
+	}{
+		{nil, "(no writes yet)"},
+		{map[string]uint64{"us-east": 3, "eu-west": 12}, "eu-west:12, us-east:3"},
+	} {
+		if got := vectorString(c.v); got != c.want {
+			t.Errorf("vectorString(%v) = %q, want %q", c.v, got, c.want)
+		}
+	}
+}

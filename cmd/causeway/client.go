@@ -267,6 +267,19 @@ func printable(b []byte) string {
 	return fmt.Sprintf("<%d bytes of binary data; use --json for base64>", len(b))
 }
 
+// vectorString is a vector clock as a person reads it: region:writes,
+// sorted by region.
+func vectorString(v map[string]uint64) string {
+	if len(v) == 0 {
+		return "(no writes yet)"
+	}
+	parts := make([]string, 0, len(v))
+	for _, r := range slices.Sorted(maps.Keys(v)) {
+		parts = append(parts, fmt.Sprintf("%s:%d", r, v[r]))
+	}
+	return strings.Join(parts, ", ")
+}
+
 func statusString(s *v1.StatusResponse) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "node      %s\n", s.NodeId)
@@ -282,18 +295,7 @@ func statusString(s *v1.StatusResponse) string {
 		fmt.Fprintf(&b, "refusing  writes: %s\n", co.GetReason())
 	}
 	fmt.Fprintf(&b, "store     %d bytes\n", s.StoreSizeBytes)
-	fmt.Fprintf(&b, "applied   ")
-	if len(s.Vector) == 0 {
-		b.WriteString("(no writes yet)")
-	}
-	first := true
-	for _, r := range slices.Sorted(maps.Keys(s.Vector)) {
-		if !first {
-			b.WriteString(", ")
-		}
-		first = false
-		fmt.Fprintf(&b, "%s:%d", r, s.Vector[r])
-	}
+	fmt.Fprintf(&b, "applied   %s", vectorString(s.Vector))
 	fmt.Fprintf(&b, "\nwaiting   %d remote writes wait for their causal past", s.PendingWrites)
 	for _, p := range s.Peers {
 		fmt.Fprintf(&b, "\npeer      %-14s %-22s applied %d of its writes (lag %d); it acknowledged %d of ours", p.Region, p.Address, p.AppliedSeq, p.LagWrites, p.AckedSeq)
@@ -310,9 +312,14 @@ func statusString(s *v1.StatusResponse) string {
 			m.GetSince().AsTime().Local().Format(time.TimeOnly), m.GossipAddress)
 	}
 	if len(s.StableVector) > 0 {
-		fmt.Fprintf(&b, "\nstable    %v (what every region has)", s.StableVector)
+		fmt.Fprintf(&b, "\nstable    %s (what every region has)", vectorString(s.StableVector))
 	}
-	b.WriteString("\n\ncausal tier      available (every region serves reads and writes, also when cut off)")
+	switch state := s.GetCausalState(); state {
+	case "serving", "":
+		b.WriteString("\n\ncausal tier      available (every region serves reads and writes, also when cut off)")
+	default:
+		fmt.Fprintf(&b, "\n\ncausal tier      %s: %s", state, s.GetCausalStateReason())
+	}
 	b.WriteString("\nlinear tier      " + linearStatusString(s.GetLinear()))
 	return b.String()
 }

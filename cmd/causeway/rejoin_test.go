@@ -316,6 +316,10 @@ func TestRegionThatLostWritesStopsAndSaysSo(t *testing.T) {
 	if !strings.Contains(st.GetCausalStateReason(), "--join") {
 		t.Errorf("status reason %q does not name the repair (--join)", st.GetCausalStateReason())
 	}
+	// The CLI's status says so too, with the repair.
+	if r := runCLI("", "status", "--addr", ap.url); !strings.Contains(r.stdout, "causal tier      lost-writes: ") || !strings.Contains(r.stdout, "--join") {
+		t.Errorf("causeway status of a region that lost writes does not say so with the repair:\n%v", r)
+	}
 	rctx, rcancel := context.WithTimeout(ctx, 5*time.Second)
 	_, err := ap.kv.Put(rctx, connect.NewRequest(&v1.PutRequest{Key: "after", Value: []byte("x")}))
 	rcancel()
