@@ -2,6 +2,23 @@
 // storage on Pebble, the write and read paths that keep sessions causal, and
 // the Connect server that exposes them.
 //
+// # Neighbours
+//
+// replica imports neither package gossip nor package linear. What it needs
+// from them is an interface it defines (neighbours.go): Membership (the
+// members with their region, state, addresses and applied vectors, the
+// stable vector, whether membership has joined, removing a region) and
+// LinearTier (unique claims and fencing tokens for guarded writes, its
+// status and LinearService handler). The composition root,
+// internal/process, adapts gossip and linear to them and hands them in
+// through Config.Membership (started once the node's address is known)
+// and Config.Linear (opened with the node); the node tells membership what
+// it applied and learns of members and clock readings through
+// MemberEvents. replica's tests use in-memory doubles (doubles_test.go);
+// the tests in membership_test.go deliberately run real gossip through
+// internal/process. The arrows point one way: process -> replica, gossip,
+// linear; replica -> causal, clocks, api, internal/...
+//
 // # Guarantees
 //
 //   - Durability. A write is acknowledged only after the Pebble batch holding

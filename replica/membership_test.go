@@ -15,13 +15,14 @@ import (
 
 	v1 "github.com/causewaydb/causeway/api/causeway/v1"
 	"github.com/causewaydb/causeway/api/causeway/v1/causewayv1connect"
+	"github.com/causewaydb/causeway/internal/process"
 	"github.com/causewaydb/causeway/replica"
 )
 
 func withGossip(join ...string) func(*replica.Config) {
 	return func(c *replica.Config) {
 		c.FaultInjection = true
-		c.Gossip = &replica.GossipConfig{BindAddr: "127.0.0.1:0", Join: join, MaxRoundTrip: 50 * time.Millisecond}
+		process.Wire(c, &process.GossipConfig{BindAddr: "127.0.0.1:0", Join: join, MaxRoundTrip: 50 * time.Millisecond}, nil)
 	}
 }
 

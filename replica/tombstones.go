@@ -95,14 +95,14 @@ func (r *replication) safeWallMs() uint64 {
 // heard from (gossip not joined, say) could lack any write, so without
 // word from it nothing counts as stable.
 func (r *replication) stableVector() (clocks.Vector, bool) {
-	g := r.gossipNode()
-	if g == nil {
+	ms := r.membershipNow()
+	if ms == nil {
 		return nil, false
 	}
 	reported := map[string]bool{}
-	for _, m := range g.Members() {
+	for _, m := range ms.Members() {
 		if m.Applied != nil {
-			reported[m.Meta.Region] = true
+			reported[m.Region] = true
 		}
 	}
 	r.mu.Lock()
@@ -112,5 +112,5 @@ func (r *replication) stableVector() (clocks.Vector, bool) {
 			return nil, false
 		}
 	}
-	return g.StableVector(), true
+	return ms.StableVector(), true
 }
