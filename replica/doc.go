@@ -114,4 +114,11 @@
 // served (record.go). Every local write also appends a replication log entry
 // keyed by its sequence number, from which replication to other regions
 // streams.
+//
+// Store (store.go) is the only code that touches Pebble. The rest of the
+// node goes through its methods: write batches (writeBatch) for every
+// change that must be ordered with writes, a consistent view (storeView,
+// a Pebble snapshot) for multi-key reads and snapshot streams, and
+// narrow reads and deletions for the background work (request expiry, log
+// truncation, tombstone collection).
 package replica

@@ -1,12 +1,8 @@
 package replica
 
 import (
-	"encoding/binary"
-	"errors"
 	"fmt"
 	"unicode/utf8"
-
-	"github.com/cockroachdb/pebble/v2"
 
 	"github.com/causewaydb/causeway/api"
 )
@@ -44,26 +40,6 @@ func (f *Fence) validate() error {
 
 func fenceKey(lock string) []byte {
 	return append([]byte{spaceFence}, lock...)
-}
-
-// fenceSeen is the highest token stored for lock (0 if none).
-func (s *Store) fenceSeen(lock string) (uint64, error) {
-	raw, closer, err := s.db.Get(fenceKey(lock))
-	if errors.Is(err, pebble.ErrNotFound) {
-		return 0, nil
-	}
-	if err != nil {
-		return 0, err
-	}
-	defer closer.Close()
-	if len(raw) != 8 {
-		return 0, fmt.Errorf("%w: fence record for %q is %d bytes", ErrCorruptRecord, lock, len(raw))
-	}
-	return binary.BigEndian.Uint64(raw), nil
-}
-
-func (w *writeBatch) putFence(lock string, token uint64) {
-	w.b.Set(fenceKey(lock), binary.BigEndian.AppendUint64(nil, token), nil)
 }
 
 // checkFence refuses f if a newer token for its lock has been seen, and

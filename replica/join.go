@@ -160,8 +160,8 @@ func (n *Node) finishJoin(j *causal.Join) error {
 	n.mu.Lock()
 	wb := n.store.newWriteBatch()
 	wb.putState(&nodeState{Vector: n.causal.Applied(), Clock: n.clock.Last()})
-	_ = wb.b.Delete(metaJoining, nil)
-	_ = wb.b.Delete(metaMerging, nil)
+	wb.deleteMeta(metaJoining)
+	wb.deleteMeta(metaMerging)
 	err := n.commit(wb)
 	n.mu.Unlock()
 	if err != nil {

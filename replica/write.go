@@ -186,7 +186,7 @@ func (n *Node) stagedSiblings(wb *writeBatch, key string) ([]causal.Version, err
 	if s, ok := n.siblings.get(key); ok {
 		return s, nil
 	}
-	return siblingsFrom(n.store.db, key, false)
+	return n.store.Siblings(key, false)
 }
 
 // commit enqueues wb (Store.commitNoWait; wait must follow) and, once it is
