@@ -105,8 +105,8 @@ type LinearTier interface {
 	// reaches the client as it is.
 	Claim(ctx context.Context, namespace, name, owner, requestID string) (uint64, error)
 	// LatestToken is the newest fencing token for lock this replica of the
-	// tier has applied. The node calls it while holding its write lock, so
-	// it must answer from local state without waiting on the network.
+	// tier has applied, from local state (it may lag the leader). The node
+	// asks before it takes its write lock, never while holding it.
 	LatestToken(lock string) (uint64, error)
 	// Status describes the tier (AdminService/Status, metrics).
 	Status() *v1.LinearStatus

@@ -80,6 +80,8 @@ func (n *Node) Write(ctx context.Context, ops []causal.Op, token, requestID stri
 		return WriteResult{}, err
 	}
 
+	tier := n.tierToken(opts.Fence)
+
 	defer n.group.Enter()()
 	n.mu.Lock()
 	if reqID != uuid.Nil {
@@ -97,7 +99,7 @@ func (n *Node) Write(ctx context.Context, ops []causal.Op, token, requestID stri
 	// number: a refused write must not leave a gap in the region's log.
 	wb := n.store.newWriteBatch()
 	if opts.Fence != nil {
-		if err := n.checkFence(wb, opts.Fence); err != nil {
+		if err := n.checkFence(wb, opts.Fence, tier); err != nil {
 			n.mu.Unlock()
 			wb.abandon()
 			return WriteResult{}, err
