@@ -14,9 +14,9 @@
 // through Config.Membership (started once the node's address is known)
 // and Config.Linear (opened with the node); the node tells membership what
 // it applied and learns of members and clock readings through
-// MemberEvents. replica's tests use in-memory doubles (doubles_test.go);
-// the tests in membership_test.go deliberately run real gossip through
-// internal/process. The arrows point one way: process -> replica, gossip,
+// MemberEvents. replica's tests use in-memory doubles (doubles_test.go)
+// and need neither memberlist nor Raft; the tests that deliberately run
+// real gossip belong to the composition root (internal/process). The arrows point one way: process -> replica, gossip,
 // linear; replica -> causal, clocks, api, internal/...
 //
 // # Guarantees
