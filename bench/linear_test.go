@@ -310,7 +310,7 @@ func startLinearCluster(b *testing.B, regions []string, matrix map[[2]string]tim
 			Logger:    slog.New(slog.DiscardHandler),
 			Links:     links,
 		}
-		process.Wire(&cfg,
+		w := process.Wire(&cfg,
 			&process.GossipConfig{BindAddr: "127.0.0.1:0", Join: join},
 			&process.LinearConfig{Role: linear.RoleVoter, BindAddr: "127.0.0.1:0", Bootstrap: i == 0})
 		node, err := replica.Open(cfg)
@@ -325,7 +325,7 @@ func startLinearCluster(b *testing.B, regions []string, matrix map[[2]string]tim
 				b.Errorf("close %s: %v", name, err)
 			}
 		})
-		srv := replica.NewServer(node)
+		srv := replica.NewServer(node, w.Services()...)
 		url, err := serve(b, srv.Serve, srv.Shutdown)
 		if err != nil {
 			return nil, err

@@ -9,7 +9,8 @@
 // members with their region, state, addresses and applied vectors, the
 // stable vector, whether membership has joined, removing a region) and
 // LinearTier (unique claims and fencing tokens for guarded writes, its
-// status and LinearService handler). The composition root,
+// status); the tier's LinearService is mounted by the composition root
+// beside the node's services (Service). The composition root,
 // internal/process, adapts gossip and linear to them and hands them in
 // through Config.Membership (started once the node's address is known)
 // and Config.Linear (opened with the node); the node tells membership what

@@ -3,12 +3,10 @@ package replica
 import (
 	"context"
 	"errors"
-	"net/http"
 	"strings"
 	"sync"
 	"testing"
 
-	"connectrpc.com/connect"
 	"github.com/cockroachdb/pebble/v2/vfs"
 	"github.com/google/uuid"
 
@@ -53,10 +51,6 @@ func (f *fakeLinear) LatestToken(lock string) (uint64, error) {
 }
 
 func (f *fakeLinear) Status() *v1.LinearStatus { return &v1.LinearStatus{Available: true} }
-
-func (f *fakeLinear) Handler(...connect.HandlerOption) (string, http.Handler) {
-	return "/causeway.v1.LinearService/", http.NotFoundHandler()
-}
 
 func (f *fakeLinear) Close() error {
 	f.mu.Lock()

@@ -6,8 +6,6 @@ import (
 	"net/http"
 	"time"
 
-	"connectrpc.com/connect"
-
 	v1 "github.com/causewaydb/causeway/api/causeway/v1"
 	"github.com/causewaydb/causeway/clocks"
 	"github.com/causewaydb/causeway/internal/link"
@@ -98,8 +96,8 @@ type Env struct {
 type StartMembership func(env Env, events MemberEvents) (Membership, error)
 
 // LinearTier is the node's part of the linearizable tier, as the causal
-// tier uses it: unique claims of guarded writes, fencing tokens, and what
-// the server mounts and reports.
+// tier uses it: unique claims of guarded writes, fencing tokens, and its
+// status. Its LinearService is mounted by the composition root (Service).
 type LinearTier interface {
 	// Claim claims namespace/name for owner, once per requestID; an error
 	// reaches the client as it is.
@@ -108,10 +106,8 @@ type LinearTier interface {
 	// tier has applied, from local state (it may lag the leader). The node
 	// asks before it takes its write lock, never while holding it.
 	LatestToken(lock string) (uint64, error)
-	// Status describes the tier (AdminService/Status, metrics).
+	// Status describes the tier (AdminService/Status).
 	Status() *v1.LinearStatus
-	// Handler serves causeway.v1.LinearService.
-	Handler(opts ...connect.HandlerOption) (string, http.Handler)
 	// Close stops the tier.
 	Close() error
 }

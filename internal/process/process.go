@@ -27,15 +27,16 @@ type Process struct {
 }
 
 // Open opens the node (and the linearizable tier, if configured) and
-// builds its server; gossip starts when Serve first serves, once the
-// node's address is known.
+// builds the server: the node's services, the tier's LinearService,
+// health checking and reflection of all of them, and one /metrics. Gossip
+// starts when Serve first serves, once the node's address is known.
 func Open(cfg Config) (*Process, error) {
-	Wire(&cfg.Node, cfg.Gossip, cfg.Linear)
+	w := Wire(&cfg.Node, cfg.Gossip, cfg.Linear)
 	node, err := replica.Open(cfg.Node)
 	if err != nil {
 		return nil, err
 	}
-	return &Process{node: node, srv: replica.NewServer(node)}, nil
+	return &Process{node: node, srv: replica.NewServer(node, w.Services()...)}, nil
 }
 
 // Node is the process's replica.

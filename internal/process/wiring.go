@@ -8,6 +8,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/causewaydb/causeway/api/causeway/v1/causewayv1connect"
 	"github.com/causewaydb/causeway/clocks"
 	"github.com/causewaydb/causeway/gossip"
 	"github.com/causewaydb/causeway/linear"
@@ -70,6 +71,17 @@ func Wire(cfg *replica.Config, gc *GossipConfig, lc *LinearConfig) *Wiring {
 		cfg.Linear = w.openLinear(*lc)
 	}
 	return w
+}
+
+// Services are the services the wired neighbours serve beside the node's
+// (the linearizable tier's LinearService, once the tier is open), for
+// replica.NewServer.
+func (w *Wiring) Services() []replica.Service {
+	l := w.linear.Load()
+	if l == nil {
+		return nil
+	}
+	return []replica.Service{{Name: causewayv1connect.LinearServiceName, Mount: l.Handler}}
 }
 
 // openLinear opens the node's part of the linearizable tier.
