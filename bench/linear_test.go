@@ -20,6 +20,7 @@ import (
 	v1 "github.com/causewaydb/causeway/api/causeway/v1"
 	"github.com/causewaydb/causeway/api/causeway/v1/causewayv1connect"
 	"github.com/causewaydb/causeway/internal/link"
+	"github.com/causewaydb/causeway/internal/process"
 	"github.com/causewaydb/causeway/linear"
 	"github.com/causewaydb/causeway/replica"
 )
@@ -302,15 +303,17 @@ func startLinearCluster(b *testing.B, regions []string, matrix map[[2]string]tim
 				}
 			}
 		}
-		node, err := replica.Open(replica.Config{
+		cfg := replica.Config{
 			Region:    name,
 			DataDir:   b.TempDir(),
 			ClusterID: cluster,
 			Logger:    slog.New(slog.DiscardHandler),
 			Links:     links,
-			Gossip:    &replica.GossipConfig{BindAddr: "127.0.0.1:0", Join: join},
-			Linear:    &replica.LinearConfig{Role: linear.RoleVoter, BindAddr: "127.0.0.1:0", Bootstrap: i == 0},
-		})
+		}
+		w := process.Wire(&cfg,
+			&process.GossipConfig{BindAddr: "127.0.0.1:0", Join: join},
+			&process.LinearConfig{Role: linear.RoleVoter, BindAddr: "127.0.0.1:0", Bootstrap: i == 0})
+		node, err := replica.Open(cfg)
 		if err != nil {
 			return nil, fmt.Errorf("open %s: %w", name, err)
 		}
@@ -322,7 +325,7 @@ func startLinearCluster(b *testing.B, regions []string, matrix map[[2]string]tim
 				b.Errorf("close %s: %v", name, err)
 			}
 		})
-		srv := replica.NewServer(node)
+		srv := replica.NewServer(node, w.Services()...)
 		url, err := serve(b, srv.Serve, srv.Shutdown)
 		if err != nil {
 			return nil, err

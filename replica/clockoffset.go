@@ -12,7 +12,6 @@ import (
 	"github.com/causewaydb/causeway/api"
 	v1 "github.com/causewaydb/causeway/api/causeway/v1"
 	"github.com/causewaydb/causeway/clocks"
-	"github.com/causewaydb/causeway/gossip"
 )
 
 // Clock offset fence. A node measures its physical clock against its peers'
@@ -113,11 +112,11 @@ func (f *clockFence) estimate() *fenceState { return f.recompute() }
 // reading records a gossip clock reading of a member. Only causal replicas
 // count (members with a replication address): theirs are the clocks whose
 // timestamps meet this node's.
-func (f *clockFence) reading(r gossip.ClockReading) {
-	if r.Meta.ReplicationAddr == "" || r.Meta.Region == f.region {
+func (f *clockFence) reading(r ClockReading) {
+	if !r.CausalReplica || r.Region == f.region {
 		return
 	}
-	f.add(clocks.OffsetSample{Peer: r.Meta.Region, Sent: r.Sent, Received: r.Received, Remote: r.Remote})
+	f.add(clocks.OffsetSample{Peer: r.Region, Sent: r.Sent, Received: r.Received, Remote: r.Remote})
 }
 
 func (f *clockFence) add(s clocks.OffsetSample) {

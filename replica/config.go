@@ -11,6 +11,7 @@ import (
 
 	"github.com/cockroachdb/pebble/v2/vfs"
 	"github.com/google/uuid"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/causewaydb/causeway/clocks"
 	"github.com/causewaydb/causeway/internal/link"
@@ -92,13 +93,25 @@ type Config struct {
 	// earlier life of the region. Without Join an empty directory starts a
 	// region that serves at once: the first region of a new cluster.
 	Join bool
-	// Gossip, when set, turns on membership by gossip.
-	Gossip *GossipConfig
+	// Membership, when set, starts cluster membership (gossip, wired by
+	// internal/process) once a Server serves the node: regions find each
+	// other from one address, replication follows membership, and failure
+	// detection and the stable vector become visible in Status. nil: the
+	// regions are Peers and those that subscribe.
+	Membership StartMembership
 	// FaultInjection allows AdminService/SetLink to change Links at run
 	// time. Off by default: a production node refuses it.
 	FaultInjection bool
-	// Linear, when set, runs the linearizable tier on this node.
-	Linear *LinearConfig
+	// Linear, when set, opens the node's part of the linearizable tier
+	// (package linear, wired by internal/process) as the node opens; the
+	// node closes it. Its state lives in DataDir/linear by convention; a
+	// voter's server id is also recorded in the node's store, so that losing
+	// DataDir/linear alone is caught at start.
+	Linear OpenLinear
+	// Metrics are more collectors for the node's registry, served at
+	// /metrics: the composition root adds its neighbours' figures (gossip,
+	// the linearizable tier) so that one scrape shows the whole process.
+	Metrics []prometheus.Collector
 	// GroupCommitDelay is how long the write-ahead log waits after an
 	// fsync before starting the next while at least GroupCommitWriters
 	// local writes are in progress, so that more writes share each fsync.

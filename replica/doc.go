@@ -2,6 +2,24 @@
 // storage on Pebble, the write and read paths that keep sessions causal, and
 // the Connect server that exposes them.
 //
+// # Neighbours
+//
+// replica imports neither package gossip nor package linear. What it needs
+// from them is an interface it defines (neighbours.go): Membership (the
+// members with their region, state, addresses and applied vectors, the
+// stable vector, whether membership has joined, removing a region) and
+// LinearTier (unique claims and fencing tokens for guarded writes, its
+// status); the tier's LinearService is mounted by the composition root
+// beside the node's services (Service). The composition root,
+// internal/process, adapts gossip and linear to them and hands them in
+// through Config.Membership (started once the node's address is known)
+// and Config.Linear (opened with the node); the node tells membership what
+// it applied and learns of members and clock readings through
+// MemberEvents. replica's tests use in-memory doubles (doubles_test.go)
+// and need neither memberlist nor Raft; the tests that deliberately run
+// real gossip belong to the composition root (internal/process). The arrows point one way: process -> replica, gossip,
+// linear; replica -> causal, clocks, api, internal/...
+//
 // # Guarantees
 //
 //   - Durability. A write is acknowledged only after the Pebble batch holding
@@ -97,4 +115,11 @@
 // served (record.go). Every local write also appends a replication log entry
 // keyed by its sequence number, from which replication to other regions
 // streams.
+//
+// Store (store.go) is the only code that touches Pebble. The rest of the
+// node goes through its methods: write batches (writeBatch) for every
+// change that must be ordered with writes, a consistent view (storeView,
+// a Pebble snapshot) for multi-key reads and snapshot streams, and
+// narrow reads and deletions for the background work (request expiry, log
+// truncation, tombstone collection).
 package replica

@@ -1,12 +1,8 @@
 package replica
 
 import (
-	"encoding/binary"
-	"errors"
 	"fmt"
 	"unicode/utf8"
-
-	"github.com/cockroachdb/pebble/v2"
 
 	"github.com/causewaydb/causeway/api"
 )
@@ -46,41 +42,39 @@ func fenceKey(lock string) []byte {
 	return append([]byte{spaceFence}, lock...)
 }
 
-// fenceSeen is the highest token stored for lock (0 if none).
-func (s *Store) fenceSeen(lock string) (uint64, error) {
-	raw, closer, err := s.db.Get(fenceKey(lock))
-	if errors.Is(err, pebble.ErrNotFound) {
-		return 0, nil
+// tierToken is the newest token for f's lock that this node's replica of
+// the linearizable tier has applied (0 without the tier). It is read
+// before the node's write lock is taken, so that the write path never
+// waits on another component while holding it; the answer is the
+// region's view of the grants a moment earlier, which is all a fenced
+// causal write ever promised (see Fence). An error is kept for
+// checkFence, so that a retry whose outcome is stored still gets it.
+func (n *Node) tierToken(f *Fence) tierToken {
+	if f == nil || n.linear == nil {
+		return tierToken{}
 	}
-	if err != nil {
-		return 0, err
-	}
-	defer closer.Close()
-	if len(raw) != 8 {
-		return 0, fmt.Errorf("%w: fence record for %q is %d bytes", ErrCorruptRecord, lock, len(raw))
-	}
-	return binary.BigEndian.Uint64(raw), nil
+	issued, err := n.linear.LatestToken(f.Lock)
+	return tierToken{issued, err}
 }
 
-func (w *writeBatch) putFence(lock string, token uint64) {
-	w.b.Set(fenceKey(lock), binary.BigEndian.AppendUint64(nil, token), nil)
+type tierToken struct {
+	issued uint64
+	err    error
 }
 
-// checkFence refuses f if a newer token for its lock has been seen, and
-// otherwise stages it as the newest seen. Called under mu, so fenced writes
-// are checked in the order they are committed.
-func (n *Node) checkFence(wb *writeBatch, f *Fence) error {
+// checkFence refuses f if a newer token for its lock has been seen (stored
+// here, or issued as far as the tier knew), and otherwise stages it as the
+// newest seen. Called under mu, so fenced writes are checked in the order
+// they are committed.
+func (n *Node) checkFence(wb *writeBatch, f *Fence, tier tierToken) error {
 	seen, err := n.store.fenceSeen(f.Lock)
 	if err != nil {
 		return err
 	}
-	if n.linear != nil {
-		issued, err := n.linear.LatestToken(f.Lock)
-		if err != nil {
-			return fmt.Errorf("fence: linearizable tier state: %w", err)
-		}
-		seen = max(seen, issued)
+	if tier.err != nil {
+		return fmt.Errorf("fence: linearizable tier state: %w", tier.err)
 	}
+	seen = max(seen, tier.issued)
 	if f.Token < seen {
 		return api.Errorf(api.ErrFailedPrecondition,
 			"fencing token %d for lock %q is stale: token %d has been issued since, so the writer no longer holds the lock; nothing was written",

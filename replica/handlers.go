@@ -138,12 +138,12 @@ func (h adminHandler) Status(context.Context, *connect.Request[v1.StatusRequest]
 	out.FaultInjection = h.node.cfg.FaultInjection
 	for _, m := range h.node.repl.members() {
 		out.Members = append(out.Members, &v1.MemberStatus{
-			Region: m.Meta.Region, NodeId: m.Meta.NodeID, State: m.State.String(), Since: timestamppb.New(m.Since),
-			GossipAddress: m.Addr, ApiAddress: m.Meta.APIAddr, Applied: m.Applied, Removed: m.Removed,
+			Region: m.Region, NodeId: m.NodeID, State: m.State, Since: timestamppb.New(m.Since),
+			GossipAddress: m.GossipAddr, ApiAddress: m.APIAddr, Applied: m.Applied, Removed: m.Removed,
 		})
 	}
-	if g := h.node.repl.gossipNode(); g != nil {
-		out.StableVector = g.StableVector()
+	if ms := h.node.repl.membershipNow(); ms != nil {
+		out.StableVector = ms.StableVector()
 	}
 	return connect.NewResponse(out), nil
 }

@@ -11,7 +11,6 @@ import (
 
 	"github.com/causewaydb/causeway/api"
 	"github.com/causewaydb/causeway/causal"
-	"github.com/causewaydb/causeway/gossip"
 )
 
 // joinRetryInterval is how often a join looks again at the regions whose snapshot
@@ -132,18 +131,18 @@ func (r *replication) clusterRegions() (regions []string, addrs map[string]strin
 		addrs[region] = p.addr
 	}
 	removed := maps.Clone(r.removed)
-	g := r.gossip
+	ms := r.membership
 	r.mu.Unlock()
-	ready = g == nil || r.gossipJoined.Load()
-	if g != nil {
-		for _, m := range g.Members() {
-			region := m.Meta.Region
+	ready = ms == nil || ms.Joined()
+	if ms != nil {
+		for _, m := range ms.Members() {
+			region := m.Region
 			switch {
 			case region == r.n.cfg.Region:
 			case m.Removed:
 				removed[region] = true
-			case addrs[region] == "" || (m.State == gossip.Alive && m.Meta.ReplicationAddr != ""):
-				addrs[region] = m.Meta.ReplicationAddr
+			case addrs[region] == "" || (m.Alive && m.ReplicationAddr != ""):
+				addrs[region] = m.ReplicationAddr
 			}
 		}
 	}
@@ -161,8 +160,8 @@ func (n *Node) finishJoin(j *causal.Join) error {
 	n.mu.Lock()
 	wb := n.store.newWriteBatch()
 	wb.putState(&nodeState{Vector: n.causal.Applied(), Clock: n.clock.Last()})
-	_ = wb.b.Delete(metaJoining, nil)
-	_ = wb.b.Delete(metaMerging, nil)
+	wb.deleteMeta(metaJoining)
+	wb.deleteMeta(metaMerging)
 	err := n.commit(wb)
 	n.mu.Unlock()
 	if err != nil {

@@ -2,55 +2,31 @@ package replica
 
 import (
 	"context"
-	"path/filepath"
 	"unicode/utf8"
 
 	"github.com/google/uuid"
 
 	"github.com/causewaydb/causeway/api"
 	"github.com/causewaydb/causeway/causal"
-	"github.com/causewaydb/causeway/gossip"
-	"github.com/causewaydb/causeway/linear"
 )
 
-// LinearConfig turns on the linearizable tier on this node (package
-// linear). Its state lives in DataDir/linear; a voter's Raft server id
-// (region/suffix, created with that state) is also recorded in the node's
-// store, so that losing DataDir/linear alone is caught at start.
-type LinearConfig struct {
-	// Role: linear.RoleVoter (default) or linear.RoleForwarder.
-	Role linear.Role
-	// BindAddr is the Raft transport's listen address (voters).
-	BindAddr string
-	// Advertise is the Raft address other voters dial; default BindAddr.
-	Advertise string
-	// Bootstrap forms the group with this voter alone if it has no Raft
-	// state yet: the first node of a cluster only.
-	Bootstrap bool
-}
-
-// openLinear starts the node's part of the linearizable tier.
+// openLinear opens the node's part of the linearizable tier (Config.Linear).
 func (n *Node) openLinear() error {
-	lc := n.cfg.Linear
-	l, err := linear.Open(linear.Config{
-		Region:     n.cfg.Region,
-		Role:       lc.Role,
-		Dir:        filepath.Join(n.cfg.DataDir, "linear"),
-		BindAddr:   lc.BindAddr,
-		Advertise:  lc.Advertise,
-		Bootstrap:  lc.Bootstrap,
-		Links:      n.cfg.Links,
-		Peers:      n.linearPeers,
-		HTTPClient: n.cfg.HTTPClient,
-		Now:        n.cfg.Now,
-		Logger:     n.log,
-		Identity:   raftIdentity{n.store},
-	})
+	l, err := n.cfg.Linear(n.env(""))
 	if err != nil {
 		return err
 	}
 	n.linear = l
 	return nil
+}
+
+// env is what the node hands to the neighbours it starts.
+func (n *Node) env(advertise string) Env {
+	return Env{
+		Region: n.cfg.Region, NodeID: n.nodeID, DataDir: n.cfg.DataDir, Advertise: advertise,
+		Links: n.cfg.Links, HTTPClient: n.cfg.HTTPClient, Now: n.cfg.Now, Logger: n.log,
+		Identity: raftIdentity{n.store},
+	}
 }
 
 // raftIdentity records the node's Raft server id in its store (meta key
@@ -64,23 +40,6 @@ func (r raftIdentity) RaftServerID() (string, error) {
 
 func (r raftIdentity) SetRaftServerID(id string) error {
 	return r.store.setMeta(metaRaftID, []byte(id))
-}
-
-// linearPeers is gossip's view in the linearizable tier's terms.
-func (n *Node) linearPeers() []linear.Peer {
-	members := n.repl.members()
-	out := make([]linear.Peer, 0, len(members))
-	for _, m := range members {
-		out = append(out, linear.Peer{
-			Region:   m.Meta.Region,
-			APIAddr:  m.Meta.APIAddr,
-			RaftAddr: m.Meta.RaftAddr,
-			RaftID:   m.Meta.RaftID,
-			Alive:    m.State == gossip.Alive,
-			Removed:  m.Removed,
-		})
-	}
-	return out
 }
 
 // Unique is a value a Put claims for its key through the linearizable tier.

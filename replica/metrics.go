@@ -7,8 +7,6 @@ import (
 	"connectrpc.com/connect"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
-
-	v1 "github.com/causewaydb/causeway/api/causeway/v1"
 )
 
 // nodeMetrics is one node's Prometheus registry. It is per node, not global,
@@ -74,6 +72,7 @@ func newNodeMetrics(n *Node) *nodeMetrics {
 			Help: "Tombstones deleted because every region has them and no write can still lose to them.",
 		}),
 	}
+	m.registry.MustRegister(n.cfg.Metrics...)
 	m.registry.MustRegister(
 		m.tombstones,
 		m.latency, m.pending, m.applyLatency, m.visibility, m.applied, m.lagEntries, m.lagSeconds, m.badFrames,
@@ -87,16 +86,6 @@ func newNodeMetrics(n *Node) *nodeMetrics {
 			Namespace: "causeway", Name: "local_writes_durable", ConstLabels: labels,
 			Help: "Sequence number of the last durable write accepted by this region.",
 		}, func() float64 { return float64(n.durableSeq(n.Region())) }),
-		prometheus.NewCounterFunc(prometheus.CounterOpts{
-			Namespace: "causeway", Name: "gossip_dropped_packets_total", ConstLabels: labels,
-			Help: "Gossip packets and streams dropped because they failed to decrypt or decode.",
-		}, func() float64 {
-			if g := n.repl.gossipNode(); g != nil {
-				return float64(g.DroppedPackets())
-			}
-			return 0
-		}),
-		newLinearCollector(n, labels),
 		newClockCollector(n, labels),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Namespace: "causeway", Name: "uptime_seconds", ConstLabels: labels,
@@ -119,54 +108,6 @@ func (m *nodeMetrics) interceptor() connect.UnaryInterceptorFunc {
 			m.latency.WithLabelValues(req.Spec().Procedure, code).Observe(time.Since(start).Seconds())
 			return res, err
 		}
-	}
-}
-
-// linearCollector reports the linearizable tier's status figures, all from
-// one Status call per scrape; it reports nothing on a node without the tier.
-type linearCollector struct {
-	n       *Node
-	figures []linearFigure
-}
-
-type linearFigure struct {
-	desc  *prometheus.Desc
-	value func(*v1.LinearStatus) float64
-}
-
-func newLinearCollector(n *Node, labels prometheus.Labels) *linearCollector {
-	figure := func(name, help string, value func(*v1.LinearStatus) float64) linearFigure {
-		return linearFigure{desc: prometheus.NewDesc("causeway_"+name, help, nil, labels), value: value}
-	}
-	return &linearCollector{n: n, figures: []linearFigure{
-		figure("linear_available", "1 when this node can serve linearizable requests now (it knows a leader followed by a quorum), else 0; absent without the tier.",
-			func(st *v1.LinearStatus) float64 { return boolFloat(st.Available) }),
-		figure("linear_leader", "1 when this node leads the linearizable tier's Raft group, else 0.",
-			func(st *v1.LinearStatus) float64 {
-				return boolFloat(st.Voter && st.LeaderId != "" && st.LeaderId == st.ServerId)
-			}),
-		figure("linear_term", "Raft term of this voter.",
-			func(st *v1.LinearStatus) float64 { return float64(st.Term) }),
-		figure("linear_applied_index", "Raft log index this voter's state machine has applied.",
-			func(st *v1.LinearStatus) float64 { return float64(st.AppliedIndex) }),
-		figure("linear_reachable_voters", "Voters of the linearizable tier this node reaches (itself included).",
-			func(st *v1.LinearStatus) float64 { return float64(st.ReachableVoters) }),
-	}}
-}
-
-func (c *linearCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, f := range c.figures {
-		ch <- f.desc
-	}
-}
-
-func (c *linearCollector) Collect(ch chan<- prometheus.Metric) {
-	if c.n.linear == nil {
-		return
-	}
-	st := c.n.linear.Status()
-	for _, f := range c.figures {
-		ch <- prometheus.MustNewConstMetric(f.desc, prometheus.GaugeValue, f.value(st))
 	}
 }
 

@@ -17,7 +17,6 @@ import (
 	"github.com/causewaydb/causeway/causal"
 	"github.com/causewaydb/causeway/clocks"
 	"github.com/causewaydb/causeway/internal/groupcommit"
-	"github.com/causewaydb/causeway/linear"
 )
 
 // Node is one region's replica: it accepts reads and writes, stores them
@@ -60,7 +59,7 @@ type Node struct {
 
 	clockFence *clockFence // refuses local writes while the clock is off (clockoffset.go)
 
-	linear *linear.Node // the linearizable tier; nil when off
+	linear LinearTier // the linearizable tier; nil when off
 
 	stop       chan struct{}
 	closed     atomic.Bool

@@ -4,8 +4,6 @@ import (
 	"context"
 	"errors"
 
-	"github.com/cockroachdb/pebble/v2"
-
 	"github.com/causewaydb/causeway/api"
 	v1 "github.com/causewaydb/causeway/api/causeway/v1"
 	"github.com/causewaydb/causeway/causal"
@@ -60,16 +58,19 @@ func (n *Node) ReadMany(ctx context.Context, keys []string, token string, siblin
 		return nil, "", err
 	}
 
-	var reader pebble.Reader = n.store.db
+	// One key needs no snapshot: its versions are read by one iterator.
+	var reader interface {
+		Siblings(key string, values bool) ([]causal.Version, error)
+	} = n.store
 	if len(keys) > 1 {
-		snap := n.store.db.NewSnapshot()
-		defer snap.Close()
-		reader = snap
+		view := n.store.view()
+		defer view.Close()
+		reader = view
 	}
 	out := make([]ReadResult, len(keys))
 	seen := clocks.Vector{}
 	for i, k := range keys {
-		vs, err := siblingsFrom(reader, k, true)
+		vs, err := reader.Siblings(k, true)
 		if err != nil {
 			return nil, "", err
 		}

@@ -19,7 +19,6 @@ import (
 	"github.com/causewaydb/causeway/api/causeway/v1/causewayv1connect"
 	"github.com/causewaydb/causeway/causal"
 	"github.com/causewaydb/causeway/clocks"
-	"github.com/causewaydb/causeway/gossip"
 )
 
 // Replication tuning. Each constant bounds a buffer or a wait.
@@ -60,20 +59,16 @@ type replication struct {
 	// bootstrapMu: merging a snapshot excludes remote applies.
 	bootstrapMu   sync.RWMutex
 	bootstrapping atomic.Bool
-	// gossipJoined: gossip has joined the cluster once, so its member list
-	// is complete enough for a join (runJoin).
-	gossipJoined atomic.Bool
+	startOnce     sync.Once
 
-	startOnce sync.Once
-
-	mu        sync.Mutex
-	held      map[string]*atomic.Int64 // by subscribing region; see holding
-	gossip    *gossip.Gossip           // nil without Config.Gossip
-	removed   map[string]bool          // regions an operator removed
-	peers     map[string]*peer         // by region
-	acks      map[string]uint64
-	truncated uint64 // log deleted up to here
-	advertise string
+	mu         sync.Mutex
+	held       map[string]*atomic.Int64 // by subscribing region; see holding
+	membership Membership               // nil without Config.Membership, or before start
+	removed    map[string]bool          // regions an operator removed
+	peers      map[string]*peer         // by region
+	acks       map[string]uint64
+	truncated  uint64 // log deleted up to here
+	advertise  string
 }
 
 type peer struct {
@@ -120,8 +115,8 @@ func (r *replication) start(advertise string) {
 		}
 		r.wg.Add(1)
 		go r.collectGarbage()
-		if r.n.cfg.Gossip != nil {
-			if err := r.startGossip(r.advertise); err != nil {
+		if r.n.cfg.Membership != nil {
+			if err := r.startMembership(r.advertise); err != nil {
 				r.n.log.Error("gossip did not start; replicating with --peers only", "err", err)
 			}
 		}
@@ -133,7 +128,7 @@ func (r *replication) start(advertise string) {
 }
 
 func (r *replication) close() {
-	r.stopGossip()
+	r.stopMembership()
 	r.cancel()
 	r.wg.Wait()
 }

@@ -195,3 +195,26 @@ func TestReplicationMetrics(t *testing.T) {
 }
 
 func http0() *http.Client { return http.DefaultClient }
+
+// eventually polls cond (a status check) until it holds or the deadline.
+func eventually(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	tick := time.NewTicker(20 * time.Millisecond)
+	defer tick.Stop()
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		<-tick.C
+	}
+}
+
+func status(t *testing.T, r *region) *v1.StatusResponse {
+	t.Helper()
+	res, err := causewayv1connect.NewAdminServiceClient(http0(), "http://"+r.addr).Status(context.Background(), connect.NewRequest(&v1.StatusRequest{}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return res.Msg
+}

@@ -30,13 +30,26 @@ const compressMinBytes = 4 << 10
 // gRPC and gRPC-Web, on HTTP/1.1 and cleartext HTTP/2 on one port), gRPC
 // health checking, server reflection and /metrics.
 type Server struct {
-	node *Node
-	http *http.Server
+	node  *Node
+	extra []Service
+	http  *http.Server
 }
 
-// NewServer builds the server for node; call Serve to accept connections.
-func NewServer(node *Node) *Server {
-	s := &Server{node: node}
+// Service is a Connect service the composition root mounts beside the
+// node's own (the linearizable tier's LinearService): Mount builds its
+// handler with the server's options, as the generated New...Handler
+// functions do. It is listed in health checking and reflection, shares
+// /metrics's request figures and has its own admission bound, and it
+// serves while the causal tier refuses clients (joining, drained).
+type Service struct {
+	Name  string // fully qualified, e.g. causewayv1connect.LinearServiceName
+	Mount func(opts ...connect.HandlerOption) (string, http.Handler)
+}
+
+// NewServer builds the server for node and the services mounted beside
+// it; call Serve to accept connections.
+func NewServer(node *Node, extra ...Service) *Server {
+	s := &Server{node: node, extra: extra}
 	protocols := new(http.Protocols)
 	protocols.SetHTTP1(true)
 	protocols.SetUnencryptedHTTP2(true) // h2c: gRPC without TLS
@@ -69,12 +82,12 @@ func (s *Server) Handler() http.Handler {
 	mux.Handle(s.onlyKnownMethods(causewayv1connect.NewAdminServiceHandler(adminHandler{s.node}, opts...)))
 	mux.Handle(s.onlyKnownMethods(causewayv1connect.NewReplicationServiceHandler(replicationHandler{s.node.repl},
 		connect.WithReadMaxBytes(MaxRequestBytes))))
-	if l := s.node.linear; l != nil {
-		// The linearizable tier has its own admission bound, and serves
-		// while the causal tier bootstraps.
-		linOpts := append(slices.Clone(opts), connect.WithInterceptors(admission(s.node.cfg.MaxInflightRequests)))
-		mux.Handle(s.onlyKnownMethods(l.Handler(linOpts...)))
-		services = append(services, causewayv1connect.LinearServiceName)
+	for _, svc := range s.extra {
+		// Each has its own admission bound, and serves while the causal
+		// tier bootstraps.
+		svcOpts := append(slices.Clone(opts), connect.WithInterceptors(admission(s.node.cfg.MaxInflightRequests)))
+		mux.Handle(s.onlyKnownMethods(svc.Mount(svcOpts...)))
+		services = append(services, svc.Name)
 	}
 	mux.Handle(grpchealth.NewHandler(healthChecker{node: s.node, static: grpchealth.NewStaticChecker(services...)}))
 	reflector := grpcreflect.NewStaticReflector(services...)

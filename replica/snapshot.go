@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"connectrpc.com/connect"
-	"github.com/cockroachdb/pebble/v2"
 
 	v1 "github.com/causewaydb/causeway/api/causeway/v1"
 	"github.com/causewaydb/causeway/api/causeway/v1/causewayv1connect"
@@ -34,9 +33,9 @@ func (h replicationHandler) Snapshot(ctx context.Context, req *connect.Request[v
 	}
 	n.mu.Lock()
 	vec := n.causal.Applied()
-	snap := n.store.db.NewSnapshot()
+	view := n.store.view()
 	n.mu.Unlock()
-	defer snap.Close()
+	defer view.Close()
 	waitCtx, cancel := context.WithTimeout(ctx, snapshotWait)
 	defer cancel()
 	if err := n.awaitCausalPast(waitCtx, vec); err != nil {
@@ -46,29 +45,22 @@ func (h replicationHandler) Snapshot(ctx context.Context, req *connect.Request[v
 		return err
 	}
 	for _, space := range []byte{spaceData, spaceRequest} {
-		it, err := snap.NewIter(&pebble.IterOptions{LowerBound: []byte{space}, UpperBound: []byte{space + 1}})
-		if err != nil {
-			return n.connectError(err)
-		}
 		var batch []*v1.SnapshotRecord
 		size := 0
-		for ok := it.First(); ok; ok = it.Next() {
-			raw, err := it.ValueAndErr()
-			if err != nil {
-				it.Close()
-				return n.connectError(err)
-			}
-			batch = append(batch, &v1.SnapshotRecord{Key: bytes.Clone(it.Key()), Value: bytes.Clone(raw)})
-			size += len(it.Key()) + len(raw)
+		sendErr, err := view.scan(space, func(key, value []byte) error {
+			batch = append(batch, &v1.SnapshotRecord{Key: bytes.Clone(key), Value: bytes.Clone(value)})
+			size += len(key) + len(value)
 			if size >= maxFrameBatchBytes {
 				if err := stream.Send(&v1.SnapshotResponse{Records: batch}); err != nil {
-					it.Close()
 					return err
 				}
 				batch, size = nil, 0
 			}
+			return nil
+		})
+		if sendErr {
+			return err
 		}
-		err = errors.Join(it.Error(), it.Close())
 		if err != nil {
 			return n.connectError(err)
 		}
@@ -172,7 +164,7 @@ func (r *replication) mergeSnapshot(ctx context.Context, region, addr string, un
 	n.clock.Restore(m.latest)
 	wb := n.store.newWriteBatch()
 	wb.putState(&nodeState{Vector: n.causal.Applied(), Clock: n.clock.Last()})
-	_ = wb.b.Delete(metaMerging, nil)
+	wb.deleteMeta(metaMerging)
 	err = n.commit(wb)
 	n.mu.Unlock()
 	if err != nil {
@@ -238,7 +230,7 @@ func (m *snapshotMerge) add(records []*v1.SnapshotRecord) error {
 				wb.abandon()
 				return err
 			}
-			_ = wb.b.Set(rec.Key, rec.Value, nil)
+			wb.putOutcomeRecord(rec.Key, rec.Value)
 		default:
 			wb.abandon()
 			return fmt.Errorf("%w: unexpected snapshot record", ErrCorruptRecord)

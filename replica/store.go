@@ -208,6 +208,18 @@ func (w *writeBatch) release() {
 	writeBatchPool.Put(w)
 }
 
+// putFence records token as the newest seen for lock.
+func (w *writeBatch) putFence(lock string, token uint64) {
+	w.b.Set(fenceKey(lock), binary.BigEndian.AppendUint64(nil, token), nil)
+}
+
+// deleteMeta deletes node metadata (metaJoining, metaMerging, ...).
+func (w *writeBatch) deleteMeta(key []byte) { _ = w.b.Delete(key, nil) }
+
+// putOutcomeRecord stores a request outcome record as received in a
+// snapshot (already checked to decode).
+func (w *writeBatch) putOutcomeRecord(key, value []byte) { _ = w.b.Set(key, value, nil) }
+
 // stage records key's sibling set as of the end of the batch so far.
 func (w *writeBatch) stage(key string, siblings []causal.Version) {
 	w.staged[key] = siblings
@@ -371,4 +383,94 @@ func (s *Store) rememberPeer(region, addr string) error {
 // forgetPeer deletes a remembered peer.
 func (s *Store) forgetPeer(region string) error {
 	return s.db.Delete(append(bytes.Clone(metaPeerPrefix), region...), pebble.Sync)
+}
+
+// fenceSeen is the highest token stored for lock (0 if none).
+func (s *Store) fenceSeen(lock string) (uint64, error) {
+	raw, closer, err := s.db.Get(fenceKey(lock))
+	if errors.Is(err, pebble.ErrNotFound) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, err
+	}
+	defer closer.Close()
+	if len(raw) != 8 {
+		return 0, fmt.Errorf("%w: fence record for %q is %d bytes", ErrCorruptRecord, lock, len(raw))
+	}
+	return binary.BigEndian.Uint64(raw), nil
+}
+
+// storeView is a consistent, read-only view of the store at one instant
+// (a Pebble snapshot): a multi-key read and a snapshot stream see no write
+// half. Close releases it.
+type storeView struct{ snap *pebble.Snapshot }
+
+// view opens a consistent view of the store as it is now.
+func (s *Store) view() *storeView { return &storeView{snap: s.db.NewSnapshot()} }
+
+// Siblings is Store.Siblings as of the view.
+func (v *storeView) Siblings(key string, values bool) ([]causal.Version, error) {
+	return siblingsFrom(v.snap, key, values)
+}
+
+// scan calls fn with every key and value of one keyspace (spaceData,
+// spaceRequest, ...), in key order, as of the view; key and value are
+// valid only during the call. It stops at fn's first error and returns
+// it; fromFn reports that the error came from fn, not from the store.
+func (v *storeView) scan(space byte, fn func(key, value []byte) error) (fromFn bool, err error) {
+	it, err := v.snap.NewIter(&pebble.IterOptions{LowerBound: []byte{space}, UpperBound: []byte{space + 1}})
+	if err != nil {
+		return false, err
+	}
+	for ok := it.First(); ok; ok = it.Next() {
+		raw, err := it.ValueAndErr()
+		if err != nil {
+			it.Close()
+			return false, err
+		}
+		if err := fn(it.Key(), raw); err != nil {
+			it.Close()
+			return true, err
+		}
+	}
+	return false, errors.Join(it.Error(), it.Close())
+}
+
+func (v *storeView) Close() error { return v.snap.Close() }
+
+// tombstoneCandidate is an entry of the tombstone index: the index key and
+// the data key of the tombstone it points at.
+type tombstoneCandidate struct{ index, dataKey []byte }
+
+// tombstoneCandidates lists up to limit indexed tombstones whose write the
+// stable vector covers, in index order.
+func (s *Store) tombstoneCandidates(stable clocks.Vector, limit int) ([]tombstoneCandidate, error) {
+	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: []byte{spaceTombstone}, UpperBound: []byte{spaceTombstone + 1}})
+	if err != nil {
+		return nil, err
+	}
+	var out []tombstoneCandidate
+	for ok := it.First(); ok && len(out) < limit; ok = it.Next() {
+		origin, seq, dataKey, valid := parseTombstoneKey(it.Key())
+		if !valid || seq > stable.Get(origin) {
+			continue
+		}
+		out = append(out, tombstoneCandidate{bytes.Clone(it.Key()), bytes.Clone(dataKey)})
+	}
+	return out, it.Close()
+}
+
+// deleteUnsynced deletes keys in one batch without an fsync: for deletions
+// that a crash may undo harmlessly (collected tombstones come back).
+func (s *Store) deleteUnsynced(keys [][]byte) error {
+	if len(keys) == 0 {
+		return nil
+	}
+	b := s.db.NewBatch()
+	defer b.Close()
+	for _, k := range keys {
+		_ = b.Delete(k, nil)
+	}
+	return b.Commit(pebble.NoSync)
 }

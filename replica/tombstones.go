@@ -4,8 +4,6 @@ import (
 	"bytes"
 	"time"
 
-	"github.com/cockroachdb/pebble/v2"
-
 	"github.com/causewaydb/causeway/causal"
 	"github.com/causewaydb/causeway/clocks"
 )
@@ -19,27 +17,14 @@ const maxTombstonesPerRound = 1000
 // and it is its key's only version or a losing sibling). Deleting it then
 // changes no region's answer. It reports how many it collected.
 func (n *Node) collectTombstones(stable clocks.Vector, safeWallMs uint64) (int, error) {
-	it, err := n.store.db.NewIter(&pebble.IterOptions{LowerBound: []byte{spaceTombstone}, UpperBound: []byte{spaceTombstone + 1}})
-	if err != nil {
-		return 0, err
-	}
-	type candidate struct{ index, dataKey []byte }
-	var candidates []candidate
-	for ok := it.First(); ok && len(candidates) < maxTombstonesPerRound; ok = it.Next() {
-		origin, seq, dataKey, valid := parseTombstoneKey(it.Key())
-		if !valid || seq > stable.Get(origin) {
-			continue
-		}
-		candidates = append(candidates, candidate{bytes.Clone(it.Key()), bytes.Clone(dataKey)})
-	}
-	if err := it.Close(); err != nil || len(candidates) == 0 {
+	candidates, err := n.store.tombstoneCandidates(stable, maxTombstonesPerRound)
+	if err != nil || len(candidates) == 0 {
 		return 0, err
 	}
 
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	b := n.store.db.NewBatch()
-	defer b.Close()
+	var deletes [][]byte
 	collected := 0
 	for _, c := range candidates {
 		key, ok := decodeDataKey(c.dataKey)
@@ -49,7 +34,7 @@ func (n *Node) collectTombstones(stable clocks.Vector, safeWallMs uint64) (int, 
 		// Whatever happens below, the key's cached siblings may no longer be
 		// what the store holds.
 		n.siblings.forget(key)
-		siblings, err := siblingsFrom(n.store.db, key, false)
+		siblings, err := n.store.Siblings(key, false)
 		if err != nil {
 			return collected, err
 		}
@@ -61,15 +46,14 @@ func (n *Node) collectTombstones(stable clocks.Vector, safeWallMs uint64) (int, 
 		}
 		switch {
 		case t == nil:
-			_ = b.Delete(c.index, nil) // superseded already: only the index entry is left
+			deletes = append(deletes, c.index) // superseded already: only the index entry is left
 		case causal.Collectable(t, siblings, stable, safeWallMs):
-			_ = b.Delete(c.dataKey, nil)
-			_ = b.Delete(c.index, nil)
+			deletes = append(deletes, c.dataKey, c.index)
 			collected++
 		}
 	}
 	// Losing this batch in a crash only brings tombstones back.
-	if err := b.Commit(pebble.NoSync); err != nil {
+	if err := n.store.deleteUnsynced(deletes); err != nil {
 		return 0, err
 	}
 	n.metrics.tombstones.Add(float64(collected))
@@ -95,14 +79,14 @@ func (r *replication) safeWallMs() uint64 {
 // heard from (gossip not joined, say) could lack any write, so without
 // word from it nothing counts as stable.
 func (r *replication) stableVector() (clocks.Vector, bool) {
-	g := r.gossipNode()
-	if g == nil {
+	ms := r.membershipNow()
+	if ms == nil {
 		return nil, false
 	}
 	reported := map[string]bool{}
-	for _, m := range g.Members() {
+	for _, m := range ms.Members() {
 		if m.Applied != nil {
-			reported[m.Meta.Region] = true
+			reported[m.Region] = true
 		}
 	}
 	r.mu.Lock()
@@ -112,5 +96,5 @@ func (r *replication) stableVector() (clocks.Vector, bool) {
 			return nil, false
 		}
 	}
-	return g.StableVector(), true
+	return ms.StableVector(), true
 }

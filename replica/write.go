@@ -80,6 +80,8 @@ func (n *Node) Write(ctx context.Context, ops []causal.Op, token, requestID stri
 		return WriteResult{}, err
 	}
 
+	tier := n.tierToken(opts.Fence)
+
 	defer n.group.Enter()()
 	n.mu.Lock()
 	if reqID != uuid.Nil {
@@ -97,7 +99,7 @@ func (n *Node) Write(ctx context.Context, ops []causal.Op, token, requestID stri
 	// number: a refused write must not leave a gap in the region's log.
 	wb := n.store.newWriteBatch()
 	if opts.Fence != nil {
-		if err := n.checkFence(wb, opts.Fence); err != nil {
+		if err := n.checkFence(wb, opts.Fence, tier); err != nil {
 			n.mu.Unlock()
 			wb.abandon()
 			return WriteResult{}, err
@@ -186,7 +188,7 @@ func (n *Node) stagedSiblings(wb *writeBatch, key string) ([]causal.Version, err
 	if s, ok := n.siblings.get(key); ok {
 		return s, nil
 	}
-	return siblingsFrom(n.store.db, key, false)
+	return n.store.Siblings(key, false)
 }
 
 // commit enqueues wb (Store.commitNoWait; wait must follow) and, once it is

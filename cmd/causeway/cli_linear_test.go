@@ -10,13 +10,13 @@ import (
 	"time"
 
 	v1 "github.com/causewaydb/causeway/api/causeway/v1"
+	"github.com/causewaydb/causeway/internal/process"
 	"github.com/causewaydb/causeway/linear"
-	"github.com/causewaydb/causeway/replica"
 )
 
 // withLinearVoter runs the linearizable tier on the node, as its only voter.
-func withLinearVoter(c *replica.Config) {
-	c.Linear = &replica.LinearConfig{Role: linear.RoleVoter, BindAddr: "127.0.0.1:0", Bootstrap: true}
+func withLinearVoter(c *process.Config) {
+	c.Linear = &process.LinearConfig{Role: linear.RoleVoter, BindAddr: "127.0.0.1:0", Bootstrap: true}
 }
 
 // TestCLILinearVerbs walks the linearizable tier's verbs through the CLI:

@@ -19,6 +19,7 @@ import (
 
 	v1 "github.com/causewaydb/causeway/api/causeway/v1"
 	"github.com/causewaydb/causeway/clocks"
+	"github.com/causewaydb/causeway/internal/process"
 	"github.com/causewaydb/causeway/replica"
 )
 
@@ -28,42 +29,38 @@ type testNode struct {
 	addr string // base URL, http://127.0.0.1:PORT
 }
 
-func startNode(t *testing.T, options ...func(*replica.Config)) *testNode {
+func startNode(t *testing.T, options ...func(*process.Config)) *testNode {
 	t.Helper()
-	cfg := replica.Config{
+	cfg := process.Config{Node: replica.Config{
 		Region:  "cli",
 		DataDir: t.TempDir(),
 		Logger:  slog.New(slog.DiscardHandler),
-	}
+	}}
 	for _, o := range options {
 		o(&cfg)
 	}
-	node, err := replica.Open(cfg)
+	p, err := process.Open(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
-		node.Close()
+		p.Close()
 		t.Fatal(err)
 	}
-	srv := replica.NewServer(node)
 	served := make(chan error, 1)
-	go func() { served <- srv.Serve(ln) }()
+	go func() { served <- p.Serve(ln) }()
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
-		if err := srv.Shutdown(ctx); err != nil {
-			t.Errorf("shut down server: %v", err)
+		if err := p.Shutdown(ctx); err != nil {
+			t.Errorf("shut down: %v", err)
 		}
 		if err := <-served; err != nil {
 			t.Errorf("serve: %v", err)
 		}
-		if err := node.Close(); err != nil {
-			t.Errorf("close node: %v", err)
-		}
 	})
-	return &testNode{node: node, addr: "http://" + ln.Addr().String()}
+	return &testNode{node: p.Node(), addr: "http://" + ln.Addr().String()}
 }
 
 // cliSession runs client verbs against one node with one session file.

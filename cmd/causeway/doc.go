@@ -10,4 +10,8 @@
 // default ~/.causeway/session.json), so consecutive commands read their own
 // writes; --json prints responses for scripts. `causeway --help` and
 // `causeway serve --help` list every flag with its default.
+//
+// serve turns its flags into one internal/process.Config; internal/process,
+// the composition root, builds gossip, the linearizable tier and the
+// region's node from it and serves them.
 package main

@@ -19,6 +19,7 @@ import (
 
 	"github.com/causewaydb/causeway/gossip"
 	"github.com/causewaydb/causeway/internal/link"
+	"github.com/causewaydb/causeway/internal/process"
 	"github.com/causewaydb/causeway/internal/supervisor"
 	"github.com/causewaydb/causeway/linear"
 	"github.com/causewaydb/causeway/replica"
@@ -90,12 +91,13 @@ func runServe(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "causeway serve: %v\n", err)
 		return exitUsage
 	}
-	if cfg.Gossip, err = gossipConfig(*gossipAddr, *listen, *join, *gossipKey); err != nil {
+	pcfg := process.Config{}
+	if pcfg.Gossip, err = gossipConfig(*gossipAddr, *listen, *join, *gossipKey); err != nil {
 		fmt.Fprintf(stderr, "causeway serve: %v\n", err)
 		return exitUsage
 	}
-	cfg.Join = cfg.Gossip != nil && len(cfg.Gossip.Join) > 0
-	if cfg.Linear, err = linearConfig(*linearRole, *raftAddr, *listen, *join); err != nil {
+	cfg.Join = pcfg.Gossip != nil && len(pcfg.Gossip.Join) > 0
+	if pcfg.Linear, err = linearConfig(*linearRole, *raftAddr, *listen, *join); err != nil {
 		fmt.Fprintf(stderr, "causeway serve: %v\n", err)
 		return exitUsage
 	}
@@ -143,11 +145,13 @@ func runServe(args []string, stdout, stderr io.Writer) int {
 	if cfg.Advertise == "" {
 		cfg.Advertise = advertiseFor(*listen)
 	}
-	node, err := replica.Open(cfg)
+	pcfg.Node = cfg
+	proc, err := process.Open(pcfg)
 	if err != nil {
 		fmt.Fprintf(stderr, "causeway serve: %v\n", err)
 		return exitFailed
 	}
+	node := proc.Node()
 	defer node.Close()
 
 	ln, err := net.Listen("tcp", *listen)
@@ -155,9 +159,8 @@ func runServe(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "causeway serve: listen on %s: %v\n", *listen, err)
 		return exitFailed
 	}
-	srv := replica.NewServer(node)
 	done := make(chan error, 1)
-	go func() { done <- srv.Serve(ln) }()
+	go func() { done <- proc.Serve(ln) }()
 	// The address line is the readiness signal for scripts and tests.
 	fmt.Fprintf(stdout, "causeway: region %s serving on http://%s (data in %s)\n", node.Region(), ln.Addr(), *data)
 
@@ -175,7 +178,7 @@ func runServe(args []string, stdout, stderr io.Writer) int {
 	logger.Info("shutting down")
 	shutdownCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	if err := srv.Shutdown(shutdownCtx); err != nil {
+	if err := proc.Shutdown(shutdownCtx); err != nil {
 		logger.Error("shutdown", "err", err)
 	}
 	return exitOK
@@ -217,7 +220,7 @@ func advertiseFor(listen string) string {
 
 // gossipConfig builds the gossip settings from the flags; nil turns gossip
 // off.
-func gossipConfig(addr, listen, join, key string) (*replica.GossipConfig, error) {
+func gossipConfig(addr, listen, join, key string) (*process.GossipConfig, error) {
 	if addr == "off" {
 		if join != "" {
 			return nil, errors.New("--join needs gossip; do not set --gossip-listen off")
@@ -230,7 +233,7 @@ func gossipConfig(addr, listen, join, key string) (*replica.GossipConfig, error)
 			return nil, err
 		}
 	}
-	gc := &replica.GossipConfig{BindAddr: addr}
+	gc := &process.GossipConfig{BindAddr: addr}
 	for _, a := range strings.Split(join, ",") {
 		if a = strings.TrimSpace(a); a != "" {
 			if _, _, err := net.SplitHostPort(a); err != nil {
@@ -254,12 +257,12 @@ func gossipConfig(addr, listen, join, key string) (*replica.GossipConfig, error)
 
 // linearConfig reads the linearizable tier's flags. The tier is formed
 // (bootstrapped) by the voter started without --join.
-func linearConfig(role, addr, listen, join string) (*replica.LinearConfig, error) {
+func linearConfig(role, addr, listen, join string) (*process.LinearConfig, error) {
 	switch role {
 	case "off":
 		return nil, nil
 	case "forwarder":
-		return &replica.LinearConfig{Role: linear.RoleForwarder}, nil
+		return &process.LinearConfig{Role: linear.RoleForwarder}, nil
 	case "voter":
 	default:
 		return nil, fmt.Errorf("--linear %q: use voter, forwarder or off", role)
@@ -272,7 +275,7 @@ func linearConfig(role, addr, listen, join string) (*replica.LinearConfig, error
 	} else if _, _, err := net.SplitHostPort(addr); err != nil {
 		return nil, fmt.Errorf("--raft-listen %q: want host:port", addr)
 	}
-	return &replica.LinearConfig{Role: linear.RoleVoter, BindAddr: addr, Bootstrap: strings.TrimSpace(join) == ""}, nil
+	return &process.LinearConfig{Role: linear.RoleVoter, BindAddr: addr, Bootstrap: strings.TrimSpace(join) == ""}, nil
 }
 
 // gossipPortOffset: a node's gossip port is its API port plus this,

@@ -1,8 +1,9 @@
-package replica_test
+package process_test
 
 import (
 	"context"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"strconv"
@@ -15,15 +16,80 @@ import (
 
 	v1 "github.com/causewaydb/causeway/api/causeway/v1"
 	"github.com/causewaydb/causeway/api/causeway/v1/causewayv1connect"
+	"github.com/causewaydb/causeway/internal/process"
 	"github.com/causewaydb/causeway/replica"
 )
 
-func withGossip(join ...string) func(*replica.Config) {
-	return func(c *replica.Config) {
-		c.FaultInjection = true
-		c.Gossip = &replica.GossipConfig{BindAddr: "127.0.0.1:0", Join: join, MaxRoundTrip: 50 * time.Millisecond}
-	}
+// region is one process serving a region on 127.0.0.1, with gossip.
+type region struct {
+	name, addr string
+	p          *process.Process
+	served     chan error
+	kv         causewayv1connect.KVServiceClient
 }
+
+// startRegion starts a region with gossip, joining through join (none for
+// the first); stop undoes it, and t.Cleanup stops whatever still runs.
+func startRegion(t *testing.T, name string, cluster uuid.UUID, join ...string) *region {
+	t.Helper()
+	p, err := process.Open(process.Config{
+		Node: replica.Config{
+			Region: name, DataDir: t.TempDir(), ClusterID: cluster, FaultInjection: true,
+			Logger: slog.New(slog.DiscardHandler),
+		},
+		Gossip: &process.GossipConfig{BindAddr: "127.0.0.1:0", Join: join, MaxRoundTrip: 50 * time.Millisecond},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		p.Close()
+		t.Fatal(err)
+	}
+	r := &region{name: name, addr: ln.Addr().String(), p: p, served: make(chan error, 1)}
+	go func() { r.served <- p.Serve(ln) }()
+	r.kv = causewayv1connect.NewKVServiceClient(http.DefaultClient, "http://"+r.addr)
+	t.Cleanup(r.stop)
+	return r
+}
+
+func (r *region) stop() {
+	if r.p == nil {
+		return
+	}
+	// HTTP/2 connections of peers linger up to a second after GOAWAY;
+	// tests do not wait for that.
+	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+	defer cancel()
+	if r.p.Shutdown(ctx) != nil {
+		r.p.Close()
+	}
+	<-r.served
+	r.p = nil
+}
+
+func mustPut(t *testing.T, r *region, key, value, token, requestID string) *v1.PutResponse {
+	t.Helper()
+	res, err := r.kv.Put(context.Background(), connect.NewRequest(&v1.PutRequest{Key: key, Value: []byte(value), CausalToken: token, RequestId: requestID}))
+	if err != nil {
+		t.Fatalf("put %s in %s: %v", key, r.name, err)
+	}
+	return res.Msg
+}
+
+func mustGet(t *testing.T, r *region, key, token string) *v1.GetResponse {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	res, err := r.kv.Get(ctx, connect.NewRequest(&v1.GetRequest{Key: key, CausalToken: token, Siblings: true}))
+	if err != nil {
+		t.Fatalf("get %s in %s: %v", key, r.name, err)
+	}
+	return res.Msg
+}
+
+func http0() *http.Client { return http.DefaultClient }
 
 func status(t *testing.T, r *region) *v1.StatusResponse {
 	t.Helper()
@@ -62,13 +128,13 @@ func memberState(st *v1.StatusResponse, region string) string {
 // side suspect, then dead; after the heal they are alive and converge.
 func TestGossipDrivesReplicationAndSeesPartitions(t *testing.T) {
 	cluster := uuid.New()
-	a := startRegion(t, "us-east", t.TempDir(), "127.0.0.1:0", cluster, nil, withGossip())
+	a := startRegion(t, "us-east", cluster)
 	seed := ""
 	for _, m := range status(t, a).Members {
 		seed = m.GossipAddress
 	}
-	b := startRegion(t, "eu-west", t.TempDir(), "127.0.0.1:0", cluster, nil, withGossip(seed))
-	c := startRegion(t, "ap-south", t.TempDir(), "127.0.0.1:0", cluster, nil, withGossip(seed))
+	b := startRegion(t, "eu-west", cluster, seed)
+	c := startRegion(t, "ap-south", cluster, seed)
 
 	// No --peers anywhere: replication follows gossip.
 	put := mustPut(t, b, "k", "from eu-west", "", "")
@@ -143,8 +209,8 @@ func TestGossipDrivesReplicationAndSeesPartitions(t *testing.T) {
 // stable vector covers it), each region drops the tombstone.
 func TestStableTombstonesAreCollected(t *testing.T) {
 	cluster := uuid.New()
-	a := startRegion(t, "us-east", t.TempDir(), "127.0.0.1:0", cluster, nil, withGossip())
-	b := startRegion(t, "eu-west", t.TempDir(), "127.0.0.1:0", cluster, nil, withGossip(status(t, a).Members[0].GossipAddress))
+	a := startRegion(t, "us-east", cluster)
+	b := startRegion(t, "eu-west", cluster, status(t, a).Members[0].GossipAddress)
 	put := mustPut(t, a, "doomed", "v", "", "")
 	del, err := a.kv.Delete(context.Background(), connect.NewRequest(&v1.DeleteRequest{Key: "doomed", CausalToken: put.CausalToken}))
 	if err != nil {
