@@ -93,9 +93,6 @@ var sentinels = []sentinel{
 		"a log entry that does not decode; a request's invalid command is labelled invalid_argument (linear/service.go)"},
 	{"linear/internal/logstore.ErrCorruptRecord", nil, connect.CodeInternal, "a damaged Raft log record"},
 	{"linear/internal/logstore.ErrKeyNotFound", nil, connect.CodeInternal, "Raft's stable store; never a request's error"},
-	// A plain errors.New value as well (checked from the source): the
-	// supervisor runs regions as processes and is never behind a request.
-	{"internal/supervisor.ErrDown", nil, connect.CodeInternal, "the cluster supervisor's fault on a region that is down; never a request's error"},
 }
 
 func TestSentinelCodes(t *testing.T) {
