@@ -71,6 +71,9 @@ func (s *Server) Handler() http.Handler {
 		connect.WithCompressMinBytes(compressMinBytes),
 		connect.WithInterceptors(s.node.metrics.interceptor()),
 	}
+	for _, c := range strictJSONCodecs {
+		opts = append(opts, connect.WithCodec(c))
+	}
 	// Admission control covers the data path only, so an operator can still
 	// ask an overloaded node for its status.
 	kvOpts := append(slices.Clone(opts), connect.WithInterceptors(

@@ -202,6 +202,8 @@ func TestBadInputOverHTTP(t *testing.T) {
 		{"garbage token", put, `{"key":"k","value":"dg==","causalToken":"garbage!"}`, 400, "invalid_argument", "causal token"},
 		{"foreign token", put, `{"key":"k","value":"dg==","causalToken":"AfnHfbbayUFdhaNIjqTyKNHxx_i2oDQABWxvY2FsAQVsb2NhbAHxLpeX"}`, 400, "invalid_argument", "cluster"},
 		{"bad request id", put, `{"key":"k","value":"dg==","requestId":"42"}`, 400, "invalid_argument", "not a UUID"},
+		{"misspelt field", put, `{"key":"k","valeu":"aGk="}`, 400, "invalid_argument", `unknown field "valeu"`},
+		{"unknown enum name", base + "/causeway.v1.AdminService/SetLink", `{"region":"eu-west","cut":"BOTH"}`, 400, "invalid_argument", `"BOTH"`},
 		{"unknown method", base + "/causeway.v1.KVService/Nope", `{}`, 404, "unimplemented", "unknown method"},
 		{"unknown service", base + "/causeway.v1.Nope/Get", `{}`, 404, "unimplemented", "unknown method"},
 	}
