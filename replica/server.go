@@ -74,6 +74,7 @@ func (s *Server) Handler() http.Handler {
 	for _, c := range strictJSONCodecs {
 		opts = append(opts, connect.WithCodec(c))
 	}
+	opts = append(opts, boundedGzipOption())
 	// Admission control covers the data path only, so an operator can still
 	// ask an overloaded node for its status.
 	kvOpts := append(slices.Clone(opts), connect.WithInterceptors(
@@ -84,7 +85,7 @@ func (s *Server) Handler() http.Handler {
 	mux.Handle(s.onlyKnownMethods(causewayv1connect.NewKVServiceHandler(kvHandler{s.node}, kvOpts...)))
 	mux.Handle(s.onlyKnownMethods(causewayv1connect.NewAdminServiceHandler(adminHandler{s.node}, opts...)))
 	mux.Handle(s.onlyKnownMethods(causewayv1connect.NewReplicationServiceHandler(replicationHandler{s.node.repl},
-		connect.WithReadMaxBytes(MaxRequestBytes))))
+		connect.WithReadMaxBytes(MaxRequestBytes), boundedGzipOption())))
 	for _, svc := range s.extra {
 		// Each has its own admission bound, and serves while the causal
 		// tier bootstraps.

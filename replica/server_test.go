@@ -2,6 +2,7 @@ package replica_test
 
 import (
 	"bytes"
+	"compress/gzip"
 	"context"
 	"encoding/base64"
 	"encoding/json"
@@ -357,5 +358,49 @@ func TestClientStormIsBounded(t *testing.T) {
 	}
 	if _, err := kv.Get(ctx, connect.NewRequest(&v1.GetRequest{Key: "k"})); err != nil {
 		t.Fatalf("after the storm: %v", err)
+	}
+}
+
+// TestCompressedRequestStopsAtTheLimit sends a small gzip body that
+// inflates to 64 MiB: it is refused as too large without being inflated to
+// the end (before the bound, the answer reported the full inflated size,
+// which took inflating all of it).
+func TestCompressedRequestStopsAtTheLimit(t *testing.T) {
+	base, node := startServer(t)
+	var body bytes.Buffer
+	gz := gzip.NewWriter(&body)
+	_, _ = gz.Write([]byte(`{"key":"k","value":"`))
+	chunk := bytes.Repeat([]byte{'A'}, 1<<20)
+	for range 64 {
+		_, _ = gz.Write(chunk)
+	}
+	_, _ = gz.Write([]byte(`"}`))
+	if err := gz.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if body.Len() > replica.MaxRequestBytes {
+		t.Fatalf("compressed body of %d bytes is over the limit itself", body.Len())
+	}
+	req, err := http.NewRequest(http.MethodPost, base+"/causeway.v1.KVService/Put", &body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Content-Encoding", "gzip")
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	var out map[string]any
+	if err := json.NewDecoder(res.Body).Decode(&out); err != nil {
+		t.Fatal(err)
+	}
+	msg, _ := out["message"].(string)
+	if out["code"] != "resource_exhausted" || !strings.Contains(msg, "inflates to more than") {
+		t.Fatalf("HTTP %d %v; want resource_exhausted stopping at the limit, not after inflating it all", res.StatusCode, out)
+	}
+	if v := node.Status().Vector; len(v) != 0 {
+		t.Fatalf("the refused request wrote something: vector %v", v)
 	}
 }
