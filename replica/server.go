@@ -98,6 +98,8 @@ func (s *Server) Handler() http.Handler {
 	mux.Handle(grpcreflect.NewHandlerV1(reflector))
 	mux.Handle(grpcreflect.NewHandlerV1Alpha(reflector))
 	mux.Handle("/metrics", promhttp.HandlerFor(s.node.metrics.registry, promhttp.HandlerOpts{}))
+	mux.HandleFunc("GET /healthz", s.healthz)
+	mux.HandleFunc("GET /readyz", s.readyz)
 	mux.HandleFunc("/", s.fallback)
 	return mux
 }
@@ -155,7 +157,7 @@ func (s *Server) Close() error {
 func (s *Server) fallback(w http.ResponseWriter, r *http.Request) {
 	if r.URL.Path == "/" && r.Method == http.MethodGet {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-		fmt.Fprintf(w, "Causeway node %s (region %s)\n\nConnect API:  POST /causeway.v1.KVService/{Put,Get,Delete}, /causeway.v1.AdminService/Status\nMetrics:      GET /metrics\n",
+		fmt.Fprintf(w, "Causeway node %s (region %s)\n\nConnect API:  POST /causeway.v1.KVService/{Put,Get,Delete}, /causeway.v1.AdminService/Status\nMetrics:      GET /metrics\nProbes:       GET /healthz (alive), GET /readyz (serving clients)\n",
 			s.node.nodeID, s.node.Region())
 		return
 	}
@@ -175,6 +177,34 @@ func (s *Server) fallback(w http.ResponseWriter, r *http.Request) {
 	_ = json.NewEncoder(w).Encode(map[string]string{"code": connect.CodeUnimplemented.String(), "message": msg})
 }
 
+// healthz answers plain-HTTP liveness probes (load balancers and
+// orchestrators that do not speak gRPC health): 200 while the process
+// serves HTTP at all.
+func (s *Server) healthz(w http.ResponseWriter, _ *http.Request) {
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	fmt.Fprintln(w, "ok")
+}
+
+// readyz answers plain-HTTP readiness probes as gRPC health answers for
+// the KV service: 503, with the reason, while the causal tier refuses
+// clients (joining, drained, or after losing writes); 200 otherwise.
+func (s *Server) readyz(w http.ResponseWriter, _ *http.Request) {
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	if state, reason := s.node.CausalState(); refusesClients(state) {
+		w.WriteHeader(http.StatusServiceUnavailable)
+		fmt.Fprintf(w, "not ready: %s: %s\n", state, reason)
+		return
+	}
+	fmt.Fprintln(w, "ready")
+}
+
+// refusesClients reports whether a causal state (Node.CausalState) refuses
+// every client request; "merging" is brief and "clock-fenced" still
+// serves reads.
+func refusesClients(state string) bool {
+	return state == "joining" || state == "lost-writes" || state == "drained"
+}
+
 // healthChecker answers gRPC health checks: the KV service (and the node
 // as a whole, the empty service name) is NOT_SERVING while the causal tier
 // refuses clients (joining, drained, or after losing writes), so a load balancer or
@@ -190,7 +220,7 @@ func (h healthChecker) Check(ctx context.Context, req *grpchealth.CheckRequest) 
 		return nil, err
 	}
 	if req.Service == "" || req.Service == causewayv1connect.KVServiceName {
-		if state, _ := h.node.CausalState(); state == "joining" || state == "lost-writes" || state == "drained" {
+		if state, _ := h.node.CausalState(); refusesClients(state) {
 			res.Status = grpchealth.StatusNotServing
 		}
 	}

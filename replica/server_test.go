@@ -404,3 +404,34 @@ func TestCompressedRequestStopsAtTheLimit(t *testing.T) {
 		t.Fatalf("the refused request wrote something: vector %v", v)
 	}
 }
+
+// TestHealthzReadyz: plain-HTTP probes for load balancers that cannot
+// speak gRPC health; readiness follows the causal tier's state.
+func TestHealthzReadyz(t *testing.T) {
+	base, node := startServer(t, func(c *replica.Config) { c.FaultInjection = true })
+	get := func(path string) (int, string) {
+		t.Helper()
+		res, err := http.Get(base + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer res.Body.Close()
+		raw, _ := io.ReadAll(res.Body)
+		return res.StatusCode, string(raw)
+	}
+	if code, body := get("/healthz"); code != http.StatusOK || body != "ok\n" {
+		t.Errorf("/healthz: %d %q", code, body)
+	}
+	if code, body := get("/readyz"); code != http.StatusOK || body != "ready\n" {
+		t.Errorf("/readyz of a serving node: %d %q", code, body)
+	}
+	if err := node.SetDrain(true); err != nil {
+		t.Fatal(err)
+	}
+	if code, body := get("/readyz"); code != http.StatusServiceUnavailable || !strings.Contains(body, "drained") {
+		t.Errorf("/readyz of a drained node: %d %q; want 503 saying why", code, body)
+	}
+	if code, _ := get("/healthz"); code != http.StatusOK {
+		t.Errorf("/healthz of a drained node: %d; it is alive", code)
+	}
+}
