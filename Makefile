@@ -25,7 +25,7 @@ help: ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | column -t -s "$$(printf '\t')"
 
 build: ## build the causeway binary into .bin/
-	$(GO) build -o $(BIN)/causeway ./cmd/causeway
+	$(GO) build -buildvcs=auto -o $(BIN)/causeway ./cmd/causeway
 
 run: build ## start one node (data under ./data, Connect API on 127.0.0.1:7070)
 	$(BIN)/causeway serve --region $(REGION) --data $(DATA) --listen $(LISTEN)

@@ -13,10 +13,8 @@ import (
 	"github.com/causewaydb/causeway/api/causeway/v1/causewayv1connect"
 	"github.com/causewaydb/causeway/causal"
 	"github.com/causewaydb/causeway/clocks"
+	"github.com/causewaydb/causeway/internal/buildinfo"
 )
-
-// BuildVersion is reported by AdminService/Status; the binary sets it.
-var BuildVersion = "dev"
 
 // kvHandler serves causeway.v1.KVService on a Node.
 type kvHandler struct{ node *Node }
@@ -115,7 +113,7 @@ func (h adminHandler) Status(context.Context, *connect.Request[v1.StatusRequest]
 		Clock:          timestampProto(st.Clock),
 		Uptime:         durationpb.New(st.Uptime.Truncate(time.Millisecond)),
 		StoreSizeBytes: st.StoreSizeBytes,
-		BuildVersion:   BuildVersion,
+		BuildVersion:   buildinfo.Read().Short(),
 		PendingWrites:  uint64(st.PendingWrites),
 		Linear:         &v1.LinearStatus{},
 		ClockOffset:    h.node.clockFence.clockOffsetProto(),

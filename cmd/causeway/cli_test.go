@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"github.com/causewaydb/causeway/internal/buildinfo"
 	"log/slog"
 	"net"
 	"os"
@@ -530,8 +531,8 @@ func TestCLIUsage(t *testing.T) {
 		{[]string{"--help"}, exitOK, "Usage:", ""},
 		{[]string{"-h"}, exitOK, "Usage:", ""},
 		{[]string{"help"}, exitOK, "Usage:", ""},
-		{[]string{"version"}, exitOK, "causeway " + version, ""},
-		{[]string{"--version"}, exitOK, "causeway " + version, ""},
+		{[]string{"version"}, exitOK, "causeway " + buildinfo.Read().String(), ""},
+		{[]string{"--version"}, exitOK, "causeway " + buildinfo.Read().String(), ""},
 		{[]string{"serve", "--help"}, exitOK, "", "Usage: causeway serve"},
 		{[]string{"serve", "-h"}, exitOK, "", "-data"},
 		{[]string{"put", "--help"}, exitOK, "", "Usage: causeway put KEY VALUE"},

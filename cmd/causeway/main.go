@@ -4,6 +4,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"github.com/causewaydb/causeway/internal/buildinfo"
 	"io"
 	"os"
 	"strings"
@@ -52,9 +53,6 @@ Exit status: 0 on success, 1 when get (lookup, cas-get) finds nothing, 2 on usag
 3 when the node returns an error.
 `
 
-// version is set at build time with -ldflags "-X main.version=...".
-var version = "dev"
-
 func main() {
 	os.Exit(run(os.Args[1:], os.Stdin, os.Stdout, os.Stderr))
 }
@@ -85,7 +83,7 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	case "claim", "release", "lookup", "cas", "cas-get", "lease", "lock", "unlock":
 		return runLinear(verb, rest, stdout, stderr)
 	case "version", "--version":
-		fmt.Fprintln(stdout, "causeway", version)
+		fmt.Fprintln(stdout, "causeway", buildinfo.Read())
 		return exitOK
 	case "help", "-h", "-help", "--help":
 		fmt.Fprint(stdout, usage)

@@ -135,7 +135,6 @@ func runServe(args []string, stdout, stderr io.Writer) int {
 		}
 		cfg.ClusterID = id
 	}
-	replica.BuildVersion = version
 	cfg.EnsureDefaults()
 	if err := cfg.Validate(); err != nil {
 		fmt.Fprintf(stderr, "causeway serve: %v\n", err)
