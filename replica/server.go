@@ -155,14 +155,17 @@ func (s *Server) Close() error {
 // gets an `unimplemented` error in the caller's protocol, so Connect, gRPC and
 // gRPC-Web clients all report it properly; anything else gets a short guide.
 func (s *Server) fallback(w http.ResponseWriter, r *http.Request) {
+	listing := s.clientAPI()
 	if r.URL.Path == "/" && r.Method == http.MethodGet {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-		fmt.Fprintf(w, "Causeway node %s (region %s)\n\nConnect API:  POST /causeway.v1.KVService/{Put,Get,Delete}, /causeway.v1.AdminService/Status\nMetrics:      GET /metrics\nProbes:       GET /healthz (alive), GET /readyz (serving clients)\n",
-			s.node.nodeID, s.node.Region())
+		fmt.Fprintf(w, "Causeway node %s (region %s)\n\nConnect API (POST, JSON or protobuf; also gRPC and gRPC-Web):\n", s.node.nodeID, s.node.Region())
+		for _, line := range listing {
+			fmt.Fprintf(w, "  /%s\n", line)
+		}
+		fmt.Fprint(w, "Metrics:      GET /metrics\nProbes:       GET /healthz (alive), GET /readyz (serving clients)\n")
 		return
 	}
-	msg := fmt.Sprintf("unknown method %s; this node serves %s (Put, Get, Delete) and %s (Status)",
-		r.URL.Path, causewayv1connect.KVServiceName, causewayv1connect.AdminServiceName)
+	msg := fmt.Sprintf("unknown method %s; this node serves %s", r.URL.Path, strings.Join(listing, ", "))
 	if ct := r.Header.Get("Content-Type"); strings.HasPrefix(ct, "application/grpc") {
 		// A trailers-only response: status in the headers, no body.
 		w.Header().Set("Content-Type", ct)
@@ -225,6 +228,31 @@ func (h healthChecker) Check(ctx context.Context, req *grpchealth.CheckRequest) 
 		}
 	}
 	return res, nil
+}
+
+// clientAPI lists the services a client may call and their methods, from
+// their descriptors ("causeway.v1.KVService/{Put,Get,...}"): the services
+// mounted, less the replication stream between regions.
+func (s *Server) clientAPI() []string {
+	names := []string{causewayv1connect.KVServiceName, causewayv1connect.AdminServiceName}
+	for _, svc := range s.extra {
+		names = append(names, svc.Name)
+	}
+	out := make([]string, 0, len(names))
+	for _, name := range names {
+		d, err := protoregistry.GlobalFiles.FindDescriptorByName(protoreflect.FullName(name))
+		sd, ok := d.(protoreflect.ServiceDescriptor)
+		if err != nil || !ok {
+			out = append(out, name)
+			continue
+		}
+		methods := make([]string, sd.Methods().Len())
+		for i := range methods {
+			methods[i] = string(sd.Methods().Get(i).Name())
+		}
+		out = append(out, fmt.Sprintf("%s/{%s}", name, strings.Join(methods, ",")))
+	}
+	return out
 }
 
 // admission bounds the client requests in flight: past the bound a request

@@ -205,7 +205,7 @@ func TestBadInputOverHTTP(t *testing.T) {
 		{"bad request id", put, `{"key":"k","value":"dg==","requestId":"42"}`, 400, "invalid_argument", "not a UUID"},
 		{"misspelt field", put, `{"key":"k","valeu":"aGk="}`, 400, "invalid_argument", `unknown field "valeu"`},
 		{"unknown enum name", base + "/causeway.v1.AdminService/SetLink", `{"region":"eu-west","cut":"BOTH"}`, 400, "invalid_argument", `"BOTH"`},
-		{"unknown method", base + "/causeway.v1.KVService/Nope", `{}`, 404, "unimplemented", "unknown method"},
+		{"unknown method", base + "/causeway.v1.KVService/Nope", `{}`, 404, "unimplemented", "causeway.v1.KVService/{Put,Get,Delete,ReadMany,WriteMany}"},
 		{"unknown service", base + "/causeway.v1.Nope/Get", `{}`, 404, "unimplemented", "unknown method"},
 	}
 	for _, c := range cases {
@@ -433,5 +433,25 @@ func TestHealthzReadyz(t *testing.T) {
 	}
 	if code, _ := get("/healthz"); code != http.StatusOK {
 		t.Errorf("/healthz of a drained node: %d; it is alive", code)
+	}
+}
+
+// TestRootListsTheAPI: GET / lists every method a client may call, from
+// the services' descriptors (it used to list the first three by hand).
+func TestRootListsTheAPI(t *testing.T) {
+	base, _ := startServer(t)
+	res, err := http.Get(base + "/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	raw, _ := io.ReadAll(res.Body)
+	for _, want := range []string{"/causeway.v1.KVService/{Put,Get,Delete,ReadMany,WriteMany}", "/causeway.v1.AdminService/{Status,SetLink,RemoveRegion,SetDrain}", "GET /readyz"} {
+		if !strings.Contains(string(raw), want) {
+			t.Errorf("GET / does not list %s:\n%s", want, raw)
+		}
+	}
+	if strings.Contains(string(raw), "ReplicationService") {
+		t.Errorf("GET / lists the replication stream between regions, which is not for clients:\n%s", raw)
 	}
 }
