@@ -87,6 +87,7 @@ func newNodeMetrics(n *Node) *nodeMetrics {
 			Help: "Sequence number of the last durable write accepted by this region.",
 		}, func() float64 { return float64(n.durableSeq(n.Region())) }),
 		newClockCollector(n, labels),
+		newLinkCollector(n, labels),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Namespace: "causeway", Name: "uptime_seconds", ConstLabels: labels,
 			Help: "Seconds since the node opened its store.",

@@ -6,10 +6,12 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/json"
+	"github.com/causewaydb/causeway/internal/link"
 	"io"
 	"log/slog"
 	"net"
 	"net/http"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -453,5 +455,46 @@ func TestRootListsTheAPI(t *testing.T) {
 	}
 	if strings.Contains(string(raw), "ReplicationService") {
 		t.Errorf("GET / lists the replication stream between regions, which is not for clients:\n%s", raw)
+	}
+}
+
+// TestLinkMetrics: the emulated links (what status lists) are on /metrics
+// too, so a dashboard sees a cut as it happens.
+func TestLinkMetrics(t *testing.T) {
+	base, node := startServer(t, func(c *replica.Config) {
+		c.FaultInjection = true
+		// A peer that never answers (nothing listens on the discard port):
+		// the link to it exists all the same.
+		c.Peers = map[string]string{"eu-west": "127.0.0.1:9"}
+	})
+	// The peer is known once replication starts, as the server serves.
+	deadline := time.Now().Add(5 * time.Second)
+	tick := time.NewTicker(10 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		err := node.SetLink("eu-west", link.Link{Delay: 40 * time.Millisecond, CutOut: true})
+		if err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal(err)
+		}
+		<-tick.C
+	}
+	res, err := http.Get(base + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	raw, _ := io.ReadAll(res.Body)
+	for _, want := range []*regexp.Regexp{
+		regexp.MustCompile(`(?m)^causeway_link_cut\{direction="out",peer="eu-west"[^}]*\} 1$`),
+		regexp.MustCompile(`(?m)^causeway_link_cut\{direction="in",peer="eu-west"[^}]*\} 0$`),
+		regexp.MustCompile(`(?m)^causeway_link_delay_seconds\{peer="eu-west"[^}]*\} 0.04$`),
+		regexp.MustCompile(`(?m)^causeway_link_sent_bytes_total\{peer="eu-west"[^}]*\} 0$`),
+	} {
+		if !want.Match(raw) {
+			t.Errorf("/metrics has no line matching %s", want)
+		}
 	}
 }
