@@ -179,8 +179,11 @@ func clockOffsetRefusal(region string, e clocks.OffsetEstimate) error {
 func (f *clockFence) clockOffsetProto() *v1.ClockOffset {
 	st := f.estimate()
 	e := st.estimate
-	out := &v1.ClockOffset{Offset: durationpb.New(e.Offset), MaxOffset: durationpb.New(e.MaxOffset), WritesRefused: st.refusal != nil}
-	if st.refusal != nil {
+	// writes_refused is the offset fence alone; a node just started and
+	// still measuring its peers shows that in the causal state instead.
+	fenced := st.refusal != nil && !st.measuring
+	out := &v1.ClockOffset{Offset: durationpb.New(e.Offset), MaxOffset: durationpb.New(e.MaxOffset), WritesRefused: fenced}
+	if fenced {
 		out.Reason = st.refusal.Error()
 	}
 	for _, p := range e.Peers {
@@ -235,7 +238,7 @@ func (c *clockCollector) Collect(ch chan<- prometheus.Metric) {
 	for _, p := range st.estimate.Peers {
 		ch <- prometheus.MustNewConstMetric(c.offset, prometheus.GaugeValue, p.Offset.Seconds(), p.Peer)
 	}
-	ch <- prometheus.MustNewConstMetric(c.refused, prometheus.GaugeValue, boolFloat(st.refusal != nil))
+	ch <- prometheus.MustNewConstMetric(c.refused, prometheus.GaugeValue, boolFloat(st.refusal != nil && !st.measuring))
 	ch <- prometheus.MustNewConstMetric(c.measured, prometheus.GaugeValue, float64(len(st.estimate.Peers)))
 	ch <- prometheus.MustNewConstMetric(c.readings, prometheus.CounterValue, float64(c.f.readings.Load()))
 	ch <- prometheus.MustNewConstMetric(c.skewedApplied, prometheus.CounterValue, float64(c.skews()))

@@ -151,6 +151,12 @@ func TestClockSkewedRegionFencesItself(t *testing.T) {
 		}
 	}
 
+	// A region just started refuses writes until it has measured two of
+	// its peers' clocks (at most 10s); the healthy regions get there too.
+	pollUntil(t, 15*time.Second, "the healthy regions serving writes", func() bool {
+		return east.status(t).GetCausalState() == "serving" && west.status(t).GetCausalState() == "serving"
+	})
+
 	// 3. Last-writer-wins: a write in a healthy region made after the
 	// skewed region's attempt wins everywhere.
 	var skewedToken string

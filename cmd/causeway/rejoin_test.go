@@ -66,9 +66,16 @@ func (c *rejoinCluster) start(name, join string) *rejoinRegion {
 		c.procs.add(name, r.dataDir)
 		c.regions[name] = r
 	}
-	// The same flags and addresses at every start, as the README's
-	// recovery says.
-	args := []string{"--cluster-id", c.id, "--fault-injection", "--wan-latency", rejoinWAN, "--linear", "off"}
+	// A new gossip port at every start (the later --gossip-listen wins over
+	// the supervisor's). On its old gossip address, a region restarted under
+	// emulated WAN delay can fail to join for good: the other regions know
+	// the address as that region's and delay their gossip answers to it,
+	// and the link layer discards delayed bytes when memberlist closes the
+	// connection right after answering (internal/link Conn.Close), so the
+	// joiner reads EOF. Without emulated delay (production) nothing is
+	// delayed, and the campaign's wipe runs without it.
+	args := []string{"--cluster-id", c.id, "--fault-injection", "--wan-latency", rejoinWAN, "--linear", "off",
+		"--gossip-listen", "127.0.0.1:0"}
 	if join != "" {
 		args = append(args, "--join", join)
 	}
