@@ -97,9 +97,10 @@ func (f *clockFence) check() error {
 	st := f.state.Load()
 	now := f.now()
 	age := now.Sub(st.at)
-	// While a just-started node has not measured two peers, every write
-	// asks again: the peers gossip finds do not trigger a recomputation.
-	early := len(st.estimate.Peers) < 2 && now.Sub(f.started) < clockMeasureGrace
+	// While a just-started node with gossip has not measured two peers,
+	// every write asks again: the peers gossip finds do not trigger a
+	// recomputation. Without gossip there is nothing to wait for.
+	early := len(st.estimate.Peers) < 2 && now.Sub(f.started) < clockMeasureGrace && f.knownPeers.Load() != nil
 	if early || age < 0 || age > clockRecheck {
 		st = f.recompute()
 	}

@@ -35,10 +35,22 @@ type regionState struct {
 	lost atomic.Pointer[string]
 }
 
-// refusal is the error for a client request, or nil when the region serves.
-func (s *regionState) refusal(region string) error {
+// The causal tier's states (Node.CausalState); every state but serving
+// and clockFenced refuses every client request.
+const (
+	stateServing     = "serving"
+	stateJoining     = "joining"
+	stateMerging     = "merging"
+	stateDrained     = "drained"
+	stateLostWrites  = "lost-writes"
+	stateClockFenced = "clock-fenced" // reads served, writes refused
+)
+
+// refusal is the state that refuses every client request and its error,
+// or ("", nil) when the region serves clients.
+func (s *regionState) refusal(region string, merging bool) (string, error) {
 	if why := s.lost.Load(); why != nil {
-		return api.Errorf(api.ErrUnavailable, "region %s refuses requests: %s", region, *why)
+		return stateLostWrites, api.Errorf(api.ErrUnavailable, "region %s refuses requests: %s", region, *why)
 	}
 	if s.joining.Load() {
 		s.mu.Lock()
@@ -47,13 +59,16 @@ func (s *regionState) refusal(region string) error {
 		if waiting == "" {
 			waiting = "the cluster's membership"
 		}
-		return api.Errorf(api.ErrUnavailable, "region %s is joining the cluster with no data of its own: it serves once it holds a snapshot of every other region (waiting for %s); retry shortly or use another region",
+		return stateJoining, api.Errorf(api.ErrUnavailable, "region %s is joining the cluster with no data of its own: it serves once it holds a snapshot of every other region (waiting for %s); retry shortly or use another region",
 			region, waiting)
 	}
 	if s.drained.Load() {
-		return api.Errorf(api.ErrUnavailable, "region %s is drained (fault injection: AdminService/SetDrain); use another region", region)
+		return stateDrained, api.Errorf(api.ErrUnavailable, "region %s is drained (fault injection: AdminService/SetDrain); use another region", region)
 	}
-	return nil
+	if merging {
+		return stateMerging, api.Errorf(api.ErrUnavailable, "region %s is merging a snapshot of another region; retry shortly", region)
+	}
+	return "", nil
 }
 
 // runJoin copies a snapshot of every other region the cluster has, then
@@ -73,7 +88,7 @@ func (r *replication) runJoin() {
 		n.state.waiting = missing
 		n.state.mu.Unlock()
 		if ready && len(regions) > 0 && len(missing) == 0 {
-			if err := n.finishJoin(j); err != nil {
+			if err := n.finishJoin(); err != nil {
 				n.log.Error("joining: could not record the end of the join; retrying", "err", err)
 			} else {
 				return
@@ -156,7 +171,7 @@ func (r *replication) clusterRegions() (regions []string, addrs map[string]strin
 }
 
 // finishJoin records durably that the join is over, then serves.
-func (n *Node) finishJoin(j *causal.Join) error {
+func (n *Node) finishJoin() error {
 	n.mu.Lock()
 	wb := n.store.newWriteBatch()
 	wb.putState(&nodeState{Vector: n.causal.Applied(), Clock: n.clock.Last()})
@@ -173,8 +188,7 @@ func (n *Node) finishJoin(j *causal.Join) error {
 	}
 	n.state.joining.Store(false)
 	vec, _ := n.durableVector()
-	n.log.Info("joined: serving", "vector", vec.String(), "own_writes_recovered", j.Recovered(),
-		"next_write", n.durableSeq(n.cfg.Region)+1)
+	n.log.Info("joined: serving", "vector", vec.String(), "next_write", n.durableSeq(n.cfg.Region)+1)
 	return nil
 }
 
@@ -197,22 +211,13 @@ func (n *Node) lostWrites(subscriber string, err error) {
 // served, writes refused by the clock offset fence) and, unless serving,
 // why.
 func (n *Node) CausalState() (state, reason string) {
-	if why := n.state.lost.Load(); why != nil {
-		return "lost-writes", *why
-	}
-	if n.state.joining.Load() {
-		return "joining", n.clientRefusal().Error()
-	}
-	if n.state.drained.Load() {
-		return "drained", n.clientRefusal().Error()
-	}
-	if n.repl.bootstrapping.Load() {
-		return "merging", "merging a snapshot of another region"
+	if state, err := n.clientRefusal(); err != nil {
+		return state, err.Error()
 	}
 	if err := n.clockFence.check(); err != nil {
-		return "clock-fenced", err.Error() // reads are served, writes refused
+		return stateClockFenced, err.Error()
 	}
-	return "serving", ""
+	return stateServing, ""
 }
 
 // SetDrain makes the causal tier refuse client requests, or serve them
@@ -227,6 +232,8 @@ func (n *Node) SetDrain(drain bool) error {
 	return nil
 }
 
-// clientRefusal is the error for a client request, or nil when the region
-// serves (regionState.refusal).
-func (n *Node) clientRefusal() error { return n.state.refusal(n.cfg.Region) }
+// clientRefusal is the state refusing every client request and its error,
+// or ("", nil) when the region serves clients (regionState.refusal).
+func (n *Node) clientRefusal() (string, error) {
+	return n.state.refusal(n.cfg.Region, n.repl.bootstrapping.Load())
+}

@@ -547,12 +547,8 @@ func (r *replication) collectGarbage() {
 func (r *replication) refuseUnlessServing() connect.UnaryInterceptorFunc {
 	return func(next connect.UnaryFunc) connect.UnaryFunc {
 		return func(ctx context.Context, req connect.AnyRequest) (connect.AnyResponse, error) {
-			if err := r.n.clientRefusal(); err != nil {
+			if _, err := r.n.clientRefusal(); err != nil {
 				return nil, r.n.connectError(err)
-			}
-			if r.bootstrapping.Load() {
-				return nil, r.n.connectError(api.Errorf(api.ErrUnavailable,
-					"region %s is merging a snapshot of another region; retry shortly", r.n.cfg.Region))
 			}
 			return next(ctx, req)
 		}

@@ -193,19 +193,12 @@ func (s *Server) healthz(w http.ResponseWriter, _ *http.Request) {
 // clients (joining, drained, or after losing writes); 200 otherwise.
 func (s *Server) readyz(w http.ResponseWriter, _ *http.Request) {
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-	if state, reason := s.node.CausalState(); refusesClients(state) {
+	if state, err := s.node.clientRefusal(); err != nil && state != stateMerging {
 		w.WriteHeader(http.StatusServiceUnavailable)
-		fmt.Fprintf(w, "not ready: %s: %s\n", state, reason)
+		fmt.Fprintf(w, "not ready: %s: %s\n", state, err)
 		return
 	}
 	fmt.Fprintln(w, "ready")
-}
-
-// refusesClients reports whether a causal state (Node.CausalState) refuses
-// every client request; "merging" is brief and "clock-fenced" still
-// serves reads.
-func refusesClients(state string) bool {
-	return state == "joining" || state == "lost-writes" || state == "drained"
 }
 
 // healthChecker answers gRPC health checks: the KV service (and the node
@@ -223,7 +216,8 @@ func (h healthChecker) Check(ctx context.Context, req *grpchealth.CheckRequest) 
 		return nil, err
 	}
 	if req.Service == "" || req.Service == causewayv1connect.KVServiceName {
-		if state, _ := h.node.CausalState(); refusesClients(state) {
+		// A merge is brief: the node stays in rotation through it.
+		if state, err := h.node.clientRefusal(); err != nil && state != stateMerging {
 			res.Status = grpchealth.StatusNotServing
 		}
 	}

@@ -100,6 +100,12 @@ func (r *region) physical() time.Time {
 // writes, and every message on its way to the region.
 func (r *region) crash() {
 	r.w.stats.Crashes++
+	r.stop()
+}
+
+// stop ends the running process: the replica and its buffer go, messages
+// on their way to it are lost, and it restarts after a downtime.
+func (r *region) stop() {
 	r.w.stats.ClockSkews += r.replica.ClockSkews()
 	r.replica = nil
 	r.up = false
@@ -136,15 +142,11 @@ func (r *region) canLoseDisk() bool {
 // later as the README's recovery says: with no data, joining the cluster.
 func (r *region) loseDisk() {
 	r.w.stats.DiskLosses++
-	r.w.stats.ClockSkews += r.replica.ClockSkews()
-	r.replica = nil
-	r.up = false
-	r.epoch++
 	r.lostWrites = false
 	r.draining = false
 	r.durable = newDurableState()
 	r.durable.joining = !r.w.cfg.UnsafeRejoinWithoutSnapshot
-	r.w.after(r.w.between(r.w.cfg.MinDowntimeMs, r.w.cfg.MaxDowntimeMs), r.restart)
+	r.stop()
 }
 
 // serving reports whether the region may serve clients: it is up, not
