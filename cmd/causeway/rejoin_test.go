@@ -66,16 +66,10 @@ func (c *rejoinCluster) start(name, join string) *rejoinRegion {
 		c.procs.add(name, r.dataDir)
 		c.regions[name] = r
 	}
-	// A new gossip port at every start (the later --gossip-listen wins over
-	// the supervisor's). On its old gossip address, a region restarted under
-	// emulated WAN delay can fail to join for good: the other regions know
-	// the address as that region's and delay their gossip answers to it,
-	// and the link layer discards delayed bytes when memberlist closes the
-	// connection right after answering (internal/link Conn.Close), so the
-	// joiner reads EOF. Without emulated delay (production) nothing is
-	// delayed, and the campaign's wipe runs without it.
-	args := []string{"--cluster-id", c.id, "--fault-injection", "--wan-latency", rejoinWAN, "--linear", "off",
-		"--gossip-listen", "127.0.0.1:0"}
+	// The same addresses at every start, gossip's too: under emulated WAN
+	// delay the other regions' gossip answers to a restarted region reach it
+	// (internal/link delivers what was written before a connection closed).
+	args := []string{"--cluster-id", c.id, "--fault-injection", "--wan-latency", rejoinWAN, "--linear", "off"}
 	if join != "" {
 		args = append(args, "--join", join)
 	}

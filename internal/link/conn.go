@@ -23,7 +23,8 @@ type Conn struct {
 	peer string
 
 	broken atomic.Bool   // bytes were dropped: the stream has a gap
-	done   chan struct{} // closed by Close: a delayed write stops waiting
+	ended  atomic.Bool   // Close was called (c.closed, readable without c.mu)
+	done   chan struct{} // closed when what is queued is to be discarded
 
 	mu          sync.Mutex
 	cond        *sync.Cond
@@ -34,6 +35,8 @@ type Conn struct {
 	closed      bool
 	writeErr    error
 	closeOnce   sync.Once
+	socketOnce  sync.Once
+	socketErr   error
 }
 
 type delayed struct {
@@ -98,7 +101,9 @@ func (c *Conn) Write(b []byte) (int, error) {
 	return len(b), nil
 }
 
-// deliver writes queued bytes when their time comes, in order.
+// deliver writes queued bytes when their time comes, in order. After
+// Close it goes on until the queue is empty (or discarded), then closes
+// the socket.
 func (c *Conn) deliver() {
 	ctr := c.e.counter(c.peer)
 	timer := time.NewTimer(0)
@@ -108,12 +113,15 @@ func (c *Conn) deliver() {
 		for len(c.queue) == 0 && !c.closed {
 			c.cond.Wait()
 		}
-		if c.closed {
-			// What is still queued is discarded.
+		if len(c.queue) == 0 || c.discarding() {
 			ctr.queued.Add(-int64(c.queued))
 			c.queue, c.queued = nil, 0
 			c.writing = false
+			closed := c.closed
 			c.mu.Unlock()
+			if closed {
+				c.closeSocket()
+			}
 			return
 		}
 		next := c.queue[0]
@@ -124,7 +132,7 @@ func (c *Conn) deliver() {
 			select {
 			case <-timer.C:
 			case <-c.done:
-				continue // closed: discard the queue now, not after the delay
+				continue // discard the queue now, not after the delay
 			}
 		}
 		var err error
@@ -142,46 +150,102 @@ func (c *Conn) deliver() {
 		ctr.queued.Add(-int64(len(next.b)))
 		if err != nil {
 			c.writeErr = err
+			c.discard()
 		}
 		c.cond.Broadcast()
 		c.mu.Unlock()
 	}
 }
 
+// discarding reports whether what is queued is to be dropped.
+func (c *Conn) discarding() bool {
+	select {
+	case <-c.done:
+		return true
+	default:
+		return false
+	}
+}
+
+// discard makes deliver drop what is queued. Called with c.mu held.
+func (c *Conn) discard() {
+	if !c.discarding() {
+		close(c.done)
+	}
+}
+
 // Read returns what the peer sent, discarding (and counting) what arrives
-// while the link is cut inward.
+// while the link is cut inward. After Close it fails with net.ErrClosed.
 func (c *Conn) Read(b []byte) (int, error) {
 	ctr := c.e.counter(c.peer)
 	for {
+		if c.isClosed() {
+			return 0, net.ErrClosed
+		}
 		n, err := c.Conn.Read(b)
 		if n > 0 {
 			if c.e.Get(c.peer).CutIn || c.broken.Load() {
 				c.broken.Store(true)
 				ctr.droppedIn.Add(uint64(n))
 				if err != nil {
-					return 0, err
+					return 0, c.readErr(err)
 				}
 				continue
 			}
 			ctr.received.Add(uint64(n))
 		}
-		return n, err
+		return n, c.readErr(err)
 	}
 }
 
-// Close closes the connection; bytes still delayed are discarded.
+func (c *Conn) isClosed() bool { return c.ended.Load() }
+
+// readErr reports a read that Close ended (through the read deadline it
+// sets) as the read of a closed connection.
+func (c *Conn) readErr(err error) error {
+	if err != nil && c.isClosed() {
+		return net.ErrClosed
+	}
+	return err
+}
+
+// Close closes the connection as closing a TCP socket does: writes and
+// reads fail from now on, and the bytes already written still reach the
+// peer when their delay is over, followed by the end of the stream. Bytes
+// that could not be delivered anyway (the link is cut outward, the stream
+// has a gap, or a write failed) are discarded at once. Delivery after
+// Close is bounded like any other: at most MaxQueuedBytes, and a peer that
+// stops reading holds it for at most LingerTimeout past the last byte's
+// release time.
 func (c *Conn) Close() error {
 	var err error
 	c.closeOnce.Do(func() {
 		c.mu.Lock()
 		c.closed = true
-		close(c.done)
+		c.ended.Store(true)
+		linger := c.writing && len(c.queue) > 0 && c.writeErr == nil &&
+			!c.broken.Load() && !c.e.Get(c.peer).CutOut
+		if !linger {
+			c.discard()
+		}
+		last := c.lastRelease
 		c.cond.Broadcast()
 		c.mu.Unlock()
 		c.e.untrack(c)
-		err = c.Conn.Close()
+		if linger {
+			// deliver closes the socket after the last queued byte.
+			c.Conn.SetReadDeadline(time.Now())
+			c.Conn.SetWriteDeadline(last.Add(LingerTimeout))
+			return
+		}
+		err = c.closeSocket()
 	})
 	return err
+}
+
+func (c *Conn) closeSocket() error {
+	c.socketOnce.Do(func() { c.socketErr = c.Conn.Close() })
+	return c.socketErr
 }
 
 // DialContext dials addr as this node. If addr belongs to a known peer

@@ -19,4 +19,7 @@
 // jitter, never earlier than the previous write's, and a per-connection
 // writer delivers it then. The bytes waiting on one connection are bounded
 // (MaxQueuedBytes); a writer beyond it blocks, as a full socket would.
+// Closing a connection is closing a socket: what was written before Close
+// still reaches the peer after its delay, then the stream ends (a reply
+// written just before Close is not lost on a slow link).
 package link

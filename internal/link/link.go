@@ -18,6 +18,10 @@ const (
 	// as a SYN into a partition would (unless the caller's deadline is
 	// sooner).
 	CutDialTimeout = 3 * time.Second
+	// LingerTimeout bounds how long a closed connection goes on
+	// delivering its delayed bytes past the last one's release time, when
+	// the peer does not read them.
+	LingerTimeout = 5 * time.Second
 )
 
 var (

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -307,7 +308,7 @@ func TestCorruptEveryDamagesCountedWrites(t *testing.T) {
 }
 
 // TestQueuedCountsDelayedBytes: bytes waiting out a delay are counted as
-// queued until they leave, and released as soon as the connection closes.
+// queued until they leave.
 func TestQueuedCountsDelayedBytes(t *testing.T) {
 	a, b := New("us-east"), New("eu-west")
 	addr := echoServer(t, b)
@@ -322,16 +323,93 @@ func TestQueuedCountsDelayedBytes(t *testing.T) {
 	if got := a.Counters("eu-west"); got.Queued != 3*8 || got.Sent != sentBefore {
 		t.Fatalf("counters %+v, want 24 bytes queued and none sent", got)
 	}
+}
+
+// TestCloseDeliversWhatWasWritten: closing a connection is closing a
+// socket. A reply written just before Close reaches the peer after the
+// link's delay, then the peer reads the end of the stream; this side's
+// reads and writes fail at once.
+func TestCloseDeliversWhatWasWritten(t *testing.T) {
+	a, b := New("us-east"), New("eu-west")
+	raw, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln := b.Listener(raw)
+	t.Cleanup(func() { ln.Close() })
+	const delay = 150 * time.Millisecond
+	must(t, b.Set("us-east", Link{Delay: delay}))
+
+	type result struct {
+		readErr error
+		closed  time.Time
+	}
+	served := make(chan result, 1)
+	go func() {
+		c, err := ln.Accept()
+		if err != nil {
+			served <- result{readErr: err}
+			return
+		}
+		line, err := bufio.NewReader(c).ReadString('\n')
+		if err != nil || line != "ask\n" {
+			served <- result{readErr: fmt.Errorf("request %q, %v", line, err)}
+			return
+		}
+		io.WriteString(c, "answer\n")
+		c.Close() // at once, as memberlist does after a push/pull answer
+		closedAt := time.Now()
+		// This side of a closed connection reads and writes no more.
+		_, rerr := c.Read(make([]byte, 1))
+		if _, werr := c.Write([]byte("late")); !errors.Is(werr, net.ErrClosed) {
+			rerr = fmt.Errorf("write after close: %v", werr)
+		}
+		served <- result{readErr: rerr, closed: closedAt}
+	}()
+
+	c := dial(t, a, "eu-west", raw.Addr().String())
+	if _, err := io.WriteString(c, "ask\n"); err != nil {
+		t.Fatal(err)
+	}
+	got, err := io.ReadAll(c)
+	received := time.Now()
+	if err != nil || string(got) != "answer\n" {
+		t.Fatalf("peer read %q, %v; want the answer, then the end of the stream", got, err)
+	}
+	r := <-served
+	if !errors.Is(r.readErr, net.ErrClosed) {
+		t.Fatalf("read after close: %v, want net.ErrClosed", r.readErr)
+	}
+	if lag := received.Sub(r.closed); lag < delay/2 {
+		t.Fatalf("answer arrived %v after the close; the link's delay is %v", lag, delay)
+	}
+	if q := b.Counters("us-east").Queued; q != 0 {
+		t.Fatalf("%d bytes still queued after delivery", q)
+	}
+}
+
+// TestCloseDiscardsWhatCannotArrive: bytes queued behind a cut are
+// dropped on Close, not held for their delay.
+func TestCloseDiscardsWhatCannotArrive(t *testing.T) {
+	a, b := New("us-east"), New("eu-west")
+	addr := echoServer(t, b)
+	c := dial(t, a, "eu-west", addr)
+	must(t, a.Set("eu-west", Link{Delay: MaxDelay}))
+	if _, err := io.WriteString(c, "never\n"); err != nil {
+		t.Fatal(err)
+	}
+	must(t, a.Set("eu-west", Link{Delay: MaxDelay, CutOut: true}))
+	sentBefore := a.Counters("eu-west").Sent
 	c.Close()
 	deadline := time.Now().Add(5 * time.Second)
 	for a.Counters("eu-west").Queued != 0 {
 		if time.Now().After(deadline) {
-			t.Fatalf("closing the connection left %+v", a.Counters("eu-west"))
+			t.Fatalf("closing a cut connection left %+v", a.Counters("eu-west"))
 		}
 		time.Sleep(time.Millisecond) // polling a counter, not waiting for an event
 	}
 	if got := a.Counters("eu-west").Sent; got != sentBefore {
-		t.Fatalf("%d bytes sent after the close discarded them", got-sentBefore)
+		t.Fatalf("%d bytes sent through a cut link", got-sentBefore)
 	}
 }
 
