@@ -179,6 +179,9 @@ func (h adminHandler) SetLink(_ context.Context, req *connect.Request[v1.SetLink
 	if err := m.GetDelay().CheckValid(); m.GetDelay() != nil && err != nil {
 		return nil, h.node.connectError(api.Errorf(api.ErrInvalidArgument, "delay: %v", err))
 	}
+	if err := m.GetJitter().CheckValid(); m.GetJitter() != nil && err != nil {
+		return nil, h.node.connectError(api.Errorf(api.ErrInvalidArgument, "jitter: %v", err))
+	}
 	if err := h.node.SetLink(m.GetRegion(), l); err != nil {
 		return nil, h.node.connectError(err)
 	}

@@ -37,6 +37,10 @@ func TestSetLinkRejectsBadInput(t *testing.T) {
 		"absurd delay":    {Region: "eu-west", Delay: durationpb.New(24 * time.Hour)},
 		"negative jitter": {Region: "eu-west", Jitter: durationpb.New(-time.Millisecond)},
 		"unknown cut":     {Region: "eu-west", Cut: v1.LinkCut(42)},
+		"jitter over delay": {Region: "eu-west", Delay: durationpb.New(10 * time.Millisecond),
+			Jitter: durationpb.New(20 * time.Millisecond)},
+		"jitter alone":   {Region: "eu-west", Jitter: durationpb.New(time.Millisecond)}, // the delay is 0
+		"invalid jitter": {Region: "eu-west", Jitter: &durationpb.Duration{Seconds: 1, Nanos: -1}},
 	} {
 		if _, err := admin.SetLink(context.Background(), connect.NewRequest(req)); connect.CodeOf(err) != connect.CodeInvalidArgument {
 			t.Errorf("%s: %v, want invalid_argument", name, err)

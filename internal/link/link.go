@@ -35,7 +35,9 @@ var (
 type Link struct {
 	// Delay is added to every byte this node sends to the peer (one way).
 	Delay time.Duration
-	// Jitter varies the delay uniformly within ±Jitter (never below zero).
+	// Jitter varies the delay uniformly within ±Jitter. It may not exceed
+	// Delay: a delay that would go below zero is no longer varied evenly
+	// around Delay, so the mean delay would not be the one set.
 	Jitter time.Duration
 	// CutOut drops everything this node sends to the peer.
 	CutOut bool
@@ -64,6 +66,8 @@ func (l Link) Validate() error {
 		return fmt.Errorf("%w: delay %v must be between 0 and %v", ErrInvalidLink, l.Delay, MaxDelay)
 	case l.Jitter < 0 || l.Jitter > MaxDelay:
 		return fmt.Errorf("%w: jitter %v must be between 0 and %v", ErrInvalidLink, l.Jitter, MaxDelay)
+	case l.Jitter > l.Delay:
+		return fmt.Errorf("%w: jitter %v exceeds the delay %v: a delay varies within delay±jitter, so jitter may be at most the delay (set both, or lower the jitter first)", ErrInvalidLink, l.Jitter, l.Delay)
 	case l.CorruptEvery < 0:
 		return fmt.Errorf("%w: corrupt-every %d must be 0 (never) or a number of writes", ErrInvalidLink, l.CorruptEvery)
 	}

@@ -244,10 +244,14 @@ func TestClientsWithoutPreamblePassThrough(t *testing.T) {
 
 func TestInvalidLinks(t *testing.T) {
 	e := New("us-east")
-	for _, l := range []Link{{Delay: -time.Millisecond}, {Delay: 2 * MaxDelay}, {Jitter: -1}, {CorruptEvery: -1}} {
+	for _, l := range []Link{{Delay: -time.Millisecond}, {Delay: 2 * MaxDelay}, {Jitter: -1}, {CorruptEvery: -1},
+		{Delay: 10 * time.Millisecond, Jitter: 11 * time.Millisecond}, {Jitter: time.Millisecond}} {
 		if err := e.Set("eu-west", l); !errors.Is(err, ErrInvalidLink) {
 			t.Errorf("Set(%+v) = %v, want ErrInvalidLink", l, err)
 		}
+	}
+	if err := e.Set("eu-west", Link{Delay: 10 * time.Millisecond, Jitter: 10 * time.Millisecond}); err != nil {
+		t.Errorf("a jitter equal to the delay was refused: %v", err)
 	}
 	if err := e.Set("us-east", Link{}); !errors.Is(err, ErrInvalidLink) {
 		t.Errorf("a link to the node's own region was accepted: %v", err)
