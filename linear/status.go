@@ -22,7 +22,9 @@ type voter struct {
 // members lists the group's members: from the Raft configuration on a
 // voter, from gossip on a forwarder (one per region: a live node's if
 // there is one). Reachable means this node itself, or gossip reports the
-// member alive; on a voter, Raft's own view where it has one.
+// member alive; on a voter, Raft's own view where it has one; and never a
+// member whose region this node's emulated link cuts off (known at once,
+// where gossip and Raft take timeouts to notice).
 func (n *Node) members() []voter {
 	alive := map[raft.ServerID]bool{}
 	var out []voter
@@ -38,7 +40,7 @@ func (n *Node) members() []voter {
 			if p.RaftAddr == "" || p.Removed {
 				continue
 			}
-			v := voter{id: peerServerID(p), region: p.Region, addr: p.RaftAddr, suffrage: raft.Voter, reachable: p.Alive}
+			v := voter{id: peerServerID(p), region: p.Region, addr: p.RaftAddr, suffrage: raft.Voter, reachable: p.Alive && !n.linkCut(p.Region)}
 			if i, ok := byRegion[p.Region]; !ok {
 				byRegion[p.Region] = len(out)
 				out = append(out, v)
@@ -56,12 +58,20 @@ func (n *Node) members() []voter {
 				if rr, known := n.raftReachable(s.ID, leader); known {
 					reachable = rr
 				}
+				reachable = reachable && !n.linkCut(regionOf(s.ID))
 			}
 			out = append(out, voter{id: s.ID, region: regionOf(s.ID), addr: string(s.Address), suffrage: s.Suffrage, reachable: reachable})
 		}
 	}
 	slices.SortFunc(out, func(a, b voter) int { return strings.Compare(string(a.id), string(b.id)) })
 	return out
+}
+
+// linkCut reports whether the emulated link to region is cut in either
+// direction: a request to a voter there, or its answer, cannot cross.
+func (n *Node) linkCut(region string) bool {
+	l := n.cfg.Links.Get(region)
+	return l.CutOut || l.CutIn
 }
 
 // voters is members less the non-voters: those the quorum counts.
