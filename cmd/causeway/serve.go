@@ -17,6 +17,7 @@ import (
 
 	"github.com/causewaydb/causeway/gossip"
 	"github.com/causewaydb/causeway/internal/link"
+	"github.com/causewaydb/causeway/internal/logquiet"
 	"github.com/causewaydb/causeway/internal/process"
 	"github.com/causewaydb/causeway/internal/supervisor"
 	"github.com/causewaydb/causeway/linear"
@@ -45,6 +46,7 @@ func runServe(args []string, stdout, stderr io.Writer) int {
 	wan := fs.String("wan-latency", "", "static one-way delays between regions: a/b=40ms,a/c=108ms (applies the entries naming this node's region)")
 	logLevel := fs.String("log-level", "info", "log level: debug, info, warn or error")
 	logFormat := fs.String("log-format", "text", "log format: text or json")
+	logRepeats := fs.Duration("log-repeats", logquiet.DefaultWindow, "write a recurring log line (the same message, numbers and addresses aside: Raft and gossip retrying an unreachable peer) once per this window, with the count of repeats; 0 writes every line")
 	fs.Usage = func() {
 		fmt.Fprintf(stderr, "Usage: causeway serve [flags]\n\nStarts one Causeway node. Every flag has a default, so a bare\n`causeway serve` starts region \"local\" with data in ./causeway-data on 127.0.0.1:7070.\n\nFlags:\n")
 		fs.PrintDefaults()
@@ -67,6 +69,13 @@ func runServe(args []string, stdout, stderr io.Writer) int {
 	default:
 		fmt.Fprintf(stderr, "causeway serve: --log-format %q: use text or json\n", *logFormat)
 		return exitUsage
+	}
+	if *logRepeats < 0 {
+		fmt.Fprintf(stderr, "causeway serve: --log-repeats %v: give a window, or 0 to write every line\n", *logRepeats)
+		return exitUsage
+	}
+	if *logRepeats > 0 {
+		handler = logquiet.New(handler, logquiet.Config{Window: *logRepeats})
 	}
 	logger := slog.New(handler)
 
