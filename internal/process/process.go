@@ -23,7 +23,7 @@ type Config struct {
 // HTTP server in front of them.
 type Process struct {
 	node *replica.Node
-	srv  *replica.Server
+	srv  *Server
 }
 
 // Open opens the node (and the linearizable tier, if configured) and
@@ -36,7 +36,7 @@ func Open(cfg Config) (*Process, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Process{node: node, srv: replica.NewServer(node, w.Services()...)}, nil
+	return &Process{node: node, srv: NewServer(node, w.Services()...)}, nil
 }
 
 // Node is the process's replica.

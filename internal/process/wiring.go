@@ -75,7 +75,7 @@ func Wire(cfg *replica.Config, gc *GossipConfig, lc *LinearConfig) *Wiring {
 
 // Services are the services the wired neighbours serve beside the node's
 // (the linearizable tier's LinearService, once the tier is open), for
-// replica.NewServer.
+// NewServer.
 func (w *Wiring) Services() []replica.Service {
 	l := w.linear.Load()
 	if l == nil {
