@@ -41,6 +41,7 @@ func runServe(args []string, stdout, stderr io.Writer) int {
 	gossipKey := fs.String("gossip-key", "", "base64 key (16, 24 or 32 bytes) that encrypts gossip; every member needs the same (env CAUSEWAY_GOSSIP_KEY)")
 	linearRole := fs.String("linear", envOr("CAUSEWAY_LINEAR", "voter"), "this node's part in the linearizable tier (claims, CAS, locks): voter (a Raft voter for its region), forwarder (no Raft; sends requests to a voter) or off (env CAUSEWAY_LINEAR). The first voter, started without --join, forms the tier; later ones are added by its leader")
 	raftAddr := fs.String("raft-listen", envOr("CAUSEWAY_RAFT_LISTEN", ""), "address of the linearizable tier's Raft transport (voters); default: the --listen host, port + 200 (env CAUSEWAY_RAFT_LISTEN)")
+	pprofOn := fs.Bool("pprof", false, "serve Go's profiling handlers under /debug/pprof/ on the API address (go tool pprof http://ADDR/debug/pprof/profile); off by default")
 	faults := fs.Bool("fault-injection", false, "allow AdminService/SetLink (causeway link) to delay and cut this node's links at run time; for demos and tests")
 	clockSkew := fs.Duration("clock-skew", 0, "test hook: offset this node's physical clock by this much (e.g. 5s or -3s, at most ±1h); needs --fault-injection")
 	wan := fs.String("wan-latency", "", "static one-way delays between regions: a/b=40ms,a/c=108ms (applies the entries naming this node's region)")
@@ -98,7 +99,7 @@ func runServe(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "causeway serve: %v\n", err)
 		return exitUsage
 	}
-	pcfg := process.Config{}
+	pcfg := process.Config{Pprof: *pprofOn}
 	if pcfg.Gossip, err = gossipConfig(*gossipAddr, *listen, *join, *gossipKey); err != nil {
 		fmt.Fprintf(stderr, "causeway serve: %v\n", err)
 		return exitUsage

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"net/url"
 	"strings"
 	"time"
@@ -36,6 +37,7 @@ type Server struct {
 	services *replica.Server
 	node     *replica.Node
 	http     *http.Server
+	pprof    bool // serve /debug/pprof/ (Config.Pprof)
 }
 
 // NewServer builds the server for node and the services mounted beside it
@@ -71,6 +73,13 @@ func (s *Server) Handler() http.Handler {
 	mux.Handle("/metrics", promhttp.HandlerFor(s.node.Metrics(), promhttp.HandlerOpts{}))
 	mux.HandleFunc("GET /healthz", s.healthz)
 	mux.HandleFunc("GET /readyz", s.readyz)
+	if s.pprof {
+		mux.HandleFunc("/debug/pprof/", pprof.Index)
+		mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+		mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+		mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+		mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	}
 	mux.HandleFunc("/", s.fallback)
 	return mux
 }

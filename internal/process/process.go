@@ -17,6 +17,10 @@ type Config struct {
 	Gossip *GossipConfig
 	// Linear, when set, runs the linearizable tier on this node.
 	Linear *LinearConfig
+	// Pprof serves Go's profiling handlers under /debug/pprof/ on the API
+	// listener. Off by default: a profile shows the shape of the node's
+	// memory and code, and taking one costs CPU.
+	Pprof bool
 }
 
 // Process is one running Causeway node: the replica, its neighbours and the
@@ -36,7 +40,12 @@ func Open(cfg Config) (*Process, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Process{node: node, srv: NewServer(node, w.Services()...)}, nil
+	srv := NewServer(node, w.Services()...)
+	if cfg.Pprof {
+		srv.pprof = true
+		srv.http.Handler = srv.Handler()
+	}
+	return &Process{node: node, srv: srv}, nil
 }
 
 // Node is the process's replica.
