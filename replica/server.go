@@ -91,7 +91,7 @@ func (s *Server) buildHandlers() []Handler {
 		// Compressing a ~100-byte response costs more CPU (gzip writer
 		// reset) than it saves on the wire; only large values are worth it.
 		connect.WithCompressMinBytes(compressMinBytes),
-		connect.WithInterceptors(s.node.metrics.interceptor()),
+		connect.WithInterceptors(s.node.metrics.interceptor(), malformedStreams()),
 	}
 	for _, c := range strictJSONCodecs {
 		opts = append(opts, connect.WithCodec(c))
@@ -111,7 +111,7 @@ func (s *Server) buildHandlers() []Handler {
 	path, h = causewayv1connect.NewAdminServiceHandler(adminHandler{s.node}, opts...)
 	add(causewayv1connect.AdminServiceName, true, path, h)
 	path, h = causewayv1connect.NewReplicationServiceHandler(replicationHandler{s.node.repl},
-		connect.WithReadMaxBytes(MaxRequestBytes), boundedGzipOption())
+		connect.WithReadMaxBytes(MaxRequestBytes), boundedGzipOption(), connect.WithInterceptors(malformedStreams()))
 	add(causewayv1connect.ReplicationServiceName, false, path, h)
 	for _, svc := range s.extra {
 		// Each has its own admission bound, and serves while the causal

@@ -63,7 +63,7 @@ func (s *Server) Handler() http.Handler {
 	services := make([]string, 0, len(handlers))
 	mux := http.NewServeMux()
 	for _, h := range handlers {
-		mux.Handle(h.Path, s.onlyKnownMethods(h.Path, h.Handler))
+		mux.Handle(h.Path, malformedUnary(s.onlyKnownMethods(h.Path, h.Handler)))
 		services = append(services, h.Service)
 	}
 	mux.Handle(grpchealth.NewHandler(healthChecker{node: s.node, static: grpchealth.NewStaticChecker(services...)}))
