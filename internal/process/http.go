@@ -2,6 +2,7 @@ package process
 
 import (
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -15,6 +16,7 @@ import (
 	"connectrpc.com/connect"
 	"connectrpc.com/grpchealth"
 	"connectrpc.com/grpcreflect"
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"google.golang.org/protobuf/reflect/protoreflect"
 	"google.golang.org/protobuf/reflect/protoregistry"
@@ -37,7 +39,9 @@ type Server struct {
 	services *replica.Server
 	node     *replica.Node
 	http     *http.Server
-	pprof    bool // serve /debug/pprof/ (Config.Pprof)
+	pprof    bool      // serve /debug/pprof/ (Config.Pprof)
+	security *Security // TLS and authorization; nil: neither
+	refused  *prometheus.CounterVec
 }
 
 // NewServer builds the server for node and the services mounted beside it
@@ -62,12 +66,16 @@ func (s *Server) Handler() http.Handler {
 	handlers := s.services.Handlers()
 	services := make([]string, 0, len(handlers))
 	mux := http.NewServeMux()
+	var client []string // what reflection shows: not the services between regions
 	for _, h := range handlers {
 		mux.Handle(h.Path, malformedUnary(s.onlyKnownMethods(h.Path, h.Handler)))
 		services = append(services, h.Service)
+		if h.Client {
+			client = append(client, h.Service)
+		}
 	}
 	mux.Handle(grpchealth.NewHandler(healthChecker{node: s.node, static: grpchealth.NewStaticChecker(services...)}))
-	reflector := grpcreflect.NewStaticReflector(services...)
+	reflector := grpcreflect.NewStaticReflector(client...)
 	mux.Handle(grpcreflect.NewHandlerV1(reflector))
 	mux.Handle(grpcreflect.NewHandlerV1Alpha(reflector))
 	mux.Handle("/metrics", promhttp.HandlerFor(s.node.Metrics(), promhttp.HandlerOpts{}))
@@ -81,7 +89,35 @@ func (s *Server) Handler() http.Handler {
 		mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
 	}
 	mux.HandleFunc("/", s.fallback)
+	if s.security != nil {
+		return s.authorize(mux)
+	}
 	return mux
+}
+
+// newRefusedCounter counts requests authorize refuses, by code.
+func newRefusedCounter() *prometheus.CounterVec {
+	return prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "causeway_requests_refused_total",
+		Help: "Requests refused before reaching a service: unauthenticated (no or unknown credential) or permission_denied (a role that may not).",
+	}, []string{"code"})
+}
+
+// secure turns on TLS and authorization (Config.Security); refused is
+// registered with the node's metrics.
+func (s *Server) secure(sec *Security, refused *prometheus.CounterVec) {
+	s.security, s.refused = sec, refused
+	s.http.Protocols.SetHTTP2(true) // gRPC over TLS
+}
+
+// listener is ln as this server accepts on it: behind the node's link
+// emulator, and with TLS when security is on.
+func (s *Server) listener(ln net.Listener) net.Listener {
+	l := s.services.Listen(ln)
+	if s.security != nil {
+		l = tls.NewListener(l, s.security.Certs.ServerTLS())
+	}
+	return l
 }
 
 // Serve accepts connections on ln until Shutdown. It starts the node's
@@ -89,7 +125,7 @@ func (s *Server) Handler() http.Handler {
 // was set, ln's address is what peers are told to replicate from) and
 // accepts through the node's link emulator.
 func (s *Server) Serve(ln net.Listener) error {
-	err := s.http.Serve(s.services.Listen(ln))
+	err := s.http.Serve(s.listener(ln))
 	if errors.Is(err, http.ErrServerClosed) {
 		return nil
 	}
