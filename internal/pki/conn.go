@@ -103,4 +103,3 @@ func RequireNode(cs *tls.ConnectionState, region string) error {
 	}
 	return nil
 }
-
