@@ -183,8 +183,12 @@ func TestSecureCluster(t *testing.T) {
 	if connect.CodeOf(err) != connect.CodePermissionDenied || !strings.Contains(err.Error(), "region") {
 		t.Errorf("us-east's node certificate asking a snapshot as ap-south: %v, want permission_denied", err)
 	}
-	if m := scrape(ctx, t, ops, westURL); !strings.Contains(m, "causeway_replication_forged_peers_total{region=\"eu-west\"} 1") {
+	m := scrape(ctx, t, ops, westURL)
+	if !strings.Contains(m, "causeway_replication_forged_peers_total{region=\"eu-west\"} 1") {
 		t.Errorf("the forged request is not counted:\n%s", grepLines(m, "forged"))
+	}
+	if !strings.Contains(m, `causeway_certificate_expiry_timestamp_seconds{cert="node",region="eu-west"}`) {
+		t.Errorf("no certificate expiry on /metrics:\n%s", grepLines(m, "certificate"))
 	}
 
 	// Strangers on every channel: plaintext to the API, no client

@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"connectrpc.com/connect"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/causewaydb/causeway/internal/pki"
 )
@@ -98,4 +99,25 @@ func describeRoles(path string) string {
 		return "only other nodes of the cluster may"
 	}
 	return "it needs the role " + strings.Join(names, " or ")
+}
+
+// certExpiry reports when the node's certificate and the cluster CA
+// expire, so that an alert can fire well before (deploy/prometheus).
+type certExpiry struct {
+	certs *pki.Certs
+	desc  *prometheus.Desc
+}
+
+func newCertExpiry(certs *pki.Certs, region string) *certExpiry {
+	return &certExpiry{certs: certs, desc: prometheus.NewDesc("causeway_certificate_expiry_timestamp_seconds",
+		"When a certificate in use expires (Unix time): cert=node (this node's) or ca (the cluster CA).",
+		[]string{"cert"}, prometheus.Labels{"region": region})}
+}
+
+func (c *certExpiry) Describe(ch chan<- *prometheus.Desc) { ch <- c.desc }
+
+func (c *certExpiry) Collect(ch chan<- prometheus.Metric) {
+	node, ca := c.certs.Expiry()
+	ch <- prometheus.MustNewConstMetric(c.desc, prometheus.GaugeValue, float64(node.Unix()), "node")
+	ch <- prometheus.MustNewConstMetric(c.desc, prometheus.GaugeValue, float64(ca.Unix()), "ca")
 }

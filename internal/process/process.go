@@ -41,7 +41,7 @@ type Process struct {
 func Open(cfg Config) (*Process, error) {
 	refused := newRefusedCounter()
 	if sec := cfg.Security; sec != nil {
-		cfg.Node.Metrics = append(cfg.Node.Metrics, refused)
+		cfg.Node.Metrics = append(cfg.Node.Metrics, refused, newCertExpiry(sec.Certs, cfg.Node.Region))
 		if cfg.Node.Links == nil {
 			cfg.Node.Links = link.New(cfg.Node.Region)
 		}
