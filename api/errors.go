@@ -53,6 +53,9 @@ var codeTable = []struct {
 	// A subscriber holds writes of this region that this region lost.
 	{causal.ErrLostWrites, connect.CodeFailedPrecondition},
 	{causal.ErrPendingFull, connect.CodeResourceExhausted},
+	// A watch's resume token is older than the change feed: the client
+	// re-reads with Scan and watches from the scan's token.
+	{causal.ErrFeedTruncated, connect.CodeFailedPrecondition},
 	{ErrNotFound, connect.CodeNotFound},
 	{ErrAlreadyExists, connect.CodeAlreadyExists},
 	{ErrAborted, connect.CodeAborted},

@@ -66,6 +66,7 @@ var sentinels = []sentinel{
 	{"causal.ErrInvalidWrite", causal.ErrInvalidWrite, connect.CodeInvalidArgument, "a replicated write that can never apply: the sender's fault"},
 	{"causal.ErrNotCaughtUp", causal.ErrNotCaughtUp, connect.CodeUnavailable, "the token's causal past is not here yet (DESIGN.md §4)"},
 	{"causal.ErrLostWrites", causal.ErrLostWrites, connect.CodeFailedPrecondition, "a subscriber holds writes this region lost"},
+	{"causal.ErrFeedTruncated", causal.ErrFeedTruncated, connect.CodeFailedPrecondition, "a watch's resume token is older than the change feed retains: Scan, then watch from its token"},
 	{"causal.ErrBadFrame", causal.ErrBadFrame, connect.CodeInvalidArgument, "a replication message the origin could not have sent: the stream is reset"},
 	{"causal.ErrBadAck", causal.ErrBadAck, connect.CodeInvalidArgument, "an acknowledgement beyond what was sent: the stream is reset"},
 
