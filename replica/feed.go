@@ -414,4 +414,3 @@ func (n *Node) truncateFeedOnce() error {
 	n.feed.setFloor(cut, vec)
 	return nil
 }
-

@@ -163,7 +163,7 @@ type watcher struct {
 	cursor   *causal.FeedCursor
 	seen     clocks.Timestamp // greatest timestamp stepped over
 
-	queued   atomic.Int64          // bytes of values queued
+	queued   atomic.Int64           // bytes of values queued
 	lastSent atomic.Pointer[string] // token after the last message sent
 }
 
