@@ -61,6 +61,9 @@ type Node struct {
 
 	feed  *changeFeed // the change feed's positions and watchers (feed.go)
 	scans *scanCache  // snapshots of paginated scans (scan.go)
+	// onWatchReaderExit, set by tests only, learns why a watch's feed
+	// reader ended, before its stream does.
+	onWatchReaderExit func(error)
 
 	linear LinearTier // the linearizable tier; nil when off
 

@@ -188,7 +188,11 @@ func (w *watcher) run(ctx context.Context, send func(WatchMessage) error) error 
 	readerExited := make(chan struct{})
 	go func() {
 		defer close(readerExited)
-		readerDone <- w.read(ctx, queue)
+		err := w.read(ctx, queue)
+		if w.n.onWatchReaderExit != nil {
+			w.n.onWatchReaderExit(err)
+		}
+		readerDone <- err
 	}()
 	// The reader reads the store: it must be gone before the handler
 	// returns (and the node may close the store).
@@ -238,6 +242,10 @@ func (w *watcher) read(ctx context.Context, queue chan<- queued) error {
 	n := w.n
 	pos := uint64(0) // the next feed position to read; 0: find it
 	sinceProgress := 0
+	// live: the reader has caught up with the feed once. From then on the
+	// consumer must keep up with the writes (a full queue ends the
+	// stream); before, the reader reads history at the consumer's pace.
+	live := false
 	for {
 		durable, floorPos, floor, changed := n.feed.state()
 		if err := w.cursor.CheckFloor(floor); err != nil {
@@ -251,6 +259,7 @@ func (w *watcher) read(ctx context.Context, queue chan<- queued) error {
 		}
 		pos = max(pos, floorPos+1) // below the floor: covered by it, hence seen
 		if pos > durable {
+			live = true
 			if sinceProgress > 0 {
 				if !w.push(ctx, queue, WatchMessage{Token: *w.token()}, 0, true) {
 					return w.pushFailed(ctx)
@@ -280,6 +289,9 @@ func (w *watcher) read(ctx context.Context, queue chan<- queued) error {
 			continue
 		}
 		caughtUp := es[len(es)-1].pos == durable
+		if !live {
+			caughtUp = false // progress messages are for a live watcher
+		}
 		for i := range es {
 			e := &es[i]
 			deliver := w.cursor.Step(e.write.Origin(), e.write.Seq, e.applied)
@@ -302,7 +314,7 @@ func (w *watcher) read(ctx context.Context, queue chan<- queued) error {
 				continue
 			}
 			ev.Token = *w.token()
-			if !w.push(ctx, queue, WatchMessage{Events: []WatchEvent{ev}, Token: ev.Token}, size, caughtUp) {
+			if !w.push(ctx, queue, WatchMessage{Events: []WatchEvent{ev}, Token: ev.Token}, size, live) {
 				return w.pushFailed(ctx)
 			}
 			sinceProgress = 0
@@ -360,7 +372,10 @@ func (w *watcher) event(lw *causal.Write) (WatchEvent, int64) {
 
 // push queues m. A watcher that has caught up with the feed (live) must
 // keep up: if its queue is full it is a slow consumer (false). While it
-// catches up with history, the reader waits for room instead.
+// catches up with history, the reader waits for room instead. A burst of
+// more than FeedConfig.WatchBuffer writes faster than the client reads
+// them therefore ends a live watch too, as in etcd: it resumes from its
+// token, reading the burst as history.
 func (w *watcher) push(ctx context.Context, queue chan<- queued, m WatchMessage, size int64, live bool) bool {
 	q := queued{m: m, bytes: size}
 	if live {
