@@ -408,6 +408,8 @@ type WatchEvent struct {
 	// state marks the current-state events of WATCH_START_WITH_STATE.
 	State bool `protobuf:"varint,3,opt,name=state,proto3" json:"state,omitempty"`
 	// resume_token resumes the watch right after this event, in any region.
+	// Empty on state events: the progress message that ends the state
+	// carries the token to resume after all of it.
 	ResumeToken   string `protobuf:"bytes,4,opt,name=resume_token,json=resumeToken,proto3" json:"resume_token,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache

@@ -75,9 +75,13 @@ type KVServiceClient interface {
 	// holds at most `limit` keys (default 1000, at most 10000) and at most
 	// 4 MiB of values; `next_cursor` continues the scan from the same
 	// snapshot, which the node retains for 60 seconds after each page (at
-	// most 256 open scans per node). A cursor whose snapshot was released
-	// fails with `failed_precondition` (start the scan again); a cursor
-	// from another node or a damaged one fails with `invalid_argument`.
+	// most 256 open scans per node; beyond that a scan that needs a second
+	// page fails with `resource_exhausted`). A cursor is good for one page,
+	// on the node that issued it: a cursor whose snapshot was released
+	// (expired, used already, node restarted) or that another node issued
+	// fails with `failed_precondition` (start the scan again); a damaged
+	// cursor, or one sent with another range or options, fails with
+	// `invalid_argument`.
 	Scan(context.Context, *connect.Request[v1.ScanRequest]) (*connect.Response[v1.ScanResponse], error)
 	// Watch streams every change to the keys of a prefix or range: one event
 	// per write (an atomic WriteMany is one event carrying all its keys in
@@ -87,10 +91,14 @@ type KVServiceClient interface {
 	// lost, none repeated. See WatchRequest for where it starts, and the
 	// README ("Watch") for the errors: `failed_precondition` with a
 	// FeedTruncated detail when this region no longer holds the changes
-	// after the token (Scan, then watch from the Scan's token);
-	// `resource_exhausted` when the consumer reads too slowly (resume from
-	// the token of the last event received, which the error's
-	// WatchResumeToken detail also carries).
+	// after the token (a region keeps them 1 hour, at most 1,000,000
+	// writes; Scan, then watch from the Scan's token); `resource_exhausted`
+	// when the consumer reads too slowly (more than 1024 events or 8 MiB of
+	// values wait for it: resume from the token of the last event received,
+	// which the error's WatchResumeToken detail also carries) or when the
+	// node serves 1024 watches already; `unavailable` when the node shuts
+	// down (resume elsewhere). The first message of a stream has no events:
+	// it says the watch is established and carries the starting token.
 	Watch(context.Context, *connect.Request[v1.WatchRequest]) (*connect.ServerStreamForClient[v1.WatchResponse], error)
 }
 
@@ -226,9 +234,13 @@ type KVServiceHandler interface {
 	// holds at most `limit` keys (default 1000, at most 10000) and at most
 	// 4 MiB of values; `next_cursor` continues the scan from the same
 	// snapshot, which the node retains for 60 seconds after each page (at
-	// most 256 open scans per node). A cursor whose snapshot was released
-	// fails with `failed_precondition` (start the scan again); a cursor
-	// from another node or a damaged one fails with `invalid_argument`.
+	// most 256 open scans per node; beyond that a scan that needs a second
+	// page fails with `resource_exhausted`). A cursor is good for one page,
+	// on the node that issued it: a cursor whose snapshot was released
+	// (expired, used already, node restarted) or that another node issued
+	// fails with `failed_precondition` (start the scan again); a damaged
+	// cursor, or one sent with another range or options, fails with
+	// `invalid_argument`.
 	Scan(context.Context, *connect.Request[v1.ScanRequest]) (*connect.Response[v1.ScanResponse], error)
 	// Watch streams every change to the keys of a prefix or range: one event
 	// per write (an atomic WriteMany is one event carrying all its keys in
@@ -238,10 +250,14 @@ type KVServiceHandler interface {
 	// lost, none repeated. See WatchRequest for where it starts, and the
 	// README ("Watch") for the errors: `failed_precondition` with a
 	// FeedTruncated detail when this region no longer holds the changes
-	// after the token (Scan, then watch from the Scan's token);
-	// `resource_exhausted` when the consumer reads too slowly (resume from
-	// the token of the last event received, which the error's
-	// WatchResumeToken detail also carries).
+	// after the token (a region keeps them 1 hour, at most 1,000,000
+	// writes; Scan, then watch from the Scan's token); `resource_exhausted`
+	// when the consumer reads too slowly (more than 1024 events or 8 MiB of
+	// values wait for it: resume from the token of the last event received,
+	// which the error's WatchResumeToken detail also carries) or when the
+	// node serves 1024 watches already; `unavailable` when the node shuts
+	// down (resume elsewhere). The first message of a stream has no events:
+	// it says the watch is established and carries the starting token.
 	Watch(context.Context, *connect.Request[v1.WatchRequest], *connect.ServerStream[v1.WatchResponse]) error
 }
 
