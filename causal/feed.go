@@ -54,6 +54,12 @@ var ErrFeedTruncated = errors.New("change feed truncated past the resume token")
 // the simulator over the feed its regions keep.
 type FeedCursor struct {
 	seen clocks.Vector
+	// aligned: seen is the appliedAfter vector of the last Step, shared
+	// with the caller (never mutated here: cloned before a merge). A live
+	// watcher in its own region is aligned at every entry, so following
+	// the feed allocates nothing per entry, and callers may share one
+	// encoded token among such watchers.
+	aligned bool
 }
 
 // NewFeedCursor starts a cursor after resume (the writes it has seen) in a
@@ -84,6 +90,13 @@ func (c *FeedCursor) CheckFloor(floor clocks.Vector) error {
 // token then covers w.
 func (c *FeedCursor) Step(origin string, seq uint64, appliedAfter clocks.Vector) (deliver bool) {
 	deliver = seq > c.seen.Get(origin)
+	if appliedAfter.Get(origin) >= seq && appliedAfter.Dominates(c.seen) {
+		c.seen, c.aligned = appliedAfter, true
+		return deliver
+	}
+	if c.aligned {
+		c.seen, c.aligned = c.seen.Clone(), false
+	}
 	c.seen.MergeInPlace(appliedAfter)
 	if c.seen.Get(origin) < seq {
 		// appliedAfter always covers the entry's own write; a feed that
@@ -101,6 +114,10 @@ func (c *FeedCursor) Step(origin string, seq uint64, appliedAfter clocks.Vector)
 func (c *FeedCursor) Skippable(appliedAt clocks.Vector) bool {
 	return c.seen.Dominates(appliedAt)
 }
+
+// Aligned reports whether the token's vector is exactly the appliedAfter
+// of the last Step.
+func (c *FeedCursor) Aligned() bool { return c.aligned }
 
 // Token is the vector of writes the watcher has handled: the resume
 // token's vector after the last step (a copy).

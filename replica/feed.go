@@ -96,9 +96,15 @@ func feedKey(pos uint64) []byte {
 // feedEntry is one write of the feed with the applied vector after it.
 type feedEntry struct {
 	pos     uint64
-	applied clocks.Vector
+	applied clocks.Vector // never mutated: watchers share it
 	write   *causal.Write
 	size    int // stored bytes, for batching reads
+
+	// Entries of the in-memory tail (feed_tail.go) also carry the
+	// region's clock when the write was staged (at least the timestamp
+	// of every write applied up to it) and a token shared by watchers.
+	seen   clocks.Timestamp
+	shared *sharedToken
 }
 
 // encodeFeedEntry: [format][applied vector][write frame][crc32c].
@@ -208,7 +214,7 @@ func (s *Store) feedAppliedAt(pos uint64) (clocks.Vector, bool, error) {
 // after maxEntries or maxBytes. An entry missing at the start or in the
 // middle (deleted by retention meanwhile) ends the read early: the caller
 // compares the first position with what it asked.
-func (s *Store) feedRange(from, to uint64, maxEntries, maxBytes int) ([]feedEntry, error) {
+func (s *Store) feedRange(from, to uint64, maxEntries, maxBytes int) ([]*feedEntry, error) {
 	if from > to {
 		return nil, nil
 	}
@@ -217,7 +223,7 @@ func (s *Store) feedRange(from, to uint64, maxEntries, maxBytes int) ([]feedEntr
 		return nil, err
 	}
 	defer it.Close()
-	var out []feedEntry
+	var out []*feedEntry
 	size := 0
 	next := from
 	for ok := it.First(); ok && len(out) < maxEntries && size < maxBytes; ok = it.Next() {
@@ -233,7 +239,7 @@ func (s *Store) feedRange(from, to uint64, maxEntries, maxBytes int) ([]feedEntr
 		if err != nil {
 			return nil, fmt.Errorf("feed entry %d: %w", pos, err)
 		}
-		out = append(out, feedEntry{pos: pos, applied: vec, write: w, size: len(raw)})
+		out = append(out, &feedEntry{pos: pos, applied: vec, write: w, size: len(raw)})
 		size += len(raw)
 		next++
 	}
@@ -261,18 +267,22 @@ type changeFeed struct {
 	floor    clocks.Vector // replaced, never mutated
 	changed  chan struct{} // closed and replaced when durable or the floor moves
 	watchers int
+
+	tail *feedTail // the newest entries, decoded, for live watchers
 }
 
 func newChangeFeed(floorPos uint64, floor clocks.Vector, last uint64) *changeFeed {
-	return &changeFeed{next: last + 1, durable: last, floorPos: floorPos, floor: floor, changed: make(chan struct{})}
+	return &changeFeed{next: last + 1, durable: last, floorPos: floorPos, floor: floor, changed: make(chan struct{}), tail: newFeedTail()}
 }
 
 // stage records w in the batch at the next position, with the applied
-// vector after it. Called under Node.mu.
-func (f *changeFeed) stage(wb *writeBatch, w *causal.Write, applied clocks.Vector) uint64 {
+// vector after it (which must not be mutated afterwards) and the region's
+// clock. Called under Node.mu.
+func (f *changeFeed) stage(wb *writeBatch, w *causal.Write, applied clocks.Vector, clock clocks.Timestamp) uint64 {
 	pos := f.next
 	f.next++
 	wb.putFeed(pos, applied, w)
+	f.tail.add(&feedEntry{pos: pos, applied: applied, write: w, size: entrySize(w), seen: clock, shared: &sharedToken{}})
 	return pos
 }
 
@@ -332,9 +342,10 @@ func (n *Node) stageRemoteFeed(wb *writeBatch, ready []*causal.Write, after cloc
 		cur[ready[i].Origin()] = ready[i].Seq - 1
 	}
 	var pos uint64
+	clock := n.clock.Last()
 	for _, w := range ready {
 		cur[w.Origin()] = w.Seq
-		pos = n.feed.stage(wb, w, cur.Clone())
+		pos = n.feed.stage(wb, w, cur.Clone(), clock)
 	}
 	return pos
 }
@@ -346,6 +357,7 @@ func (n *Node) stageRemoteFeed(wb *writeBatch, ready []*causal.Write, after cloc
 func (n *Node) resetFeedAfterMerge(wb *writeBatch, merged clocks.Vector) (pos uint64) {
 	pos = n.feed.next - 1
 	wb.resetFeed(pos, merged.Clone())
+	n.feed.tail.reset()
 	return pos
 }
 

@@ -162,9 +162,21 @@ type watcher struct {
 	keysOnly bool
 	cursor   *causal.FeedCursor
 	seen     clocks.Timestamp // greatest timestamp stepped over
+	readBuf  []*feedEntry     // reused between reads of the tail
 
 	queued   atomic.Int64           // bytes of values queued
+	events   atomic.Int64           // events queued
 	lastSent atomic.Pointer[string] // token after the last message sent
+}
+
+// tokenAfter is the token after entry e: the one all watchers share when
+// the cursor has seen exactly the region's applied vector after e (and no
+// later timestamp), else the watcher's own.
+func (w *watcher) tokenAfter(e *feedEntry) string {
+	if e.shared != nil && w.cursor.Aligned() && w.seen == e.seen {
+		return e.tokenFor(w.n.cluster)
+	}
+	return *w.token()
 }
 
 func (w *watcher) token() *string {
@@ -180,6 +192,8 @@ type queued struct {
 	m     WatchMessage
 	bytes int64
 }
+
+func (q *queued) events() int64 { return int64(len(q.m.Events)) }
 
 func (w *watcher) run(ctx context.Context, send func(WatchMessage) error) error {
 	ctx, cancel := context.WithCancel(ctx)
@@ -214,6 +228,7 @@ func (w *watcher) run(ctx context.Context, send func(WatchMessage) error) error 
 				return err
 			}
 			w.queued.Add(-q.bytes)
+			w.events.Add(-q.events())
 			w.lastSent.Store(&q.m.Token)
 		}
 	}
@@ -277,9 +292,13 @@ func (w *watcher) read(ctx context.Context, queue chan<- queued) error {
 			}
 			continue
 		}
-		es, err := n.store.feedRange(pos, durable, feedReadEntries, feedReadBytes)
-		if err != nil {
-			return err
+		es, inTail := n.feed.tail.read(w.readBuf[:0], pos, durable, feedReadEntries)
+		w.readBuf = es[:0]
+		if !inTail {
+			var err error
+			if es, err = n.store.feedRange(pos, durable, feedReadEntries, feedReadBytes); err != nil {
+				return err
+			}
 		}
 		if len(es) == 0 || es[0].pos != pos {
 			// Truncated meanwhile: the next state() sees the new floor.
@@ -292,11 +311,27 @@ func (w *watcher) read(ctx context.Context, queue chan<- queued) error {
 		if !live {
 			caughtUp = false // progress messages are for a live watcher
 		}
-		for i := range es {
-			e := &es[i]
+		// Events of one read go out in messages of up to maxBatch, so a
+		// burst costs one queue operation and one send per batch.
+		maxBatch := min(64, w.n.cfg.Feed.WatchBuffer)
+		var batch []WatchEvent
+		var batchBytes int64
+		flush := func() bool {
+			if len(batch) == 0 {
+				return true
+			}
+			m := WatchMessage{Events: batch, Token: batch[len(batch)-1].Token}
+			ok := w.push(ctx, queue, m, batchBytes, live)
+			batch, batchBytes = nil, 0
+			return ok
+		}
+		for _, e := range es {
 			deliver := w.cursor.Step(e.write.Origin(), e.write.Seq, e.applied)
 			if w.seen.Less(e.write.Timestamp) {
 				w.seen = e.write.Timestamp
+			}
+			if w.seen.Less(e.seen) {
+				w.seen = e.seen
 			}
 			var ev WatchEvent
 			var size int64
@@ -306,18 +341,26 @@ func (w *watcher) read(ctx context.Context, queue chan<- queued) error {
 			if len(ev.Changes) == 0 {
 				sinceProgress++
 				if caughtUp && sinceProgress >= progressEntries {
-					if !w.push(ctx, queue, WatchMessage{Token: *w.token()}, 0, true) {
+					if !flush() || !w.push(ctx, queue, WatchMessage{Token: *w.token()}, 0, true) {
 						return w.pushFailed(ctx)
 					}
 					sinceProgress = 0
 				}
 				continue
 			}
-			ev.Token = *w.token()
-			if !w.push(ctx, queue, WatchMessage{Events: []WatchEvent{ev}, Token: ev.Token}, size, live) {
+			ev.Token = w.tokenAfter(e)
+			if batch == nil {
+				batch = make([]WatchEvent, 0, min(maxBatch, len(es)))
+			}
+			batch = append(batch, ev)
+			batchBytes += size
+			sinceProgress = 0
+			if len(batch) >= maxBatch && !flush() {
 				return w.pushFailed(ctx)
 			}
-			sinceProgress = 0
+		}
+		if !flush() {
+			return w.pushFailed(ctx)
 		}
 		pos = es[len(es)-1].pos + 1
 	}
@@ -356,6 +399,15 @@ func (w *watcher) start(floorPos, durable uint64) (uint64, error) {
 func (w *watcher) event(lw *causal.Write) (WatchEvent, int64) {
 	ev := WatchEvent{Version: causal.Version{Timestamp: lw.Timestamp, Seq: lw.Seq, Vector: lw.Vector}}
 	var size int64
+	if w.sharesOps(lw) {
+		// Every op is in range, in key order, values wanted: the write's
+		// own ops are the event's (read-only; shared by every watcher).
+		for _, op := range lw.Ops {
+			size += int64(len(op.Value))
+		}
+		ev.Changes = lw.Ops
+		return ev, size
+	}
 	for _, op := range lw.Ops {
 		if !w.r.Contains(op.Key) {
 			continue
@@ -370,6 +422,19 @@ func (w *watcher) event(lw *causal.Write) (WatchEvent, int64) {
 	return ev, size
 }
 
+// sharesOps: lw's ops can be the event's as they are.
+func (w *watcher) sharesOps(lw *causal.Write) bool {
+	if w.keysOnly {
+		return false
+	}
+	for i, op := range lw.Ops {
+		if !w.r.Contains(op.Key) || i > 0 && lw.Ops[i-1].Key >= op.Key {
+			return false
+		}
+	}
+	return true
+}
+
 // push queues m. A watcher that has caught up with the feed (live) must
 // keep up: if its queue is full it is a slow consumer (false). While it
 // catches up with history, the reader waits for room instead. A burst of
@@ -378,19 +443,28 @@ func (w *watcher) event(lw *causal.Write) (WatchEvent, int64) {
 // token, reading the burst as history.
 func (w *watcher) push(ctx context.Context, queue chan<- queued, m WatchMessage, size int64, live bool) bool {
 	q := queued{m: m, bytes: size}
-	if live {
-		if w.queued.Load()+size > int64(w.n.cfg.Feed.WatchBufferBytes) && w.queued.Load() > 0 {
-			return false
-		}
-		select {
-		case queue <- q:
-			w.queued.Add(size)
-			return true
-		default:
+	if live && w.events.Load() > 0 {
+		// Something is still queued: the consumer is behind. Past either
+		// bound it is a slow consumer. (An empty queue takes any batch,
+		// so no bound below a batch can stop a watch for good.)
+		if w.events.Load()+q.events() > int64(w.n.cfg.Feed.WatchBuffer) ||
+			w.queued.Load()+size > int64(w.n.cfg.Feed.WatchBufferBytes) {
 			return false
 		}
 	}
+	// Count first: the sender may take the message at once.
 	w.queued.Add(size)
+	w.events.Add(q.events())
+	if live {
+		select {
+		case queue <- q:
+			return true
+		default:
+			w.queued.Add(-size)
+			w.events.Add(-q.events())
+			return false
+		}
+	}
 	select {
 	case queue <- q:
 		return true

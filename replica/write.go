@@ -118,7 +118,7 @@ func (n *Node) Write(ctx context.Context, ops []causal.Op, token, requestID stri
 	}
 	wb.putLog(w)
 	applied := n.causal.Applied()
-	feedPos := n.feed.stage(wb, w, applied)
+	feedPos := n.feed.stage(wb, w, applied, w.Timestamp)
 	wb.putState(&nodeState{Vector: applied, Clock: w.Timestamp})
 	if err := n.commit(wb); err != nil {
 		n.mu.Unlock()
