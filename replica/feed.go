@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/cockroachdb/pebble/v2"
@@ -257,22 +258,29 @@ func (s *Store) feedTruncate(pos uint64, floor clocks.Vector) error {
 
 // changeFeed is the node's in-memory view of its feed: the next position
 // to assign (under Node.mu), the newest durable one, and the floor.
-// Watchers wait on changed.
+// Watchers read the latter without a lock (many watchers look at every
+// group commit) and wait on its changed channel.
 type changeFeed struct {
 	next uint64 // guarded by Node.mu
 
-	mu       sync.Mutex
-	durable  uint64
-	floorPos uint64
-	floor    clocks.Vector // replaced, never mutated
-	changed  chan struct{} // closed and replaced when durable or the floor moves
+	mu       sync.Mutex // serializes changes of cur; guards watchers
+	cur      atomic.Pointer[feedState]
 	watchers int
 
 	tail *feedTail // the newest entries, decoded, for live watchers
 }
 
+// feedState is replaced, never mutated.
+type feedState struct {
+	durable, floorPos uint64
+	floor             clocks.Vector
+	changed           chan struct{} // closed when the state is replaced
+}
+
 func newChangeFeed(floorPos uint64, floor clocks.Vector, last uint64) *changeFeed {
-	return &changeFeed{next: last + 1, durable: last, floorPos: floorPos, floor: floor, changed: make(chan struct{}), tail: newFeedTail()}
+	f := &changeFeed{next: last + 1, tail: newFeedTail()}
+	f.cur.Store(&feedState{durable: last, floorPos: floorPos, floor: floor, changed: make(chan struct{})})
+	return f
 }
 
 // stage records w in the batch at the next position, with the applied
@@ -289,12 +297,14 @@ func (f *changeFeed) stage(wb *writeBatch, w *causal.Write, applied clocks.Vecto
 // markDurable makes the entries up to pos visible to watchers (WAL order
 // is position order, so all below are durable too).
 func (f *changeFeed) markDurable(pos uint64) {
+	if f.cur.Load().durable >= pos {
+		return // a write that shared the fsync marked it already
+	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	if pos > f.durable {
-		f.durable = pos
-		close(f.changed)
-		f.changed = make(chan struct{})
+	if old := f.cur.Load(); pos > old.durable {
+		f.cur.Store(&feedState{durable: pos, floorPos: old.floorPos, floor: old.floor, changed: make(chan struct{})})
+		close(old.changed)
 	}
 }
 
@@ -302,18 +312,16 @@ func (f *changeFeed) markDurable(pos uint64) {
 func (f *changeFeed) setFloor(pos uint64, floor clocks.Vector) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	f.floorPos, f.floor = pos, floor
-	f.durable = max(f.durable, pos)
-	close(f.changed)
-	f.changed = make(chan struct{})
+	old := f.cur.Load()
+	f.cur.Store(&feedState{durable: max(old.durable, pos), floorPos: pos, floor: floor, changed: make(chan struct{})})
+	close(old.changed)
 }
 
 // state is what a watcher needs to read on: the durable head, the floor
 // and a channel closed when either moves.
 func (f *changeFeed) state() (durable, floorPos uint64, floor clocks.Vector, changed <-chan struct{}) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	return f.durable, f.floorPos, f.floor, f.changed
+	st := f.cur.Load()
+	return st.durable, st.floorPos, st.floor, st.changed
 }
 
 // admit counts a new watcher, refusing past limit.
