@@ -6,6 +6,7 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"strings"
 	"testing"
 	"time"
 
@@ -170,6 +171,89 @@ func TestWatchAcrossRegions(t *testing.T) {
 		case e := <-w.events:
 			t.Errorf("an extra event after every write was delivered: %v", e)
 		default:
+		}
+	}
+}
+
+// TestWatchersConvergeAfterPartition: regions us-east and eu-west are cut
+// from each other while both, and ap-south (reachable from both), take
+// writes, some depending on the other side's (ap-south relays a session
+// from one side to the other). After the heal, the watchers of all three
+// regions have seen the same writes, each in a causal order: us-east
+// cannot show ap-south's write that depends on eu-west's until eu-west's
+// arrive.
+func TestWatchersConvergeAfterPartition(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	c := newTestCluster(t, ctx)
+	start := func(name string, peers ...*testRegion) *testRegion {
+		r := &testRegion{name: name, clusterID: c.id, dataDir: t.TempDir()}
+		var named []string
+		for _, p := range peers {
+			named = append(named, p.name+"="+p.listen)
+		}
+		r.listen = c.procs.add(name, r.dataDir).Addrs.API
+		args := []string{"--cluster-id", c.id, "--linear", "off", "--fault-injection"}
+		if len(named) > 0 {
+			args = append(args, "--peers", strings.Join(named, ","))
+		}
+		r.url = c.procs.start(ctx, name, args...)
+		r.kv = causewayv1connect.NewKVServiceClient(c.client, r.url)
+		r.admin = causewayv1connect.NewAdminServiceClient(c.client, r.url)
+		return r
+	}
+	a := start("us-east")
+	b := start("eu-west", a)
+	cr := start("ap-south", a, b)
+	c.awaitConverged(a, b, cr)
+	watchers := map[string]*e2eWatcher{}
+	for _, r := range []*testRegion{a, b, cr} {
+		watchers[r.name] = startE2EWatch(t, ctx, r.kv, "")
+	}
+	link := func(cut v1.LinkCut) {
+		for _, pair := range [][2]*testRegion{{a, b}, {b, a}} {
+			if _, err := pair[0].admin.SetLink(ctx, connect.NewRequest(&v1.SetLinkRequest{Region: pair[1].name, Cut: cut})); err != nil {
+				t.Fatalf("set link %s→%s: %v", pair[0].name, pair[1].name, err)
+			}
+		}
+	}
+	link(v1.LinkCut_LINK_CUT_BOTH)
+
+	var made []check.WatchWrite
+	put := func(r *testRegion, key, token string) string {
+		t.Helper()
+		res, err := r.put(ctx, key, r.name, token)
+		if err != nil {
+			t.Fatalf("put %s in %s: %v", key, r.name, err)
+		}
+		tok, err := clocks.InspectToken(res.CausalToken)
+		if err != nil {
+			t.Fatal(err)
+		}
+		made = append(made, check.WatchWrite{Origin: res.Version.GetOriginRegion(), Seq: res.Version.GetOriginSeq(), Vector: tok.Vector, Keys: []string{key}})
+		return res.CausalToken
+	}
+	var sa, sb string
+	for i := range 5 {
+		sa = put(a, fmt.Sprintf("w/a%d", i), sa)
+		sb = put(b, fmt.Sprintf("w/b%d", i), sb)
+	}
+	// eu-west's session moves to ap-south (which has eu-west's writes) and
+	// writes there: that write depends on eu-west's, which us-east lacks.
+	sc := put(cr, "w/c-after-b", sb)
+	put(cr, "w/c-after-a", sa)
+	put(cr, "w/c-again", sc)
+	link(v1.LinkCut_LINK_CUT_UNSPECIFIED)
+	c.awaitConverged(a, b, cr)
+
+	for name, w := range watchers {
+		var delivered []check.WatchWrite
+		for _, e := range w.take(t, ctx, len(made)) {
+			delivered = append(delivered, check.WatchWrite{Origin: e.GetVersion().GetOriginRegion(), Seq: e.GetVersion().GetOriginSeq(),
+				Keys: []string{e.GetChanges()[0].GetKey()}})
+		}
+		if vs := check.CheckWatch(delivered, made, true); len(vs) > 0 {
+			t.Errorf("watcher in %s: %d violations, first %v\ndelivered: %s", name, len(vs), vs[0], check.FormatWatch(delivered))
 		}
 	}
 }
