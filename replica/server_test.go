@@ -207,7 +207,7 @@ func TestBadInputOverHTTP(t *testing.T) {
 		{"bad request id", put, `{"key":"k","value":"dg==","requestId":"42"}`, 400, "invalid_argument", "not a UUID"},
 		{"misspelt field", put, `{"key":"k","valeu":"aGk="}`, 400, "invalid_argument", `unknown field "valeu"`},
 		{"unknown enum name", base + "/causeway.v1.AdminService/SetLink", `{"region":"eu-west","cut":"BOTH"}`, 400, "invalid_argument", `"BOTH"`},
-		{"unknown method", base + "/causeway.v1.KVService/Nope", `{}`, 404, "unimplemented", "causeway.v1.KVService/{Put,Get,Delete,ReadMany,WriteMany}"},
+		{"unknown method", base + "/causeway.v1.KVService/Nope", `{}`, 404, "unimplemented", "causeway.v1.KVService/{Put,Get,Delete,ReadMany,WriteMany,Scan,Watch}"},
 		{"unknown service", base + "/causeway.v1.Nope/Get", `{}`, 404, "unimplemented", "unknown method"},
 	}
 	for _, c := range cases {
@@ -448,7 +448,7 @@ func TestRootListsTheAPI(t *testing.T) {
 	}
 	defer res.Body.Close()
 	raw, _ := io.ReadAll(res.Body)
-	for _, want := range []string{"/causeway.v1.KVService/{Put,Get,Delete,ReadMany,WriteMany}", "/causeway.v1.AdminService/{Status,SetLink,RemoveRegion,SetDrain}", "GET /readyz"} {
+	for _, want := range []string{"/causeway.v1.KVService/{Put,Get,Delete,ReadMany,WriteMany,Scan,Watch}", "/causeway.v1.AdminService/{Status,SetLink,RemoveRegion,SetDrain}", "GET /readyz"} {
 		if !strings.Contains(string(raw), want) {
 			t.Errorf("GET / does not list %s:\n%s", want, raw)
 		}
