@@ -89,7 +89,9 @@ func (n *Node) Watch(ctx context.Context, r KeyRange, o WatchOptions, send func(
 		return err
 	}
 	tok.Cluster = n.cluster
-	w := &watcher{n: n, r: r, keysOnly: o.KeysOnly, seen: tok.Seen}
+	// A watch from now (or after the current state) starts caught up; a
+	// resumed one is live once it has read its way to the head.
+	w := &watcher{n: n, r: r, keysOnly: o.KeysOnly, seen: tok.Seen, startLive: o.Token == ""}
 	var resume clocks.Vector
 	switch {
 	case o.Token != "":
@@ -163,6 +165,8 @@ type watcher struct {
 	cursor   *causal.FeedCursor
 	seen     clocks.Timestamp // greatest timestamp stepped over
 	readBuf  []*feedEntry     // reused between reads of the tail
+	// startLive: the watch began at the head of the feed (see read).
+	startLive bool
 
 	queued   atomic.Int64           // bytes of values queued
 	events   atomic.Int64           // events queued
@@ -260,7 +264,7 @@ func (w *watcher) read(ctx context.Context, queue chan<- queued) error {
 	// live: the reader has caught up with the feed once. From then on the
 	// consumer must keep up with the writes (a full queue ends the
 	// stream); before, the reader reads history at the consumer's pace.
-	live := false
+	live := w.startLive
 	for {
 		durable, floorPos, floor, changed := n.feed.state()
 		if err := w.cursor.CheckFloor(floor); err != nil {
