@@ -25,6 +25,7 @@ var (
 	ErrUnavailable        = errors.New("unavailable")
 	ErrResourceExhausted  = errors.New("resource exhausted")
 	ErrPermissionDenied   = errors.New("permission denied")
+	ErrUnauthenticated    = errors.New("unauthenticated")
 )
 
 // codeTable is checked in order; the first sentinel that errors.Is matches wins.
@@ -53,6 +54,9 @@ var codeTable = []struct {
 	// A subscriber holds writes of this region that this region lost.
 	{causal.ErrLostWrites, connect.CodeFailedPrecondition},
 	{causal.ErrPendingFull, connect.CodeResourceExhausted},
+	// A watch's resume token is older than the change feed: the client
+	// re-reads with Scan and watches from the scan's token.
+	{causal.ErrFeedTruncated, connect.CodeFailedPrecondition},
 	{ErrNotFound, connect.CodeNotFound},
 	{ErrAlreadyExists, connect.CodeAlreadyExists},
 	{ErrAborted, connect.CodeAborted},
@@ -60,6 +64,7 @@ var codeTable = []struct {
 	{ErrUnavailable, connect.CodeUnavailable},
 	{ErrResourceExhausted, connect.CodeResourceExhausted},
 	{ErrPermissionDenied, connect.CodePermissionDenied},
+	{ErrUnauthenticated, connect.CodeUnauthenticated},
 	{context.DeadlineExceeded, connect.CodeDeadlineExceeded},
 	{context.Canceled, connect.CodeCanceled},
 }

@@ -21,6 +21,7 @@ import (
 	"github.com/causewaydb/causeway/clocks"
 	"github.com/causewaydb/causeway/gossip"
 	"github.com/causewaydb/causeway/internal/link"
+	"github.com/causewaydb/causeway/internal/pki"
 	"github.com/causewaydb/causeway/internal/supervisor"
 	"github.com/causewaydb/causeway/linear"
 	"github.com/causewaydb/causeway/replica"
@@ -54,6 +55,7 @@ var sentinels = []sentinel{
 	{"api.ErrUnavailable", api.ErrUnavailable, connect.CodeUnavailable, "kind"},
 	{"api.ErrResourceExhausted", api.ErrResourceExhausted, connect.CodeResourceExhausted, "kind"},
 	{"api.ErrPermissionDenied", api.ErrPermissionDenied, connect.CodePermissionDenied, "kind"},
+	{"api.ErrUnauthenticated", api.ErrUnauthenticated, connect.CodeUnauthenticated, "kind"},
 
 	{"clocks.ErrInvalidRegion", clocks.ErrInvalidRegion, connect.CodeInvalidArgument, "a region name the client or a peer sent"},
 	{"clocks.ErrInvalidToken", clocks.ErrInvalidToken, connect.CodeInvalidArgument, "a causal token the client sent"},
@@ -66,6 +68,7 @@ var sentinels = []sentinel{
 	{"causal.ErrInvalidWrite", causal.ErrInvalidWrite, connect.CodeInvalidArgument, "a replicated write that can never apply: the sender's fault"},
 	{"causal.ErrNotCaughtUp", causal.ErrNotCaughtUp, connect.CodeUnavailable, "the token's causal past is not here yet (DESIGN.md §4)"},
 	{"causal.ErrLostWrites", causal.ErrLostWrites, connect.CodeFailedPrecondition, "a subscriber holds writes this region lost"},
+	{"causal.ErrFeedTruncated", causal.ErrFeedTruncated, connect.CodeFailedPrecondition, "a watch's resume token is older than the change feed retains: Scan, then watch from its token"},
 	{"causal.ErrBadFrame", causal.ErrBadFrame, connect.CodeInvalidArgument, "a replication message the origin could not have sent: the stream is reset"},
 	{"causal.ErrBadAck", causal.ErrBadAck, connect.CodeInvalidArgument, "an acknowledgement beyond what was sent: the stream is reset"},
 
@@ -82,6 +85,13 @@ var sentinels = []sentinel{
 		"the operation that needed the link says unavailable (linear/forward.go); replication retries"},
 	{"internal/supervisor.ErrDown", supervisor.ErrDown, connect.CodeInternal,
 		"a region process of a local cluster is not running: the harness's own error, never a request's"},
+
+	{"internal/pki.ErrInvalid", pki.ErrInvalid, connect.CodeInternal, "certificates and names given at the command line or at start; never a request's"},
+	{"internal/pki.ErrExists", pki.ErrExists, connect.CodeInternal, "causeway cert refusing to overwrite a file; never a request's"},
+	{"internal/pki.ErrNoIdentity", pki.ErrNoIdentity, connect.CodeInternal, "a certificate without an identity: the process answers unauthenticated (internal/process/auth.go)"},
+	{"internal/pki.ErrNotNode", pki.ErrNotNode, connect.CodeInternal, "fails a TLS handshake or a dial between nodes; never a request's"},
+	{"internal/pki.ErrWrongRegion", pki.ErrWrongRegion, connect.CodeInternal, "fails a dial to a node of another region than its address's; replication retries"},
+	{"internal/pki.ErrBadToken", pki.ErrBadToken, connect.CodeInternal, "the process labels it unauthenticated (internal/process/auth.go)"},
 
 	{"linear.ErrLostRaftState", linear.ErrLostRaftState, connect.CodeInternal, "the node refuses to start; never a request's error"},
 

@@ -42,7 +42,9 @@ func (n *Node) applyRemote(writes []*causal.Write) error {
 		}
 		applied[w.Origin()] = w.Seq
 	}
-	wb.putState(&nodeState{Vector: n.causal.Applied(), Clock: n.clock.Last()})
+	appliedAll := n.causal.Applied()
+	feedPos := n.stageRemoteFeed(wb, ready, appliedAll)
+	wb.putState(&nodeState{Vector: appliedAll, Clock: n.clock.Last()})
 	if err := n.commit(wb); err != nil {
 		n.mu.Unlock()
 		wb.abandon()
@@ -60,6 +62,7 @@ func (n *Node) applyRemote(writes []*causal.Write) error {
 		n.metrics.visibility.WithLabelValues(w.Origin()).Observe(max(visible, 0).Seconds())
 	}
 	n.metrics.applied.Add(float64(len(ready)))
+	n.feed.markDurable(feedPos)
 	n.markDurableVector(applied)
 	return refused
 }

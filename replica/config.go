@@ -121,6 +121,8 @@ type Config struct {
 	// GroupCommitWriters is the number of local writes in progress from
 	// which GroupCommitDelay applies. Default 8.
 	GroupCommitWriters int
+	// Feed bounds the change feed Watch reads and its watchers (feed.go).
+	Feed FeedConfig
 }
 
 // Defaults.
@@ -142,6 +144,7 @@ const (
 
 // EnsureDefaults fills zero fields with their defaults.
 func (c *Config) EnsureDefaults() {
+	c.Feed.ensureDefaults()
 	if c.MaxClockOffset == 0 {
 		c.MaxClockOffset = DefaultMaxClockOffset
 	}

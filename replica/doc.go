@@ -104,6 +104,20 @@
 //     A region asked by a subscriber for writes beyond its newest has lost
 //     writes (causal.CheckResume): it refuses every client request from then
 //     on, naming the repair. Status and gRPC health say which (CausalState).
+//   - Scans are snapshots. Scan (scan.go) reads a prefix or range from one
+//     Pebble snapshot opened under Node.mu together with the applied
+//     vector it embodies, after the token's causal past and before
+//     answering only once that vector is durable; later pages of the scan
+//     read the same snapshot, retained ScanRetention (60s) after each
+//     page, at most MaxOpenScans (256).
+//   - A change feed in causal order. Every applied write (local or remote)
+//     is recorded in the same batch as its data, in apply order, with the
+//     applied vector after it (feed.go); Watch (watch.go) follows it with
+//     causal.FeedCursor, so a watcher resuming anywhere from a token gets
+//     every write the token lacks, once, in a causal order. Watchers see
+//     only durable entries. The feed is bounded (FeedConfig: 1h, 1,000,000
+//     writes), and so is every watcher's queue (a slow consumer is cut off
+//     with a resume token) and the number of watchers.
 //   - Concurrency is visible. A key keeps its siblings (concurrent versions,
 //     at most one per region); reads report them, the winner is the one with
 //     the greatest hybrid timestamp, and a write whose token covers them
@@ -118,7 +132,8 @@
 // (O(regions)) and a CRC-32C checksum; a damaged record is refused, never
 // served (record.go). Every local write also appends a replication log entry
 // keyed by its sequence number, from which replication to other regions
-// streams.
+// streams, and every applied write a change feed entry keyed by its apply
+// position, from which Watch streams.
 //
 // Store (store.go) is the only code that touches Pebble. The rest of the
 // node goes through its methods: write batches (writeBatch) for every

@@ -17,6 +17,7 @@ import (
 //	'm' name                                                        node metadata (cluster id, region, state)
 //	't' len(origin) origin seq(8) data-key                          index of tombstones, for their collection
 //	'f' lock                                                        highest fencing token seen on a write, per lock
+//	'c' pos(8)                                                      change feed: every applied write in apply order (feed.go)
 //
 // Versions of one key are adjacent and sorted newest first, because the
 // timestamp is stored inverted (bitwise NOT) after the escaped key: the

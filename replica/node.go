@@ -59,6 +59,12 @@ type Node struct {
 
 	clockFence *clockFence // refuses local writes while the clock is off (clockoffset.go)
 
+	feed  *changeFeed // the change feed's positions and watchers (feed.go)
+	scans *scanCache  // snapshots of paginated scans (scan.go)
+	// onWatchReaderExit, set by tests only, learns why a watch's feed
+	// reader ended, before its stream does.
+	onWatchReaderExit func(error)
+
 	linear LinearTier // the linearizable tier; nil when off
 
 	stop       chan struct{}
@@ -105,6 +111,13 @@ func Open(cfg Config) (*Node, error) {
 		UnsafeSkipDependencies: cfg.UnsafeSkipDependencies,
 	})
 	n.durable = st.Vector.Clone()
+	floorPos, floor, last, err := store.feedBounds()
+	if err != nil {
+		store.Close()
+		return nil, fmt.Errorf("read change feed: %w", err)
+	}
+	n.feed = newChangeFeed(floorPos, floor, last)
+	n.scans = newScanCache()
 	n.metrics = newNodeMetrics(n)
 	n.repl = newReplication(n)
 	if cfg.Linear != nil {
@@ -115,6 +128,9 @@ func Open(cfg Config) (*Node, error) {
 	}
 	n.background.Add(1)
 	go n.sweepRequestIDs()
+	n.background.Add(2)
+	go n.retainFeed()
+	go n.sweepScans()
 	n.log.Info("node open", "node_id", n.nodeID, "cluster_id", n.cluster, "data", cfg.DataDir,
 		"vector", n.durable.String(), "clock", n.clock.Last().String(), "peers", len(cfg.Peers))
 	return n, nil

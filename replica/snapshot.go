@@ -163,7 +163,9 @@ func (r *replication) mergeSnapshot(ctx context.Context, region, addr string, un
 	n.causal.Bootstrap(vec)
 	n.clock.Restore(m.latest)
 	wb := n.store.newWriteBatch()
-	wb.putState(&nodeState{Vector: n.causal.Applied(), Clock: n.clock.Last()})
+	mergedVec := n.causal.Applied()
+	wb.putState(&nodeState{Vector: mergedVec, Clock: n.clock.Last()})
+	feedFloor := n.resetFeedAfterMerge(wb, mergedVec)
 	wb.deleteMeta(metaMerging)
 	err = n.commit(wb)
 	n.mu.Unlock()
@@ -175,6 +177,7 @@ func (r *replication) mergeSnapshot(ctx context.Context, region, addr string, un
 		return nil, n.fail(err)
 	}
 	merged = true
+	n.feed.setFloor(feedFloor, mergedVec)
 	n.markDurableVector(vec)
 	n.log.Info("merged a snapshot", "peer", region, "vector", vec.String(), "versions", m.versions)
 	return vec, nil

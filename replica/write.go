@@ -117,7 +117,9 @@ func (n *Node) Write(ctx context.Context, ops []causal.Op, token, requestID stri
 		return WriteResult{}, n.fail(err)
 	}
 	wb.putLog(w)
-	wb.putState(&nodeState{Vector: n.causal.Applied(), Clock: w.Timestamp})
+	applied := n.causal.Applied()
+	feedPos := n.feed.stage(wb, w, applied, w.Timestamp)
+	wb.putState(&nodeState{Vector: applied, Clock: w.Timestamp})
 	if err := n.commit(wb); err != nil {
 		n.mu.Unlock()
 		wb.abandon()
@@ -128,6 +130,7 @@ func (n *Node) Write(ctx context.Context, ops []causal.Op, token, requestID stri
 	if err := wb.wait(); err != nil {
 		return WriteResult{}, n.fail(fmt.Errorf("sync write: %w", err))
 	}
+	n.feed.markDurable(feedPos)
 	n.markDurable(n.cfg.Region, w.Seq)
 	// w.Vector is the token's vector with this write added (Replica.Local),
 	// so it is already the merge of the two.

@@ -19,6 +19,8 @@ Usage:
   causeway put KEY VALUE [flags]     write VALUE under KEY ("-" reads VALUE from stdin)
   causeway get KEY [flags]           read KEY
   causeway del KEY [flags]           delete KEY
+  causeway scan [PREFIX] [flags]     list live keys in key order (--start/--end, --limit, --keys-only, --all)
+  causeway watch [PREFIX] [flags]    follow changes in causal order (--from-now, --with-state, --json)
   causeway status [flags]            describe the node
   causeway remove-region REGION      declare REGION gone for good (it stops holding back log truncation)
   causeway link REGION [flags]       delay or cut the node's link to REGION (--delay, --jitter,
@@ -80,6 +82,10 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		return runCluster(rest, stdout, stderr)
 	case "verify":
 		return runVerify(rest, stdout, stderr)
+	case "scan":
+		return runScan(rest, stdout, stderr)
+	case "watch":
+		return runWatch(rest, stdout, stderr)
 	case "put", "get", "del", "delete", "status", "link", "remove-region":
 		return runClient(verb, rest, stdin, stdout, stderr)
 	case "claim", "release", "lookup", "cas", "cas-get", "lease", "lock", "unlock":

@@ -2,13 +2,13 @@ package process
 
 import (
 	"errors"
-	"fmt"
 	"net/http"
 	"strings"
 
 	"connectrpc.com/connect"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/causewaydb/causeway/api"
 	"github.com/causewaydb/causeway/internal/pki"
 )
 
@@ -33,7 +33,9 @@ type Security struct {
 // handlers that check more (replication checks the region).
 func (s *Server) authorize(h http.Handler) http.Handler {
 	errs := connect.NewErrorWriter()
-	refuse := func(w http.ResponseWriter, r *http.Request, err *connect.Error) {
+	refuse := func(w http.ResponseWriter, r *http.Request, cause error) {
+		var err *connect.Error
+		errors.As(api.ConnectError(cause), &err)
 		s.refused.WithLabelValues(err.Code().String()).Inc()
 		if errs.IsSupported(r) {
 			_ = errs.Write(w, r, err)
@@ -52,12 +54,12 @@ func (s *Server) authorize(h http.Handler) http.Handler {
 		}
 		id, err := s.identify(r)
 		if err != nil {
-			refuse(w, r, connect.NewError(connect.CodeUnauthenticated, err))
+			refuse(w, r, api.Errorf(api.ErrUnauthenticated, "%v", err))
 			return
 		}
 		if !allowed(r.URL.Path, id.Role) {
-			refuse(w, r, connect.NewError(connect.CodePermissionDenied, fmt.Errorf("%v may not call %s: %s",
-				id, r.URL.Path, describeRoles(r.URL.Path))))
+			refuse(w, r, api.Errorf(api.ErrPermissionDenied, "%v may not call %s: %s",
+				id, r.URL.Path, describeRoles(r.URL.Path)))
 			return
 		}
 		h.ServeHTTP(w, r.WithContext(pki.WithIdentity(r.Context(), id)))

@@ -96,7 +96,7 @@ func TestUnknownMethodInEveryProtocol(t *testing.T) {
 		})
 	}
 	for _, c := range []struct{ name, path, message string }{
-		{"unknown method", "/causeway.v1.KVService/Nope", "causeway.v1.KVService/{Put,Get,Delete,ReadMany,WriteMany}"},
+		{"unknown method", "/causeway.v1.KVService/Nope", "causeway.v1.KVService/{Put,Get,Delete,ReadMany,WriteMany,Scan,Watch}"},
 		{"unknown service", "/causeway.v1.Nope/Get", "unknown method"},
 		{"replication stream listed nowhere", "/causeway.v1.Nope/Get", "causeway.v1.AdminService/{"},
 	} {
@@ -249,7 +249,7 @@ func TestRootListsTheAPI(t *testing.T) {
 	raw, _ := io.ReadAll(res.Body)
 	for _, want := range []string{
 		"Causeway node " + node.NodeID() + " (region us-east)",
-		"/causeway.v1.KVService/{Put,Get,Delete,ReadMany,WriteMany}",
+		"/causeway.v1.KVService/{Put,Get,Delete,ReadMany,WriteMany,Scan,Watch}",
 		"/causeway.v1.AdminService/{Status,SetLink,RemoveRegion,SetDrain}",
 		"GET /metrics", "GET /readyz",
 	} {

@@ -23,6 +23,8 @@ var (
 var rules = map[string][]pki.Role{
 	"/causeway.v1.KVService/Get":       readers,
 	"/causeway.v1.KVService/ReadMany":  readers,
+	"/causeway.v1.KVService/Scan":      readers,
+	"/causeway.v1.KVService/Watch":     readers,
 	"/causeway.v1.KVService/Put":       writers,
 	"/causeway.v1.KVService/Delete":    writers,
 	"/causeway.v1.KVService/WriteMany": writers,

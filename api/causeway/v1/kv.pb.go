@@ -21,6 +21,615 @@ const (
 	_ = protoimpl.EnforceVersion(protoimpl.MaxVersion - 20)
 )
 
+// WatchStart is where a watch without a resume token begins.
+type WatchStart int32
+
+const (
+	// WATCH_START_UNSPECIFIED: as WATCH_START_NOW.
+	WatchStart_WATCH_START_UNSPECIFIED WatchStart = 0
+	// WATCH_START_NOW: changes made visible in this region after the watch
+	// starts.
+	WatchStart_WATCH_START_NOW WatchStart = 1
+	// WATCH_START_WITH_STATE: first the current live keys (events with
+	// state = true, from one snapshot, ended by a progress message), then
+	// every change after that snapshot.
+	WatchStart_WATCH_START_WITH_STATE WatchStart = 2
+)
+
+// Enum value maps for WatchStart.
+var (
+	WatchStart_name = map[int32]string{
+		0: "WATCH_START_UNSPECIFIED",
+		1: "WATCH_START_NOW",
+		2: "WATCH_START_WITH_STATE",
+	}
+	WatchStart_value = map[string]int32{
+		"WATCH_START_UNSPECIFIED": 0,
+		"WATCH_START_NOW":         1,
+		"WATCH_START_WITH_STATE":  2,
+	}
+)
+
+func (x WatchStart) Enum() *WatchStart {
+	p := new(WatchStart)
+	*p = x
+	return p
+}
+
+func (x WatchStart) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (WatchStart) Descriptor() protoreflect.EnumDescriptor {
+	return file_causeway_v1_kv_proto_enumTypes[0].Descriptor()
+}
+
+func (WatchStart) Type() protoreflect.EnumType {
+	return &file_causeway_v1_kv_proto_enumTypes[0]
+}
+
+func (x WatchStart) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use WatchStart.Descriptor instead.
+func (WatchStart) EnumDescriptor() ([]byte, []int) {
+	return file_causeway_v1_kv_proto_rawDescGZIP(), []int{0}
+}
+
+type ScanRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// prefix selects the keys that begin with it. Mutually exclusive with
+	// start/end; all three empty selects every key.
+	Prefix string `protobuf:"bytes,1,opt,name=prefix,proto3" json:"prefix,omitempty"`
+	// start (inclusive) and end (exclusive; empty: no end) select a range.
+	Start string `protobuf:"bytes,2,opt,name=start,proto3" json:"start,omitempty"`
+	End   string `protobuf:"bytes,3,opt,name=end,proto3" json:"end,omitempty"`
+	// limit is the most keys one page returns: default 1000, at most 10000.
+	Limit uint32 `protobuf:"varint,4,opt,name=limit,proto3" json:"limit,omitempty"`
+	// keys_only leaves values out.
+	KeysOnly bool `protobuf:"varint,5,opt,name=keys_only,json=keysOnly,proto3" json:"keys_only,omitempty"`
+	// siblings lists every concurrent version of keys that have them.
+	Siblings    bool   `protobuf:"varint,6,opt,name=siblings,proto3" json:"siblings,omitempty"`
+	CausalToken string `protobuf:"bytes,7,opt,name=causal_token,json=causalToken,proto3" json:"causal_token,omitempty"`
+	// cursor is a previous page's next_cursor: the scan continues from the
+	// same snapshot. prefix, start, end, keys_only and siblings must be the
+	// same as on the first page.
+	Cursor        string `protobuf:"bytes,8,opt,name=cursor,proto3" json:"cursor,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ScanRequest) Reset() {
+	*x = ScanRequest{}
+	mi := &file_causeway_v1_kv_proto_msgTypes[0]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ScanRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ScanRequest) ProtoMessage() {}
+
+func (x *ScanRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_causeway_v1_kv_proto_msgTypes[0]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ScanRequest.ProtoReflect.Descriptor instead.
+func (*ScanRequest) Descriptor() ([]byte, []int) {
+	return file_causeway_v1_kv_proto_rawDescGZIP(), []int{0}
+}
+
+func (x *ScanRequest) GetPrefix() string {
+	if x != nil {
+		return x.Prefix
+	}
+	return ""
+}
+
+func (x *ScanRequest) GetStart() string {
+	if x != nil {
+		return x.Start
+	}
+	return ""
+}
+
+func (x *ScanRequest) GetEnd() string {
+	if x != nil {
+		return x.End
+	}
+	return ""
+}
+
+func (x *ScanRequest) GetLimit() uint32 {
+	if x != nil {
+		return x.Limit
+	}
+	return 0
+}
+
+func (x *ScanRequest) GetKeysOnly() bool {
+	if x != nil {
+		return x.KeysOnly
+	}
+	return false
+}
+
+func (x *ScanRequest) GetSiblings() bool {
+	if x != nil {
+		return x.Siblings
+	}
+	return false
+}
+
+func (x *ScanRequest) GetCausalToken() string {
+	if x != nil {
+		return x.CausalToken
+	}
+	return ""
+}
+
+func (x *ScanRequest) GetCursor() string {
+	if x != nil {
+		return x.Cursor
+	}
+	return ""
+}
+
+type ScanResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// results are the live keys of the page in key order (found is always
+	// true).
+	Results []*KeyResult `protobuf:"bytes,1,rep,name=results,proto3" json:"results,omitempty"`
+	// causal_token covers the snapshot the scan read: a Watch started with
+	// it delivers exactly the changes the scan did not see.
+	CausalToken string `protobuf:"bytes,2,opt,name=causal_token,json=causalToken,proto3" json:"causal_token,omitempty"`
+	// next_cursor continues the scan; empty when the scan is complete.
+	NextCursor    string `protobuf:"bytes,3,opt,name=next_cursor,json=nextCursor,proto3" json:"next_cursor,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ScanResponse) Reset() {
+	*x = ScanResponse{}
+	mi := &file_causeway_v1_kv_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ScanResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ScanResponse) ProtoMessage() {}
+
+func (x *ScanResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_causeway_v1_kv_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ScanResponse.ProtoReflect.Descriptor instead.
+func (*ScanResponse) Descriptor() ([]byte, []int) {
+	return file_causeway_v1_kv_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *ScanResponse) GetResults() []*KeyResult {
+	if x != nil {
+		return x.Results
+	}
+	return nil
+}
+
+func (x *ScanResponse) GetCausalToken() string {
+	if x != nil {
+		return x.CausalToken
+	}
+	return ""
+}
+
+func (x *ScanResponse) GetNextCursor() string {
+	if x != nil {
+		return x.NextCursor
+	}
+	return ""
+}
+
+type WatchRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// prefix, start and end select the keys as in ScanRequest.
+	Prefix string `protobuf:"bytes,1,opt,name=prefix,proto3" json:"prefix,omitempty"`
+	Start  string `protobuf:"bytes,2,opt,name=start,proto3" json:"start,omitempty"`
+	End    string `protobuf:"bytes,3,opt,name=end,proto3" json:"end,omitempty"`
+	// resume_token is a causal token: a previous event's resume_token, a
+	// Scan's or any response's causal_token. The watch delivers every
+	// change the token has not seen. Empty: see start_at.
+	ResumeToken string `protobuf:"bytes,4,opt,name=resume_token,json=resumeToken,proto3" json:"resume_token,omitempty"`
+	// start_at says where a watch without resume_token begins.
+	StartAt WatchStart `protobuf:"varint,5,opt,name=start_at,json=startAt,proto3,enum=causeway.v1.WatchStart" json:"start_at,omitempty"`
+	// keys_only leaves values out of events.
+	KeysOnly      bool `protobuf:"varint,6,opt,name=keys_only,json=keysOnly,proto3" json:"keys_only,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *WatchRequest) Reset() {
+	*x = WatchRequest{}
+	mi := &file_causeway_v1_kv_proto_msgTypes[2]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *WatchRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*WatchRequest) ProtoMessage() {}
+
+func (x *WatchRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_causeway_v1_kv_proto_msgTypes[2]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use WatchRequest.ProtoReflect.Descriptor instead.
+func (*WatchRequest) Descriptor() ([]byte, []int) {
+	return file_causeway_v1_kv_proto_rawDescGZIP(), []int{2}
+}
+
+func (x *WatchRequest) GetPrefix() string {
+	if x != nil {
+		return x.Prefix
+	}
+	return ""
+}
+
+func (x *WatchRequest) GetStart() string {
+	if x != nil {
+		return x.Start
+	}
+	return ""
+}
+
+func (x *WatchRequest) GetEnd() string {
+	if x != nil {
+		return x.End
+	}
+	return ""
+}
+
+func (x *WatchRequest) GetResumeToken() string {
+	if x != nil {
+		return x.ResumeToken
+	}
+	return ""
+}
+
+func (x *WatchRequest) GetStartAt() WatchStart {
+	if x != nil {
+		return x.StartAt
+	}
+	return WatchStart_WATCH_START_UNSPECIFIED
+}
+
+func (x *WatchRequest) GetKeysOnly() bool {
+	if x != nil {
+		return x.KeysOnly
+	}
+	return false
+}
+
+type WatchResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// events are changes, in delivery order. Empty in a progress message,
+	// which only advances the resume token (a watch sends one when it has
+	// caught up, so a resume need not re-read what was filtered out).
+	Events []*WatchEvent `protobuf:"bytes,1,rep,name=events,proto3" json:"events,omitempty"`
+	// resume_token resumes the watch after the last event of this message.
+	ResumeToken   string `protobuf:"bytes,2,opt,name=resume_token,json=resumeToken,proto3" json:"resume_token,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *WatchResponse) Reset() {
+	*x = WatchResponse{}
+	mi := &file_causeway_v1_kv_proto_msgTypes[3]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *WatchResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*WatchResponse) ProtoMessage() {}
+
+func (x *WatchResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_causeway_v1_kv_proto_msgTypes[3]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use WatchResponse.ProtoReflect.Descriptor instead.
+func (*WatchResponse) Descriptor() ([]byte, []int) {
+	return file_causeway_v1_kv_proto_rawDescGZIP(), []int{3}
+}
+
+func (x *WatchResponse) GetEvents() []*WatchEvent {
+	if x != nil {
+		return x.Events
+	}
+	return nil
+}
+
+func (x *WatchResponse) GetResumeToken() string {
+	if x != nil {
+		return x.ResumeToken
+	}
+	return ""
+}
+
+// WatchEvent is one write's effect on the watched keys (or, with state,
+// one key's current value).
+type WatchEvent struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// changes are the write's keys in the watched range, in key order.
+	Changes []*WatchChange `protobuf:"bytes,1,rep,name=changes,proto3" json:"changes,omitempty"`
+	// version is the write's (every key of an atomic write shares it).
+	Version *Version `protobuf:"bytes,2,opt,name=version,proto3" json:"version,omitempty"`
+	// state marks the current-state events of WATCH_START_WITH_STATE.
+	State bool `protobuf:"varint,3,opt,name=state,proto3" json:"state,omitempty"`
+	// resume_token resumes the watch right after this event, in any region.
+	// Empty on state events: the progress message that ends the state
+	// carries the token to resume after all of it.
+	ResumeToken   string `protobuf:"bytes,4,opt,name=resume_token,json=resumeToken,proto3" json:"resume_token,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *WatchEvent) Reset() {
+	*x = WatchEvent{}
+	mi := &file_causeway_v1_kv_proto_msgTypes[4]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *WatchEvent) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*WatchEvent) ProtoMessage() {}
+
+func (x *WatchEvent) ProtoReflect() protoreflect.Message {
+	mi := &file_causeway_v1_kv_proto_msgTypes[4]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use WatchEvent.ProtoReflect.Descriptor instead.
+func (*WatchEvent) Descriptor() ([]byte, []int) {
+	return file_causeway_v1_kv_proto_rawDescGZIP(), []int{4}
+}
+
+func (x *WatchEvent) GetChanges() []*WatchChange {
+	if x != nil {
+		return x.Changes
+	}
+	return nil
+}
+
+func (x *WatchEvent) GetVersion() *Version {
+	if x != nil {
+		return x.Version
+	}
+	return nil
+}
+
+func (x *WatchEvent) GetState() bool {
+	if x != nil {
+		return x.State
+	}
+	return false
+}
+
+func (x *WatchEvent) GetResumeToken() string {
+	if x != nil {
+		return x.ResumeToken
+	}
+	return ""
+}
+
+// WatchChange is one key's new value, or its deletion.
+type WatchChange struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Key   string                 `protobuf:"bytes,1,opt,name=key,proto3" json:"key,omitempty"`
+	// deleted is true for a deletion (value then empty).
+	Deleted       bool   `protobuf:"varint,2,opt,name=deleted,proto3" json:"deleted,omitempty"`
+	Value         []byte `protobuf:"bytes,3,opt,name=value,proto3" json:"value,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *WatchChange) Reset() {
+	*x = WatchChange{}
+	mi := &file_causeway_v1_kv_proto_msgTypes[5]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *WatchChange) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*WatchChange) ProtoMessage() {}
+
+func (x *WatchChange) ProtoReflect() protoreflect.Message {
+	mi := &file_causeway_v1_kv_proto_msgTypes[5]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use WatchChange.ProtoReflect.Descriptor instead.
+func (*WatchChange) Descriptor() ([]byte, []int) {
+	return file_causeway_v1_kv_proto_rawDescGZIP(), []int{5}
+}
+
+func (x *WatchChange) GetKey() string {
+	if x != nil {
+		return x.Key
+	}
+	return ""
+}
+
+func (x *WatchChange) GetDeleted() bool {
+	if x != nil {
+		return x.Deleted
+	}
+	return false
+}
+
+func (x *WatchChange) GetValue() []byte {
+	if x != nil {
+		return x.Value
+	}
+	return nil
+}
+
+// FeedTruncated is the detail of the failed_precondition answer to a Watch
+// whose resume token is older than the changes this region retains.
+type FeedTruncated struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// retained_from is the vector of changes no longer retained: a token
+	// must cover it to resume here.
+	RetainedFrom  map[string]uint64 `protobuf:"bytes,1,rep,name=retained_from,json=retainedFrom,proto3" json:"retained_from,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"varint,2,opt,name=value"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *FeedTruncated) Reset() {
+	*x = FeedTruncated{}
+	mi := &file_causeway_v1_kv_proto_msgTypes[6]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *FeedTruncated) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*FeedTruncated) ProtoMessage() {}
+
+func (x *FeedTruncated) ProtoReflect() protoreflect.Message {
+	mi := &file_causeway_v1_kv_proto_msgTypes[6]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use FeedTruncated.ProtoReflect.Descriptor instead.
+func (*FeedTruncated) Descriptor() ([]byte, []int) {
+	return file_causeway_v1_kv_proto_rawDescGZIP(), []int{6}
+}
+
+func (x *FeedTruncated) GetRetainedFrom() map[string]uint64 {
+	if x != nil {
+		return x.RetainedFrom
+	}
+	return nil
+}
+
+// WatchResumeToken is the detail of an error that ends a Watch stream
+// (resource_exhausted for a slow consumer, or the node shutting down): the
+// token after the last event sent.
+type WatchResumeToken struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	ResumeToken   string                 `protobuf:"bytes,1,opt,name=resume_token,json=resumeToken,proto3" json:"resume_token,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *WatchResumeToken) Reset() {
+	*x = WatchResumeToken{}
+	mi := &file_causeway_v1_kv_proto_msgTypes[7]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *WatchResumeToken) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*WatchResumeToken) ProtoMessage() {}
+
+func (x *WatchResumeToken) ProtoReflect() protoreflect.Message {
+	mi := &file_causeway_v1_kv_proto_msgTypes[7]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use WatchResumeToken.ProtoReflect.Descriptor instead.
+func (*WatchResumeToken) Descriptor() ([]byte, []int) {
+	return file_causeway_v1_kv_proto_rawDescGZIP(), []int{7}
+}
+
+func (x *WatchResumeToken) GetResumeToken() string {
+	if x != nil {
+		return x.ResumeToken
+	}
+	return ""
+}
+
 type PutRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	Key   string                 `protobuf:"bytes,1,opt,name=key,proto3" json:"key,omitempty"`
@@ -47,7 +656,7 @@ type PutRequest struct {
 
 func (x *PutRequest) Reset() {
 	*x = PutRequest{}
-	mi := &file_causeway_v1_kv_proto_msgTypes[0]
+	mi := &file_causeway_v1_kv_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -59,7 +668,7 @@ func (x *PutRequest) String() string {
 func (*PutRequest) ProtoMessage() {}
 
 func (x *PutRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_causeway_v1_kv_proto_msgTypes[0]
+	mi := &file_causeway_v1_kv_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -72,7 +681,7 @@ func (x *PutRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PutRequest.ProtoReflect.Descriptor instead.
 func (*PutRequest) Descriptor() ([]byte, []int) {
-	return file_causeway_v1_kv_proto_rawDescGZIP(), []int{0}
+	return file_causeway_v1_kv_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *PutRequest) GetKey() string {
@@ -128,7 +737,7 @@ type UniqueConstraint struct {
 
 func (x *UniqueConstraint) Reset() {
 	*x = UniqueConstraint{}
-	mi := &file_causeway_v1_kv_proto_msgTypes[1]
+	mi := &file_causeway_v1_kv_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -140,7 +749,7 @@ func (x *UniqueConstraint) String() string {
 func (*UniqueConstraint) ProtoMessage() {}
 
 func (x *UniqueConstraint) ProtoReflect() protoreflect.Message {
-	mi := &file_causeway_v1_kv_proto_msgTypes[1]
+	mi := &file_causeway_v1_kv_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -153,7 +762,7 @@ func (x *UniqueConstraint) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UniqueConstraint.ProtoReflect.Descriptor instead.
 func (*UniqueConstraint) Descriptor() ([]byte, []int) {
-	return file_causeway_v1_kv_proto_rawDescGZIP(), []int{1}
+	return file_causeway_v1_kv_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *UniqueConstraint) GetNamespace() string {
@@ -180,7 +789,7 @@ type PutResponse struct {
 
 func (x *PutResponse) Reset() {
 	*x = PutResponse{}
-	mi := &file_causeway_v1_kv_proto_msgTypes[2]
+	mi := &file_causeway_v1_kv_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -192,7 +801,7 @@ func (x *PutResponse) String() string {
 func (*PutResponse) ProtoMessage() {}
 
 func (x *PutResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_causeway_v1_kv_proto_msgTypes[2]
+	mi := &file_causeway_v1_kv_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -205,7 +814,7 @@ func (x *PutResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PutResponse.ProtoReflect.Descriptor instead.
 func (*PutResponse) Descriptor() ([]byte, []int) {
-	return file_causeway_v1_kv_proto_rawDescGZIP(), []int{2}
+	return file_causeway_v1_kv_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *PutResponse) GetVersion() *Version {
@@ -235,7 +844,7 @@ type GetRequest struct {
 
 func (x *GetRequest) Reset() {
 	*x = GetRequest{}
-	mi := &file_causeway_v1_kv_proto_msgTypes[3]
+	mi := &file_causeway_v1_kv_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -247,7 +856,7 @@ func (x *GetRequest) String() string {
 func (*GetRequest) ProtoMessage() {}
 
 func (x *GetRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_causeway_v1_kv_proto_msgTypes[3]
+	mi := &file_causeway_v1_kv_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -260,7 +869,7 @@ func (x *GetRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetRequest.ProtoReflect.Descriptor instead.
 func (*GetRequest) Descriptor() ([]byte, []int) {
-	return file_causeway_v1_kv_proto_rawDescGZIP(), []int{3}
+	return file_causeway_v1_kv_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *GetRequest) GetKey() string {
@@ -308,7 +917,7 @@ type GetResponse struct {
 
 func (x *GetResponse) Reset() {
 	*x = GetResponse{}
-	mi := &file_causeway_v1_kv_proto_msgTypes[4]
+	mi := &file_causeway_v1_kv_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -320,7 +929,7 @@ func (x *GetResponse) String() string {
 func (*GetResponse) ProtoMessage() {}
 
 func (x *GetResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_causeway_v1_kv_proto_msgTypes[4]
+	mi := &file_causeway_v1_kv_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -333,7 +942,7 @@ func (x *GetResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetResponse.ProtoReflect.Descriptor instead.
 func (*GetResponse) Descriptor() ([]byte, []int) {
-	return file_causeway_v1_kv_proto_rawDescGZIP(), []int{4}
+	return file_causeway_v1_kv_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *GetResponse) GetFound() bool {
@@ -391,7 +1000,7 @@ type Sibling struct {
 
 func (x *Sibling) Reset() {
 	*x = Sibling{}
-	mi := &file_causeway_v1_kv_proto_msgTypes[5]
+	mi := &file_causeway_v1_kv_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -403,7 +1012,7 @@ func (x *Sibling) String() string {
 func (*Sibling) ProtoMessage() {}
 
 func (x *Sibling) ProtoReflect() protoreflect.Message {
-	mi := &file_causeway_v1_kv_proto_msgTypes[5]
+	mi := &file_causeway_v1_kv_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -416,7 +1025,7 @@ func (x *Sibling) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Sibling.ProtoReflect.Descriptor instead.
 func (*Sibling) Descriptor() ([]byte, []int) {
-	return file_causeway_v1_kv_proto_rawDescGZIP(), []int{5}
+	return file_causeway_v1_kv_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *Sibling) GetFound() bool {
@@ -451,7 +1060,7 @@ type ReadManyRequest struct {
 
 func (x *ReadManyRequest) Reset() {
 	*x = ReadManyRequest{}
-	mi := &file_causeway_v1_kv_proto_msgTypes[6]
+	mi := &file_causeway_v1_kv_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -463,7 +1072,7 @@ func (x *ReadManyRequest) String() string {
 func (*ReadManyRequest) ProtoMessage() {}
 
 func (x *ReadManyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_causeway_v1_kv_proto_msgTypes[6]
+	mi := &file_causeway_v1_kv_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -476,7 +1085,7 @@ func (x *ReadManyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReadManyRequest.ProtoReflect.Descriptor instead.
 func (*ReadManyRequest) Descriptor() ([]byte, []int) {
-	return file_causeway_v1_kv_proto_rawDescGZIP(), []int{6}
+	return file_causeway_v1_kv_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *ReadManyRequest) GetKeys() []string {
@@ -511,7 +1120,7 @@ type ReadManyResponse struct {
 
 func (x *ReadManyResponse) Reset() {
 	*x = ReadManyResponse{}
-	mi := &file_causeway_v1_kv_proto_msgTypes[7]
+	mi := &file_causeway_v1_kv_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -523,7 +1132,7 @@ func (x *ReadManyResponse) String() string {
 func (*ReadManyResponse) ProtoMessage() {}
 
 func (x *ReadManyResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_causeway_v1_kv_proto_msgTypes[7]
+	mi := &file_causeway_v1_kv_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -536,7 +1145,7 @@ func (x *ReadManyResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReadManyResponse.ProtoReflect.Descriptor instead.
 func (*ReadManyResponse) Descriptor() ([]byte, []int) {
-	return file_causeway_v1_kv_proto_rawDescGZIP(), []int{7}
+	return file_causeway_v1_kv_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *ReadManyResponse) GetResults() []*KeyResult {
@@ -567,7 +1176,7 @@ type KeyResult struct {
 
 func (x *KeyResult) Reset() {
 	*x = KeyResult{}
-	mi := &file_causeway_v1_kv_proto_msgTypes[8]
+	mi := &file_causeway_v1_kv_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -579,7 +1188,7 @@ func (x *KeyResult) String() string {
 func (*KeyResult) ProtoMessage() {}
 
 func (x *KeyResult) ProtoReflect() protoreflect.Message {
-	mi := &file_causeway_v1_kv_proto_msgTypes[8]
+	mi := &file_causeway_v1_kv_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -592,7 +1201,7 @@ func (x *KeyResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use KeyResult.ProtoReflect.Descriptor instead.
 func (*KeyResult) Descriptor() ([]byte, []int) {
-	return file_causeway_v1_kv_proto_rawDescGZIP(), []int{8}
+	return file_causeway_v1_kv_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *KeyResult) GetKey() string {
@@ -650,7 +1259,7 @@ type WriteManyRequest struct {
 
 func (x *WriteManyRequest) Reset() {
 	*x = WriteManyRequest{}
-	mi := &file_causeway_v1_kv_proto_msgTypes[9]
+	mi := &file_causeway_v1_kv_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -662,7 +1271,7 @@ func (x *WriteManyRequest) String() string {
 func (*WriteManyRequest) ProtoMessage() {}
 
 func (x *WriteManyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_causeway_v1_kv_proto_msgTypes[9]
+	mi := &file_causeway_v1_kv_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -675,7 +1284,7 @@ func (x *WriteManyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WriteManyRequest.ProtoReflect.Descriptor instead.
 func (*WriteManyRequest) Descriptor() ([]byte, []int) {
-	return file_causeway_v1_kv_proto_rawDescGZIP(), []int{9}
+	return file_causeway_v1_kv_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *WriteManyRequest) GetOps() []*WriteOp {
@@ -718,7 +1327,7 @@ type WriteOp struct {
 
 func (x *WriteOp) Reset() {
 	*x = WriteOp{}
-	mi := &file_causeway_v1_kv_proto_msgTypes[10]
+	mi := &file_causeway_v1_kv_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -730,7 +1339,7 @@ func (x *WriteOp) String() string {
 func (*WriteOp) ProtoMessage() {}
 
 func (x *WriteOp) ProtoReflect() protoreflect.Message {
-	mi := &file_causeway_v1_kv_proto_msgTypes[10]
+	mi := &file_causeway_v1_kv_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -743,7 +1352,7 @@ func (x *WriteOp) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WriteOp.ProtoReflect.Descriptor instead.
 func (*WriteOp) Descriptor() ([]byte, []int) {
-	return file_causeway_v1_kv_proto_rawDescGZIP(), []int{10}
+	return file_causeway_v1_kv_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *WriteOp) GetKey() string {
@@ -778,7 +1387,7 @@ type WriteManyResponse struct {
 
 func (x *WriteManyResponse) Reset() {
 	*x = WriteManyResponse{}
-	mi := &file_causeway_v1_kv_proto_msgTypes[11]
+	mi := &file_causeway_v1_kv_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -790,7 +1399,7 @@ func (x *WriteManyResponse) String() string {
 func (*WriteManyResponse) ProtoMessage() {}
 
 func (x *WriteManyResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_causeway_v1_kv_proto_msgTypes[11]
+	mi := &file_causeway_v1_kv_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -803,7 +1412,7 @@ func (x *WriteManyResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WriteManyResponse.ProtoReflect.Descriptor instead.
 func (*WriteManyResponse) Descriptor() ([]byte, []int) {
-	return file_causeway_v1_kv_proto_rawDescGZIP(), []int{11}
+	return file_causeway_v1_kv_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *WriteManyResponse) GetVersion() *Version {
@@ -833,7 +1442,7 @@ type DeleteRequest struct {
 
 func (x *DeleteRequest) Reset() {
 	*x = DeleteRequest{}
-	mi := &file_causeway_v1_kv_proto_msgTypes[12]
+	mi := &file_causeway_v1_kv_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -845,7 +1454,7 @@ func (x *DeleteRequest) String() string {
 func (*DeleteRequest) ProtoMessage() {}
 
 func (x *DeleteRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_causeway_v1_kv_proto_msgTypes[12]
+	mi := &file_causeway_v1_kv_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -858,7 +1467,7 @@ func (x *DeleteRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteRequest.ProtoReflect.Descriptor instead.
 func (*DeleteRequest) Descriptor() ([]byte, []int) {
-	return file_causeway_v1_kv_proto_rawDescGZIP(), []int{12}
+	return file_causeway_v1_kv_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *DeleteRequest) GetKey() string {
@@ -899,7 +1508,7 @@ type DeleteResponse struct {
 
 func (x *DeleteResponse) Reset() {
 	*x = DeleteResponse{}
-	mi := &file_causeway_v1_kv_proto_msgTypes[13]
+	mi := &file_causeway_v1_kv_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -911,7 +1520,7 @@ func (x *DeleteResponse) String() string {
 func (*DeleteResponse) ProtoMessage() {}
 
 func (x *DeleteResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_causeway_v1_kv_proto_msgTypes[13]
+	mi := &file_causeway_v1_kv_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -924,7 +1533,7 @@ func (x *DeleteResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteResponse.ProtoReflect.Descriptor instead.
 func (*DeleteResponse) Descriptor() ([]byte, []int) {
-	return file_causeway_v1_kv_proto_rawDescGZIP(), []int{13}
+	return file_causeway_v1_kv_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *DeleteResponse) GetVersion() *Version {
@@ -946,6 +1555,47 @@ var File_causeway_v1_kv_proto protoreflect.FileDescriptor
 const file_causeway_v1_kv_proto_rawDesc = "" +
 	"\n" +
 	"\x14causeway/v1/kv.proto\x12\vcauseway.v1\x1a\x17causeway/v1/types.proto\"\xd7\x01\n" +
+	"\vScanRequest\x12\x16\n" +
+	"\x06prefix\x18\x01 \x01(\tR\x06prefix\x12\x14\n" +
+	"\x05start\x18\x02 \x01(\tR\x05start\x12\x10\n" +
+	"\x03end\x18\x03 \x01(\tR\x03end\x12\x14\n" +
+	"\x05limit\x18\x04 \x01(\rR\x05limit\x12\x1b\n" +
+	"\tkeys_only\x18\x05 \x01(\bR\bkeysOnly\x12\x1a\n" +
+	"\bsiblings\x18\x06 \x01(\bR\bsiblings\x12!\n" +
+	"\fcausal_token\x18\a \x01(\tR\vcausalToken\x12\x16\n" +
+	"\x06cursor\x18\b \x01(\tR\x06cursor\"\x84\x01\n" +
+	"\fScanResponse\x120\n" +
+	"\aresults\x18\x01 \x03(\v2\x16.causeway.v1.KeyResultR\aresults\x12!\n" +
+	"\fcausal_token\x18\x02 \x01(\tR\vcausalToken\x12\x1f\n" +
+	"\vnext_cursor\x18\x03 \x01(\tR\n" +
+	"nextCursor\"\xc2\x01\n" +
+	"\fWatchRequest\x12\x16\n" +
+	"\x06prefix\x18\x01 \x01(\tR\x06prefix\x12\x14\n" +
+	"\x05start\x18\x02 \x01(\tR\x05start\x12\x10\n" +
+	"\x03end\x18\x03 \x01(\tR\x03end\x12!\n" +
+	"\fresume_token\x18\x04 \x01(\tR\vresumeToken\x122\n" +
+	"\bstart_at\x18\x05 \x01(\x0e2\x17.causeway.v1.WatchStartR\astartAt\x12\x1b\n" +
+	"\tkeys_only\x18\x06 \x01(\bR\bkeysOnly\"c\n" +
+	"\rWatchResponse\x12/\n" +
+	"\x06events\x18\x01 \x03(\v2\x17.causeway.v1.WatchEventR\x06events\x12!\n" +
+	"\fresume_token\x18\x02 \x01(\tR\vresumeToken\"\xa9\x01\n" +
+	"\n" +
+	"WatchEvent\x122\n" +
+	"\achanges\x18\x01 \x03(\v2\x18.causeway.v1.WatchChangeR\achanges\x12.\n" +
+	"\aversion\x18\x02 \x01(\v2\x14.causeway.v1.VersionR\aversion\x12\x14\n" +
+	"\x05state\x18\x03 \x01(\bR\x05state\x12!\n" +
+	"\fresume_token\x18\x04 \x01(\tR\vresumeToken\"O\n" +
+	"\vWatchChange\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x18\n" +
+	"\adeleted\x18\x02 \x01(\bR\adeleted\x12\x14\n" +
+	"\x05value\x18\x03 \x01(\fR\x05value\"\xa3\x01\n" +
+	"\rFeedTruncated\x12Q\n" +
+	"\rretained_from\x18\x01 \x03(\v2,.causeway.v1.FeedTruncated.RetainedFromEntryR\fretainedFrom\x1a?\n" +
+	"\x11RetainedFromEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\x04R\x05value:\x028\x01\"5\n" +
+	"\x10WatchResumeToken\x12!\n" +
+	"\fresume_token\x18\x01 \x01(\tR\vresumeToken\"\xd7\x01\n" +
 	"\n" +
 	"PutRequest\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
@@ -1012,13 +1662,20 @@ const file_causeway_v1_kv_proto_rawDesc = "" +
 	"\x05fence\x18\x04 \x01(\v2\x12.causeway.v1.FenceR\x05fence\"c\n" +
 	"\x0eDeleteResponse\x12.\n" +
 	"\aversion\x18\x01 \x01(\v2\x14.causeway.v1.VersionR\aversion\x12!\n" +
-	"\fcausal_token\x18\x02 \x01(\tR\vcausalToken2\xe7\x02\n" +
+	"\fcausal_token\x18\x02 \x01(\tR\vcausalToken*Z\n" +
+	"\n" +
+	"WatchStart\x12\x1b\n" +
+	"\x17WATCH_START_UNSPECIFIED\x10\x00\x12\x13\n" +
+	"\x0fWATCH_START_NOW\x10\x01\x12\x1a\n" +
+	"\x16WATCH_START_WITH_STATE\x10\x022\xf0\x03\n" +
 	"\tKVService\x12:\n" +
 	"\x03Put\x12\x17.causeway.v1.PutRequest\x1a\x18.causeway.v1.PutResponse\"\x00\x12=\n" +
 	"\x03Get\x12\x17.causeway.v1.GetRequest\x1a\x18.causeway.v1.GetResponse\"\x03\x90\x02\x01\x12C\n" +
 	"\x06Delete\x12\x1a.causeway.v1.DeleteRequest\x1a\x1b.causeway.v1.DeleteResponse\"\x00\x12L\n" +
 	"\bReadMany\x12\x1c.causeway.v1.ReadManyRequest\x1a\x1d.causeway.v1.ReadManyResponse\"\x03\x90\x02\x01\x12L\n" +
-	"\tWriteMany\x12\x1d.causeway.v1.WriteManyRequest\x1a\x1e.causeway.v1.WriteManyResponse\"\x00B;Z9github.com/causewaydb/causeway/api/causeway/v1;causewayv1b\x06proto3"
+	"\tWriteMany\x12\x1d.causeway.v1.WriteManyRequest\x1a\x1e.causeway.v1.WriteManyResponse\"\x00\x12@\n" +
+	"\x04Scan\x12\x18.causeway.v1.ScanRequest\x1a\x19.causeway.v1.ScanResponse\"\x03\x90\x02\x01\x12E\n" +
+	"\x05Watch\x12\x19.causeway.v1.WatchRequest\x1a\x1a.causeway.v1.WatchResponse\"\x03\x90\x02\x010\x01B;Z9github.com/causewaydb/causeway/api/causeway/v1;causewayv1b\x06proto3"
 
 var (
 	file_causeway_v1_kv_proto_rawDescOnce sync.Once
@@ -1032,55 +1689,76 @@ func file_causeway_v1_kv_proto_rawDescGZIP() []byte {
 	return file_causeway_v1_kv_proto_rawDescData
 }
 
-var file_causeway_v1_kv_proto_msgTypes = make([]protoimpl.MessageInfo, 14)
+var file_causeway_v1_kv_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
+var file_causeway_v1_kv_proto_msgTypes = make([]protoimpl.MessageInfo, 23)
 var file_causeway_v1_kv_proto_goTypes = []any{
-	(*PutRequest)(nil),        // 0: causeway.v1.PutRequest
-	(*UniqueConstraint)(nil),  // 1: causeway.v1.UniqueConstraint
-	(*PutResponse)(nil),       // 2: causeway.v1.PutResponse
-	(*GetRequest)(nil),        // 3: causeway.v1.GetRequest
-	(*GetResponse)(nil),       // 4: causeway.v1.GetResponse
-	(*Sibling)(nil),           // 5: causeway.v1.Sibling
-	(*ReadManyRequest)(nil),   // 6: causeway.v1.ReadManyRequest
-	(*ReadManyResponse)(nil),  // 7: causeway.v1.ReadManyResponse
-	(*KeyResult)(nil),         // 8: causeway.v1.KeyResult
-	(*WriteManyRequest)(nil),  // 9: causeway.v1.WriteManyRequest
-	(*WriteOp)(nil),           // 10: causeway.v1.WriteOp
-	(*WriteManyResponse)(nil), // 11: causeway.v1.WriteManyResponse
-	(*DeleteRequest)(nil),     // 12: causeway.v1.DeleteRequest
-	(*DeleteResponse)(nil),    // 13: causeway.v1.DeleteResponse
-	(*Fence)(nil),             // 14: causeway.v1.Fence
-	(*Version)(nil),           // 15: causeway.v1.Version
+	(WatchStart)(0),           // 0: causeway.v1.WatchStart
+	(*ScanRequest)(nil),       // 1: causeway.v1.ScanRequest
+	(*ScanResponse)(nil),      // 2: causeway.v1.ScanResponse
+	(*WatchRequest)(nil),      // 3: causeway.v1.WatchRequest
+	(*WatchResponse)(nil),     // 4: causeway.v1.WatchResponse
+	(*WatchEvent)(nil),        // 5: causeway.v1.WatchEvent
+	(*WatchChange)(nil),       // 6: causeway.v1.WatchChange
+	(*FeedTruncated)(nil),     // 7: causeway.v1.FeedTruncated
+	(*WatchResumeToken)(nil),  // 8: causeway.v1.WatchResumeToken
+	(*PutRequest)(nil),        // 9: causeway.v1.PutRequest
+	(*UniqueConstraint)(nil),  // 10: causeway.v1.UniqueConstraint
+	(*PutResponse)(nil),       // 11: causeway.v1.PutResponse
+	(*GetRequest)(nil),        // 12: causeway.v1.GetRequest
+	(*GetResponse)(nil),       // 13: causeway.v1.GetResponse
+	(*Sibling)(nil),           // 14: causeway.v1.Sibling
+	(*ReadManyRequest)(nil),   // 15: causeway.v1.ReadManyRequest
+	(*ReadManyResponse)(nil),  // 16: causeway.v1.ReadManyResponse
+	(*KeyResult)(nil),         // 17: causeway.v1.KeyResult
+	(*WriteManyRequest)(nil),  // 18: causeway.v1.WriteManyRequest
+	(*WriteOp)(nil),           // 19: causeway.v1.WriteOp
+	(*WriteManyResponse)(nil), // 20: causeway.v1.WriteManyResponse
+	(*DeleteRequest)(nil),     // 21: causeway.v1.DeleteRequest
+	(*DeleteResponse)(nil),    // 22: causeway.v1.DeleteResponse
+	nil,                       // 23: causeway.v1.FeedTruncated.RetainedFromEntry
+	(*Version)(nil),           // 24: causeway.v1.Version
+	(*Fence)(nil),             // 25: causeway.v1.Fence
 }
 var file_causeway_v1_kv_proto_depIdxs = []int32{
-	14, // 0: causeway.v1.PutRequest.fence:type_name -> causeway.v1.Fence
-	1,  // 1: causeway.v1.PutRequest.unique:type_name -> causeway.v1.UniqueConstraint
-	15, // 2: causeway.v1.PutResponse.version:type_name -> causeway.v1.Version
-	15, // 3: causeway.v1.GetResponse.version:type_name -> causeway.v1.Version
-	5,  // 4: causeway.v1.GetResponse.siblings:type_name -> causeway.v1.Sibling
-	15, // 5: causeway.v1.Sibling.version:type_name -> causeway.v1.Version
-	8,  // 6: causeway.v1.ReadManyResponse.results:type_name -> causeway.v1.KeyResult
-	15, // 7: causeway.v1.KeyResult.version:type_name -> causeway.v1.Version
-	5,  // 8: causeway.v1.KeyResult.siblings:type_name -> causeway.v1.Sibling
-	10, // 9: causeway.v1.WriteManyRequest.ops:type_name -> causeway.v1.WriteOp
-	14, // 10: causeway.v1.WriteManyRequest.fence:type_name -> causeway.v1.Fence
-	15, // 11: causeway.v1.WriteManyResponse.version:type_name -> causeway.v1.Version
-	14, // 12: causeway.v1.DeleteRequest.fence:type_name -> causeway.v1.Fence
-	15, // 13: causeway.v1.DeleteResponse.version:type_name -> causeway.v1.Version
-	0,  // 14: causeway.v1.KVService.Put:input_type -> causeway.v1.PutRequest
-	3,  // 15: causeway.v1.KVService.Get:input_type -> causeway.v1.GetRequest
-	12, // 16: causeway.v1.KVService.Delete:input_type -> causeway.v1.DeleteRequest
-	6,  // 17: causeway.v1.KVService.ReadMany:input_type -> causeway.v1.ReadManyRequest
-	9,  // 18: causeway.v1.KVService.WriteMany:input_type -> causeway.v1.WriteManyRequest
-	2,  // 19: causeway.v1.KVService.Put:output_type -> causeway.v1.PutResponse
-	4,  // 20: causeway.v1.KVService.Get:output_type -> causeway.v1.GetResponse
-	13, // 21: causeway.v1.KVService.Delete:output_type -> causeway.v1.DeleteResponse
-	7,  // 22: causeway.v1.KVService.ReadMany:output_type -> causeway.v1.ReadManyResponse
-	11, // 23: causeway.v1.KVService.WriteMany:output_type -> causeway.v1.WriteManyResponse
-	19, // [19:24] is the sub-list for method output_type
-	14, // [14:19] is the sub-list for method input_type
-	14, // [14:14] is the sub-list for extension type_name
-	14, // [14:14] is the sub-list for extension extendee
-	0,  // [0:14] is the sub-list for field type_name
+	17, // 0: causeway.v1.ScanResponse.results:type_name -> causeway.v1.KeyResult
+	0,  // 1: causeway.v1.WatchRequest.start_at:type_name -> causeway.v1.WatchStart
+	5,  // 2: causeway.v1.WatchResponse.events:type_name -> causeway.v1.WatchEvent
+	6,  // 3: causeway.v1.WatchEvent.changes:type_name -> causeway.v1.WatchChange
+	24, // 4: causeway.v1.WatchEvent.version:type_name -> causeway.v1.Version
+	23, // 5: causeway.v1.FeedTruncated.retained_from:type_name -> causeway.v1.FeedTruncated.RetainedFromEntry
+	25, // 6: causeway.v1.PutRequest.fence:type_name -> causeway.v1.Fence
+	10, // 7: causeway.v1.PutRequest.unique:type_name -> causeway.v1.UniqueConstraint
+	24, // 8: causeway.v1.PutResponse.version:type_name -> causeway.v1.Version
+	24, // 9: causeway.v1.GetResponse.version:type_name -> causeway.v1.Version
+	14, // 10: causeway.v1.GetResponse.siblings:type_name -> causeway.v1.Sibling
+	24, // 11: causeway.v1.Sibling.version:type_name -> causeway.v1.Version
+	17, // 12: causeway.v1.ReadManyResponse.results:type_name -> causeway.v1.KeyResult
+	24, // 13: causeway.v1.KeyResult.version:type_name -> causeway.v1.Version
+	14, // 14: causeway.v1.KeyResult.siblings:type_name -> causeway.v1.Sibling
+	19, // 15: causeway.v1.WriteManyRequest.ops:type_name -> causeway.v1.WriteOp
+	25, // 16: causeway.v1.WriteManyRequest.fence:type_name -> causeway.v1.Fence
+	24, // 17: causeway.v1.WriteManyResponse.version:type_name -> causeway.v1.Version
+	25, // 18: causeway.v1.DeleteRequest.fence:type_name -> causeway.v1.Fence
+	24, // 19: causeway.v1.DeleteResponse.version:type_name -> causeway.v1.Version
+	9,  // 20: causeway.v1.KVService.Put:input_type -> causeway.v1.PutRequest
+	12, // 21: causeway.v1.KVService.Get:input_type -> causeway.v1.GetRequest
+	21, // 22: causeway.v1.KVService.Delete:input_type -> causeway.v1.DeleteRequest
+	15, // 23: causeway.v1.KVService.ReadMany:input_type -> causeway.v1.ReadManyRequest
+	18, // 24: causeway.v1.KVService.WriteMany:input_type -> causeway.v1.WriteManyRequest
+	1,  // 25: causeway.v1.KVService.Scan:input_type -> causeway.v1.ScanRequest
+	3,  // 26: causeway.v1.KVService.Watch:input_type -> causeway.v1.WatchRequest
+	11, // 27: causeway.v1.KVService.Put:output_type -> causeway.v1.PutResponse
+	13, // 28: causeway.v1.KVService.Get:output_type -> causeway.v1.GetResponse
+	22, // 29: causeway.v1.KVService.Delete:output_type -> causeway.v1.DeleteResponse
+	16, // 30: causeway.v1.KVService.ReadMany:output_type -> causeway.v1.ReadManyResponse
+	20, // 31: causeway.v1.KVService.WriteMany:output_type -> causeway.v1.WriteManyResponse
+	2,  // 32: causeway.v1.KVService.Scan:output_type -> causeway.v1.ScanResponse
+	4,  // 33: causeway.v1.KVService.Watch:output_type -> causeway.v1.WatchResponse
+	27, // [27:34] is the sub-list for method output_type
+	20, // [20:27] is the sub-list for method input_type
+	20, // [20:20] is the sub-list for extension type_name
+	20, // [20:20] is the sub-list for extension extendee
+	0,  // [0:20] is the sub-list for field type_name
 }
 
 func init() { file_causeway_v1_kv_proto_init() }
@@ -1094,13 +1772,14 @@ func file_causeway_v1_kv_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_causeway_v1_kv_proto_rawDesc), len(file_causeway_v1_kv_proto_rawDesc)),
-			NumEnums:      0,
-			NumMessages:   14,
+			NumEnums:      1,
+			NumMessages:   23,
 			NumExtensions: 0,
 			NumServices:   1,
 		},
 		GoTypes:           file_causeway_v1_kv_proto_goTypes,
 		DependencyIndexes: file_causeway_v1_kv_proto_depIdxs,
+		EnumInfos:         file_causeway_v1_kv_proto_enumTypes,
 		MessageInfos:      file_causeway_v1_kv_proto_msgTypes,
 	}.Build()
 	File_causeway_v1_kv_proto = out.File

@@ -54,6 +54,10 @@ type durableState struct {
 	// since. A client reads such a key as deleted; the simulator keeps the
 	// tombstone to name that answer exactly.
 	collected map[string]causal.Version
+	// feed is the change feed (watch.go): every write applied since
+	// feedFloor, in apply order.
+	feed      []feedEntry
+	feedFloor clocks.Vector
 }
 
 func newDurableState() durableState {
@@ -191,6 +195,7 @@ func (r *region) mergeSnapshot(from int, snap *snapshot) {
 	}
 	r.durable.applied.MergeInPlace(snap.applied)
 	r.replica.Bootstrap(snap.applied)
+	r.resetFeed()
 	if r.join == nil {
 		return
 	}
@@ -299,6 +304,7 @@ func (r *region) gcTick() {
 	if r.up && r.join == nil {
 		r.truncateLog()
 		r.collectTombstones()
+		r.truncateFeed()
 	}
 	r.w.after(r.w.cfg.GCEveryMs, r.gcTick)
 }
@@ -412,6 +418,7 @@ func (r *region) apply(wr *causal.Write) {
 		r.setSiblings(op.Key, next)
 	}
 	r.durable.applied[wr.Origin()] = wr.Seq
+	r.recordFeed(wr)
 }
 
 // setSiblings stores a key's sibling set; a key with versions again is no

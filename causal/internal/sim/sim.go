@@ -44,6 +44,10 @@ type Stats struct {
 	LostWritesDetected  int // subscribers that proved an origin had lost writes (causal.CheckResume)
 	LogTruncations      int // times a region truncated its replication log (causal.TruncationPoint)
 	TombstonesCollected int // tombstones deleted for good (causal.Collectable)
+	FeedTruncations     int // times a region cut its change feed
+	WatchEvents         int // events delivered to watchers
+	WatchResumes        int // watcher ticks that resumed past the start of a feed or after events
+	WatchRescans        int // watchers refused for a token behind a feed's floor (they re-read)
 	Partitions          int
 	OpsOK               int
 	OpsFailed           int    // unavailable: region down or the session's causal past not applied there
@@ -94,6 +98,7 @@ func Run(seed int64, cfg Config) Result {
 		w.step()
 	}
 	w.stats.VirtualMs = w.now
+	w.checkWatchers()
 	final := w.final()
 	w.checkConvergedSiblings()
 	for _, r := range w.regions {
@@ -130,6 +135,8 @@ type world struct {
 	values     int    // puts so far, for unique values
 	requests   uint64 // writes so far, for request ids
 	healing    bool
+	watchers   []*watcher      // change feed clients (watch.go)
+	made       []*causal.Write // every write made, for the watch checker
 }
 
 func newWorld(seed int64, cfg Config) *world {
@@ -165,6 +172,7 @@ func newWorld(seed int64, cfg Config) *world {
 
 // start schedules the recurring events and the first faults.
 func (w *world) start() {
+	w.startWatchers()
 	for _, r := range w.regions {
 		w.after(w.rng.Int64N(w.cfg.ResumeEveryMs), r.resumeTick)
 		w.after(w.rng.Int64N(w.cfg.GCEveryMs), r.gcTick)

@@ -43,6 +43,10 @@ const (
 	KVServiceReadManyProcedure = "/causeway.v1.KVService/ReadMany"
 	// KVServiceWriteManyProcedure is the fully-qualified name of the KVService's WriteMany RPC.
 	KVServiceWriteManyProcedure = "/causeway.v1.KVService/WriteMany"
+	// KVServiceScanProcedure is the fully-qualified name of the KVService's Scan RPC.
+	KVServiceScanProcedure = "/causeway.v1.KVService/Scan"
+	// KVServiceWatchProcedure is the fully-qualified name of the KVService's Watch RPC.
+	KVServiceWatchProcedure = "/causeway.v1.KVService/Watch"
 )
 
 // KVServiceClient is a client for the causeway.v1.KVService service.
@@ -63,6 +67,39 @@ type KVServiceClient interface {
 	// WriteMany writes several keys atomically: one version, replicated as one
 	// unit and visible all-or-nothing in every region. At most 128 distinct keys.
 	WriteMany(context.Context, *connect.Request[v1.WriteManyRequest]) (*connect.Response[v1.WriteManyResponse], error)
+	// Scan lists the live keys of a prefix or of a range [start, end), in
+	// byte order of the keys, from one causally consistent snapshot of this
+	// region that contains the request token's causal past (the region waits
+	// for it as Get does). Deleted keys are absent; keys with concurrent
+	// versions are flagged (has_siblings) and list them on request. A page
+	// holds at most `limit` keys (default 1000, at most 10000) and at most
+	// 4 MiB of values; `next_cursor` continues the scan from the same
+	// snapshot, which the node retains for 60 seconds after each page (at
+	// most 256 open scans per node; beyond that a scan that needs a second
+	// page fails with `resource_exhausted`). A cursor is good for one page,
+	// on the node that issued it: a cursor whose snapshot was released
+	// (expired, used already, node restarted) or that another node issued
+	// fails with `failed_precondition` (start the scan again); a damaged
+	// cursor, or one sent with another range or options, fails with
+	// `invalid_argument`.
+	Scan(context.Context, *connect.Request[v1.ScanRequest]) (*connect.Response[v1.ScanResponse], error)
+	// Watch streams every change to the keys of a prefix or range: one event
+	// per write (an atomic WriteMany is one event carrying all its keys in
+	// the range), in an order consistent with causality, each with a
+	// resume_token. A Watch started with a resume_token, in this region or
+	// any other, delivers exactly the changes the token has not seen: none
+	// lost, none repeated. See WatchRequest for where it starts, and the
+	// README ("Watch") for the errors: `failed_precondition` with a
+	// FeedTruncated detail when this region no longer holds the changes
+	// after the token (a region keeps them 1 hour, at most 1,000,000
+	// writes; Scan, then watch from the Scan's token); `resource_exhausted`
+	// when the consumer reads too slowly (more than 1024 events or 8 MiB of
+	// values wait for it: resume from the token of the last event received,
+	// which the error's WatchResumeToken detail also carries) or when the
+	// node serves 1024 watches already; `unavailable` when the node shuts
+	// down (resume elsewhere). The first message of a stream has no events:
+	// it says the watch is established and carries the starting token.
+	Watch(context.Context, *connect.Request[v1.WatchRequest]) (*connect.ServerStreamForClient[v1.WatchResponse], error)
 }
 
 // NewKVServiceClient constructs a client for the causeway.v1.KVService service. By default, it uses
@@ -108,6 +145,20 @@ func NewKVServiceClient(httpClient connect.HTTPClient, baseURL string, opts ...c
 			connect.WithSchema(kVServiceMethods.ByName("WriteMany")),
 			connect.WithClientOptions(opts...),
 		),
+		scan: connect.NewClient[v1.ScanRequest, v1.ScanResponse](
+			httpClient,
+			baseURL+KVServiceScanProcedure,
+			connect.WithSchema(kVServiceMethods.ByName("Scan")),
+			connect.WithIdempotency(connect.IdempotencyNoSideEffects),
+			connect.WithClientOptions(opts...),
+		),
+		watch: connect.NewClient[v1.WatchRequest, v1.WatchResponse](
+			httpClient,
+			baseURL+KVServiceWatchProcedure,
+			connect.WithSchema(kVServiceMethods.ByName("Watch")),
+			connect.WithIdempotency(connect.IdempotencyNoSideEffects),
+			connect.WithClientOptions(opts...),
+		),
 	}
 }
 
@@ -118,6 +169,8 @@ type kVServiceClient struct {
 	delete    *connect.Client[v1.DeleteRequest, v1.DeleteResponse]
 	readMany  *connect.Client[v1.ReadManyRequest, v1.ReadManyResponse]
 	writeMany *connect.Client[v1.WriteManyRequest, v1.WriteManyResponse]
+	scan      *connect.Client[v1.ScanRequest, v1.ScanResponse]
+	watch     *connect.Client[v1.WatchRequest, v1.WatchResponse]
 }
 
 // Put calls causeway.v1.KVService.Put.
@@ -145,6 +198,16 @@ func (c *kVServiceClient) WriteMany(ctx context.Context, req *connect.Request[v1
 	return c.writeMany.CallUnary(ctx, req)
 }
 
+// Scan calls causeway.v1.KVService.Scan.
+func (c *kVServiceClient) Scan(ctx context.Context, req *connect.Request[v1.ScanRequest]) (*connect.Response[v1.ScanResponse], error) {
+	return c.scan.CallUnary(ctx, req)
+}
+
+// Watch calls causeway.v1.KVService.Watch.
+func (c *kVServiceClient) Watch(ctx context.Context, req *connect.Request[v1.WatchRequest]) (*connect.ServerStreamForClient[v1.WatchResponse], error) {
+	return c.watch.CallServerStream(ctx, req)
+}
+
 // KVServiceHandler is an implementation of the causeway.v1.KVService service.
 type KVServiceHandler interface {
 	// Put writes a value. It returns once the write is durable (fsynced).
@@ -163,6 +226,39 @@ type KVServiceHandler interface {
 	// WriteMany writes several keys atomically: one version, replicated as one
 	// unit and visible all-or-nothing in every region. At most 128 distinct keys.
 	WriteMany(context.Context, *connect.Request[v1.WriteManyRequest]) (*connect.Response[v1.WriteManyResponse], error)
+	// Scan lists the live keys of a prefix or of a range [start, end), in
+	// byte order of the keys, from one causally consistent snapshot of this
+	// region that contains the request token's causal past (the region waits
+	// for it as Get does). Deleted keys are absent; keys with concurrent
+	// versions are flagged (has_siblings) and list them on request. A page
+	// holds at most `limit` keys (default 1000, at most 10000) and at most
+	// 4 MiB of values; `next_cursor` continues the scan from the same
+	// snapshot, which the node retains for 60 seconds after each page (at
+	// most 256 open scans per node; beyond that a scan that needs a second
+	// page fails with `resource_exhausted`). A cursor is good for one page,
+	// on the node that issued it: a cursor whose snapshot was released
+	// (expired, used already, node restarted) or that another node issued
+	// fails with `failed_precondition` (start the scan again); a damaged
+	// cursor, or one sent with another range or options, fails with
+	// `invalid_argument`.
+	Scan(context.Context, *connect.Request[v1.ScanRequest]) (*connect.Response[v1.ScanResponse], error)
+	// Watch streams every change to the keys of a prefix or range: one event
+	// per write (an atomic WriteMany is one event carrying all its keys in
+	// the range), in an order consistent with causality, each with a
+	// resume_token. A Watch started with a resume_token, in this region or
+	// any other, delivers exactly the changes the token has not seen: none
+	// lost, none repeated. See WatchRequest for where it starts, and the
+	// README ("Watch") for the errors: `failed_precondition` with a
+	// FeedTruncated detail when this region no longer holds the changes
+	// after the token (a region keeps them 1 hour, at most 1,000,000
+	// writes; Scan, then watch from the Scan's token); `resource_exhausted`
+	// when the consumer reads too slowly (more than 1024 events or 8 MiB of
+	// values wait for it: resume from the token of the last event received,
+	// which the error's WatchResumeToken detail also carries) or when the
+	// node serves 1024 watches already; `unavailable` when the node shuts
+	// down (resume elsewhere). The first message of a stream has no events:
+	// it says the watch is established and carries the starting token.
+	Watch(context.Context, *connect.Request[v1.WatchRequest], *connect.ServerStream[v1.WatchResponse]) error
 }
 
 // NewKVServiceHandler builds an HTTP handler from the service implementation. It returns the path
@@ -204,6 +300,20 @@ func NewKVServiceHandler(svc KVServiceHandler, opts ...connect.HandlerOption) (s
 		connect.WithSchema(kVServiceMethods.ByName("WriteMany")),
 		connect.WithHandlerOptions(opts...),
 	)
+	kVServiceScanHandler := connect.NewUnaryHandler(
+		KVServiceScanProcedure,
+		svc.Scan,
+		connect.WithSchema(kVServiceMethods.ByName("Scan")),
+		connect.WithIdempotency(connect.IdempotencyNoSideEffects),
+		connect.WithHandlerOptions(opts...),
+	)
+	kVServiceWatchHandler := connect.NewServerStreamHandler(
+		KVServiceWatchProcedure,
+		svc.Watch,
+		connect.WithSchema(kVServiceMethods.ByName("Watch")),
+		connect.WithIdempotency(connect.IdempotencyNoSideEffects),
+		connect.WithHandlerOptions(opts...),
+	)
 	return "/causeway.v1.KVService/", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		switch r.URL.Path {
 		case KVServicePutProcedure:
@@ -216,6 +326,10 @@ func NewKVServiceHandler(svc KVServiceHandler, opts ...connect.HandlerOption) (s
 			kVServiceReadManyHandler.ServeHTTP(w, r)
 		case KVServiceWriteManyProcedure:
 			kVServiceWriteManyHandler.ServeHTTP(w, r)
+		case KVServiceScanProcedure:
+			kVServiceScanHandler.ServeHTTP(w, r)
+		case KVServiceWatchProcedure:
+			kVServiceWatchHandler.ServeHTTP(w, r)
 		default:
 			http.NotFound(w, r)
 		}
@@ -243,4 +357,12 @@ func (UnimplementedKVServiceHandler) ReadMany(context.Context, *connect.Request[
 
 func (UnimplementedKVServiceHandler) WriteMany(context.Context, *connect.Request[v1.WriteManyRequest]) (*connect.Response[v1.WriteManyResponse], error) {
 	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("causeway.v1.KVService.WriteMany is not implemented"))
+}
+
+func (UnimplementedKVServiceHandler) Scan(context.Context, *connect.Request[v1.ScanRequest]) (*connect.Response[v1.ScanResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("causeway.v1.KVService.Scan is not implemented"))
+}
+
+func (UnimplementedKVServiceHandler) Watch(context.Context, *connect.Request[v1.WatchRequest], *connect.ServerStream[v1.WatchResponse]) error {
+	return connect.NewError(connect.CodeUnimplemented, errors.New("causeway.v1.KVService.Watch is not implemented"))
 }
