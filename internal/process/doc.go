@@ -6,7 +6,7 @@
 //
 // # Arrows
 //
-//	cmd/causeway ─> process ─┬─> replica ─> causal, clocks, api, internal/{link,groupcommit,pebblelog}
+//	cmd/causeway ─> process ─┬─> replica ─> causal, clocks, api, internal/{link,groupcommit,logbridge}
 //	                         ├─> gossip  ─> clocks
 //	                         └─> linear  ─> api, internal/link, ...
 //
