@@ -136,7 +136,7 @@ func newGossip(cfg Config) (*Gossip, error) {
 	mc.Events = d
 	mc.Alive = d
 	mc.Ping = &pingDelegate{g: g}
-	mc.Logger = log.New(g.bridge, "", 0)
+	mc.Logger = log.New(g.bridge.writer(), "", 0)
 	g.queue = &memberlist.TransmitLimitedQueue{
 		NumNodes:       func() int { return int(g.numNodes.Load()) },
 		RetransmitMult: mc.RetransmitMult,

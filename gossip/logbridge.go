@@ -1,13 +1,14 @@
 package gossip
 
 import (
-	"bytes"
-	"context"
+	"io"
 	"log/slog"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/causewaydb/causeway/internal/logbridge"
 )
 
 // How dropped gossip is counted
@@ -23,9 +24,9 @@ import (
 //     inside streams without re-implementing the stream protocol.
 //   - go-metrics counters: memberlist emits none for rejected input.
 //
-// So memberlist's log is routed through logBridge, which maps its "[LEVEL]"
-// prefixes to slog levels and counts each warning or error that reports
-// rejected inbound input. rejectMarkers lists the phrases of those messages
+// So memberlist's log is routed into slog through internal/logbridge (one
+// level mapping for every library's log), and logBridge, its hook, counts
+// each warning or error that reports rejected inbound input. rejectMarkers lists the phrases of those messages
 // (memberlist v0.7.0: every decrypt, label, checksum, decompress and decode
 // failure, on the packet path and the stream path). The tests send garbage
 // UDP packets and TCP streams, keyed and unkeyed, and require the counter to
@@ -95,7 +96,8 @@ func isRejection(msg string) bool {
 // not a flood of log lines.
 const rejectLogEvery = 10 * time.Second
 
-// logBridge is the io.Writer under memberlist's *log.Logger.
+// logBridge counts the inbound gossip memberlist drops; its writer is the
+// io.Writer under memberlist's *log.Logger.
 type logBridge struct {
 	logger  *slog.Logger
 	dropped *atomic.Uint64
@@ -105,23 +107,19 @@ type logBridge struct {
 	suppressed  uint64
 }
 
-func (b *logBridge) Write(p []byte) (int, error) {
-	for line := range bytes.Lines(p) {
-		b.line(strings.TrimRight(string(line), "\r\n"))
-	}
-	return len(p), nil
+// writer routes memberlist's lines into slog (internal/logbridge), counting
+// those that report rejected inbound input instead of logging each.
+func (b *logBridge) writer() io.Writer {
+	return logbridge.Writer(b.logger.With("component", "memberlist"), b.hook)
 }
 
-func (b *logBridge) line(line string) {
-	level, msg := parseMemberlistLine(line)
-	if msg == "" {
-		return
-	}
+// hook takes the warnings and errors that report rejected inbound input.
+func (b *logBridge) hook(level slog.Level, msg string) bool {
 	if level >= slog.LevelWarn && isRejection(msg) {
 		b.reject(msg)
-		return
+		return true
 	}
-	b.logger.Log(context.Background(), level, msg, "component", "memberlist")
+	return false
 }
 
 // reject counts one dropped piece of inbound gossip and logs why, at warning
@@ -142,29 +140,4 @@ func (b *logBridge) reject(reason string) {
 	b.mu.Unlock()
 	b.logger.Warn("gossip: dropped inbound gossip that failed to decrypt or decode (wrong or missing key, another version, or not gossip)",
 		"reason", reason, "similar_since_last_warning", suppressed, "dropped_total", total)
-}
-
-// parseMemberlistLine splits "[LEVEL] memberlist: message" into an slog level
-// and the message. Lines without a level prefix are logged at info.
-func parseMemberlistLine(line string) (slog.Level, string) {
-	line = strings.TrimSpace(line)
-	if !strings.HasPrefix(line, "[") {
-		return slog.LevelInfo, line
-	}
-	end := strings.IndexByte(line, ']')
-	if end < 0 {
-		return slog.LevelInfo, line
-	}
-	level := slog.LevelInfo
-	switch line[1:end] {
-	case "DEBUG", "TRACE":
-		level = slog.LevelDebug
-	case "INFO":
-		level = slog.LevelInfo
-	case "WARN", "WARNING":
-		level = slog.LevelWarn
-	case "ERR", "ERROR":
-		level = slog.LevelError
-	}
-	return level, strings.TrimSpace(line[end+1:])
 }

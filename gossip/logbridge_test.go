@@ -50,37 +50,17 @@ func TestIsRejection(t *testing.T) {
 	}
 }
 
-func TestParseMemberlistLine(t *testing.T) {
-	for _, tt := range []struct {
-		line  string
-		level slog.Level
-		msg   string
-	}{
-		{"[DEBUG] memberlist: Stream connection from=1.2.3.4:5", slog.LevelDebug, "memberlist: Stream connection from=1.2.3.4:5"},
-		{"[INFO] memberlist: Marking x as failed", slog.LevelInfo, "memberlist: Marking x as failed"},
-		{"[WARN] memberlist: Refuting", slog.LevelWarn, "memberlist: Refuting"},
-		{"[ERR] memberlist: Decrypt packet failed", slog.LevelError, "memberlist: Decrypt packet failed"},
-		{"[ERROR] memberlist: Failed to encrypt", slog.LevelError, "memberlist: Failed to encrypt"},
-		{"no level at all", slog.LevelInfo, "no level at all"},
-	} {
-		level, msg := parseMemberlistLine(tt.line)
-		if level != tt.level || msg != tt.msg {
-			t.Errorf("parse %q = %v %q, want %v %q", tt.line, level, msg, tt.level, tt.msg)
-		}
-	}
-}
-
 // The bridge counts rejections written through a *log.Logger as memberlist
 // does, including lines that arrive together, and only at warning level or
 // above.
 func TestLogBridgeCounts(t *testing.T) {
 	var dropped atomic.Uint64
 	b := &logBridge{logger: slog.New(slog.DiscardHandler), dropped: &dropped}
-	l := log.New(b, "", 0)
+	l := log.New(b.writer(), "", 0)
 	l.Printf("[ERR] memberlist: Decrypt packet failed: x from=1.2.3.4:5")
 	l.Printf("[DEBUG] memberlist: failed to join 1.2.3.4:5: decrypt")
 	l.Printf("[INFO] memberlist: Suspect x has failed, no acks received")
-	if _, err := b.Write([]byte("[WARN] memberlist: Got invalid checksum for UDP packet: 1, 2\n[ERR] memberlist: msg type (9) not supported from=x\n")); err != nil {
+	if _, err := b.writer().Write([]byte("[WARN] memberlist: Got invalid checksum for UDP packet: 1, 2\n[ERR] memberlist: msg type (9) not supported from=x\n")); err != nil {
 		t.Fatal(err)
 	}
 	if got := dropped.Load(); got != 3 {

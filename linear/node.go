@@ -14,6 +14,7 @@ import (
 	"github.com/cockroachdb/pebble/v2/vfs"
 	"github.com/hashicorp/raft"
 
+	"github.com/causewaydb/causeway/internal/logbridge"
 	"github.com/causewaydb/causeway/linear/internal/fsm"
 	"github.com/causewaydb/causeway/linear/internal/logstore"
 )
@@ -83,7 +84,7 @@ func (n *Node) openVoter() error {
 	if n.machine, err = fsm.Open(filepath.Join(cfg.Dir, "state"), vfs.Default, n.log); err != nil {
 		return fmt.Errorf("linear tier: state machine: %w", err)
 	}
-	hlog := hclogFor(n.log)
+	hlog := logbridge.Hclog(n.log, "raft")
 	snaps, err := raft.NewFileSnapshotStoreWithLogger(cfg.Dir, snapshotsRetained, hlog)
 	if err != nil {
 		return fmt.Errorf("linear tier: snapshots: %w", err)

@@ -1,14 +1,11 @@
 package linear
 
 import (
-	"bytes"
 	"context"
 	"fmt"
-	"log/slog"
 	"net"
 	"time"
 
-	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/raft"
 
 	"github.com/causewaydb/causeway/internal/link"
@@ -61,29 +58,4 @@ func (s *streamLayer) Dial(address raft.ServerAddress, timeout time.Duration) (n
 		return s.tls.DialNode(ctx, dial, "tcp", string(address), region)
 	}
 	return s.links.DialPeer(ctx, region, "tcp", string(address))
-}
-
-// hclogFor routes hashicorp/raft's logging into slog.
-func hclogFor(logger *slog.Logger) hclog.Logger {
-	return hclog.New(&hclog.LoggerOptions{
-		Name:        "raft",
-		Level:       hclog.Info,
-		Output:      slogWriter{logger},
-		DisableTime: true,
-	})
-}
-
-type slogWriter struct{ l *slog.Logger }
-
-func (w slogWriter) Write(p []byte) (int, error) {
-	line := string(bytes.TrimSpace(p))
-	switch {
-	case bytes.Contains(p, []byte("[ERROR]")):
-		w.l.Error(line)
-	case bytes.Contains(p, []byte("[WARN]")):
-		w.l.Warn(line)
-	default:
-		w.l.Info(line)
-	}
-	return len(p), nil
 }

@@ -16,7 +16,7 @@ import (
 
 	"github.com/causewaydb/causeway/causal"
 	"github.com/causewaydb/causeway/clocks"
-	"github.com/causewaydb/causeway/internal/pebblelog"
+	"github.com/causewaydb/causeway/internal/logbridge"
 )
 
 // Store is one region's multi-version storage on Pebble. It is safe for
@@ -65,7 +65,7 @@ func OpenStore(dir string, o StoreOptions) (*Store, error) {
 	opts := &pebble.Options{
 		CacheSize:          o.CacheBytes,
 		FS:                 fs,
-		Logger:             pebblelog.New(logger.With("component", "pebble")),
+		Logger:             logbridge.Pebble(logger.With("component", "pebble")),
 		FormatMajorVersion: pebble.FormatNewest,
 		WALMinSyncInterval: o.MinSyncInterval,
 	}

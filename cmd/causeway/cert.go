@@ -69,24 +69,24 @@ func runCert(args []string, stdout, stderr io.Writer) int {
 	switch sub {
 	case "create-ca":
 		if len(pos) != 0 {
-			return usageError(stderr, fs, "create-ca takes no arguments")
+			return certUsageError(stderr, fs, "create-ca takes no arguments")
 		}
 		err = pki.CreateCA(o)
 		written = []string{pki.CACertFile, pki.CAKeyFile, pki.GossipKey}
 	case "create-node":
 		if *region == "" || len(pos) == 0 {
-			return usageError(stderr, fs, "create-node needs --region and at least one HOST")
+			return certUsageError(stderr, fs, "create-node needs --region and at least one HOST")
 		}
 		err = pki.CreateNode(o, *region, pos)
 		written = []string{pki.NodeCertFile, pki.NodeKeyFile}
 	case "create-client":
 		if len(pos) != 1 || *role == "" {
-			return usageError(stderr, fs, "create-client needs one NAME and --role")
+			return certUsageError(stderr, fs, "create-client needs one NAME and --role")
 		}
 		err = pki.CreateClient(o, pos[0], pki.Role(*role))
 		written = []string{pki.ClientCertFile(pos[0]), pki.ClientKeyFile(pos[0])}
 	default:
-		return usageError(stderr, fs, fmt.Sprintf("unknown subcommand %q: use create-ca, create-node or create-client", sub))
+		return certUsageError(stderr, fs, fmt.Sprintf("unknown subcommand %q: use create-ca, create-node or create-client", sub))
 	}
 	if err != nil {
 		fmt.Fprintf(stderr, "causeway cert %s: %v\n", sub, err)
@@ -116,13 +116,13 @@ func runToken(args []string, stdout, stderr io.Writer) int {
 		return exitUsage
 	}
 	if len(pos) != 1 {
-		return usageError(stderr, fs, sub+" needs one NAME")
+		return certUsageError(stderr, fs, sub+" needs one NAME")
 	}
 	o := pki.Options{Dir: *dir}
 	switch sub {
 	case "create":
 		if *role == "" {
-			return usageError(stderr, fs, "create needs --role")
+			return certUsageError(stderr, fs, "create needs --role")
 		}
 		token, err := pki.CreateToken(o, pos[0], pki.Role(*role))
 		if err != nil {
@@ -139,7 +139,7 @@ func runToken(args []string, stdout, stderr io.Writer) int {
 		}
 		fmt.Fprintf(stdout, "revoked %d token(s) of %s\n", n, pos[0])
 	default:
-		return usageError(stderr, fs, fmt.Sprintf("unknown subcommand %q: use create or revoke", sub))
+		return certUsageError(stderr, fs, fmt.Sprintf("unknown subcommand %q: use create or revoke", sub))
 	}
 	return exitOK
 }
@@ -148,7 +148,7 @@ func isHelpWord(s string) bool {
 	return s == "help" || s == "-h" || s == "-help" || s == "--help"
 }
 
-func usageError(stderr io.Writer, fs *flag.FlagSet, msg string) int {
+func certUsageError(stderr io.Writer, fs *flag.FlagSet, msg string) int {
 	fmt.Fprintf(stderr, "%s: %s\n\n", fs.Name(), msg)
 	fs.Usage()
 	return exitUsage

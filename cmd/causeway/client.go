@@ -23,178 +23,244 @@ import (
 	"github.com/causewaydb/causeway/api/causeway/v1/causewayv1connect"
 )
 
+// runClient runs one client verb of the causal tier (put, get, del,
+// status, link, remove-region): parse its flags, call the node (once more
+// with a new session if the session file held another cluster's token),
+// save the session's token and print the answer.
 func runClient(verb string, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("causeway "+verb, flag.ContinueOnError)
+	cmd, code := parseClient(verb, args, stderr)
+	if cmd == nil {
+		return code
+	}
+	return cmd.run(stdin, stdout, stderr)
+}
+
+// clientCmd is one parsed client verb.
+type clientCmd struct {
+	verb        string
+	fs          *flag.FlagSet
+	pos         []string // positional arguments, as many as the verb takes
+	addr        string
+	sessionPath string
+	asJSON      bool
+	timeout     time.Duration
+	requestID   string
+	uniques     uniqueFlag
+	fence       *v1.Fence // nil without --fence
+	delay       time.Duration
+	jitter      time.Duration
+	cut         string
+}
+
+// clientUsage is each verb's positional arguments, as usage shows them.
+var clientUsage = map[string]string{
+	"put": "KEY VALUE ", "get": "KEY ", "del": "KEY ", "delete": "KEY ", "status": "", "link": "REGION ", "remove-region": "REGION ",
+}
+
+// clientArgs is how many positional arguments each verb takes.
+var clientArgs = map[string]int{"put": 2, "get": 1, "del": 1, "delete": 1, "status": 0, "link": 1, "remove-region": 1}
+
+// parseClient parses and checks a client verb's flags and arguments; a nil
+// command comes with the exit code (help, or a usage error already
+// reported on stderr).
+func parseClient(verb string, args []string, stderr io.Writer) (*clientCmd, int) {
+	c := &clientCmd{verb: verb, fs: flag.NewFlagSet("causeway "+verb, flag.ContinueOnError)}
+	fs := c.fs
 	fs.SetOutput(stderr)
-	addr := fs.String("addr", envOr("CAUSEWAY_ADDR", "http://127.0.0.1:7070"), "node URL (env CAUSEWAY_ADDR)")
-	sessionPath := fs.String("session", defaultSessionPath(), "session file holding the causal token (env CAUSEWAY_SESSION); \"\" for none")
-	asJSON := fs.Bool("json", false, "print the response as JSON")
-	timeout := fs.Duration("timeout", 10*time.Second, "request deadline")
-	requestID := fs.String("request-id", "", "UUID that makes a retried write apply once (put, del)")
-	var uniques uniqueFlag
-	fs.Var(&uniques, "unique", "(put) NAMESPACE=NAME to claim for KEY through the linearizable tier first; repeatable")
+	fs.StringVar(&c.addr, "addr", envOr("CAUSEWAY_ADDR", "http://127.0.0.1:7070"), "node URL (env CAUSEWAY_ADDR)")
+	fs.StringVar(&c.sessionPath, "session", defaultSessionPath(), "session file holding the causal token (env CAUSEWAY_SESSION); \"\" for none")
+	fs.BoolVar(&c.asJSON, "json", false, "print the response as JSON")
+	fs.DurationVar(&c.timeout, "timeout", 10*time.Second, "request deadline")
+	fs.StringVar(&c.requestID, "request-id", "", "UUID that makes a retried write apply once (put, del)")
+	fs.Var(&c.uniques, "unique", "(put) NAMESPACE=NAME to claim for KEY through the linearizable tier first; repeatable")
 	fence := fs.String("fence", "", "(put, del) LOCK:TOKEN: refuse the write if a newer fencing token for LOCK was seen")
-	delay := fs.Duration("delay", 0, "(link) one-way delay of what the node sends to REGION")
-	jitter := fs.Duration("jitter", 0, "(link) delay varies within ±jitter")
-	cut := fs.String("cut", "none", "(link) cut the link: both, out (node to REGION), in (REGION to node) or none (heal)")
+	fs.DurationVar(&c.delay, "delay", 0, "(link) one-way delay of what the node sends to REGION")
+	fs.DurationVar(&c.jitter, "jitter", 0, "(link) delay varies within ±jitter")
+	fs.StringVar(&c.cut, "cut", "none", "(link) cut the link: both, out (node to REGION), in (REGION to node) or none (heal)")
 	fs.Usage = func() {
-		fmt.Fprintf(stderr, "Usage: causeway %s %s[flags]\n\nFlags:\n", verb, map[string]string{
-			"put": "KEY VALUE ", "get": "KEY ", "del": "KEY ", "delete": "KEY ", "status": "", "link": "REGION ", "remove-region": "REGION ",
-		}[verb])
+		fmt.Fprintf(stderr, "Usage: causeway %s %s[flags]\n\nFlags:\n", verb, clientUsage[verb])
 		fs.PrintDefaults()
 	}
 	pos, err := parseInterspersed(fs, args)
 	if err != nil {
 		if isHelp(err) {
-			return exitOK
+			return nil, exitOK
 		}
-		return exitUsage
+		return nil, exitUsage
 	}
-	want := map[string]int{"put": 2, "get": 1, "del": 1, "delete": 1, "status": 0, "link": 1, "remove-region": 1}[verb]
-	if len(pos) != want {
+	c.pos = pos
+	if want := clientArgs[verb]; len(pos) != want {
 		fmt.Fprintf(stderr, "causeway %s: want %d argument(s), got %d\n", verb, want, len(pos))
 		fs.Usage()
-		return exitUsage
+		return nil, exitUsage
 	}
-	if *requestID != "" && verb != "put" && verb != "del" && verb != "delete" {
+	writes := verb == "put" || verb == "del" || verb == "delete"
+	if c.requestID != "" && !writes {
 		fmt.Fprintf(stderr, "causeway %s: --request-id applies to put and del only\n", verb)
-		return exitUsage
+		return nil, exitUsage
 	}
-	if len(uniques) > 0 && verb != "put" {
+	if len(c.uniques) > 0 && verb != "put" {
 		fmt.Fprintf(stderr, "causeway %s: --unique applies to put only\n", verb)
-		return exitUsage
+		return nil, exitUsage
 	}
-	var fenceMsg *v1.Fence
 	if *fence != "" {
-		if verb != "put" && verb != "del" && verb != "delete" {
+		if !writes {
 			fmt.Fprintf(stderr, "causeway %s: --fence applies to put and del only\n", verb)
-			return exitUsage
+			return nil, exitUsage
 		}
-		if fenceMsg, err = parseFence(*fence); err != nil {
+		if c.fence, err = parseFence(*fence); err != nil {
 			fmt.Fprintf(stderr, "causeway %s: %v\n", verb, err)
-			return exitUsage
+			return nil, exitUsage
 		}
 	}
-	base := nodeURL(*addr)
+	return c, exitOK
+}
 
-	sess, err := loadSession(*sessionPath)
+// clientAnswer is what one call returned: the response (printed with
+// --json), the causal token to keep, the line for a person, and the exit
+// code.
+type clientAnswer struct {
+	msg   proto.Message
+	token string
+	human string
+	code  int
+}
+
+// run calls the node and prints the answer.
+func (c *clientCmd) run(stdin io.Reader, stdout, stderr io.Writer) int {
+	base := nodeURL(c.addr)
+	sess, err := loadSession(c.sessionPath)
 	if err != nil {
-		fmt.Fprintf(stderr, "causeway %s: %v\n", verb, err)
+		fmt.Fprintf(stderr, "causeway %s: %v\n", c.verb, err)
 		return exitFailed
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), *timeout)
+	ctx, cancel := context.WithTimeout(context.Background(), c.timeout)
 	defer cancel()
-	kv := causewayv1connect.NewKVServiceClient(http.DefaultClient, base)
-	admin := causewayv1connect.NewAdminServiceClient(http.DefaultClient, base)
-
 	var value []byte
-	if verb == "put" {
-		value = []byte(pos[1])
-		if pos[1] == "-" {
-			if value, err = io.ReadAll(stdin); err != nil {
-				fmt.Fprintf(stderr, "causeway put: read value from stdin: %v\n", err)
-				return exitFailed
-			}
+	if c.verb == "put" {
+		if value, err = c.value(stdin); err != nil {
+			fmt.Fprintf(stderr, "causeway put: read value from stdin: %v\n", err)
+			return exitFailed
 		}
 	}
-
-	var (
-		msg   proto.Message
-		token string
-		human string
-		code  = exitOK
-	)
+	if _, ok := linkCuts[c.cut]; c.verb == "link" && !ok {
+		fmt.Fprintf(stderr, "causeway link: --cut %q: use both, out, in or none\n", c.cut)
+		return exitUsage
+	}
+	kv := causewayv1connect.NewKVServiceClient(http.DefaultClient, base)
+	admin := causewayv1connect.NewAdminServiceClient(http.DefaultClient, base)
+	var ans clientAnswer
 	for attempt := 0; ; attempt++ {
-		switch verb {
-		case "put":
-			var res *connect.Response[v1.PutResponse]
-			res, err = kv.Put(ctx, connect.NewRequest(&v1.PutRequest{Key: pos[0], Value: value, CausalToken: sess.Token, RequestId: *requestID,
-				Fence: fenceMsg, Unique: uniques}))
-			if err == nil {
-				msg, token = res.Msg, res.Msg.CausalToken
-				human = fmt.Sprintf("OK %s  version %s", pos[0], versionString(res.Msg.Version))
-			}
-		case "get":
-			var res *connect.Response[v1.GetResponse]
-			res, err = kv.Get(ctx, connect.NewRequest(&v1.GetRequest{Key: pos[0], CausalToken: sess.Token}))
-			if err == nil {
-				msg, token = res.Msg, res.Msg.CausalToken
-				switch {
-				case res.Msg.Found:
-					human = fmt.Sprintf("%s\n(version %s)", printable(res.Msg.Value), versionString(res.Msg.Version))
-				case res.Msg.Version != nil:
-					human, code = fmt.Sprintf("%s: not found (deleted, version %s)", pos[0], versionString(res.Msg.Version)), exitNotFound
-				default:
-					human, code = fmt.Sprintf("%s: not found", pos[0]), exitNotFound
-				}
-			}
-		case "del", "delete":
-			var res *connect.Response[v1.DeleteResponse]
-			res, err = kv.Delete(ctx, connect.NewRequest(&v1.DeleteRequest{Key: pos[0], CausalToken: sess.Token, RequestId: *requestID, Fence: fenceMsg}))
-			if err == nil {
-				msg, token = res.Msg, res.Msg.CausalToken
-				human = fmt.Sprintf("OK deleted %s  version %s", pos[0], versionString(res.Msg.Version))
-			}
-		case "link":
-			cuts := map[string]v1.LinkCut{"none": v1.LinkCut_LINK_CUT_UNSPECIFIED, "both": v1.LinkCut_LINK_CUT_BOTH,
-				"out": v1.LinkCut_LINK_CUT_OUTGOING, "in": v1.LinkCut_LINK_CUT_INCOMING}
-			c, ok := cuts[*cut]
-			if !ok {
-				fmt.Fprintf(stderr, "causeway link: --cut %q: use both, out, in or none\n", *cut)
-				return exitUsage
-			}
-			// Only the flags given change the link; the others keep its values.
-			req := &v1.SetLinkRequest{Region: pos[0], Cut: c}
-			fs.Visit(func(f *flag.Flag) {
-				switch f.Name {
-				case "delay":
-					req.Delay = durationpb.New(*delay)
-				case "jitter":
-					req.Jitter = durationpb.New(*jitter)
-				}
-			})
-			var res *connect.Response[v1.SetLinkResponse]
-			res, err = admin.SetLink(ctx, connect.NewRequest(req))
-			if err == nil {
-				msg = res.Msg
-				human = "OK " + linkString(res.Msg.Link)
-			}
-		case "remove-region":
-			var res *connect.Response[v1.RemoveRegionResponse]
-			res, err = admin.RemoveRegion(ctx, connect.NewRequest(&v1.RemoveRegionRequest{Region: pos[0]}))
-			if err == nil {
-				msg = res.Msg
-				human = "OK region " + pos[0] + " removed"
-			}
-		case "status":
-			var res *connect.Response[v1.StatusResponse]
-			res, err = admin.Status(ctx, connect.NewRequest(&v1.StatusRequest{}))
-			if err == nil {
-				msg = res.Msg
-				human = statusString(res.Msg)
-			}
-		}
+		ans, err = c.call(ctx, kv, admin, sess.Token, value)
 		// A token of another cluster (the session file was used with another
 		// cluster before) is refused before anything happens: start a new
 		// session, say so, and ask once more.
 		if cluster := foreignTokenCluster(err); cluster != "" && attempt == 0 && sess.Token != "" {
 			fmt.Fprintf(stderr, "causeway %s: the session file %s held a causal token of another cluster; starting a new session for cluster %s\n",
-				verb, sess.path, cluster)
+				c.verb, sess.path, cluster)
 			sess.Token = ""
 			continue
 		}
 		break
 	}
 	if err != nil {
-		fmt.Fprintf(stderr, "causeway %s: %s\n", verb, describeError(err, sess))
+		fmt.Fprintf(stderr, "causeway %s: %s\n", c.verb, describeError(err, sess))
 		return exitFailed
 	}
-	if err := sess.save(token, base); err != nil {
-		fmt.Fprintf(stderr, "causeway %s: %v\n", verb, err)
+	if err := sess.save(ans.token, base); err != nil {
+		fmt.Fprintf(stderr, "causeway %s: %v\n", c.verb, err)
 		return exitFailed
 	}
-	printResponse(stdout, *asJSON, msg, human)
-	return code
+	printResponse(stdout, c.asJSON, ans.msg, ans.human)
+	return ans.code
+}
+
+// value is put's VALUE, or stdin when it is "-".
+func (c *clientCmd) value(stdin io.Reader) ([]byte, error) {
+	if c.pos[1] == "-" {
+		return io.ReadAll(stdin)
+	}
+	return []byte(c.pos[1]), nil
+}
+
+// linkCuts are link's --cut values.
+var linkCuts = map[string]v1.LinkCut{"none": v1.LinkCut_LINK_CUT_UNSPECIFIED, "both": v1.LinkCut_LINK_CUT_BOTH,
+	"out": v1.LinkCut_LINK_CUT_OUTGOING, "in": v1.LinkCut_LINK_CUT_INCOMING}
+
+// call makes the verb's one request with the session's token.
+func (c *clientCmd) call(ctx context.Context, kv causewayv1connect.KVServiceClient, admin causewayv1connect.AdminServiceClient,
+	token string, value []byte) (clientAnswer, error) {
+	key := c.pos
+	switch c.verb {
+	case "put":
+		res, err := kv.Put(ctx, connect.NewRequest(&v1.PutRequest{Key: key[0], Value: value, CausalToken: token, RequestId: c.requestID,
+			Fence: c.fence, Unique: c.uniques}))
+		if err != nil {
+			return clientAnswer{}, err
+		}
+		return clientAnswer{msg: res.Msg, token: res.Msg.CausalToken, human: fmt.Sprintf("OK %s  version %s", key[0], versionString(res.Msg.Version))}, nil
+	case "get":
+		res, err := kv.Get(ctx, connect.NewRequest(&v1.GetRequest{Key: key[0], CausalToken: token}))
+		if err != nil {
+			return clientAnswer{}, err
+		}
+		return getAnswer(key[0], res.Msg), nil
+	case "del", "delete":
+		res, err := kv.Delete(ctx, connect.NewRequest(&v1.DeleteRequest{Key: key[0], CausalToken: token, RequestId: c.requestID, Fence: c.fence}))
+		if err != nil {
+			return clientAnswer{}, err
+		}
+		return clientAnswer{msg: res.Msg, token: res.Msg.CausalToken, human: fmt.Sprintf("OK deleted %s  version %s", key[0], versionString(res.Msg.Version))}, nil
+	case "link":
+		res, err := admin.SetLink(ctx, connect.NewRequest(c.linkRequest()))
+		if err != nil {
+			return clientAnswer{}, err
+		}
+		return clientAnswer{msg: res.Msg, human: "OK " + linkString(res.Msg.Link)}, nil
+	case "remove-region":
+		res, err := admin.RemoveRegion(ctx, connect.NewRequest(&v1.RemoveRegionRequest{Region: key[0]}))
+		if err != nil {
+			return clientAnswer{}, err
+		}
+		return clientAnswer{msg: res.Msg, human: "OK region " + key[0] + " removed"}, nil
+	case "status":
+		res, err := admin.Status(ctx, connect.NewRequest(&v1.StatusRequest{}))
+		if err != nil {
+			return clientAnswer{}, err
+		}
+		return clientAnswer{msg: res.Msg, human: statusString(res.Msg)}, nil
+	}
+	return clientAnswer{}, fmt.Errorf("unknown verb %q", c.verb)
+}
+
+// getAnswer is get's answer: the value and its version, or not found (exit
+// code exitNotFound), saying so if a delete's tombstone is what was found.
+func getAnswer(key string, res *v1.GetResponse) clientAnswer {
+	ans := clientAnswer{msg: res, token: res.CausalToken}
+	switch {
+	case res.Found:
+		ans.human = fmt.Sprintf("%s\n(version %s)", printable(res.Value), versionString(res.Version))
+	case res.Version != nil:
+		ans.human, ans.code = fmt.Sprintf("%s: not found (deleted, version %s)", key, versionString(res.Version)), exitNotFound
+	default:
+		ans.human, ans.code = fmt.Sprintf("%s: not found", key), exitNotFound
+	}
+	return ans
+}
+
+// linkRequest is link's request: only the flags given change the link; the
+// others keep its values.
+func (c *clientCmd) linkRequest() *v1.SetLinkRequest {
+	req := &v1.SetLinkRequest{Region: c.pos[0], Cut: linkCuts[c.cut]}
+	c.fs.Visit(func(f *flag.Flag) {
+		switch f.Name {
+		case "delay":
+			req.Delay = durationpb.New(c.delay)
+		case "jitter":
+			req.Jitter = durationpb.New(c.jitter)
+		}
+	})
+	return req
 }
 
 // foreignTokenCluster is the cluster of the node that refused a request's

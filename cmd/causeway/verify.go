@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -66,120 +67,167 @@ func runVerify(args []string, stdout, stderr io.Writer) int {
 // runVerifyWith runs `causeway verify` with server as the command that
 // starts `causeway serve` (tests pass their own binary).
 func runVerifyWith(args []string, stdout, stderr io.Writer, server campaign.ServerCommand) int {
+	f, code := parseVerify(args, stderr)
+	if f == nil {
+		return code
+	}
+	if f.recheck != "" {
+		dir := f.report
+		if dir == "" {
+			dir = filepath.Dir(f.recheck)
+		}
+		return recheckHistory(f.recheck, dir, stdout, stderr)
+	}
+	kinds, err := campaign.ParseFaults(f.faults)
+	if err != nil {
+		fmt.Fprintf(stderr, "causeway verify: --faults: %v\n", err)
+		return exitUsage
+	}
+	if err := f.check(); err != nil {
+		fmt.Fprintf(stderr, "causeway verify: %v\n", err)
+		return exitUsage
+	}
+	f.fillDefaults()
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	return runCampaign(ctx, f.campaignConfig(server, kinds, stderr), stdout, stderr)
+}
+
+// verifyFlags are `causeway verify`'s flags.
+type verifyFlags struct {
+	duration         time.Duration
+	regions          []string // --regions, blank names dropped
+	wan              string
+	clients, keys    int
+	chains           int
+	seed             uint64
+	faults           string
+	maxSkew, timeout time.Duration
+	pace             time.Duration
+	report           string
+	basePort         int
+	keepData         bool
+	recheck          string
+	linearOn         bool
+	linearClients    int
+	unsafeSkip       bool
+}
+
+// parseVerify parses `causeway verify`'s flags; a nil result comes with the
+// exit code (help, or a usage error already reported on stderr).
+func parseVerify(args []string, stderr io.Writer) (*verifyFlags, int) {
+	f := &verifyFlags{}
 	fs := flag.NewFlagSet("causeway verify", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	duration := fs.Duration("duration", 60*time.Second, "how long clients run; faults during the first part, the rest (a fifth, 3s to 10s) fault-free")
+	fs.DurationVar(&f.duration, "duration", 60*time.Second, "how long clients run; faults during the first part, the rest (a fifth, 3s to 10s) fault-free")
 	regions := fs.String("regions", strings.Join(defaultRegions, ","), "comma-separated region names, one process each")
-	wan := fs.String("wan-latency", defaultWAN, "base one-way delays between regions (a/b=40ms,...); \"\" for none")
-	clients := fs.Int("clients", 3, "client sessions started in each region")
-	keys := fs.Int("keys", 8, "size of the key set (small, so that writes conflict)")
-	chains := fs.Int("chains", 0, "photo/comment chains: a writer hands its token to a commenter in the next region, an observer in a third takes snapshots (0: one per region, -1: none)")
-	seed := fs.Uint64("seed", 0, "seed of the fault plan and of the clients' choices (0: a random seed, printed)")
-	faults := fs.String("faults", "all", "faults to inject: partition,cut,delay,kill,pause,skew,wipe, all or none")
-	maxSkew := fs.Duration("max-skew", 10*time.Second, "largest clock skew injected (either direction)")
-	timeout := fs.Duration("request-timeout", 2*time.Second, "deadline of one client request")
-	pace := fs.Duration("pace", 0, "pause between two operations of one client (default: 10ms, longer for long campaigns so that one records at most about 300,000 operations; linear clients pause at least 50ms)")
-	report := fs.String("report", "", "report directory (default ./verify-report/<timestamp>)")
-	basePort := fs.Int("base-port", 0, "API port of the first region, the others following (gossip on API+100); 0 picks free ports")
-	keepData := fs.Bool("keep-data", false, "keep the regions' data directories (always kept when anomalies are found)")
-	recheck := fs.String("check", "", "check an existing history (a history.jsonl) instead of running a campaign")
-	linearOn := fs.Bool("linear", true, "run the linearizable tier (every region a voter) with its workload and checkers; --linear=false for the causal tier alone")
-	linearClients := fs.Int("linear-clients", 2, "linear-tier clients in each region")
-	unsafeSkip := fs.Bool("unsafe-skip-dependencies", false, "test hook: start the regions with causal dependencies ignored (CAUSEWAY_UNSAFE_SKIP_DEPENDENCIES), to show the checkers catch it")
+	fs.StringVar(&f.wan, "wan-latency", defaultWAN, "base one-way delays between regions (a/b=40ms,...); \"\" for none")
+	fs.IntVar(&f.clients, "clients", 3, "client sessions started in each region")
+	fs.IntVar(&f.keys, "keys", 8, "size of the key set (small, so that writes conflict)")
+	fs.IntVar(&f.chains, "chains", 0, "photo/comment chains: a writer hands its token to a commenter in the next region, an observer in a third takes snapshots (0: one per region, -1: none)")
+	fs.Uint64Var(&f.seed, "seed", 0, "seed of the fault plan and of the clients' choices (0: a random seed, printed)")
+	fs.StringVar(&f.faults, "faults", "all", "faults to inject: partition,cut,delay,kill,pause,skew,wipe, all or none")
+	fs.DurationVar(&f.maxSkew, "max-skew", 10*time.Second, "largest clock skew injected (either direction)")
+	fs.DurationVar(&f.timeout, "request-timeout", 2*time.Second, "deadline of one client request")
+	fs.DurationVar(&f.pace, "pace", 0, "pause between two operations of one client (default: 10ms, longer for long campaigns so that one records at most about 300,000 operations; linear clients pause at least 50ms)")
+	fs.StringVar(&f.report, "report", "", "report directory (default ./verify-report/<timestamp>)")
+	fs.IntVar(&f.basePort, "base-port", 0, "API port of the first region, the others following (gossip on API+100); 0 picks free ports")
+	fs.BoolVar(&f.keepData, "keep-data", false, "keep the regions' data directories (always kept when anomalies are found)")
+	fs.StringVar(&f.recheck, "check", "", "check an existing history (a history.jsonl) instead of running a campaign")
+	fs.BoolVar(&f.linearOn, "linear", true, "run the linearizable tier (every region a voter) with its workload and checkers; --linear=false for the causal tier alone")
+	fs.IntVar(&f.linearClients, "linear-clients", 2, "linear-tier clients in each region")
+	fs.BoolVar(&f.unsafeSkip, "unsafe-skip-dependencies", false, "test hook: start the regions with causal dependencies ignored (CAUSEWAY_UNSAFE_SKIP_DEPENDENCIES), to show the checkers catch it")
 	fs.Usage = func() {
 		fmt.Fprint(stderr, verifyUsage)
 		fs.PrintDefaults()
 	}
 	if code, ok := parseFlagsOnly(fs, args, stderr); !ok {
-		return code
+		return nil, code
 	}
-	if *recheck != "" {
-		dir := *report
-		if dir == "" {
-			dir = filepath.Dir(*recheck)
-		}
-		return recheckHistory(*recheck, dir, stdout, stderr)
-	}
-
-	kinds, err := campaign.ParseFaults(*faults)
-	if err != nil {
-		fmt.Fprintf(stderr, "causeway verify: --faults: %v\n", err)
-		return exitUsage
-	}
-	var names []string
 	for _, r := range strings.Split(*regions, ",") {
 		if r = strings.TrimSpace(r); r != "" {
-			names = append(names, r)
+			f.regions = append(f.regions, r)
 		}
 	}
-	switch {
-	case len(names) == 0:
-		fmt.Fprintln(stderr, "causeway verify: --regions: no regions")
-		return exitUsage
-	case *duration < 5*time.Second:
-		fmt.Fprintf(stderr, "causeway verify: --duration %v: at least 5s\n", *duration)
-		return exitUsage
-	case *clients < 1 || *keys < 2 || *keys > 128:
-		fmt.Fprintln(stderr, "causeway verify: --clients must be at least 1 and --keys between 2 and 128")
-		return exitUsage
-	case *linearOn && *linearClients < 1:
-		fmt.Fprintln(stderr, "causeway verify: --linear-clients must be at least 1")
-		return exitUsage
-	case *maxSkew < 0 || *maxSkew > time.Hour:
-		fmt.Fprintf(stderr, "causeway verify: --max-skew %v: between 0 and 1h\n", *maxSkew)
-		return exitUsage
-	case *timeout <= 0:
-		fmt.Fprintln(stderr, "causeway verify: --request-timeout must be positive")
-		return exitUsage
-	}
-	if _, err := supervisor.ParseWAN(*wan); err != nil {
-		fmt.Fprintf(stderr, "causeway verify: --wan-latency: %v\n", err)
-		return exitUsage
-	}
-	if *seed == 0 {
-		*seed = uint64(time.Now().UnixNano())
-	}
-	if *pace == 0 {
-		// Besides the clients, each chain has a writer and an observer.
-		nChains := *chains
-		if nChains == 0 {
-			nChains = len(names)
-		}
-		*pace = defaultPace(*duration, len(names)**clients+2*max(nChains, 0))
-	}
-	if *report == "" {
-		*report = filepath.Join("verify-report", time.Now().Format("20060102-150405"))
-	}
+	return f, exitOK
+}
 
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
+// check reports the first flag out of its range, as a usage error.
+func (f *verifyFlags) check() error {
+	switch {
+	case len(f.regions) == 0:
+		return errors.New("--regions: no regions")
+	case f.duration < 5*time.Second:
+		return fmt.Errorf("--duration %v: at least 5s", f.duration)
+	case f.clients < 1 || f.keys < 2 || f.keys > 128:
+		return errors.New("--clients must be at least 1 and --keys between 2 and 128")
+	case f.linearOn && f.linearClients < 1:
+		return errors.New("--linear-clients must be at least 1")
+	case f.maxSkew < 0 || f.maxSkew > time.Hour:
+		return fmt.Errorf("--max-skew %v: between 0 and 1h", f.maxSkew)
+	case f.timeout <= 0:
+		return errors.New("--request-timeout must be positive")
+	}
+	if _, err := supervisor.ParseWAN(f.wan); err != nil {
+		return fmt.Errorf("--wan-latency: %w", err)
+	}
+	return nil
+}
+
+// fillDefaults draws the seed, paces the clients for the campaign's length
+// and names the report directory, where the flags left them unset.
+func (f *verifyFlags) fillDefaults() {
+	if f.seed == 0 {
+		f.seed = uint64(time.Now().UnixNano())
+	}
+	if f.pace == 0 {
+		// Besides the clients, each chain has a writer and an observer.
+		nChains := f.chains
+		if nChains == 0 {
+			nChains = len(f.regions)
+		}
+		f.pace = defaultPace(f.duration, len(f.regions)*f.clients+2*max(nChains, 0))
+	}
+	if f.report == "" {
+		f.report = filepath.Join("verify-report", time.Now().Format("20060102-150405"))
+	}
+}
+
+// campaignConfig is the campaign the flags describe.
+func (f *verifyFlags) campaignConfig(server campaign.ServerCommand, kinds []campaign.FaultKind, log io.Writer) campaign.Config {
 	cfg := campaign.Config{
 		Cluster: campaign.ClusterConfig{
 			Command:  server,
-			Regions:  names,
-			WAN:      *wan,
-			BasePort: *basePort,
+			Regions:  f.regions,
+			WAN:      f.wan,
+			BasePort: f.basePort,
 		},
-		ReportDir:              *report,
-		Duration:               *duration,
-		Seed:                   *seed,
+		ReportDir:              f.report,
+		Duration:               f.duration,
+		Seed:                   f.seed,
 		Faults:                 kinds,
-		MaxSkew:                *maxSkew,
-		Workloads:              []campaign.Workload{&campaign.CausalWorkload{ClientsPerRegion: *clients, Keys: *keys, Chains: *chains, Pace: *pace}},
+		MaxSkew:                f.maxSkew,
+		Workloads:              []campaign.Workload{&campaign.CausalWorkload{ClientsPerRegion: f.clients, Keys: f.keys, Chains: f.chains, Pace: f.pace}},
 		Checkers:               campaign.CausalCheckers(),
-		RequestTimeout:         *timeout,
-		UnsafeSkipDependencies: *unsafeSkip,
-		KeepData:               *keepData,
-		Log:                    stderr,
+		RequestTimeout:         f.timeout,
+		UnsafeSkipDependencies: f.unsafeSkip,
+		KeepData:               f.keepData,
+		Log:                    log,
 	}
-	if *linearOn {
+	if f.linearOn {
 		cfg.Cluster.ServeArgs = campaign.LinearVoters
 		// Every linear operation is a Raft commit (an fsync on a quorum):
 		// a slower pace keeps the load of a small machine modest.
-		cfg.Workloads = append(cfg.Workloads, &campaign.LinearWorkload{ClientsPerRegion: *linearClients, Pace: max(*pace, 50*time.Millisecond)})
+		cfg.Workloads = append(cfg.Workloads, &campaign.LinearWorkload{ClientsPerRegion: f.linearClients, Pace: max(f.pace, 50*time.Millisecond)})
 		cfg.Checkers = campaign.DefaultCheckers()
 	}
-	fmt.Fprintf(stderr, "causeway verify: seed %d (replay the fault plan with --seed %d)\n", *seed, *seed)
+	return cfg
+}
+
+// runCampaign runs the campaign, prints its summary, and is the exit
+// status: anomalies, interrupted, or none.
+func runCampaign(ctx context.Context, cfg campaign.Config, stdout, stderr io.Writer) int {
+	fmt.Fprintf(stderr, "causeway verify: seed %d (replay the fault plan with --seed %d)\n", cfg.Seed, cfg.Seed)
 	res, err := campaign.Run(ctx, cfg)
 	if err != nil {
 		fmt.Fprintf(stderr, "causeway verify: %v\n", err)

@@ -6,7 +6,7 @@
 //
 // # Arrows
 //
-//	cmd/causeway ─> process ─┬─> replica ─> causal, clocks, api, internal/{link,groupcommit,pebblelog}
+//	cmd/causeway ─> process ─┬─> replica ─> causal, clocks, api, internal/{link,groupcommit,logbridge}
 //	                         ├─> gossip  ─> clocks
 //	                         └─> linear  ─> api, internal/link, ...
 //
@@ -26,10 +26,16 @@
 //     does not answer. Shutdown stops replication and gossip (leaving the
 //     cluster, bounded by a second), drains the requests in flight, then
 //     closes the tier and the store.
-//   - One HTTP server for the whole process: the node's services
-//     (NewServer, http.go; replica offers only its Connect handlers,
-//     readiness and metrics) with the tier's LinearService mounted beside them
-//     (Wiring.Services), listed in gRPC health checking and reflection.
+//   - One HTTP server for the whole process, and this package alone decides
+//     what a listener serves (Server, http.go): the node's Connect services
+//     with the tier's LinearService mounted beside them (Wiring.Services),
+//     gRPC health checking (the KV service and the empty name follow
+//     replica.Node.Ready), reflection, /metrics, /healthz, /readyz, GET /
+//     and an `unimplemented` answer in the caller's protocol for anything
+//     else. replica offers only its Connect handlers (replica.Server.Handlers),
+//     replication's start and stop around a listener, its readiness and its
+//     metrics. Serve takes any net.Listener, so TLS listeners (issue 16) are
+//     added here without touching replica.
 //   - One /metrics for the whole process: gossip's and the tier's figures
 //     are registered in the node's registry with the same region label and
 //     the same names as before the split (causeway_gossip_dropped_packets_total,

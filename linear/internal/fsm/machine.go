@@ -14,7 +14,7 @@ import (
 	"github.com/cockroachdb/pebble/v2/vfs"
 	"github.com/hashicorp/raft"
 
-	"github.com/causewaydb/causeway/internal/pebblelog"
+	"github.com/causewaydb/causeway/internal/logbridge"
 )
 
 // cacheBytes sizes the block cache. Pebble charges its memtables to the
@@ -130,7 +130,7 @@ func Open(dir string, fs vfs.FS, logger *slog.Logger) (*Machine, error) {
 	opts := &pebble.Options{
 		FS:                 fs,
 		CacheSize:          cacheBytes,
-		Logger:             pebblelog.New(logger.With("component", "pebble")),
+		Logger:             logbridge.Pebble(logger.With("component", "pebble")),
 		FormatMajorVersion: pebble.FormatNewest,
 	}
 	for i := range opts.Levels {

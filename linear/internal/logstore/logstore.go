@@ -11,7 +11,7 @@ import (
 	"github.com/cockroachdb/pebble/v2/vfs"
 	"github.com/hashicorp/raft"
 
-	"github.com/causewaydb/causeway/internal/pebblelog"
+	"github.com/causewaydb/causeway/internal/logbridge"
 )
 
 // cacheBytes sizes Pebble's block cache. The store sits beside the node's
@@ -57,7 +57,7 @@ func Open(dir string, fs vfs.FS, logger *slog.Logger) (*Store, error) {
 	opts := &pebble.Options{
 		CacheSize:          cacheBytes,
 		FS:                 fs,
-		Logger:             pebblelog.New(logger.With("component", "raft-log-pebble")),
+		Logger:             logbridge.Pebble(logger.With("component", "raft-log-pebble")),
 		FormatMajorVersion: pebble.FormatNewest,
 	}
 	db, err := pebble.Open(dir, opts)
