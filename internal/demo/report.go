@@ -1,0 +1,104 @@
+package demo
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"time"
+
+	"connectrpc.com/connect"
+
+	v1 "github.com/causewaydb/causeway/api/causeway/v1"
+	"github.com/causewaydb/causeway/internal/campaign"
+)
+
+// Report judges what the demo's clients did: it waits (up to 30s) until
+// every region applied the same writes, reads every key the clients
+// touched in every region (the history's final state), and runs the
+// checkers `causeway verify` runs over the history. It writes
+// history.jsonl, the checkers' files (linearizability.html for the
+// linearizable operations), summary.txt and anomalies.txt into dir
+// (default: a new directory under the demo's data directory), and returns
+// the directory and the summary. The history keeps growing afterwards; a
+// later Report judges all of it again.
+func (d *Demo) Report(dir string) (string, string, error) {
+	if dir == "" {
+		dir = filepath.Join(d.cfg.DataDir, "report-"+time.Now().UTC().Format("20060102T150405"))
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return "", "", err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	d.recordFinal(ctx)
+	if err := d.rec.Flush(); err != nil {
+		return "", "", err
+	}
+	h := d.rec.History()
+	f, err := os.Create(filepath.Join(dir, "history.jsonl"))
+	if err != nil {
+		return "", "", err
+	}
+	src, err := os.ReadFile(d.history.Name())
+	if err == nil {
+		_, err = f.Write(src)
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return "", "", err
+	}
+	res := &campaign.Result{
+		Regions: d.Regions(), Started: d.started, Ended: time.Now(), Duration: time.Since(d.started).Round(time.Second),
+		History: h, Checks: campaign.RunCheckers(h, campaign.DefaultCheckers()), ReportDir: dir,
+	}
+	if err := res.WriteReport(); err != nil {
+		return "", "", err
+	}
+	var summary strings.Builder
+	res.WriteSummary(&summary)
+	if n := res.Anomalies(); n > 0 {
+		return dir, summary.String(), fmt.Errorf("the checkers found %d anomalies (see %s)", n, filepath.Join(dir, "anomalies.txt"))
+	}
+	return dir, summary.String(), nil
+}
+
+// recordFinal records the final state: convergence, then every causal key
+// the history names, read in every region.
+func (d *Demo) recordFinal(ctx context.Context) {
+	var keys []string
+	for _, e := range d.rec.History().Events {
+		if e.Tier == campaign.TierCausal && e.Key != "" && !slices.Contains(keys, e.Key) {
+			keys = append(keys, e.Key)
+		}
+	}
+	start := time.Now()
+	vector, err := d.cluster.AwaitConverged(ctx, 30*time.Second)
+	ev := campaign.Event{Type: campaign.EventFinal, Tier: campaign.TierCausal, Workload: "demo", F: campaign.FConverge,
+		Detail: fmt.Sprintf("applied vector %v in every region after %v", vector, time.Since(start).Round(time.Millisecond))}
+	if err != nil {
+		ev.Detail, ev.Error = "regions did not converge", err.Error()
+	}
+	d.rec.Record(ev)
+	if len(keys) == 0 {
+		return
+	}
+	for _, region := range d.cfg.Regions {
+		e := campaign.Event{Type: campaign.EventFinal, Tier: campaign.TierCausal, Workload: "demo", Region: region, F: campaign.FReadMany}
+		rctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		res, err := d.cluster.KV(region).ReadMany(rctx, connect.NewRequest(&v1.ReadManyRequest{Keys: keys}))
+		cancel()
+		if err != nil {
+			e.Error = err.Error()
+		} else {
+			for _, r := range res.Msg.GetResults() {
+				e.Reads = append(e.Reads, campaign.KeyRead{Key: r.GetKey(), Found: r.GetFound(), Value: string(r.GetValue()), Version: versionOf(r.GetVersion()), HasSiblings: r.GetHasSiblings()})
+			}
+		}
+		d.rec.Record(e)
+	}
+}
