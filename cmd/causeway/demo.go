@@ -129,7 +129,7 @@ func runDemoWith(args []string, stdout, stderr io.Writer, command supervisor.Com
 	}
 	fmt.Fprintf(stdout, "causeway demo: starting %d regions (%s); data in %s\n", len(names), strings.Join(names, ", "), dir)
 	d, err := demo.Start(ctx, demo.Config{
-		Command: command, Regions: names, WAN: *wan, DataDir: dir, ClusterID: id, NoLinear: *noLinear, Log: stderr,
+		Command: command, Regions: names, WAN: *wan, DataDir: dir, ClusterID: id, NoLinear: *noLinear,
 	})
 	if err != nil {
 		if ctx.Err() != nil {

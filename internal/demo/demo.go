@@ -76,6 +76,8 @@ type Demo struct {
 	recording []string       // the actions done, as scenario lines
 	skews     map[string]time.Duration
 	closed    bool
+	fault     *campaign.Fault // the fault window open in the history (nil: healthy)
+	faultIDs  int
 }
 
 // Start starts every region, waits until each serves and sees the others
@@ -247,8 +249,10 @@ func (d *Demo) Do(ctx context.Context, a Action) (*Result, error) {
 	switch a.Op {
 	case OpCut, OpHeal, OpDelay, OpIsolate, OpSplit, OpHealAll:
 		res, err = d.doLink(ctx, a)
+		d.noteFaults(a)
 	case OpKill, OpRestart, OpPause, OpResume, OpSkew:
 		res, err = d.doProcess(ctx, a)
+		d.noteFaults(a)
 	case OpPut, OpGet, OpDelete, OpClaim, OpLookup:
 		res, err = d.doClient(ctx, a)
 	case OpSay:
