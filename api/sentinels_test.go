@@ -20,6 +20,7 @@ import (
 	"github.com/causewaydb/causeway/causal"
 	"github.com/causewaydb/causeway/clocks"
 	"github.com/causewaydb/causeway/gossip"
+	"github.com/causewaydb/causeway/internal/demo"
 	"github.com/causewaydb/causeway/internal/link"
 	"github.com/causewaydb/causeway/internal/supervisor"
 	"github.com/causewaydb/causeway/linear"
@@ -82,6 +83,10 @@ var sentinels = []sentinel{
 		"the operation that needed the link says unavailable (linear/forward.go); replication retries"},
 	{"internal/supervisor.ErrDown", supervisor.ErrDown, connect.CodeInternal,
 		"a region process of a local cluster is not running: the harness's own error, never a request's"},
+	{"internal/demo.ErrNotLoopback", demo.ErrNotLoopback, connect.CodeInternal,
+		"causeway demo refuses to start its dashboard on a non-loopback address; never a request's error"},
+	{"internal/demo.ErrSyntax", demo.ErrSyntax, connect.CodeInternal,
+		"a scenario step that does not parse (causeway demo --script, demo do): the demo's own error, never a request's"},
 
 	{"linear.ErrLostRaftState", linear.ErrLostRaftState, connect.CodeInternal, "the node refuses to start; never a request's error"},
 

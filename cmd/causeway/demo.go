@@ -139,6 +139,15 @@ func runDemoWith(args []string, stdout, stderr io.Writer, command supervisor.Com
 		return exitFailed
 	}
 	defer d.Close()
+	// Every region a voter before anyone acts, so that a partition
+	// leaves a majority that can still grant names.
+	if err := d.AwaitLinear(ctx, 60*time.Second); err != nil {
+		if ctx.Err() != nil {
+			return exitOK
+		}
+		fmt.Fprintf(stderr, "causeway demo: the linearizable tier did not form: %v\n", err)
+		return exitFailed
+	}
 	if sc != nil {
 		return runScript(ctx, d, sc, *report, stdout, stderr)
 	}

@@ -1,0 +1,258 @@
+//go:build unix
+
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"maps"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/causewaydb/causeway/internal/demo"
+	"github.com/causewaydb/causeway/internal/supervisor"
+)
+
+// demoCommand runs this test binary as `causeway serve` (see TestMain).
+func demoCommand() supervisor.Command {
+	return supervisor.Command{Path: os.Args[0], Env: []string{runMainEnv + "=1"}}
+}
+
+// startDemo starts the default three-region demo cluster (WAN delays, the
+// linearizable tier on every region) and its dashboard handler.
+func startDemo(t *testing.T, ctx context.Context) (*demo.Demo, *httptest.Server) {
+	t.Helper()
+	d, err := demo.Start(ctx, demo.Config{Command: demoCommand(), Regions: defaultRegions, WAN: defaultWAN, DataDir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(d.Close)
+	if err := d.AwaitLinear(ctx, 60*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	hctx, cancel := context.WithCancel(ctx)
+	srv := httptest.NewServer(demo.NewHandler(hctx, d))
+	t.Cleanup(srv.Close)
+	t.Cleanup(cancel) // runs first: ends the event streams, so srv.Close does not wait on them
+	return d, srv
+}
+
+// do runs a step and fails the test when it cannot be done.
+func do(t *testing.T, ctx context.Context, d *demo.Demo, step string) *demo.Result {
+	t.Helper()
+	a, err := demo.ParseAction(step)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := d.Do(ctx, a)
+	if err != nil {
+		t.Fatalf("%s: %v", step, err)
+	}
+	return res
+}
+
+// dashboardState fetches the dashboard's /api/state.
+func dashboardState(t *testing.T, url string) *demo.State {
+	t.Helper()
+	res, err := http.Get(url + "/api/state")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	var st demo.State
+	if err := json.NewDecoder(res.Body).Decode(&st); err != nil {
+		t.Fatal(err)
+	}
+	return &st
+}
+
+func regionState(t *testing.T, st *demo.State, name string) demo.RegionState {
+	t.Helper()
+	for _, r := range st.Regions {
+		if r.Name == name {
+			return r
+		}
+	}
+	t.Fatalf("no region %s in the dashboard's state", name)
+	return demo.RegionState{}
+}
+
+// TestDemoScripts runs the shipped scenarios the way a person runs them,
+// `causeway demo --script NAME --report DIR`, each on its own new cluster:
+// every expectation must hold, and the checkers must find no anomaly in
+// what the scenario's clients did.
+func TestDemoScripts(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts causeway serve processes")
+	}
+	for _, name := range demo.ScenarioNames() {
+		t.Run(name, func(t *testing.T) {
+			report := t.TempDir()
+			var stdout, stderr lockedBuffer
+			code := runDemoWith([]string{"--script", name, "--report", report, "--data", t.TempDir()}, &stdout, &stderr, demoCommand())
+			if code != exitOK {
+				t.Fatalf("exit status %d\nstdout:\n%s\nstderr:\n%s", code, stdout.String(), stderr.String())
+			}
+			out := stdout.String()
+			for _, want := range []string{"every expectation held", "PASS: no anomalies"} {
+				if !strings.Contains(out, want) {
+					t.Errorf("output lacks %q:\n%s", want, out)
+				}
+			}
+			for _, f := range []string{"history.jsonl", "summary.txt", "anomalies.txt"} {
+				if _, err := os.Stat(filepath.Join(report, f)); err != nil {
+					t.Errorf("report: %v", err)
+				}
+			}
+		})
+	}
+}
+
+func TestDemoScriptUsageErrors(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		says string
+	}{
+		{[]string{"--script", "/no/such.scenario"}, "neither a shipped one"},
+		{[]string{"--script", "partition", "--regions", "a,b"}, "no region"},
+		{[]string{"--report", "x"}, "--report goes with --script"},
+		{[]string{"--listen", "0.0.0.0:0"}, "loopback only"},
+		{[]string{"--wan-latency", "a/a=1ms"}, "--wan-latency"},
+	} {
+		var stdout, stderr lockedBuffer
+		code := runDemoWith(tc.args, &stdout, &stderr, demoCommand())
+		if code != exitUsage || !strings.Contains(stderr.String(), tc.says) {
+			t.Errorf("causeway demo %v: exit %d, stderr %q; want %d saying %q", tc.args, code, stderr.String(), exitUsage, tc.says)
+		}
+	}
+	var stdout, stderr lockedBuffer
+	if code := runDemo([]string{"do", "explode everything"}, &stdout, &stderr); code != exitUsage || !strings.Contains(stderr.String(), "unknown step") {
+		t.Errorf("causeway demo do with a bad step: exit %d, stderr %q", code, stderr.String())
+	}
+}
+
+// TestDemoCluster drives one demo cluster through what the dashboard
+// shows: its data is the status the CLI shows; a killed region stays down
+// and is shown so while the others serve, and comes back and catches up
+// when restarted; a scenario whose expectation does not hold fails and
+// says which; every control is reachable through `causeway demo do`.
+func TestDemoCluster(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts causeway serve processes")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
+	defer cancel()
+	d, srv := startDemo(t, ctx)
+
+	t.Run("dashboard agrees with causeway status", func(t *testing.T) {
+		do(t, ctx, d, "put probe@us-east agree yes => ok")
+		do(t, ctx, d, "wait converged")
+		for _, name := range d.Regions() {
+			var cli map[string]any
+			var dash map[string]any
+			// The dashboard polls every 200ms: poll until its copy holds
+			// what the CLI prints (the cluster is quiet, so they meet).
+			err := supervisor.Poll(ctx, 10*time.Second, func(context.Context) (bool, string) {
+				r := runCLI("", "status", "--json", "--addr", d.URL(name), "--session", "")
+				if r.code != exitOK {
+					return false, r.String()
+				}
+				cli = nil
+				if err := json.Unmarshal([]byte(r.stdout), &cli); err != nil {
+					return false, err.Error()
+				}
+				rs := regionState(t, dashboardState(t, srv.URL), name)
+				dash = nil
+				if err := json.Unmarshal(rs.Status, &dash); err != nil {
+					return false, err.Error()
+				}
+				for _, k := range []string{"region", "nodeId", "clusterId", "vector", "pendingWrites", "causalState"} {
+					if !jsonEqual(cli[k], dash[k]) {
+						return false, k + " differs"
+					}
+				}
+				return jsonEqual(cli["linear"].(map[string]any)["leaderRegion"], dash["linear"].(map[string]any)["leaderRegion"]), "leader differs"
+			})
+			if err != nil {
+				t.Errorf("%s: %v\ncli: %v\ndashboard: %v", name, err, cli, dash)
+			}
+			if v, _ := cli["vector"].(map[string]any); v["us-east"] != "1" {
+				t.Errorf("%s: causeway status shows vector %v, want us-east 1", name, v)
+			}
+		}
+	})
+
+	t.Run("killed region stays down, restart catches up", func(t *testing.T) {
+		do(t, ctx, d, "kill eu-west")
+		for range 3 { // stays down: the supervisor does not restart it, and the others serve
+			if res := do(t, ctx, d, "put alice@us-east missed \"written while eu-west was down\""); !res.OK {
+				t.Fatalf("us-east refused a write while eu-west was down: %s", res.Summary())
+			}
+			if res := do(t, ctx, d, "get bob@ap-southeast agree"); !res.OK {
+				t.Fatalf("ap-southeast refused a read while eu-west was down: %s", res.Summary())
+			}
+			eu := regionState(t, dashboardState(t, srv.URL), "eu-west")
+			if eu.Process != "down" || eu.Causal.Serves || !strings.Contains(eu.Causal.Text, "killed") {
+				t.Fatalf("the dashboard shows killed eu-west as %s, causal %+v", eu.Process, eu.Causal)
+			}
+		}
+		if res := do(t, ctx, d, "get carol@eu-west agree"); res.OK || res.Code != "connection_refused" {
+			t.Errorf("a read in killed eu-west: %s, want connection_refused", res.Summary())
+		}
+		st := dashboardState(t, srv.URL)
+		for _, name := range []string{"us-east", "ap-southeast"} {
+			if r := regionState(t, st, name); r.Process != "running" || !r.Causal.Serves {
+				t.Errorf("%s is %s, causal %+v while eu-west is down", name, r.Process, r.Causal)
+			}
+		}
+		do(t, ctx, d, "restart eu-west")
+		if res := do(t, ctx, d, "wait converged 60s"); !res.OK || res.Vector["us-east"] < 4 {
+			t.Fatalf("after the restart: %s", res.Summary())
+		}
+		if res := do(t, ctx, d, "get carol@eu-west missed"); !res.OK || res.Value != "written while eu-west was down" {
+			t.Errorf("restarted eu-west reads %s, want what it missed", res.Summary())
+		}
+		if eu := regionState(t, dashboardState(t, srv.URL), "eu-west"); eu.Process != "running" {
+			t.Errorf("restarted eu-west is shown %s", eu.Process)
+		}
+	})
+
+	t.Run("a failing expectation fails the scenario", func(t *testing.T) {
+		sc, err := demo.ParseScenario("wrong", "put x@us-east k right => ok\nget x@us-east k => value wrong\nget x@us-east k => value right\n")
+		if err != nil {
+			t.Fatal(err)
+		}
+		var out lockedBuffer
+		rep := demo.RunScenario(ctx, d, sc, &out)
+		if rep.OK() || len(rep.Failures) != 1 || !strings.Contains(rep.Failures[0], "wrong:2:") || !strings.Contains(rep.Failures[0], `want value wrong`) {
+			t.Errorf("failures %q, want one, at wrong:2\n%s", rep.Failures, out.String())
+		}
+	})
+
+	t.Run("causeway demo do", func(t *testing.T) {
+		var stdout, stderr lockedBuffer
+		code := runDemo([]string{"do", "cut us-east eu-west out", "heal us-east eu-west", "--url", srv.URL}, &stdout, &stderr)
+		if code != exitOK || !strings.Contains(stdout.String(), "what us-east sends to eu-west is lost") || !strings.Contains(stdout.String(), "healed") {
+			t.Errorf("exit %d\nstdout: %s\nstderr: %s", code, stdout.String(), stderr.String())
+		}
+		if !strings.Contains(d.Recording(), "cut us-east eu-west out\nheal us-east eu-west\n") {
+			t.Errorf("the recording lacks the steps:\n%s", d.Recording())
+		}
+	})
+}
+
+func jsonEqual(a, b any) bool {
+	ma, aok := a.(map[string]any)
+	mb, bok := b.(map[string]any)
+	if aok && bok {
+		return maps.EqualFunc(ma, mb, jsonEqual)
+	}
+	ja, _ := json.Marshal(a)
+	jb, _ := json.Marshal(b)
+	return string(ja) == string(jb)
+}
