@@ -31,7 +31,7 @@ run: build ## start one node (data under ./data, Connect API on 127.0.0.1:7070)
 	$(BIN)/causeway serve --region $(REGION) --data $(DATA) --listen $(LISTEN)
 
 DEMO_LISTEN ?= 127.0.0.1:8080
-demo: build ## three regions and a live dashboard on http://$(DEMO_LISTEN): cause a partition, watch the CAP trade-off (Ctrl-C stops it; SCRIPT=partition runs a scenario instead)
+demo: build ## three regions and a live dashboard (http://127.0.0.1:8080, DEMO_LISTEN=...): cause a partition, watch the CAP trade-off (Ctrl-C stops it; SCRIPT=partition runs a scenario instead)
 	$(BIN)/causeway demo --listen $(DEMO_LISTEN) $(if $(SCRIPT),--script $(SCRIPT))
 
 cluster: build ## start a local 3-region cluster with WAN delays and fault injection (Ctrl-C stops it)

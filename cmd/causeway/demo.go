@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"strings"
 	"syscall"
 	"time"
@@ -127,7 +128,7 @@ func runDemoWith(args []string, stdout, stderr io.Writer, command supervisor.Com
 		fmt.Fprintf(stderr, "causeway demo: %v\n", err)
 		return exitUsage
 	}
-	fmt.Fprintf(stdout, "causeway demo: starting %d regions (%s); data in %s\n", len(names), strings.Join(names, ", "), dir)
+	fmt.Fprintf(stdout, "causeway demo: starting %d regions (%s); data in %s, the regions' logs in %s\n", len(names), strings.Join(names, ", "), dir, filepath.Join(dir, "logs"))
 	d, err := demo.Start(ctx, demo.Config{
 		Command: command, Regions: names, WAN: *wan, DataDir: dir, ClusterID: id, NoLinear: *noLinear,
 	})

@@ -227,7 +227,10 @@ function updateMap(state) {
     c.setAttribute("fill", colors[0]); c.setAttribute("stroke", colors[1]);
     const st = r.status;
     let sub = r.process;
-    if (r.process === "running" && st) sub = `${Object.values(st.vector || {}).reduce((a, b) => a + Number(b), 0)} writes applied`;
+    if (r.process === "running" && st) {
+      const n = Object.values(st.vector || {}).reduce((a, b) => a + Number(b), 0);
+      sub = `${n} write${n === 1 ? "" : "s"} applied`;
+    }
     setText($(".nodestate", g), sub);
   }
 }
