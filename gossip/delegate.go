@@ -114,6 +114,13 @@ func (d *delegate) NotifyLeave(n *memberlist.Node) {
 	e.state, e.since = state, now
 	g.recountLocked()
 	g.markLocked(n.Name)
+	if state == Dead {
+		// The start of an outage (or a partition) as this node sees it;
+		// "gossip: member alive" is its end.
+		g.log.Warn("gossip: member dead: unreachable from this region (the causal tier keeps serving; the linearizable tier needs a quorum)",
+			"member", n.Name, "region", e.meta.Region)
+		return
+	}
 	g.log.Info("gossip: member "+state.String(), "member", n.Name, "region", e.meta.Region)
 }
 

@@ -557,7 +557,8 @@ func TestCLIUsage(t *testing.T) {
 		{[]string{"serve", "--data", data, "extra"}, exitUsage, "", `unexpected argument "extra"`},
 		{[]string{"serve", "--data", data, "--log-level", "loud"}, exitUsage, "", "use debug, info, warn or error"},
 		{[]string{"serve", "--data", data, "--log-format", "xml"}, exitUsage, "", "use text or json"},
-		{[]string{"serve", "--data", data, "--cluster-id", "prod"}, exitUsage, "", "is not a UUID"},
+		{[]string{"serve", "--data", data, "--log-repeats", "-1s"}, exitUsage, "", "or 0 to write every line"},
+		{[]string{"serve", "--data", data, "--cluster-id", "prod cluster"}, exitUsage, "", "neither a UUID nor a cluster name"},
 	}
 	for _, tt := range tests {
 		t.Run(strings.Join(tt.args, " "), func(t *testing.T) {

@@ -25,6 +25,8 @@ Usage:
   causeway remove-region REGION      declare REGION gone for good (it stops holding back log truncation)
   causeway link REGION [flags]       delay or cut the node's link to REGION (--delay, --jitter,
                                      --cut both|out|in|none); needs serve --fault-injection
+  causeway cert create-ca|create-node|create-client   a cluster CA and certificates (see: causeway cert --help)
+  causeway token create|revoke NAME  client bearer tokens with a role (see: causeway token --help)
   causeway version                   print the version
 
 Linearizable tier (Raft; unavailable without a quorum of voters):
@@ -86,6 +88,10 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		return runClient(verb, rest, stdin, stdout, stderr)
 	case "claim", "release", "lookup", "cas", "cas-get", "lease", "lock", "unlock":
 		return runLinear(verb, rest, stdout, stderr)
+	case "cert":
+		return runCert(rest, stdout, stderr)
+	case "token":
+		return runToken(rest, stdout, stderr)
 	case "version", "--version":
 		fmt.Fprintln(stdout, "causeway", buildinfo.Read())
 		return exitOK

@@ -15,10 +15,9 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/google/uuid"
-
 	"github.com/causewaydb/causeway/gossip"
 	"github.com/causewaydb/causeway/internal/link"
+	"github.com/causewaydb/causeway/internal/logquiet"
 	"github.com/causewaydb/causeway/internal/process"
 	"github.com/causewaydb/causeway/internal/supervisor"
 	"github.com/causewaydb/causeway/linear"
@@ -31,7 +30,7 @@ func runServe(args []string, stdout, stderr io.Writer) int {
 	region := fs.String("region", envOr("CAUSEWAY_REGION", "local"), "region (datacenter) name: lowercase letters, digits and '-' (env CAUSEWAY_REGION)")
 	data := fs.String("data", envOr("CAUSEWAY_DATA", "./causeway-data"), "data directory; created if missing (env CAUSEWAY_DATA)")
 	listen := fs.String("listen", envOr("CAUSEWAY_LISTEN", "127.0.0.1:7070"), "address for the API (Connect, gRPC, gRPC-Web) and /metrics (env CAUSEWAY_LISTEN)")
-	cluster := fs.String("cluster-id", "", "cluster id (UUID) for a new data directory; default: a new random id, or the one the directory holds")
+	cluster := fs.String("cluster-id", "", "cluster id for a new data directory: a UUID, or a name that stands for one (every region of a cluster gives the same); default: a new random id, or the one the directory holds")
 	maxOffset := fs.Duration("max-clock-offset", replica.DefaultMaxClockOffset, "refuse timestamps further ahead of this node's clock than this")
 	causalWait := fs.Duration("causal-wait", replica.DefaultCausalWaitTimeout, "how long a request without a deadline waits for its token's causal past")
 	groupDelay := fs.Duration("group-commit-delay", replica.DefaultGroupCommitDelay, fmt.Sprintf("while %d or more writes are in progress, pause this long after each fsync of the write-ahead log so that more writes share the next; 0 disables (every acknowledged write is durable either way)", replica.DefaultGroupCommitWriters))
@@ -47,6 +46,7 @@ func runServe(args []string, stdout, stderr io.Writer) int {
 	wan := fs.String("wan-latency", "", "static one-way delays between regions: a/b=40ms,a/c=108ms (applies the entries naming this node's region)")
 	logLevel := fs.String("log-level", "info", "log level: debug, info, warn or error")
 	logFormat := fs.String("log-format", "text", "log format: text or json")
+	logRepeats := fs.Duration("log-repeats", logquiet.DefaultWindow, "write a recurring log line (the same message, numbers and addresses aside: Raft and gossip retrying an unreachable peer) once per this window, with the count of repeats; 0 writes every line")
 	fs.Usage = func() {
 		fmt.Fprintf(stderr, "Usage: causeway serve [flags]\n\nStarts one Causeway node. Every flag has a default, so a bare\n`causeway serve` starts region \"local\" with data in ./causeway-data on 127.0.0.1:7070.\n\nFlags:\n")
 		fs.PrintDefaults()
@@ -69,6 +69,13 @@ func runServe(args []string, stdout, stderr io.Writer) int {
 	default:
 		fmt.Fprintf(stderr, "causeway serve: --log-format %q: use text or json\n", *logFormat)
 		return exitUsage
+	}
+	if *logRepeats < 0 {
+		fmt.Fprintf(stderr, "causeway serve: --log-repeats %v: give a window, or 0 to write every line\n", *logRepeats)
+		return exitUsage
+	}
+	if *logRepeats > 0 {
+		handler = logquiet.New(handler, logquiet.Config{Window: *logRepeats})
 	}
 	logger := slog.New(handler)
 
@@ -128,9 +135,9 @@ func runServe(args []string, stdout, stderr io.Writer) int {
 		}
 	}
 	if *cluster != "" {
-		id, err := uuid.Parse(*cluster)
+		id, err := parseClusterID(*cluster)
 		if err != nil {
-			fmt.Fprintf(stderr, "causeway serve: --cluster-id %q is not a UUID\n", *cluster)
+			fmt.Fprintf(stderr, "causeway serve: %v\n", err)
 			return exitUsage
 		}
 		cfg.ClusterID = id
