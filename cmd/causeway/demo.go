@@ -219,7 +219,7 @@ func runDemoDo(args []string, stdout, stderr io.Writer) int {
 	url := fs.String("url", envOr("CAUSEWAY_DEMO", "http://127.0.0.1:8080"), "the running demo's dashboard (env CAUSEWAY_DEMO)")
 	asJSON := fs.Bool("json", false, "print the result as JSON")
 	fs.Usage = func() {
-		fmt.Fprint(stderr, "Usage: causeway demo do STEP... [--url URL]\n\nEach STEP is one scenario line, quoted as one argument, e.g.\n  causeway demo do \"isolate ap-southeast\" \"claim bob@ap-southeast users/neo bob\"\n\nFlags:\n")
+		fmt.Fprint(stderr, "Usage: causeway demo do STEP... [--url URL]\n\nEach STEP is one scenario line, quoted as one argument; the steps run in order,\nand the first that fails or is refused ends the command (exit status 3), e.g.\n  causeway demo do \"isolate ap-southeast\" \"claim bob@ap-southeast users/neo bob\"\n\nFlags:\n")
 		fs.PrintDefaults()
 	}
 	steps, err := parseInterspersed(fs, args)

@@ -95,7 +95,7 @@ type regionPoll struct {
 	behind   map[string]time.Time // origin -> when lag_writes went above 0
 	visible  map[string]time.Duration
 	kick     chan struct{}
-	prevDesc map[string]string // what the last status said, for events
+	prevDesc map[string]said // what the last status said, for events
 }
 
 // visibility is a demo write waiting to be seen by every other region.
@@ -243,9 +243,9 @@ func (p *poller) observe(name string, rp *regionPoll, st *v1.StatusResponse, err
 	p.pending = kept
 	desc := describe(st)
 	for _, k := range slices.Sorted(maps.Keys(desc)) {
-		if old, ok := rp.prevDesc[k]; ok && old != desc[k] {
+		if old, ok := rp.prevDesc[k]; ok && old.what != desc[k].what {
 			kind, _, _ := strings.Cut(k, ":")
-			events = append(events, Event{Kind: kind, Region: name, Text: name + ": " + desc[k]})
+			events = append(events, Event{Kind: kind, Region: name, Text: name + ": " + desc[k].text})
 		}
 	}
 	rp.prevDesc = desc
@@ -261,25 +261,31 @@ func (p *poller) emit(events []Event) {
 	}
 }
 
+// said is one part of a status: what changes make an event (what), and
+// the event's text. Reasons carry changing figures ("started 2.1s ago"),
+// so they are told, not compared.
+type said struct{ what, text string }
+
 // describe says, in words, the parts of a status whose changes are events.
-func describe(st *v1.StatusResponse) map[string]string {
-	out := map[string]string{}
+func describe(st *v1.StatusResponse) map[string]said {
+	out := map[string]said{}
 	for _, m := range st.GetMembers() {
 		if m.GetRegion() != st.GetRegion() {
-			out["gossip:"+m.GetRegion()] = fmt.Sprintf("gossip sees %s %s", m.GetRegion(), m.GetState())
+			out["gossip:"+m.GetRegion()] = said{m.GetState(), fmt.Sprintf("gossip sees %s %s", m.GetRegion(), m.GetState())}
 		}
 	}
 	if lin := st.GetLinear(); lin.GetEnabled() {
 		if lin.GetAvailable() {
-			out["linear:"] = fmt.Sprintf("linearizable tier available (leader %s, term %d)", lin.GetLeaderRegion(), lin.GetTerm())
+			out["linear:"] = said{"available " + lin.GetLeaderRegion(), fmt.Sprintf("linearizable tier available (leader %s, term %d)", lin.GetLeaderRegion(), lin.GetTerm())}
 		} else {
-			out["linear:"] = "linearizable tier refuses: " + lin.GetReason()
+			out["linear:"] = said{"refuses", "linearizable tier refuses: " + lin.GetReason()}
 		}
 	}
-	out["causal:"] = "causal tier " + st.GetCausalState()
+	text := "causal tier " + st.GetCausalState()
 	if r := st.GetCausalStateReason(); r != "" {
-		out["causal:"] += ": " + r
+		text += ": " + r
 	}
+	out["causal:"] = said{st.GetCausalState(), text}
 	return out
 }
 
