@@ -104,7 +104,7 @@ func TestDemoScripts(t *testing.T) {
 					t.Errorf("output lacks %q:\n%s", want, out)
 				}
 			}
-			for _, f := range []string{"history.jsonl", "summary.txt", "anomalies.txt"} {
+			for _, f := range []string{"history.jsonl", "summary.txt", "anomalies.txt", "latency.svg", "linearizability.html"} {
 				if _, err := os.Stat(filepath.Join(report, f)); err != nil {
 					t.Errorf("report: %v", err)
 				}

@@ -20,7 +20,8 @@ import (
 // touched in every region (the history's final state), and runs the
 // checkers `causeway verify` runs over the history. It writes
 // history.jsonl, the checkers' files (linearizability.html for the
-// linearizable operations), summary.txt and anomalies.txt into dir
+// linearizable operations), summary.txt, anomalies.txt and latency.svg
+// (every operation's latency over time, fault periods shaded) into dir
 // (default: a new directory under the demo's data directory), and returns
 // the directory and the summary. The history keeps growing afterwards; a
 // later Report judges all of it again.
@@ -54,9 +55,20 @@ func (d *Demo) Report(dir string) (string, string, error) {
 	}
 	res := &campaign.Result{
 		Regions: d.Regions(), Started: d.started, Ended: time.Now(), Duration: time.Since(d.started).Round(time.Second),
-		History: h, Checks: campaign.RunCheckers(h, campaign.DefaultCheckers()), ReportDir: dir,
+		History: h, Checks: campaign.RunCheckers(h, checkers()), ReportDir: dir,
 	}
 	if err := res.WriteReport(); err != nil {
+		return "", "", err
+	}
+	plot, err := os.Create(filepath.Join(dir, LatencySVG))
+	if err != nil {
+		return "", "", err
+	}
+	err = writeLatencySVG(plot, h)
+	if cerr := plot.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
 		return "", "", err
 	}
 	var summary strings.Builder
@@ -101,4 +113,17 @@ func (d *Demo) recordFinal(ctx context.Context) {
 		}
 		d.rec.Record(e)
 	}
+}
+
+// checkers are the checkers of `causeway verify`, with porcupine's
+// visualisation written also for a linearizable history.
+func checkers() []campaign.Checker {
+	out := campaign.DefaultCheckers()
+	for i, c := range out {
+		if lc, ok := c.(campaign.LinearizableChecker); ok {
+			lc.Visualize = true
+			out[i] = lc
+		}
+	}
+	return out
 }
