@@ -10,6 +10,7 @@ import (
 	"io/fs"
 	"net"
 	"net/http"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -49,6 +50,7 @@ func Listen(addr string) (net.Listener, error) {
 //	GET  /api/recording     the actions done so far, as a scenario
 //	GET  /api/scenarios     the shipped scenarios' names
 //	POST /api/scenario?name=NAME   run a shipped scenario in the background, narrated in the timeline
+//	POST /api/scenario      the same for the scenario text in the body (a saved recording, say)
 //	POST /api/report        run the checkers over the history; answers the summary
 type Handler struct {
 	d       *Demo
@@ -172,8 +174,25 @@ func (h *Handler) stream(w http.ResponseWriter, r *http.Request) {
 }
 
 func (h *Handler) scenario(w http.ResponseWriter, r *http.Request) {
-	name := r.URL.Query().Get("name")
-	sc, err := LoadScenario(name)
+	var sc *Scenario
+	var err error
+	if name := r.URL.Query().Get("name"); name != "" {
+		if !slices.Contains(ScenarioNames(), name) {
+			writeJSON(w, http.StatusBadRequest, doAnswer{Error: fmt.Sprintf("no shipped scenario %q (there are %s); send a scenario's text as the body to replay it", name, strings.Join(ScenarioNames(), ", "))})
+			return
+		}
+		sc, err = LoadScenario(name)
+	} else {
+		// A scenario's text (a recording saved from this page, say).
+		var b []byte
+		b, err = io.ReadAll(io.LimitReader(r.Body, 1<<20))
+		if err == nil {
+			sc, err = ParseScenario("uploaded", string(b))
+		}
+		if err == nil {
+			err = sc.Check(h.d.Regions())
+		}
+	}
 	if err != nil {
 		writeJSON(w, http.StatusBadRequest, doAnswer{Error: err.Error()})
 		return

@@ -75,14 +75,23 @@ function build(state) {
     sb.onclick = () => act({ op: "split", groups: [a, b] });
     $("#preset-split").appendChild(sb);
   }
+  $("#report-close").onclick = () => $("#report-dialog").close();
   $("#btn-heal-all").onclick = () => act({ op: "heal-all" });
   $("#btn-story-photo-acl").onclick = () => fetch("api/scenario?name=photo-acl", { method: "POST" }).then(r => r.json()).then(b => b.error && showError(b.error));
   $("#btn-story-partition").onclick = () => fetch("api/scenario?name=partition", { method: "POST" }).then(r => r.json()).then(b => b.error && showError(b.error));
+  $("#replay-file").onchange = async ev => {
+    const f = ev.target.files[0];
+    if (!f) return;
+    const r = await fetch("api/scenario", { method: "POST", body: await f.text() }).then(r => r.json());
+    if (r.error) showError(r.error);
+    ev.target.value = "";
+  };
   $("#btn-report").onclick = async () => {
     $("#btn-report").disabled = true;
     try {
       const r = await fetch("api/report", { method: "POST" }).then(r => r.json());
-      if (r.error) showError(r.error); else alert(r.result.text);
+      if (r.error) showError(r.error);
+      else { $("#report-dialog pre").textContent = r.result.text; $("#report-dialog").showModal(); }
     } finally { $("#btn-report").disabled = false; }
   };
   // link controls
