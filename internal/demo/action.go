@@ -75,6 +75,44 @@ type Action struct {
 	What string `json:"what,omitempty"`
 	// Expect, in a scenario, is what the step must result in.
 	Expect *Expect `json:"expect,omitempty"`
+
+	// lineage, when set, names the session in the history instead of
+	// Session: a scenario run twice reuses its session names with fresh
+	// tokens, and the checkers must see two sessions, not one that forgot
+	// its past.
+	lineage string
+}
+
+// validate reports a missing argument of an action built from JSON (the
+// text form cannot lack one).
+func (a Action) validate() error {
+	need := func(ok bool, what string) error {
+		if !ok {
+			return fmt.Errorf("%s needs %s", a.Op, what)
+		}
+		return nil
+	}
+	switch a.Op {
+	case OpCut, OpHeal, OpDelay:
+		if err := need(a.Region != "" && a.Peer != "", "a region and a peer"); err != nil {
+			return err
+		}
+	case OpIsolate, OpKill, OpRestart, OpPause, OpResume, OpSkew:
+		return need(a.Region != "", "a region")
+	case OpSplit:
+		return need(len(a.Groups) >= 2, "at least two groups of regions")
+	case OpPut, OpGet, OpDelete, OpClaim, OpLookup:
+		if err := need(a.Region != "" && a.Session != "" && a.Key != "", "a region, a session and a key"); err != nil {
+			return err
+		}
+		if a.Op == OpClaim || a.Op == OpLookup {
+			return need(strings.Contains(a.Key, "/") && (a.Op == OpLookup || a.Owner != ""), "NAMESPACE/NAME (and an owner to claim it for)")
+		}
+	}
+	if a.Op == OpCut && a.Dir != "" && a.Dir != DirBoth && a.Dir != DirOut && a.Dir != DirIn {
+		return fmt.Errorf("cut direction %q: want both, out or in", a.Dir)
+	}
+	return nil
 }
 
 // Duration is a time.Duration written as text ("40ms") in JSON.

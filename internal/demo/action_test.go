@@ -183,3 +183,31 @@ func TestListenLoopbackOnly(t *testing.T) {
 	}
 	ln.Close()
 }
+
+func TestActionValidate(t *testing.T) {
+	for _, tc := range []struct {
+		a    Action
+		says string
+	}{
+		{Action{Op: OpCut, Region: "a"}, "a region and a peer"},
+		{Action{Op: OpCut, Region: "a", Peer: "b", Dir: "sideways"}, "cut direction"},
+		{Action{Op: OpKill}, "a region"},
+		{Action{Op: OpSplit, Groups: [][]string{{"a"}}}, "two groups"},
+		{Action{Op: OpPut, Region: "a", Key: "k"}, "a session"},
+		{Action{Op: OpClaim, Region: "a", Session: "s", Key: "neo", Owner: "o"}, "NAMESPACE/NAME"},
+		{Action{Op: OpClaim, Region: "a", Session: "s", Key: "users/neo"}, "owner"},
+	} {
+		if err := tc.a.validate(); err == nil || !strings.Contains(err.Error(), tc.says) {
+			t.Errorf("%+v: %v, want an error saying %q", tc.a, err, tc.says)
+		}
+	}
+	for _, line := range []string{"cut a b out", "claim s@a users/neo o", "lookup s@a users/neo", "split a|b", "heal-all"} {
+		a, err := ParseAction(line)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := a.validate(); err != nil {
+			t.Errorf("%s: %v", line, err)
+		}
+	}
+}

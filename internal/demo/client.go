@@ -155,14 +155,18 @@ func (d *Demo) doClient(ctx context.Context, a Action) (*Result, error) {
 	if _, err := DecodeVector(a.Token); err != nil {
 		return nil, fmt.Errorf("session %s: %w", a.Session, err)
 	}
-	index, err := d.nextIndex(a.Session)
+	session := a.Session
+	if a.lineage != "" {
+		session = a.lineage
+	}
+	index, err := d.nextIndex(session)
 	if err != nil {
 		return nil, err
 	}
 	ctx, cancel := context.WithTimeout(ctx, d.cfg.RequestTimeout)
 	defer cancel()
 	kv := d.cluster.KV(a.Region)
-	base := campaign.Event{Tier: campaign.TierCausal, Workload: "demo", Client: a.Session, Session: a.Session, Index: index, Region: a.Region, Key: a.Key}
+	base := campaign.Event{Tier: campaign.TierCausal, Workload: "demo", Client: session, Session: session, Index: index, Region: a.Region, Key: a.Key}
 	start := time.Now()
 	res := &Result{Token: a.Token}
 	var complete campaign.Event

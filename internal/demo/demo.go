@@ -74,6 +74,7 @@ type Demo struct {
 	mu        sync.Mutex
 	sessions  map[string]int // session -> operations issued (its history index)
 	recording []string       // the actions done, as scenario lines
+	runs      int            // scenario runs started
 	skews     map[string]time.Duration
 	closed    bool
 	fault     *campaign.Fault // the fault window open in the history (nil: healthy)
@@ -233,6 +234,9 @@ func (d *Demo) known(region string) error {
 // answered (OK false, Code, Error). err is for actions that could not be
 // done: a bad argument, a region down, a fault the region refused.
 func (d *Demo) Do(ctx context.Context, a Action) (*Result, error) {
+	if err := a.validate(); err != nil {
+		return nil, err
+	}
 	for _, r := range append([]string{a.Region, a.Peer}, slices.Concat(a.Groups...)...) {
 		if r == "" {
 			continue

@@ -156,6 +156,10 @@ func RunScenario(ctx context.Context, d *Demo, sc *Scenario, out io.Writer) *Sce
 		return rep
 	}
 	tokens := map[string]string{}
+	d.mu.Lock()
+	d.runs++
+	run := d.runs
+	d.mu.Unlock()
 	start := time.Now()
 	d.event("say", "", "scenario "+sc.Name+" starts")
 	for _, st := range sc.Steps {
@@ -165,6 +169,9 @@ func RunScenario(ctx context.Context, d *Demo, sc *Scenario, out io.Writer) *Sce
 		}
 		a := st.Action
 		a.Token = tokens[a.Session]
+		if a.IsClient() {
+			a.lineage = fmt.Sprintf("%s/%s#%d", sc.Name, a.Session, run)
+		}
 		rep.Steps++
 		at := fmt.Sprintf("[%5.1fs]", time.Since(start).Seconds())
 		if a.Op == OpSay {
