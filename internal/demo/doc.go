@@ -31,7 +31,15 @@
 //     mode: plain `causeway serve` exposes nothing new.
 //   - A checkable record. Every client operation is recorded in the history
 //     format of internal/campaign (`causeway verify --check` reads it), and
-//     Report runs the same checkers `causeway verify` runs.
+//     so are the periods when a fault was active (as nemesis events). Report
+//     runs the same checkers `causeway verify` runs and plots every
+//     operation's latency over time with the fault periods shaded. Each run
+//     of a scenario gets sessions of its own in the history, so a replay
+//     never looks like a session that forgot its past.
+//   - Scenarios are checked, not only played: a step's expectation (=> ok,
+//     => value V, => unavailable "text", ...) that does not hold is a
+//     failure naming the file and line, and the run goes on so the report
+//     lists every failure.
 //   - Bounded. The event timeline keeps the last 200 events, the recording
 //     the last 1000 actions, the visibility tracker the last 256 writes,
 //     each page's event stream buffers 8 states (a slow page skips states,
