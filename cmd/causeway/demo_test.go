@@ -3,6 +3,7 @@
 package main
 
 import (
+	"bufio"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -13,6 +14,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -327,4 +329,83 @@ func jsonEqual(a, b any) bool {
 	ja, _ := json.Marshal(a)
 	jb, _ := json.Marshal(b)
 	return string(ja) == string(jb)
+}
+
+// processesUsing lists the processes whose command line names dir.
+func processesUsing(t *testing.T, dir string) []string {
+	t.Helper()
+	paths, err := filepath.Glob("/proc/[0-9]*/cmdline")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	for _, p := range paths {
+		b, err := os.ReadFile(p)
+		if err != nil {
+			continue // the process ended meanwhile
+		}
+		if cmd := strings.ReplaceAll(string(b), "\x00", " "); strings.Contains(cmd, dir) {
+			out = append(out, cmd)
+		}
+	}
+	return out
+}
+
+// TestDemoInterruptLeavesNothing runs `causeway demo` as a person does,
+// dashboard and all, interrupts it as Ctrl-C does (SIGINT), and checks it
+// exits 0 and no region process is left.
+func TestDemoInterruptLeavesNothing(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts causeway serve processes")
+	}
+	if _, err := os.Stat("/proc/self/cmdline"); err != nil {
+		t.Skip("needs /proc to list processes")
+	}
+	data := t.TempDir()
+	stdoutR, stdoutW := io.Pipe()
+	var stderr lockedBuffer
+	done := make(chan int, 1)
+	go func() {
+		done <- runDemoWith([]string{"--listen", "127.0.0.1:0", "--data", data}, stdoutW, &stderr, demoCommand())
+		stdoutW.Close()
+	}()
+	var url string
+	var out strings.Builder
+	sc := bufio.NewScanner(stdoutR)
+	for sc.Scan() {
+		out.WriteString(sc.Text() + "\n")
+		if rest, ok := strings.CutPrefix(strings.TrimSpace(sc.Text()), "Dashboard: "); ok {
+			url = rest
+			break
+		}
+	}
+	go func() { _, _ = io.Copy(io.Discard, stdoutR) }()
+	if url == "" {
+		t.Fatalf("no dashboard line; stdout:\n%s\nstderr:\n%s\nexit %d", out.String(), stderr.String(), <-done)
+	}
+	if res, err := http.Get(url + "/"); err != nil || res.StatusCode != http.StatusOK {
+		t.Fatalf("the dashboard at %s: %v %v", url, res, err)
+	} else {
+		res.Body.Close()
+	}
+	if n := len(processesUsing(t, data)); n != 3 {
+		t.Fatalf("%d processes use %s, want the 3 regions", n, data)
+	}
+	// The demo's signal.NotifyContext is listening now (it was set up
+	// before the dashboard line was printed), so SIGINT reaches it, not
+	// the test binary's default handler.
+	if err := syscall.Kill(os.Getpid(), syscall.SIGINT); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case code := <-done:
+		if code != exitOK {
+			t.Errorf("exit status %d after SIGINT; stderr:\n%s", code, stderr.String())
+		}
+	case <-time.After(60 * time.Second):
+		t.Fatal("causeway demo did not stop within 60s of SIGINT")
+	}
+	if left := processesUsing(t, data); len(left) > 0 {
+		t.Errorf("processes left behind:\n%s", strings.Join(left, "\n"))
+	}
 }
