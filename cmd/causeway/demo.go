@@ -142,7 +142,7 @@ func runDemoWith(args []string, stdout, stderr io.Writer, command supervisor.Com
 	defer d.Close()
 	// Every region a voter before anyone acts, so that a partition
 	// leaves a majority that can still grant names.
-	if err := d.AwaitLinear(ctx, 60*time.Second); err != nil {
+	if err := d.AwaitLinear(ctx, 2*time.Minute); err != nil {
 		if ctx.Err() != nil {
 			return exitOK
 		}

@@ -36,7 +36,7 @@ func startDemo(t *testing.T, ctx context.Context) (*demo.Demo, *httptest.Server)
 		t.Fatal(err)
 	}
 	t.Cleanup(d.Close)
-	if err := d.AwaitLinear(ctx, 60*time.Second); err != nil {
+	if err := d.AwaitLinear(ctx, 2*time.Minute); err != nil {
 		t.Fatal(err)
 	}
 	hctx, cancel := context.WithCancel(ctx)
