@@ -21,8 +21,8 @@
 //	                                       WAL paced as a node's, and answers
 //	                                       as floor=rpc-reply; nothing of
 //	                                       Causeway's in between
-//	BenchmarkStack/op=put/clients=N        Put through a full replica.Server
-//	BenchmarkStack/op=get/clients=N        Get through a full replica.Server, on
+//	BenchmarkStack/op=put/clients=N        Put through a full process.Server
+//	BenchmarkStack/op=get/clients=N        Get through a full process.Server, on
 //	                                       keys written before the timer starts
 //
 // Every operation uses a key drawn from 10,000 keys and a 100-byte value.

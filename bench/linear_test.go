@@ -325,7 +325,7 @@ func startLinearCluster(b *testing.B, regions []string, matrix map[[2]string]tim
 				b.Errorf("close %s: %v", name, err)
 			}
 		})
-		srv := replica.NewServer(node, w.Services()...)
+		srv := process.NewServer(node, w.Services()...)
 		url, err := serve(b, srv.Serve, srv.Shutdown)
 		if err != nil {
 			return nil, err

@@ -19,6 +19,7 @@ import (
 	v1 "github.com/causewaydb/causeway/api/causeway/v1"
 	"github.com/causewaydb/causeway/api/causeway/v1/causewayv1connect"
 	"github.com/causewaydb/causeway/clocks"
+	"github.com/causewaydb/causeway/internal/process"
 	"github.com/causewaydb/causeway/replica"
 )
 
@@ -238,7 +239,7 @@ func serveReplica(b *testing.B) (string, *replica.Node, error) {
 	if err != nil {
 		return "", nil, err
 	}
-	srv := replica.NewServer(node)
+	srv := process.NewServer(node)
 	url, err := serve(b, srv.Serve, srv.Shutdown)
 	if err != nil {
 		return "", nil, errors.Join(err, node.Close())
@@ -281,12 +282,12 @@ func serveRPCFloor(b *testing.B, res *v1.PutResponse) (string, error) {
 	return serveKV(b, noopKV{res: res})
 }
 
-// serveKV serves h the way replica.Server serves a node (same read limit,
+// serveKV serves h the way process.Server serves a node (same read limit,
 // HTTP/1.1 and cleartext HTTP/2 on one port) and returns its base URL.
 func serveKV(b *testing.B, h causewayv1connect.KVServiceHandler) (string, error) {
 	mux := http.NewServeMux()
 	mux.Handle(causewayv1connect.NewKVServiceHandler(h,
-		connect.WithReadMaxBytes(replica.MaxRequestBytes), connect.WithCompressMinBytes(4<<10))) // as replica.Server
+		connect.WithReadMaxBytes(replica.MaxRequestBytes), connect.WithCompressMinBytes(4<<10))) // as replica.Server builds it
 	protocols := new(http.Protocols)
 	protocols.SetHTTP1(true)
 	protocols.SetUnencryptedHTTP2(true)

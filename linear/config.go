@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/causewaydb/causeway/internal/link"
+	"github.com/causewaydb/causeway/internal/pki"
 )
 
 // Role is what a node does in the linearizable tier.
@@ -58,9 +59,13 @@ type Config struct {
 	MaxRoundTrip time.Duration
 	// Peers returns the other nodes as gossip knows them.
 	Peers func() []Peer
-	// HTTPClient forwards requests to other regions' APIs (HTTP/2 without
-	// TLS, through Links).
+	// HTTPClient forwards requests to other regions' APIs (HTTP/2, through
+	// Links; over TLS when the process runs with security).
 	HTTPClient *http.Client
+	// TLS, when set, runs the Raft transport over mutual TLS: only nodes
+	// of the cluster connect, and a voter dialed must present a
+	// certificate of the region gossip says its address belongs to.
+	TLS *pki.Certs
 	// Now is the wall clock the leader stamps commands with (lease expiry).
 	Now func() time.Time
 	// Logger receives structured logs.

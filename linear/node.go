@@ -101,7 +101,7 @@ func (n *Node) openVoter() error {
 		cfg.Advertise = n.cfg.Advertise
 	}
 	n.transport = newVoteGuard(raft.NewNetworkTransportWithConfig(&raft.NetworkTransportConfig{
-		Stream:  newStreamLayer(ln, cfg.Links, cfg.Peers),
+		Stream:  newStreamLayer(ln, cfg.Links, cfg.Peers, cfg.TLS),
 		MaxPool: 3,
 		// Pipelining is off. With it, when a follower's link black-holes
 		// (a partition), raft v1.8's pipeline decoder can exit while the

@@ -12,19 +12,27 @@ import (
 	"github.com/hashicorp/raft"
 
 	"github.com/causewaydb/causeway/internal/link"
+	"github.com/causewaydb/causeway/internal/pki"
 )
 
 // streamLayer carries Raft's transport through the link-emulation layer:
 // connections from other voters announce their region and get that
 // region's emulated delay and cuts, as replication and gossip do.
+// With TLS, connections are mutual TLS between nodes of the cluster, over
+// the link layer's.
 type streamLayer struct {
 	net.Listener
 	links *link.Emulator
 	peers func() []Peer
+	tls   *pki.Certs // nil: plaintext
 }
 
-func newStreamLayer(ln net.Listener, links *link.Emulator, peers func() []Peer) *streamLayer {
-	return &streamLayer{Listener: links.Listener(ln), links: links, peers: peers}
+func newStreamLayer(ln net.Listener, links *link.Emulator, peers func() []Peer, certs *pki.Certs) *streamLayer {
+	l := links.Listener(ln)
+	if certs != nil {
+		l = certs.NodeListener(l)
+	}
+	return &streamLayer{Listener: l, links: links, peers: peers, tls: certs}
 }
 
 // Dial connects to the voter at address. Its region comes from gossip; a
@@ -46,6 +54,12 @@ func (s *streamLayer) Dial(address raft.ServerAddress, timeout time.Duration) (n
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
+	if s.tls != nil {
+		dial := func(ctx context.Context, network, addr string) (net.Conn, error) {
+			return s.links.DialPeer(ctx, region, network, addr)
+		}
+		return s.tls.DialNode(ctx, dial, "tcp", string(address), region)
+	}
 	return s.links.DialPeer(ctx, region, "tcp", string(address))
 }
 

@@ -1,6 +1,10 @@
 // Package replica is one region's Causeway node: durable multi-version
 // storage on Pebble, the write and read paths that keep sessions causal, and
-// the Connect server that exposes them.
+// the Connect handlers that expose them (Server: the handlers with their
+// options, replication's start and stop around a listener, Node.Ready and
+// Node.Metrics). What a listener serves beyond them (gRPC health,
+// reflection, the probes, GET /, /metrics, the unknown-method answer) and
+// the HTTP server itself are the process's (internal/process).
 //
 // # Neighbours
 //

@@ -21,6 +21,7 @@ type nodeMetrics struct {
 	lagEntries   *prometheus.GaugeVec
 	lagSeconds   *prometheus.GaugeVec
 	badFrames    prometheus.Counter
+	forgedPeers  prometheus.Counter
 	tombstones   prometheus.Counter
 }
 
@@ -67,6 +68,10 @@ func newNodeMetrics(n *Node) *nodeMetrics {
 			Namespace: "causeway", Name: "replication_corrupt_frames_total", ConstLabels: labels,
 			Help: "Replication frames refused because their checksum or structure was wrong.",
 		}),
+		forgedPeers: prometheus.NewCounter(prometheus.CounterOpts{
+			Namespace: "causeway", Name: "replication_forged_peers_total", ConstLabels: labels,
+			Help: "Replication and snapshot requests refused because the caller's node certificate names another region than the one it spoke for.",
+		}),
 		tombstones: prometheus.NewCounter(prometheus.CounterOpts{
 			Namespace: "causeway", Name: "tombstones_collected_total", ConstLabels: labels,
 			Help: "Tombstones deleted because every region has them and no write can still lose to them.",
@@ -75,7 +80,7 @@ func newNodeMetrics(n *Node) *nodeMetrics {
 	m.registry.MustRegister(n.cfg.Metrics...)
 	m.registry.MustRegister(
 		m.tombstones,
-		m.latency, m.pending, m.applyLatency, m.visibility, m.applied, m.lagEntries, m.lagSeconds, m.badFrames,
+		m.latency, m.pending, m.applyLatency, m.visibility, m.applied, m.lagEntries, m.lagSeconds, m.badFrames, m.forgedPeers,
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{

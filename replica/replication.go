@@ -19,6 +19,7 @@ import (
 	"github.com/causewaydb/causeway/api/causeway/v1/causewayv1connect"
 	"github.com/causewaydb/causeway/causal"
 	"github.com/causewaydb/causeway/clocks"
+	"github.com/causewaydb/causeway/internal/pki"
 )
 
 // Replication tuning. Each constant bounds a buffer or a wait.
@@ -358,7 +359,7 @@ func (h replicationHandler) Replicate(ctx context.Context, stream *connect.BidiS
 	if start == nil {
 		return api.ConnectError(api.Errorf(api.ErrInvalidArgument, "a replication stream starts with ReplicateStart"))
 	}
-	if err := r.checkPeer(start.ClusterId, start.Region); err != nil {
+	if err := r.checkPeer(ctx, start.ClusterId, start.Region); err != nil {
 		return err
 	}
 	if !n.state.joining.Load() {
@@ -482,7 +483,17 @@ func (r *replication) logFirst() (uint64, error) {
 	return first, nil
 }
 
-func (r *replication) checkPeer(cluster, region string) error {
+func (r *replication) checkPeer(ctx context.Context, cluster, region string) error {
+	// With security on, the caller is a node (the process let nothing
+	// else through) whose certificate names its region: it may speak only
+	// for that region, so that no node can subscribe, acknowledge, advertise
+	// an address or take a snapshot in another region's name.
+	if id, ok := pki.IdentityFrom(ctx); ok && (id.Role != pki.RoleNode || id.Region != region) {
+		r.n.metrics.forgedPeers.Inc()
+		r.n.log.Warn("replication request refused: the caller's certificate names another region", "caller", id.String(), "claimed_region", region)
+		return api.ConnectError(api.Errorf(api.ErrPermissionDenied,
+			"%v may not replicate as region %s: a node speaks only for the region its certificate names", id, region))
+	}
 	if cluster != r.n.cluster.String() {
 		return api.ConnectError(api.Errorf(api.ErrFailedPrecondition,
 			"cluster mismatch: region %s is in cluster %s, this node (%s) in cluster %s; start every region with the same --cluster-id",

@@ -174,12 +174,7 @@ func TestReplicationMetrics(t *testing.T) {
 		}
 		return false
 	})
-	res, err := http.Get("http://" + b.addr + "/metrics")
-	if err != nil {
-		t.Fatal(err)
-	}
-	raw, _ := io.ReadAll(res.Body)
-	res.Body.Close()
+	raw := metricsText(t, b.node)
 	for _, want := range []string{
 		`causeway_visibility_latency_seconds_count{origin="us-east",region="eu-west"} 1`,
 		`causeway_replicated_writes_applied_total{region="eu-west"} 1`,
@@ -188,8 +183,8 @@ func TestReplicationMetrics(t *testing.T) {
 		`causeway_replication_lag_writes{origin="us-east",region="eu-west"}`,
 		`causeway_replication_lag_seconds{origin="us-east",region="eu-west"}`,
 	} {
-		if !strings.Contains(string(raw), want) {
-			t.Errorf("eu-west /metrics lacks %s", want)
+		if !strings.Contains(raw, want) {
+			t.Errorf("eu-west's metrics lack %s", want)
 		}
 	}
 }

@@ -17,8 +17,7 @@ import (
 	"time"
 
 	"connectrpc.com/connect"
-	"connectrpc.com/grpchealth"
-	"connectrpc.com/grpcreflect"
+	"github.com/prometheus/common/expfmt"
 
 	v1 "github.com/causewaydb/causeway/api/causeway/v1"
 	"github.com/causewaydb/causeway/api/causeway/v1/causewayv1connect"
@@ -115,33 +114,8 @@ func TestProtocols(t *testing.T) {
 			if connect.CodeOf(err) != connect.CodeInvalidArgument {
 				t.Fatalf("empty key: %v, want invalid_argument", err)
 			}
-			// An unknown method is unimplemented in every protocol.
-			unknown := connect.NewClient[v1.GetRequest, v1.GetResponse](clientFor(c.name), base+"/causeway.v1.KVService/Nope", optionsFor(c.name)...)
-			_, err = unknown.CallUnary(ctx, connect.NewRequest(&v1.GetRequest{Key: "k"}))
-			if connect.CodeOf(err) != connect.CodeUnimplemented {
-				t.Fatalf("unknown method: %v, want unimplemented", err)
-			}
 		})
 	}
-}
-
-func clientFor(name string) *http.Client {
-	if strings.HasPrefix(name, "grpc/") {
-		return h2cClient()
-	}
-	return http.DefaultClient
-}
-
-func optionsFor(name string) []connect.ClientOption {
-	switch {
-	case strings.HasPrefix(name, "grpc/"):
-		return []connect.ClientOption{connect.WithGRPC()}
-	case strings.HasPrefix(name, "grpc-web"):
-		return []connect.ClientOption{connect.WithGRPCWeb()}
-	case strings.Contains(name, "json"):
-		return []connect.ClientOption{connect.WithProtoJSON()}
-	}
-	return nil
 }
 
 // postJSON sends what `curl -H 'Content-Type: application/json' -d body` sends.
@@ -207,8 +181,6 @@ func TestBadInputOverHTTP(t *testing.T) {
 		{"bad request id", put, `{"key":"k","value":"dg==","requestId":"42"}`, 400, "invalid_argument", "not a UUID"},
 		{"misspelt field", put, `{"key":"k","valeu":"aGk="}`, 400, "invalid_argument", `unknown field "valeu"`},
 		{"unknown enum name", base + "/causeway.v1.AdminService/SetLink", `{"region":"eu-west","cut":"BOTH"}`, 400, "invalid_argument", `"BOTH"`},
-		{"unknown method", base + "/causeway.v1.KVService/Nope", `{}`, 404, "unimplemented", "causeway.v1.KVService/{Put,Get,Delete,ReadMany,WriteMany}"},
-		{"unknown service", base + "/causeway.v1.Nope/Get", `{}`, 404, "unimplemented", "unknown method"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -226,35 +198,12 @@ func TestBadInputOverHTTP(t *testing.T) {
 	}
 }
 
-func TestHealthReflectionMetrics(t *testing.T) {
-	base, _ := startServer(t)
+// TestRequestMetrics: each request is counted by procedure and code in the
+// node's registry (what the process serves on /metrics), beside the
+// store's figures.
+func TestRequestMetrics(t *testing.T) {
+	base, node := startServer(t)
 	ctx := context.Background()
-
-	health := grpchealth.NewClient(h2cClient(), base, connect.WithGRPC())
-	for _, svc := range []string{"", causewayv1connect.KVServiceName, causewayv1connect.AdminServiceName} {
-		res, err := health.Check(ctx, &grpchealth.CheckRequest{Service: svc})
-		if err != nil || res.Status != grpchealth.StatusServing {
-			t.Fatalf("health of %q = %v, %v; want serving", svc, res, err)
-		}
-	}
-
-	refl := grpcreflect.NewClient(h2cClient(), base, connect.WithGRPC())
-	stream := refl.NewStream(ctx)
-	names, err := stream.ListServices()
-	if err != nil {
-		t.Fatal(err)
-	}
-	stream.Close()
-	for _, want := range []string{causewayv1connect.KVServiceName, causewayv1connect.AdminServiceName} {
-		found := false
-		for _, n := range names {
-			found = found || string(n) == want
-		}
-		if !found {
-			t.Errorf("reflection lists %v, missing %s", names, want)
-		}
-	}
-
 	kv := causewayv1connect.NewKVServiceClient(http.DefaultClient, base)
 	if _, err := kv.Put(ctx, connect.NewRequest(&v1.PutRequest{Key: "k", Value: []byte("v")})); err != nil {
 		t.Fatal(err)
@@ -262,22 +211,34 @@ func TestHealthReflectionMetrics(t *testing.T) {
 	if _, err := kv.Get(ctx, connect.NewRequest(&v1.GetRequest{})); connect.CodeOf(err) != connect.CodeInvalidArgument {
 		t.Fatalf("empty key: %v", err)
 	}
-	res, err := http.Get(base + "/metrics")
-	if err != nil {
-		t.Fatal(err)
-	}
-	raw, _ := io.ReadAll(res.Body)
-	res.Body.Close()
+	raw := metricsText(t, node)
 	for _, want := range []string{
 		`causeway_request_duration_seconds_count{code="ok",procedure="/causeway.v1.KVService/Put",region="us-east"} 1`,
 		`causeway_request_duration_seconds_count{code="invalid_argument",procedure="/causeway.v1.KVService/Get",region="us-east"} 1`,
 		`causeway_local_writes_durable{region="us-east"} 1`,
 		`causeway_store_size_bytes{region="us-east"}`,
 	} {
-		if !strings.Contains(string(raw), want) {
-			t.Errorf("/metrics lacks %s", want)
+		if !strings.Contains(raw, want) {
+			t.Errorf("metrics lack %s", want)
 		}
 	}
+}
+
+// metricsText is node's registry in the Prometheus text format, as
+// /metrics serves it.
+func metricsText(t *testing.T, node *replica.Node) string {
+	t.Helper()
+	families, err := node.Metrics().Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out strings.Builder
+	for _, f := range families {
+		if _, err := expfmt.MetricFamilyToText(&out, f); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return out.String()
 }
 
 func TestCausalWaitOverTheWire(t *testing.T) {
@@ -407,61 +368,10 @@ func TestCompressedRequestStopsAtTheLimit(t *testing.T) {
 	}
 }
 
-// TestHealthzReadyz: plain-HTTP probes for load balancers that cannot
-// speak gRPC health; readiness follows the causal tier's state.
-func TestHealthzReadyz(t *testing.T) {
-	base, node := startServer(t, func(c *replica.Config) { c.FaultInjection = true })
-	get := func(path string) (int, string) {
-		t.Helper()
-		res, err := http.Get(base + path)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer res.Body.Close()
-		raw, _ := io.ReadAll(res.Body)
-		return res.StatusCode, string(raw)
-	}
-	if code, body := get("/healthz"); code != http.StatusOK || body != "ok\n" {
-		t.Errorf("/healthz: %d %q", code, body)
-	}
-	if code, body := get("/readyz"); code != http.StatusOK || body != "ready\n" {
-		t.Errorf("/readyz of a serving node: %d %q", code, body)
-	}
-	if err := node.SetDrain(true); err != nil {
-		t.Fatal(err)
-	}
-	if code, body := get("/readyz"); code != http.StatusServiceUnavailable || !strings.Contains(body, "drained") {
-		t.Errorf("/readyz of a drained node: %d %q; want 503 saying why", code, body)
-	}
-	if code, _ := get("/healthz"); code != http.StatusOK {
-		t.Errorf("/healthz of a drained node: %d; it is alive", code)
-	}
-}
-
-// TestRootListsTheAPI: GET / lists every method a client may call, from
-// the services' descriptors (it used to list the first three by hand).
-func TestRootListsTheAPI(t *testing.T) {
-	base, _ := startServer(t)
-	res, err := http.Get(base + "/")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer res.Body.Close()
-	raw, _ := io.ReadAll(res.Body)
-	for _, want := range []string{"/causeway.v1.KVService/{Put,Get,Delete,ReadMany,WriteMany}", "/causeway.v1.AdminService/{Status,SetLink,RemoveRegion,SetDrain}", "GET /readyz"} {
-		if !strings.Contains(string(raw), want) {
-			t.Errorf("GET / does not list %s:\n%s", want, raw)
-		}
-	}
-	if strings.Contains(string(raw), "ReplicationService") {
-		t.Errorf("GET / lists the replication stream between regions, which is not for clients:\n%s", raw)
-	}
-}
-
-// TestLinkMetrics: the emulated links (what status lists) are on /metrics
-// too, so a dashboard sees a cut as it happens.
+// TestLinkMetrics: the emulated links (what status lists) are in the
+// node's metrics (/metrics) too, so a dashboard sees a cut as it happens.
 func TestLinkMetrics(t *testing.T) {
-	base, node := startServer(t, func(c *replica.Config) {
+	_, node := startServer(t, func(c *replica.Config) {
 		c.FaultInjection = true
 		// A peer that never answers (nothing listens on the discard port):
 		// the link to it exists all the same.
@@ -481,12 +391,7 @@ func TestLinkMetrics(t *testing.T) {
 		}
 		<-tick.C
 	}
-	res, err := http.Get(base + "/metrics")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer res.Body.Close()
-	raw, _ := io.ReadAll(res.Body)
+	raw := []byte(metricsText(t, node))
 	for _, want := range []*regexp.Regexp{
 		regexp.MustCompile(`(?m)^causeway_link_cut\{direction="out",peer="eu-west"[^}]*\} 1$`),
 		regexp.MustCompile(`(?m)^causeway_link_cut\{direction="in",peer="eu-west"[^}]*\} 0$`),
@@ -494,7 +399,7 @@ func TestLinkMetrics(t *testing.T) {
 		regexp.MustCompile(`(?m)^causeway_link_sent_bytes_total\{peer="eu-west"[^}]*\} 0$`),
 	} {
 		if !want.Match(raw) {
-			t.Errorf("/metrics has no line matching %s", want)
+			t.Errorf("metrics have no line matching %s", want)
 		}
 	}
 }

@@ -28,7 +28,7 @@ const snapshotWait = 10 * time.Second
 // received.
 func (h replicationHandler) Snapshot(ctx context.Context, req *connect.Request[v1.SnapshotRequest], stream *connect.ServerStream[v1.SnapshotResponse]) error {
 	r, n := h.r, h.r.n
-	if err := r.checkPeer(req.Msg.ClusterId, req.Msg.Region); err != nil {
+	if err := r.checkPeer(ctx, req.Msg.ClusterId, req.Msg.Region); err != nil {
 		return err
 	}
 	n.mu.Lock()

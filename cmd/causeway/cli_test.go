@@ -558,6 +558,10 @@ func TestCLIUsage(t *testing.T) {
 		{[]string{"serve", "--data", data, "--log-level", "loud"}, exitUsage, "", "use debug, info, warn or error"},
 		{[]string{"serve", "--data", data, "--log-format", "xml"}, exitUsage, "", "use text or json"},
 		{[]string{"serve", "--data", data, "--log-repeats", "-1s"}, exitUsage, "", "or 0 to write every line"},
+		{[]string{"serve", "--data", data, "--listen", "0.0.0.0:0"}, exitUsage, "", "refusing to listen on 0.0.0.0:0 without TLS"},
+		{[]string{"serve", "--data", data, "--listen", "127.0.0.1:0", "--gossip-listen", "10.1.2.3:7170"}, exitUsage, "", "refusing to listen on 10.1.2.3:7170 without TLS"},
+		{[]string{"serve", "--data", data, "--certs-dir", data, "--insecure"}, exitUsage, "", "contradict"},
+		{[]string{"serve", "--data", data, "--certs-dir", filepath.Join(data, "none")}, exitUsage, "", "create-ca"},
 		{[]string{"serve", "--data", data, "--cluster-id", "prod cluster"}, exitUsage, "", "neither a UUID nor a cluster name"},
 	}
 	for _, tt := range tests {

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/base64"
 	"errors"
 	"flag"
 	"fmt"
@@ -41,6 +42,9 @@ func runServe(args []string, stdout, stderr io.Writer) int {
 	gossipKey := fs.String("gossip-key", "", "base64 key (16, 24 or 32 bytes) that encrypts gossip; every member needs the same (env CAUSEWAY_GOSSIP_KEY)")
 	linearRole := fs.String("linear", envOr("CAUSEWAY_LINEAR", "voter"), "this node's part in the linearizable tier (claims, CAS, locks): voter (a Raft voter for its region), forwarder (no Raft; sends requests to a voter) or off (env CAUSEWAY_LINEAR). The first voter, started without --join, forms the tier; later ones are added by its leader")
 	raftAddr := fs.String("raft-listen", envOr("CAUSEWAY_RAFT_LISTEN", ""), "address of the linearizable tier's Raft transport (voters); default: the --listen host, port + 200 (env CAUSEWAY_RAFT_LISTEN)")
+	certsDir := fs.String("certs-dir", envOr("CAUSEWAY_CERTS_DIR", ""), "directory of ca.crt, node.crt, node.key (and gossip.key, tokens.json): TLS on every listener and between nodes, clients authenticated by certificate or token (env CAUSEWAY_CERTS_DIR; create with `causeway cert`)")
+	insecure := fs.Bool("insecure", false, "run without TLS or authentication on a non-loopback address (without --certs-dir a node listens only on loopback)")
+	pprofOn := fs.Bool("pprof", false, "serve Go's profiling handlers under /debug/pprof/ on the API address (go tool pprof http://ADDR/debug/pprof/profile); off by default")
 	faults := fs.Bool("fault-injection", false, "allow AdminService/SetLink (causeway link) to delay and cut this node's links at run time; for demos and tests")
 	clockSkew := fs.Duration("clock-skew", 0, "test hook: offset this node's physical clock by this much (e.g. 5s or -3s, at most ±1h); needs --fault-injection")
 	wan := fs.String("wan-latency", "", "static one-way delays between regions: a/b=40ms,a/c=108ms (applies the entries naming this node's region)")
@@ -98,7 +102,22 @@ func runServe(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "causeway serve: %v\n", err)
 		return exitUsage
 	}
-	pcfg := process.Config{}
+	pcfg := process.Config{Pprof: *pprofOn}
+	sec, certsGossipKey, err := serveSecurity(*certsDir, *insecure, []string{*listen, *gossipAddr, *raftAddr}, stderr)
+	if err != nil {
+		fmt.Fprintf(stderr, "causeway serve: %v\n", err)
+		return exitUsage
+	}
+	if sec != nil {
+		if id := sec.Certs.Identity(); id.Region != *region {
+			fmt.Fprintf(stderr, "causeway serve: the node certificate in %s is for region %s, not %s\n", *certsDir, id.Region, *region)
+			return exitUsage
+		}
+		pcfg.Security = sec
+		if *gossipKey == "" && certsGossipKey != nil {
+			*gossipKey = base64.StdEncoding.EncodeToString(certsGossipKey)
+		}
+	}
 	if pcfg.Gossip, err = gossipConfig(*gossipAddr, *listen, *join, *gossipKey); err != nil {
 		fmt.Fprintf(stderr, "causeway serve: %v\n", err)
 		return exitUsage
@@ -168,10 +187,17 @@ func runServe(args []string, stdout, stderr io.Writer) int {
 	done := make(chan error, 1)
 	go func() { done <- proc.Serve(ln) }()
 	// The address line is the readiness signal for scripts and tests.
-	fmt.Fprintf(stdout, "causeway: region %s serving on http://%s (data in %s)\n", node.Region(), ln.Addr(), *data)
+	scheme := "http"
+	if sec != nil {
+		scheme = "https"
+	}
+	fmt.Fprintf(stdout, "causeway: region %s serving on %s://%s (data in %s)\n", node.Region(), scheme, ln.Addr(), *data)
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	if sec != nil {
+		go reloadSecurity(ctx, sec, logger)
+	}
 	select {
 	case err := <-done:
 		if err != nil {

@@ -1,6 +1,7 @@
 package pki
 
 import (
+	"context"
 	"crypto/x509"
 	"errors"
 	"fmt"
@@ -125,4 +126,18 @@ func hasUsage(cert *x509.Certificate, u x509.ExtKeyUsage) bool {
 		}
 	}
 	return false
+}
+
+type identityKey struct{}
+
+// WithIdentity returns ctx carrying the authenticated caller of a request.
+func WithIdentity(ctx context.Context, id Identity) context.Context {
+	return context.WithValue(ctx, identityKey{}, id)
+}
+
+// IdentityFrom is the authenticated caller of the request ctx belongs to;
+// ok is false on a node without security (every caller is anonymous).
+func IdentityFrom(ctx context.Context) (id Identity, ok bool) {
+	id, ok = ctx.Value(identityKey{}).(Identity)
+	return id, ok
 }

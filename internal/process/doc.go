@@ -27,7 +27,8 @@
 //     cluster, bounded by a second), drains the requests in flight, then
 //     closes the tier and the store.
 //   - One HTTP server for the whole process: the node's services
-//     (replica.NewServer) with the tier's LinearService mounted beside them
+//     (NewServer, http.go; replica offers only its Connect handlers,
+//     readiness and metrics) with the tier's LinearService mounted beside them
 //     (Wiring.Services), listed in gRPC health checking and reflection.
 //   - One /metrics for the whole process: gossip's and the tier's figures
 //     are registered in the node's registry with the same region label and

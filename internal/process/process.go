@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net"
 
+	"github.com/causewaydb/causeway/internal/link"
 	"github.com/causewaydb/causeway/replica"
 )
 
@@ -17,13 +18,20 @@ type Config struct {
 	Gossip *GossipConfig
 	// Linear, when set, runs the linearizable tier on this node.
 	Linear *LinearConfig
+	// Pprof serves Go's profiling handlers under /debug/pprof/ on the API
+	// listener. Off by default: a profile shows the shape of the node's
+	// memory and code, and taking one costs CPU.
+	Pprof bool
+	// Security, when set, runs TLS on every listener and between nodes,
+	// and authorizes every request by the caller's certificate or token.
+	Security *Security
 }
 
 // Process is one running Causeway node: the replica, its neighbours and the
 // HTTP server in front of them.
 type Process struct {
 	node *replica.Node
-	srv  *replica.Server
+	srv  *Server
 }
 
 // Open opens the node (and the linearizable tier, if configured) and
@@ -31,12 +39,30 @@ type Process struct {
 // health checking and reflection of all of them, and one /metrics. Gossip
 // starts when Serve first serves, once the node's address is known.
 func Open(cfg Config) (*Process, error) {
+	refused := newRefusedCounter()
+	if sec := cfg.Security; sec != nil {
+		cfg.Node.Metrics = append(cfg.Node.Metrics, refused, newCertExpiry(sec.Certs, cfg.Node.Region))
+		if cfg.Node.Links == nil {
+			cfg.Node.Links = link.New(cfg.Node.Region)
+		}
+		links := cfg.Node.Links
+		cfg.Node.HTTPClient = sec.Certs.NodeHTTPClient(links.DialContext, links.RegionOf)
+		if cfg.Linear != nil {
+			cfg.Linear.TLS = sec.Certs
+		}
+	}
 	w := Wire(&cfg.Node, cfg.Gossip, cfg.Linear)
 	node, err := replica.Open(cfg.Node)
 	if err != nil {
 		return nil, err
 	}
-	return &Process{node: node, srv: replica.NewServer(node, w.Services()...)}, nil
+	srv := NewServer(node, w.Services()...)
+	srv.pprof = cfg.Pprof
+	if cfg.Security != nil {
+		srv.secure(cfg.Security, refused)
+	}
+	srv.http.Handler = srv.Handler()
+	return &Process{node: node, srv: srv}, nil
 }
 
 // Node is the process's replica.

@@ -11,6 +11,7 @@ import (
 	"github.com/causewaydb/causeway/api/causeway/v1/causewayv1connect"
 	"github.com/causewaydb/causeway/clocks"
 	"github.com/causewaydb/causeway/gossip"
+	"github.com/causewaydb/causeway/internal/pki"
 	"github.com/causewaydb/causeway/linear"
 	"github.com/causewaydb/causeway/replica"
 )
@@ -45,6 +46,9 @@ type LinearConfig struct {
 	// Bootstrap forms the group with this voter alone if it has no Raft
 	// state yet: the first node of a cluster only.
 	Bootstrap bool
+	// TLS, when set, runs the Raft transport over mutual TLS between nodes
+	// of the cluster (Open sets it from Config.Security).
+	TLS *pki.Certs
 }
 
 // joinRetry is how often an unanswered --join is tried again.
@@ -75,7 +79,7 @@ func Wire(cfg *replica.Config, gc *GossipConfig, lc *LinearConfig) *Wiring {
 
 // Services are the services the wired neighbours serve beside the node's
 // (the linearizable tier's LinearService, once the tier is open), for
-// replica.NewServer.
+// NewServer.
 func (w *Wiring) Services() []replica.Service {
 	l := w.linear.Load()
 	if l == nil {
@@ -100,6 +104,7 @@ func (w *Wiring) openLinear(lc LinearConfig) replica.OpenLinear {
 			Now:        env.Now,
 			Logger:     env.Logger,
 			Identity:   env.Identity,
+			TLS:        lc.TLS,
 		})
 		if err != nil {
 			return nil, err

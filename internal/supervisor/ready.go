@@ -14,18 +14,25 @@ import (
 )
 
 // servingLine is the readiness line `causeway serve` prints on stdout once
-// it listens: `causeway: region R serving on http://ADDR (data in DIR)`.
-var servingLine = regexp.MustCompile(`^causeway: region (\S+) serving on http://(\S+) \(data in (.+)\)$`)
+// it listens: `causeway: region R serving on http://ADDR (data in DIR)`
+// (https:// with TLS on).
+var servingLine = regexp.MustCompile(`^causeway: region (\S+) serving on (https?)://(\S+) \(data in (.+)\)$`)
 
 // Serving is what a readiness line says.
 type Serving struct {
 	Region  string
 	Addr    string // host:port of the API
 	DataDir string
+	TLS     bool // the API is served over TLS
 }
 
 // URL is the base URL of the API.
-func (s Serving) URL() string { return "http://" + s.Addr }
+func (s Serving) URL() string {
+	if s.TLS {
+		return "https://" + s.Addr
+	}
+	return "http://" + s.Addr
+}
 
 // ParseServingLine parses the readiness line of `causeway serve`; ok is
 // false for any other line.
@@ -34,7 +41,7 @@ func ParseServingLine(line string) (s Serving, ok bool) {
 	if m == nil {
 		return Serving{}, false
 	}
-	return Serving{Region: m[1], Addr: m[2], DataDir: m[3]}, true
+	return Serving{Region: m[1], TLS: m[2] == "https", Addr: m[3], DataDir: m[4]}, true
 }
 
 // AwaitCausalServing polls AdminService/Status at url until the node's causal

@@ -51,11 +51,13 @@ func fakeServe(args []string) int {
 	if err := fs.Parse(args[1:]); err != nil {
 		return 2
 	}
-	if *region == "stubborn" {
-		signal.Ignore(syscall.SIGTERM)
-	}
 	term := make(chan os.Signal, 1)
-	signal.Notify(term, syscall.SIGTERM)
+	if *region == "stubborn" {
+		// Not Notify as well: Notify would undo the Ignore.
+		signal.Ignore(syscall.SIGTERM)
+	} else {
+		signal.Notify(term, syscall.SIGTERM)
+	}
 	if *region == "failing" {
 		fmt.Fprintln(os.Stderr, "boom")
 		return 2
@@ -120,7 +122,9 @@ func TestParseServingLine(t *testing.T) {
 			supervisor.Serving{Region: "us-east", Addr: "127.0.0.1:7071", DataDir: "./data/us-east"}, true},
 		{"causeway: region local serving on http://[::1]:7070 (data in /tmp/a dir)",
 			supervisor.Serving{Region: "local", Addr: "[::1]:7070", DataDir: "/tmp/a dir"}, true},
-		{"causeway: region us-east serving on https://127.0.0.1:7071 (data in d)", supervisor.Serving{}, false},
+		{"causeway: region us-east serving on https://127.0.0.1:7071 (data in d)",
+			supervisor.Serving{Region: "us-east", Addr: "127.0.0.1:7071", DataDir: "d", TLS: true}, true},
+		{"causeway: region us-east serving on ftp://127.0.0.1:7071 (data in d)", supervisor.Serving{}, false},
 		{"causeway: region us-east serving on http://127.0.0.1:7071", supervisor.Serving{}, false},
 		{`{"level":"INFO","msg":"causeway: region x serving on http://a:1 (data in d)"}`, supervisor.Serving{}, false},
 		{"", supervisor.Serving{}, false},
