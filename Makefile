@@ -19,7 +19,7 @@ RATIO_ROUNDS ?= 12
 SIM_SEEDS ?= 5000
 SIM_PKG   := ./causal/internal/sim
 
-.PHONY: help build run cluster test sim lint proto tools bench clean
+.PHONY: help build run demo cluster test sim lint proto tools bench clean
 
 help: ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | column -t -s "$$(printf '\t')"
@@ -29,6 +29,10 @@ build: ## build the causeway binary into .bin/
 
 run: build ## start one node (data under ./data, Connect API on 127.0.0.1:7070)
 	$(BIN)/causeway serve --region $(REGION) --data $(DATA) --listen $(LISTEN)
+
+DEMO_LISTEN ?= 127.0.0.1:8080
+demo: build ## three regions and a live dashboard (http://127.0.0.1:8080, DEMO_LISTEN=...): cause a partition, watch the CAP trade-off (Ctrl-C stops it; SCRIPT=partition runs a scenario instead)
+	$(BIN)/causeway demo --listen $(DEMO_LISTEN) $(if $(SCRIPT),--script $(SCRIPT))
 
 cluster: build ## start a local 3-region cluster with WAN delays and fault injection (Ctrl-C stops it)
 	$(BIN)/causeway cluster --data ./data/cluster

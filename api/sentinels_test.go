@@ -20,6 +20,7 @@ import (
 	"github.com/causewaydb/causeway/causal"
 	"github.com/causewaydb/causeway/clocks"
 	"github.com/causewaydb/causeway/gossip"
+	"github.com/causewaydb/causeway/internal/demo"
 	"github.com/causewaydb/causeway/internal/link"
 	"github.com/causewaydb/causeway/internal/pki"
 	"github.com/causewaydb/causeway/internal/supervisor"
@@ -85,6 +86,10 @@ var sentinels = []sentinel{
 		"the operation that needed the link says unavailable (linear/forward.go); replication retries"},
 	{"internal/supervisor.ErrDown", supervisor.ErrDown, connect.CodeInternal,
 		"a region process of a local cluster is not running: the harness's own error, never a request's"},
+	{"internal/demo.ErrNotLoopback", demo.ErrNotLoopback, connect.CodeInternal,
+		"causeway demo refuses to start its dashboard on a non-loopback address; never a request's error"},
+	{"internal/demo.ErrSyntax", demo.ErrSyntax, connect.CodeInternal,
+		"a scenario step that does not parse (causeway demo --script, demo do): the demo's own error, never a request's"},
 
 	{"internal/pki.ErrInvalid", pki.ErrInvalid, connect.CodeInternal, "certificates and names given at the command line or at start; never a request's"},
 	{"internal/pki.ErrExists", pki.ErrExists, connect.CodeInternal, "causeway cert refusing to overwrite a file; never a request's"},

@@ -1,6 +1,7 @@
 // Command causeway is Causeway's single binary.
 //
 //	causeway serve                 start a node (flags: --region, --data, --listen, ...)
+//	causeway demo                  three regions and a live dashboard (internal/demo); --script runs a scenario
 //	causeway put KEY VALUE         write
 //	causeway get KEY               read
 //	causeway del KEY               delete

@@ -14,6 +14,8 @@ const usage = `causeway: a geo-replicated, causally consistent key-value store.
 
 Usage:
   causeway serve [flags]             start a node (see: causeway serve --help)
+  causeway demo [flags]              3 regions and a live dashboard: cause a partition, watch the CAP trade-off
+                                     (--script NAME runs a scenario in the terminal; demo do STEP controls it)
   causeway cluster [flags]           start a local multi-region cluster (3 regions, WAN delays)
   causeway verify [flags]            fault campaign: a local cluster under a nemesis, histories checked
   causeway put KEY VALUE [flags]     write VALUE under KEY ("-" reads VALUE from stdin)
@@ -80,6 +82,8 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		return runServe(rest, stdout, stderr)
 	case "cluster":
 		return runCluster(rest, stdout, stderr)
+	case "demo":
+		return runDemo(rest, stdout, stderr)
 	case "verify":
 		return runVerify(rest, stdout, stderr)
 	case "scan":

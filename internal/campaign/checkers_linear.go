@@ -35,6 +35,9 @@ type LinearizableChecker struct {
 	// not decide in time is reported as an anomaly of kind "undecided",
 	// since the history was not shown to be linearizable.
 	Timeout time.Duration
+	// Visualize writes porcupine's visualisation also when the history is
+	// linearizable (the demo's report shows what its clients did).
+	Visualize bool
 }
 
 // Name implements Checker.
@@ -86,7 +89,7 @@ func (c LinearizableChecker) Check(h *History) Findings {
 					p.Ops, p.Object, p.Key, timeout)})
 		}
 	}
-	if failed {
+	if failed || c.Visualize {
 		f.Files = append(f.Files, ReportFile{Name: LinearizabilityHTML, Write: rep.WriteVisualization})
 	}
 	if !rep.OK {
