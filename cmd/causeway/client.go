@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"maps"
-	"net/http"
 	"slices"
 	"strings"
 	"syscall"
@@ -50,6 +49,7 @@ type clientCmd struct {
 	delay       time.Duration
 	jitter      time.Duration
 	cut         string
+	creds       *credentials
 }
 
 // clientUsage is each verb's positional arguments, as usage shows them.
@@ -68,6 +68,7 @@ func parseClient(verb string, args []string, stderr io.Writer) (*clientCmd, int)
 	fs := c.fs
 	fs.SetOutput(stderr)
 	fs.StringVar(&c.addr, "addr", envOr("CAUSEWAY_ADDR", "http://127.0.0.1:7070"), "node URL (env CAUSEWAY_ADDR)")
+	c.creds = addCredentialFlags(fs)
 	fs.StringVar(&c.sessionPath, "session", defaultSessionPath(), "session file holding the causal token (env CAUSEWAY_SESSION); \"\" for none")
 	fs.BoolVar(&c.asJSON, "json", false, "print the response as JSON")
 	fs.DurationVar(&c.timeout, "timeout", 10*time.Second, "request deadline")
@@ -128,7 +129,12 @@ type clientAnswer struct {
 
 // run calls the node and prints the answer.
 func (c *clientCmd) run(stdin io.Reader, stdout, stderr io.Writer) int {
-	base := nodeURL(c.addr)
+	base := c.creds.url(c.addr)
+	httpc, err := c.creds.httpClient()
+	if err != nil {
+		fmt.Fprintf(stderr, "causeway %s: %v\n", c.verb, err)
+		return exitUsage
+	}
 	sess, err := loadSession(c.sessionPath)
 	if err != nil {
 		fmt.Fprintf(stderr, "causeway %s: %v\n", c.verb, err)
@@ -147,8 +153,8 @@ func (c *clientCmd) run(stdin io.Reader, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "causeway link: --cut %q: use both, out, in or none\n", c.cut)
 		return exitUsage
 	}
-	kv := causewayv1connect.NewKVServiceClient(http.DefaultClient, base)
-	admin := causewayv1connect.NewAdminServiceClient(http.DefaultClient, base)
+	kv := causewayv1connect.NewKVServiceClient(httpc, base)
+	admin := causewayv1connect.NewAdminServiceClient(httpc, base)
 	var ans clientAnswer
 	for attempt := 0; ; attempt++ {
 		ans, err = c.call(ctx, kv, admin, sess.Token, value)

@@ -6,7 +6,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"net/http"
 	"os"
 	"strconv"
 	"strings"
@@ -46,6 +45,7 @@ func runLinear(verb string, args []string, stdout, stderr io.Writer) int {
 // linearCmd is one parsed verb of the linearizable tier.
 type linearCmd struct {
 	verb, addr    string
+	creds         *credentials
 	fs            *flag.FlagSet
 	stderr        io.Writer
 	pos           []string
@@ -71,6 +71,7 @@ func parseLinear(verb string, args []string, stderr io.Writer) (*linearCmd, int)
 	fs := c.fs
 	fs.SetOutput(stderr)
 	fs.StringVar(&c.addr, "addr", envOr("CAUSEWAY_ADDR", "http://127.0.0.1:7070"), "node URL (env CAUSEWAY_ADDR)")
+	c.creds = addCredentialFlags(fs)
 	_ = fs.String("session", "", "accepted for symmetry with the causal verbs and ignored: linearizable requests need no causal token")
 	fs.BoolVar(&c.asJSON, "json", false, "print the response as JSON")
 	fs.DurationVar(&c.timeout, "timeout", 10*time.Second, "request deadline")
@@ -137,11 +138,13 @@ type linearAnswer struct {
 func (c *linearCmd) run(stdout, stderr io.Writer) int {
 	ctx, cancel := context.WithTimeout(context.Background(), c.timeout)
 	defer cancel()
-	lin := causewayv1connect.NewLinearServiceClient(http.DefaultClient, nodeURL(c.addr))
-	var (
-		ans linearAnswer
-		err error
-	)
+	httpc, err := c.creds.httpClient()
+	if err != nil {
+		fmt.Fprintf(stderr, "causeway %s: %v\n", c.verb, err)
+		return exitUsage
+	}
+	lin := causewayv1connect.NewLinearServiceClient(httpc, c.creds.url(c.addr))
+	var ans linearAnswer
 	switch c.verb {
 	case "claim", "release", "lookup":
 		ans, err = c.callName(ctx, lin)

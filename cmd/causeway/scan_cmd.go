@@ -6,7 +6,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"net/http"
 	"os"
 	"os/signal"
 	"strings"
@@ -24,6 +23,7 @@ import (
 type clientFlags struct {
 	addr, sessionPath *string
 	asJSON            *bool
+	creds             *credentials
 }
 
 func addClientFlags(fs *flag.FlagSet) clientFlags {
@@ -31,6 +31,7 @@ func addClientFlags(fs *flag.FlagSet) clientFlags {
 		addr:        fs.String("addr", envOr("CAUSEWAY_ADDR", "http://127.0.0.1:7070"), "node URL (env CAUSEWAY_ADDR)"),
 		sessionPath: fs.String("session", defaultSessionPath(), "session file holding the causal token (env CAUSEWAY_SESSION); \"\" for none"),
 		asJSON:      fs.Bool("json", false, "print JSON, one object a line"),
+		creds:       addCredentialFlags(fs),
 	}
 }
 
@@ -72,13 +73,18 @@ func runScan(args []string, stdout, stderr io.Writer) int {
 	if len(pos) == 1 {
 		req.Prefix = pos[0]
 	}
-	base := nodeURL(*cf.addr)
+	base := cf.creds.url(*cf.addr)
 	sess, err := loadSession(*cf.sessionPath)
 	if err != nil {
 		fmt.Fprintf(stderr, "causeway scan: %v\n", err)
 		return exitFailed
 	}
-	kv := causewayv1connect.NewKVServiceClient(http.DefaultClient, base)
+	httpc, err := cf.creds.httpClient()
+	if err != nil {
+		fmt.Fprintf(stderr, "causeway scan: %v\n", err)
+		return exitUsage
+	}
+	kv := causewayv1connect.NewKVServiceClient(httpc, base)
 	for {
 		req.CausalToken = sess.Token
 		ctx, cancel := context.WithTimeout(context.Background(), *timeout)
@@ -172,11 +178,16 @@ func runWatch(args []string, stdout, stderr io.Writer) int {
 	if len(pos) == 1 {
 		req.Prefix = pos[0]
 	}
-	base := nodeURL(*cf.addr)
+	base := cf.creds.url(*cf.addr)
 	sess, err := loadSession(*cf.sessionPath)
 	if err != nil {
 		fmt.Fprintf(stderr, "causeway watch: %v\n", err)
 		return exitFailed
+	}
+	httpc, err := cf.creds.httpClient()
+	if err != nil {
+		fmt.Fprintf(stderr, "causeway watch: %v\n", err)
+		return exitUsage
 	}
 	switch {
 	case *resume != "":
@@ -194,7 +205,7 @@ func runWatch(args []string, stdout, stderr io.Writer) int {
 		ctx, cancel = context.WithTimeout(ctx, *timeout)
 		defer cancel()
 	}
-	kv := causewayv1connect.NewKVServiceClient(http.DefaultClient, base)
+	kv := causewayv1connect.NewKVServiceClient(httpc, base)
 	w := &watchPrinter{stdout: stdout, asJSON: *cf.asJSON, keysOnly: *keysOnly, sess: sess, base: base, limit: *count}
 	defer w.flush()
 	for {

@@ -191,6 +191,21 @@ func TestSecureCluster(t *testing.T) {
 		t.Errorf("no certificate expiry on /metrics:\n%s", grepLines(m, "certificate"))
 	}
 
+	// The CLI: a client certificate, a token, nothing.
+	session := filepath.Join(t.TempDir(), "session.json")
+	if r := runCLI("", "put", "cli", "yes", "--addr", east.Addrs.API, "--certs-dir", certs.ca, "--client", "alice", "--session", session); r.code != exitOK {
+		t.Errorf("put with alice's certificate:\n%v", r)
+	}
+	if r := runCLI("", "get", "cli", "--addr", west.Addrs.API, "--certs-dir", certs.ca, "--token", certs.admin, "--session", session); r.code != exitOK || !strings.Contains(r.stdout, "yes") {
+		t.Errorf("get with the admin token in the other region:\n%v", r)
+	}
+	if r := runCLI("", "claim", "user/bob", "bob", "--addr", east.Addrs.API, "--certs-dir", certs.ca, "--client", "rita"); r.code != exitFailed || !strings.Contains(r.stderr, "permission_denied") {
+		t.Errorf("claim with a readonly certificate:\n%v", r)
+	}
+	if r := runCLI("", "get", "cli", "--addr", east.Addrs.API, "--certs-dir", certs.ca, "--session", ""); r.code != exitFailed || !strings.Contains(r.stderr, "unauthenticated") {
+		t.Errorf("get with no credential:\n%v", r)
+	}
+
 	// Strangers on every channel: plaintext to the API, no client
 	// certificate to Raft, another cluster's node to the API.
 	if res, err := http.Get("http://" + east.Addrs.API + "/readyz"); err == nil {
