@@ -80,7 +80,7 @@ func parseClient(verb string, args []string, stderr io.Writer) (*clientCmd, int)
 	fs.StringVar(&c.cut, "cut", "none", "(link) cut the link: both, out (node to REGION), in (REGION to node) or none (heal)")
 	fs.Usage = func() {
 		fmt.Fprintf(stderr, "Usage: causeway %s %s[flags]\n\nFlags:\n", verb, clientUsage[verb])
-		fs.PrintDefaults()
+		printVerbFlags(stderr, fs, verb)
 	}
 	pos, err := parseInterspersed(fs, args)
 	if err != nil {

@@ -85,7 +85,7 @@ func parseLinear(verb string, args []string, stderr io.Writer) (*linearCmd, int)
 	fs.BoolVar(&c.wait, "wait", false, "(lock) retry until the lock is acquired or --timeout passes")
 	fs.Usage = func() {
 		fmt.Fprintf(stderr, "Usage: causeway %s %s\n\nLinearizable: goes through the Raft group, and fails with `unavailable` where\nno quorum of voters is reachable.\n\nFlags:\n", verb, linearUsage[verb])
-		fs.PrintDefaults()
+		printVerbFlags(stderr, fs, verb)
 	}
 	pos, err := parseInterspersed(fs, args)
 	if err != nil {
