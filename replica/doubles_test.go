@@ -7,6 +7,7 @@ import (
 	"sync"
 	"testing"
 
+	"connectrpc.com/connect"
 	"github.com/cockroachdb/pebble/v2/vfs"
 	"github.com/google/uuid"
 
@@ -223,7 +224,14 @@ func TestMembershipDrivesPeersAndStableVector(t *testing.T) {
 		t.Fatalf("stable vector = %v %v, want %v", v, ok, m.stable)
 	}
 
-	if err := n.RemoveRegion("eu-west"); err != nil {
+	// eu-west is alive: removing it needs force.
+	if err := n.RemoveRegion("eu-west", false); api.Code(err) != connect.CodeFailedPrecondition || !strings.Contains(err.Error(), "alive") {
+		t.Fatalf("removing a live region without force: %v, want failed_precondition", err)
+	}
+	if len(m.removed) != 0 {
+		t.Fatalf("a refused removal told membership to remove %v", m.removed)
+	}
+	if err := n.RemoveRegion("eu-west", true); err != nil {
 		t.Fatal(err)
 	}
 	if len(m.removed) != 1 || m.removed[0] != "eu-west" {
@@ -232,5 +240,15 @@ func TestMembershipDrivesPeersAndStableVector(t *testing.T) {
 	events.MemberChanged(Member{Region: "eu-west", Removed: true})
 	if n.repl.knownRegion("eu-west") {
 		t.Fatal("a removed region is still followed")
+	}
+
+	// Had us-east been removed instead, it refuses its clients: what it
+	// accepted would reach no other region.
+	if state, _ := n.CausalState(); state != stateServing {
+		t.Fatalf("state %s before this region's removal, want serving", state)
+	}
+	m.members[0].Removed = true
+	if state, why := n.CausalState(); state != stateRemoved || !strings.Contains(why, "removed from the cluster") {
+		t.Fatalf("state %s (%s) once this region was removed, want removed", state, why)
 	}
 }

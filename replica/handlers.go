@@ -147,7 +147,7 @@ func (h adminHandler) Status(context.Context, *connect.Request[v1.StatusRequest]
 }
 
 func (h adminHandler) RemoveRegion(_ context.Context, req *connect.Request[v1.RemoveRegionRequest]) (*connect.Response[v1.RemoveRegionResponse], error) {
-	if err := h.node.RemoveRegion(req.Msg.GetRegion()); err != nil {
+	if err := h.node.RemoveRegion(req.Msg.GetRegion(), req.Msg.GetForce()); err != nil {
 		return nil, h.node.connectError(err)
 	}
 	return connect.NewResponse(&v1.RemoveRegionResponse{}), nil

@@ -44,6 +44,7 @@ const (
 	stateDrained     = "drained"
 	stateLostWrites  = "lost-writes"
 	stateClockFenced = "clock-fenced" // reads served, writes refused
+	stateRemoved     = "removed"      // an operator removed this region: every request refused
 )
 
 // refusal is the state that refuses every client request and its error,
@@ -207,9 +208,9 @@ func (n *Node) lostWrites(subscriber string, err error) {
 }
 
 // CausalState is what the causal tier does for clients ("serving",
-// "joining", "merging", "drained", "lost-writes", or "clock-fenced": reads
-// served, writes refused by the clock offset fence) and, unless serving,
-// why.
+// "joining", "merging", "drained", "lost-writes", "removed", or
+// "clock-fenced": reads served, writes refused by the clock offset fence)
+// and, unless serving, why.
 func (n *Node) CausalState() (state, reason string) {
 	if state, err := n.clientRefusal(); err != nil {
 		return state, err.Error()
@@ -235,5 +236,10 @@ func (n *Node) SetDrain(drain bool) error {
 // clientRefusal is the state refusing every client request and its error,
 // or ("", nil) when the region serves clients (regionState.refusal).
 func (n *Node) clientRefusal() (string, error) {
+	if n.removedHere() {
+		return stateRemoved, api.Errorf(api.ErrFailedPrecondition,
+			"region %s was removed from the cluster (causeway remove-region): what it accepted would reach no other region, so it refuses requests; to serve again, stop it, empty its data directory and start it with --join",
+			n.cfg.Region)
+	}
 	return n.state.refusal(n.cfg.Region, n.repl.bootstrapping.Load())
 }

@@ -3,6 +3,7 @@ package replica
 import (
 	"github.com/causewaydb/causeway/api"
 	"github.com/causewaydb/causeway/clocks"
+	"time"
 )
 
 // startMembership starts membership (Config.Membership) with this node's
@@ -106,7 +107,10 @@ func (r *replication) membershipNow() Membership {
 }
 
 // RemoveRegion declares region gone for good (see AdminService.RemoveRegion).
-func (n *Node) RemoveRegion(region string) error {
+// A region membership sees alive is removed only when forced: it would
+// refuse its clients from then on (removedHere), and what it accepted
+// since would reach no other region.
+func (n *Node) RemoveRegion(region string, force bool) error {
 	if err := clocks.ValidateRegion(region); err != nil {
 		return api.Errorf(api.ErrInvalidArgument, "%v", err)
 	}
@@ -117,6 +121,11 @@ func (n *Node) RemoveRegion(region string) error {
 	if m := n.repl.membershipNow(); m != nil {
 		for _, mem := range m.Members() {
 			known = known || mem.Region == region
+			if mem.Region == region && mem.Alive && !mem.Removed && !force {
+				return api.Errorf(api.ErrFailedPrecondition,
+					"region %s is alive (member %s, alive since %s): a removed region refuses its clients and its writes since would reach no other region; stop it first, or force the removal (--force) if it is cut off for good",
+					region, mem.NodeID, mem.Since.Format(time.RFC3339))
+			}
 		}
 		if known {
 			if err := m.Remove(region); err != nil {
@@ -129,4 +138,16 @@ func (n *Node) RemoveRegion(region string) error {
 	}
 	n.repl.removePeer(region)
 	return nil
+}
+
+// removedHere reports whether an operator removed this node's own region:
+// membership marks this node removed. Such a region refuses every client
+// request: a write it accepted would never reach another region.
+func (n *Node) removedHere() bool {
+	for _, m := range n.repl.members() {
+		if m.Region == n.cfg.Region && m.Removed {
+			return true
+		}
+	}
+	return false
 }

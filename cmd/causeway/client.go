@@ -50,6 +50,7 @@ type clientCmd struct {
 	jitter      time.Duration
 	cut         string
 	creds       *credentials
+	force       bool
 }
 
 // clientUsage is each verb's positional arguments, as usage shows them.
@@ -77,6 +78,7 @@ func parseClient(verb string, args []string, stderr io.Writer) (*clientCmd, int)
 	fence := fs.String("fence", "", "(put, del) LOCK:TOKEN: refuse the write if a newer fencing token for LOCK was seen")
 	fs.DurationVar(&c.delay, "delay", 0, "(link) one-way delay of what the node sends to REGION")
 	fs.DurationVar(&c.jitter, "jitter", 0, "(link) delay varies within ±jitter")
+	fs.BoolVar(&c.force, "force", false, "(remove-region) remove a region gossip still sees alive (it then refuses its clients)")
 	fs.StringVar(&c.cut, "cut", "none", "(link) cut the link: both, out (node to REGION), in (REGION to node) or none (heal)")
 	fs.Usage = func() {
 		fmt.Fprintf(stderr, "Usage: causeway %s %s[flags]\n\nFlags:\n", verb, clientUsage[verb])
@@ -224,7 +226,7 @@ func (c *clientCmd) call(ctx context.Context, kv causewayv1connect.KVServiceClie
 		}
 		return clientAnswer{msg: res.Msg, human: "OK " + linkString(res.Msg.Link)}, nil
 	case "remove-region":
-		res, err := admin.RemoveRegion(ctx, connect.NewRequest(&v1.RemoveRegionRequest{Region: key[0]}))
+		res, err := admin.RemoveRegion(ctx, connect.NewRequest(&v1.RemoveRegionRequest{Region: key[0], Force: c.force}))
 		if err != nil {
 			return clientAnswer{}, err
 		}

@@ -20,6 +20,7 @@ var flagVerbs = map[string][]string{
 	"delay":          {"link"},
 	"jitter":         {"link"},
 	"cut":            {"link"},
+	"force":          {"remove-region"},
 	"expect-version": {"cas"},
 	"expect-value":   {"cas"},
 	"delete":         {"cas"},

@@ -187,9 +187,13 @@ func TestGossipDrivesReplicationAndSeesPartitions(t *testing.T) {
 	mustGet(t, b, "during", pa.CausalToken)
 	mustGet(t, a, "during-b", pb.CausalToken)
 
-	// An operator removes ap-south: it stops holding back the others.
+	// An operator removes ap-south: it stops holding back the others. While
+	// gossip sees it alive the removal needs force.
+	if _, err := admin.RemoveRegion(context.Background(), connect.NewRequest(&v1.RemoveRegionRequest{Region: "ap-south"})); connect.CodeOf(err) != connect.CodeFailedPrecondition {
+		t.Fatalf("removing a live region without force: %v, want failed_precondition", err)
+	}
 	c.stop()
-	if _, err := admin.RemoveRegion(context.Background(), connect.NewRequest(&v1.RemoveRegionRequest{Region: "ap-south"})); err != nil {
+	if _, err := admin.RemoveRegion(context.Background(), connect.NewRequest(&v1.RemoveRegionRequest{Region: "ap-south", Force: true})); err != nil {
 		t.Fatal(err)
 	}
 	eventually(t, "the removal reaching eu-west", func() bool {

@@ -160,8 +160,13 @@ func (*SetDrainResponse) Descriptor() ([]byte, []int) {
 }
 
 type RemoveRegionRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Region        string                 `protobuf:"bytes,1,opt,name=region,proto3" json:"region,omitempty"`
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	Region string                 `protobuf:"bytes,1,opt,name=region,proto3" json:"region,omitempty"`
+	// force removes a region that membership sees alive. Without it such a
+	// removal is refused (failed_precondition): a live region that is removed
+	// refuses its clients from then on, and its writes since would never
+	// reach another region. Stop it first, or force when it is cut off.
+	Force         bool `protobuf:"varint,2,opt,name=force,proto3" json:"force,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -201,6 +206,13 @@ func (x *RemoveRegionRequest) GetRegion() string {
 		return x.Region
 	}
 	return ""
+}
+
+func (x *RemoveRegionRequest) GetForce() bool {
+	if x != nil {
+		return x.Force
+	}
+	return false
 }
 
 type RemoveRegionResponse struct {
@@ -645,7 +657,10 @@ type StatusResponse struct {
 	// from the peers', or, just started, not yet measured; see clock_offset);
 	// or "lost-writes" (another region holds
 	// writes this region's data directory lacks: it refuses every request
-	// until it is repaired). causal_state_reason says why, and what to do.
+	// until it is repaired); or "removed" (an operator removed this region
+	// with RemoveRegion: it refuses every request, since what it accepted
+	// would reach no other region). causal_state_reason says why, and what to
+	// do.
 	CausalState       string `protobuf:"bytes,17,opt,name=causal_state,json=causalState,proto3" json:"causal_state,omitempty"`
 	CausalStateReason string `protobuf:"bytes,18,opt,name=causal_state_reason,json=causalStateReason,proto3" json:"causal_state_reason,omitempty"`
 	unknownFields     protoimpl.UnknownFields
@@ -1328,9 +1343,10 @@ const file_causeway_v1_admin_proto_rawDesc = "" +
 	"\x17causeway/v1/admin.proto\x12\vcauseway.v1\x1a\x17causeway/v1/types.proto\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"'\n" +
 	"\x0fSetDrainRequest\x12\x14\n" +
 	"\x05drain\x18\x01 \x01(\bR\x05drain\"\x12\n" +
-	"\x10SetDrainResponse\"-\n" +
+	"\x10SetDrainResponse\"C\n" +
 	"\x13RemoveRegionRequest\x12\x16\n" +
-	"\x06region\x18\x01 \x01(\tR\x06region\"\x16\n" +
+	"\x06region\x18\x01 \x01(\tR\x06region\x12\x14\n" +
+	"\x05force\x18\x02 \x01(\bR\x05force\"\x16\n" +
 	"\x14RemoveRegionResponse\"\xe7\x02\n" +
 	"\fMemberStatus\x12\x16\n" +
 	"\x06region\x18\x01 \x01(\tR\x06region\x12\x17\n" +
