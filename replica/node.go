@@ -58,6 +58,7 @@ type Node struct {
 	state regionState  // joining, or stopped after losing writes
 
 	clockFence *clockFence // refuses local writes while the clock is off (clockoffset.go)
+	backupBusy atomic.Bool // a backup is being streamed (backup.go)
 
 	linear LinearTier // the linearizable tier; nil when off
 

@@ -23,6 +23,8 @@ Usage:
   causeway remove-region REGION      declare REGION gone for good (it stops holding back log truncation)
   causeway link REGION [flags]       delay or cut the node's link to REGION (--delay, --jitter,
                                      --cut both|out|in|none); needs serve --fault-injection
+  causeway backup --addr NODE --out DIR   online, consistent backup of NODE's region into DIR
+  causeway restore DIR --data DATADIR     check a backup and prepare DATADIR from it (then serve --join)
   causeway version                   print the version
 
 Linearizable tier (Raft; unavailable without a quorum of voters):
@@ -82,6 +84,10 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		return runClient(verb, rest, stdin, stdout, stderr)
 	case "claim", "release", "lookup", "cas", "cas-get", "lease", "lock", "unlock":
 		return runLinear(verb, rest, stdout, stderr)
+	case "backup":
+		return runBackup(rest, stdout, stderr)
+	case "restore":
+		return runRestore(rest, stdout, stderr)
 	case "version", "--version":
 		fmt.Fprintln(stdout, "causeway", buildinfo.Read())
 		return exitOK
