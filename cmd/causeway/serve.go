@@ -47,11 +47,15 @@ func runServe(args []string, stdout, stderr io.Writer) int {
 	wan := fs.String("wan-latency", "", "static one-way delays between regions: a/b=40ms,a/c=108ms (applies the entries naming this node's region)")
 	logLevel := fs.String("log-level", "info", "log level: debug, info, warn or error")
 	logFormat := fs.String("log-format", "text", "log format: text or json")
+	configFile, printConfig := serveConfigFlags(fs)
 	fs.Usage = func() {
 		fmt.Fprintf(stderr, "Usage: causeway serve [flags]\n\nStarts one Causeway node. Every flag has a default, so a bare\n`causeway serve` starts region \"local\" with data in ./causeway-data on 127.0.0.1:7070.\n\nFlags:\n")
 		fs.PrintDefaults()
 	}
 	if code, ok := parseFlagsOnly(fs, args, stderr); !ok {
+		return code
+	}
+	if code, ok := applyServeConfig(fs, *configFile, *printConfig, stdout, stderr); !ok {
 		return code
 	}
 
