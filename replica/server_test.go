@@ -448,7 +448,7 @@ func TestRootListsTheAPI(t *testing.T) {
 	}
 	defer res.Body.Close()
 	raw, _ := io.ReadAll(res.Body)
-	for _, want := range []string{"/causeway.v1.KVService/{Put,Get,Delete,ReadMany,WriteMany}", "/causeway.v1.AdminService/{Status,SetLink,RemoveRegion,SetDrain}", "GET /readyz"} {
+	for _, want := range []string{"/causeway.v1.KVService/{Put,Get,Delete,ReadMany,WriteMany}", "/causeway.v1.AdminService/{Status,SetLink,RemoveRegion,SetDrain,Backup}", "GET /readyz"} {
 		if !strings.Contains(string(raw), want) {
 			t.Errorf("GET / does not list %s:\n%s", want, raw)
 		}
