@@ -8,6 +8,11 @@
 //     prometheus; .ci/run installs it) and unit-tested with promtool's rule
 //     tests.
 //   - grafana/: a dashboard.
+//   - helm/causeway: the Helm chart; kubernetes/causeway.yaml is what it
+//     renders for kubernetes/example-values.yaml (make manifests).
+//     helm_test.go lints it with the pinned helm (make tools), checks the
+//     committed manifests are current, checks the objects an operator
+//     relies on and that bad values are refused.
 //
 // observability_test.go starts two regions from that static binary and
 // checks that every causeway_* metric a rule or panel names is on a running
