@@ -4,6 +4,8 @@
 BUF_VERSION                  := v1.75.0
 PROTOC_GEN_GO_VERSION        := v1.36.12
 PROTOC_GEN_CONNECT_GO_VERSION := v1.21.1
+# helm renders and lints the chart in deploy/helm (deploy/helm_test.go).
+HELM_VERSION                 := v4.3.2
 
 BIN      := $(CURDIR)/.bin
 GO       ?= go
@@ -37,7 +39,7 @@ demo: build ## three regions and a live dashboard (http://127.0.0.1:8080, DEMO_L
 cluster: build ## start a local 3-region cluster with WAN delays and fault injection (Ctrl-C stops it)
 	$(BIN)/causeway cluster --data ./data/cluster
 
-test: lint ## vet, format check and all tests (race detector on), then the simulation
+test: lint $(BIN)/helm ## vet, format check and all tests (race detector on), then the simulation
 	$(GO) test $(RACE) -count=1 -timeout 15m $$($(GO) list ./... | grep -v '/causal/internal/sim$$')
 	@# The simulator is single-threaded by design (virtual time, no goroutines):
 	@# the race detector adds nothing there, so it runs without it, with many schedules.
@@ -51,7 +53,7 @@ lint: ## gofmt check and go vet
 	if [ -n "$$unformatted" ]; then echo "gofmt needed on:"; echo "$$unformatted"; exit 1; fi
 	$(GO) vet ./...
 
-tools: $(BIN)/buf $(BIN)/protoc-gen-go $(BIN)/protoc-gen-connect-go ## install pinned code generators into .bin/
+tools: $(BIN)/buf $(BIN)/protoc-gen-go $(BIN)/protoc-gen-connect-go $(BIN)/helm ## install pinned code generators and helm into .bin/
 
 $(BIN)/buf:
 	GOBIN=$(BIN) $(GO) install github.com/bufbuild/buf/cmd/buf@$(BUF_VERSION)
@@ -59,6 +61,12 @@ $(BIN)/protoc-gen-go:
 	GOBIN=$(BIN) $(GO) install google.golang.org/protobuf/cmd/protoc-gen-go@$(PROTOC_GEN_GO_VERSION)
 $(BIN)/protoc-gen-connect-go:
 	GOBIN=$(BIN) $(GO) install connectrpc.com/connect/cmd/protoc-gen-connect-go@$(PROTOC_GEN_CONNECT_GO_VERSION)
+$(BIN)/helm:
+	GOBIN=$(BIN) $(GO) install helm.sh/helm/v4/cmd/helm@$(HELM_VERSION)
+
+.PHONY: manifests
+manifests: $(BIN)/helm ## render deploy/kubernetes/causeway.yaml from the Helm chart and its example values
+	$(BIN)/helm template causeway deploy/helm/causeway --namespace causeway -f deploy/kubernetes/example-values.yaml > deploy/kubernetes/causeway.yaml
 
 proto: tools ## regenerate Go and Connect code from api/causeway/v1/*.proto (offline once tools are installed)
 	$(BIN)/buf lint

@@ -58,6 +58,7 @@ type Node struct {
 	state regionState  // joining, or stopped after losing writes
 
 	clockFence *clockFence // refuses local writes while the clock is off (clockoffset.go)
+	backupBusy atomic.Bool // a backup is being streamed (backup.go)
 
 	feed  *changeFeed // the change feed's positions and watchers (feed.go)
 	scans *scanCache  // snapshots of paginated scans (scan.go)

@@ -29,6 +29,8 @@ Usage:
                                      --cut both|out|in|none); needs serve --fault-injection
   causeway cert create-ca|create-node|create-client   a cluster CA and certificates (see: causeway cert --help)
   causeway token create|revoke NAME  client bearer tokens with a role (see: causeway token --help)
+  causeway backup --addr NODE --out DIR   online, consistent backup of NODE's region into DIR
+  causeway restore DIR --data DATADIR     check a backup and prepare DATADIR from it (then serve --join)
   causeway version                   print the version
 
 Linearizable tier (Raft; unavailable without a quorum of voters):
@@ -98,6 +100,10 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		return runCert(rest, stdout, stderr)
 	case "token":
 		return runToken(rest, stdout, stderr)
+	case "backup":
+		return runBackup(rest, stdout, stderr)
+	case "restore":
+		return runRestore(rest, stdout, stderr)
 	case "version", "--version":
 		fmt.Fprintln(stdout, "causeway", buildinfo.Read())
 		return exitOK

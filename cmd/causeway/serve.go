@@ -28,7 +28,7 @@ import (
 // runServe runs `causeway serve`: parse the flags into a process's
 // configuration, then run the process until SIGINT or SIGTERM.
 func runServe(args []string, stdout, stderr io.Writer) int {
-	f, code := parseServe(args, stderr)
+	f, code := parseServe(args, stdout, stderr)
 	if f == nil {
 		return code
 	}
@@ -64,7 +64,7 @@ type serveFlags struct {
 
 // parseServe parses `causeway serve`'s flags; a nil result comes with the
 // exit code (help, or a usage error already reported on stderr).
-func parseServe(args []string, stderr io.Writer) (*serveFlags, int) {
+func parseServe(args []string, stdout, stderr io.Writer) (*serveFlags, int) {
 	f := &serveFlags{}
 	fs := flag.NewFlagSet("causeway serve", flag.ContinueOnError)
 	fs.SetOutput(stderr)
@@ -91,11 +91,15 @@ func parseServe(args []string, stderr io.Writer) (*serveFlags, int) {
 	fs.StringVar(&f.logLevel, "log-level", "info", "log level: debug, info, warn or error")
 	fs.StringVar(&f.logFormat, "log-format", "text", "log format: text or json")
 	fs.DurationVar(&f.logRepeats, "log-repeats", logquiet.DefaultWindow, "write a recurring log line (the same message, numbers and addresses aside: Raft and gossip retrying an unreachable peer) once per this window, with the count of repeats; 0 writes every line")
+	configFile, printConfig := serveConfigFlags(fs)
 	fs.Usage = func() {
 		fmt.Fprintf(stderr, "Usage: causeway serve [flags]\n\nStarts one Causeway node. Every flag has a default, so a bare\n`causeway serve` starts region \"local\" with data in ./causeway-data on 127.0.0.1:7070.\n\nFlags:\n")
 		fs.PrintDefaults()
 	}
 	if code, ok := parseFlagsOnly(fs, args, stderr); !ok {
+		return nil, code
+	}
+	if code, ok := applyServeConfig(fs, *configFile, *printConfig, stdout, stderr); !ok {
 		return nil, code
 	}
 	return f, exitOK

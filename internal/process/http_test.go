@@ -250,7 +250,7 @@ func TestRootListsTheAPI(t *testing.T) {
 	for _, want := range []string{
 		"Causeway node " + node.NodeID() + " (region us-east)",
 		"/causeway.v1.KVService/{Put,Get,Delete,ReadMany,WriteMany,Scan,Watch}",
-		"/causeway.v1.AdminService/{Status,SetLink,RemoveRegion,SetDrain}",
+		"/causeway.v1.AdminService/{Status,SetLink,RemoveRegion,SetDrain,Backup}",
 		"GET /metrics", "GET /readyz",
 	} {
 		if !strings.Contains(string(raw), want) {

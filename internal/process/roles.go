@@ -45,6 +45,7 @@ var rules = map[string][]pki.Role{
 	"/causeway.v1.AdminService/SetLink":      admins,
 	"/causeway.v1.AdminService/RemoveRegion": admins,
 	"/causeway.v1.AdminService/SetDrain":     admins,
+	"/causeway.v1.AdminService/Backup":       admins, // a backup holds every record of the region
 
 	"/causeway.v1.ReplicationService/Replicate": nodes,
 	"/causeway.v1.ReplicationService/Snapshot":  nodes,

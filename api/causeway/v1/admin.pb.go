@@ -1340,7 +1340,7 @@ var File_causeway_v1_admin_proto protoreflect.FileDescriptor
 
 const file_causeway_v1_admin_proto_rawDesc = "" +
 	"\n" +
-	"\x17causeway/v1/admin.proto\x12\vcauseway.v1\x1a\x17causeway/v1/types.proto\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"'\n" +
+	"\x17causeway/v1/admin.proto\x12\vcauseway.v1\x1a\x18causeway/v1/backup.proto\x1a\x17causeway/v1/types.proto\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"'\n" +
 	"\x0fSetDrainRequest\x12\x14\n" +
 	"\x05drain\x18\x01 \x01(\bR\x05drain\"\x12\n" +
 	"\x10SetDrainResponse\"C\n" +
@@ -1461,12 +1461,13 @@ const file_causeway_v1_admin_proto_rawDesc = "" +
 	"\x14LINK_CUT_UNSPECIFIED\x10\x00\x12\x11\n" +
 	"\rLINK_CUT_BOTH\x10\x01\x12\x15\n" +
 	"\x11LINK_CUT_OUTGOING\x10\x02\x12\x15\n" +
-	"\x11LINK_CUT_INCOMING\x10\x032\xc0\x02\n" +
+	"\x11LINK_CUT_INCOMING\x10\x032\x8a\x03\n" +
 	"\fAdminService\x12F\n" +
 	"\x06Status\x12\x1a.causeway.v1.StatusRequest\x1a\x1b.causeway.v1.StatusResponse\"\x03\x90\x02\x01\x12F\n" +
 	"\aSetLink\x12\x1b.causeway.v1.SetLinkRequest\x1a\x1c.causeway.v1.SetLinkResponse\"\x00\x12U\n" +
 	"\fRemoveRegion\x12 .causeway.v1.RemoveRegionRequest\x1a!.causeway.v1.RemoveRegionResponse\"\x00\x12I\n" +
-	"\bSetDrain\x12\x1c.causeway.v1.SetDrainRequest\x1a\x1d.causeway.v1.SetDrainResponse\"\x00B;Z9github.com/causewaydb/causeway/api/causeway/v1;causewayv1b\x06proto3"
+	"\bSetDrain\x12\x1c.causeway.v1.SetDrainRequest\x1a\x1d.causeway.v1.SetDrainResponse\"\x00\x12H\n" +
+	"\x06Backup\x12\x1a.causeway.v1.BackupRequest\x1a\x1b.causeway.v1.BackupResponse\"\x03\x90\x02\x010\x01B;Z9github.com/causewaydb/causeway/api/causeway/v1;causewayv1b\x06proto3"
 
 var (
 	file_causeway_v1_admin_proto_rawDescOnce sync.Once
@@ -1505,6 +1506,8 @@ var file_causeway_v1_admin_proto_goTypes = []any{
 	(*timestamppb.Timestamp)(nil), // 19: google.protobuf.Timestamp
 	(*durationpb.Duration)(nil),   // 20: google.protobuf.Duration
 	(*Timestamp)(nil),             // 21: causeway.v1.Timestamp
+	(*BackupRequest)(nil),         // 22: causeway.v1.BackupRequest
+	(*BackupResponse)(nil),        // 23: causeway.v1.BackupResponse
 }
 var file_causeway_v1_admin_proto_depIdxs = []int32{
 	19, // 0: causeway.v1.MemberStatus.since:type_name -> google.protobuf.Timestamp
@@ -1536,12 +1539,14 @@ var file_causeway_v1_admin_proto_depIdxs = []int32{
 	6,  // 26: causeway.v1.AdminService.SetLink:input_type -> causeway.v1.SetLinkRequest
 	3,  // 27: causeway.v1.AdminService.RemoveRegion:input_type -> causeway.v1.RemoveRegionRequest
 	1,  // 28: causeway.v1.AdminService.SetDrain:input_type -> causeway.v1.SetDrainRequest
-	10, // 29: causeway.v1.AdminService.Status:output_type -> causeway.v1.StatusResponse
-	7,  // 30: causeway.v1.AdminService.SetLink:output_type -> causeway.v1.SetLinkResponse
-	4,  // 31: causeway.v1.AdminService.RemoveRegion:output_type -> causeway.v1.RemoveRegionResponse
-	2,  // 32: causeway.v1.AdminService.SetDrain:output_type -> causeway.v1.SetDrainResponse
-	29, // [29:33] is the sub-list for method output_type
-	25, // [25:29] is the sub-list for method input_type
+	22, // 29: causeway.v1.AdminService.Backup:input_type -> causeway.v1.BackupRequest
+	10, // 30: causeway.v1.AdminService.Status:output_type -> causeway.v1.StatusResponse
+	7,  // 31: causeway.v1.AdminService.SetLink:output_type -> causeway.v1.SetLinkResponse
+	4,  // 32: causeway.v1.AdminService.RemoveRegion:output_type -> causeway.v1.RemoveRegionResponse
+	2,  // 33: causeway.v1.AdminService.SetDrain:output_type -> causeway.v1.SetDrainResponse
+	23, // 34: causeway.v1.AdminService.Backup:output_type -> causeway.v1.BackupResponse
+	30, // [30:35] is the sub-list for method output_type
+	25, // [25:30] is the sub-list for method input_type
 	25, // [25:25] is the sub-list for extension type_name
 	25, // [25:25] is the sub-list for extension extendee
 	0,  // [0:25] is the sub-list for field type_name
@@ -1552,6 +1557,7 @@ func file_causeway_v1_admin_proto_init() {
 	if File_causeway_v1_admin_proto != nil {
 		return
 	}
+	file_causeway_v1_backup_proto_init()
 	file_causeway_v1_types_proto_init()
 	type x struct{}
 	out := protoimpl.TypeBuilder{

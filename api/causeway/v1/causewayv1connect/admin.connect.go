@@ -42,6 +42,8 @@ const (
 	AdminServiceRemoveRegionProcedure = "/causeway.v1.AdminService/RemoveRegion"
 	// AdminServiceSetDrainProcedure is the fully-qualified name of the AdminService's SetDrain RPC.
 	AdminServiceSetDrainProcedure = "/causeway.v1.AdminService/SetDrain"
+	// AdminServiceBackupProcedure is the fully-qualified name of the AdminService's Backup RPC.
+	AdminServiceBackupProcedure = "/causeway.v1.AdminService/Backup"
 )
 
 // AdminServiceClient is a client for the causeway.v1.AdminService service.
@@ -64,6 +66,12 @@ type AdminServiceClient interface {
 	// wipe a region whose writes all live elsewhere. It answers
 	// permission_denied unless the node was started with --fault-injection.
 	SetDrain(context.Context, *connect.Request[v1.SetDrainRequest]) (*connect.Response[v1.SetDrainResponse], error)
+	// Backup streams an online, consistent backup of this node's region: a
+	// Pebble checkpoint of its store, taken while it serves. The first message
+	// is the manifest (the checkpoint's applied vector and a SHA-256 of every
+	// file), then the files' contents in chunks (backup.proto). One backup
+	// runs at a time per node; another answers resource_exhausted.
+	Backup(context.Context, *connect.Request[v1.BackupRequest]) (*connect.ServerStreamForClient[v1.BackupResponse], error)
 }
 
 // NewAdminServiceClient constructs a client for the causeway.v1.AdminService service. By default,
@@ -102,6 +110,13 @@ func NewAdminServiceClient(httpClient connect.HTTPClient, baseURL string, opts .
 			connect.WithSchema(adminServiceMethods.ByName("SetDrain")),
 			connect.WithClientOptions(opts...),
 		),
+		backup: connect.NewClient[v1.BackupRequest, v1.BackupResponse](
+			httpClient,
+			baseURL+AdminServiceBackupProcedure,
+			connect.WithSchema(adminServiceMethods.ByName("Backup")),
+			connect.WithIdempotency(connect.IdempotencyNoSideEffects),
+			connect.WithClientOptions(opts...),
+		),
 	}
 }
 
@@ -111,6 +126,7 @@ type adminServiceClient struct {
 	setLink      *connect.Client[v1.SetLinkRequest, v1.SetLinkResponse]
 	removeRegion *connect.Client[v1.RemoveRegionRequest, v1.RemoveRegionResponse]
 	setDrain     *connect.Client[v1.SetDrainRequest, v1.SetDrainResponse]
+	backup       *connect.Client[v1.BackupRequest, v1.BackupResponse]
 }
 
 // Status calls causeway.v1.AdminService.Status.
@@ -133,6 +149,11 @@ func (c *adminServiceClient) SetDrain(ctx context.Context, req *connect.Request[
 	return c.setDrain.CallUnary(ctx, req)
 }
 
+// Backup calls causeway.v1.AdminService.Backup.
+func (c *adminServiceClient) Backup(ctx context.Context, req *connect.Request[v1.BackupRequest]) (*connect.ServerStreamForClient[v1.BackupResponse], error) {
+	return c.backup.CallServerStream(ctx, req)
+}
+
 // AdminServiceHandler is an implementation of the causeway.v1.AdminService service.
 type AdminServiceHandler interface {
 	// Status describes this node: identity, clocks and storage.
@@ -153,6 +174,12 @@ type AdminServiceHandler interface {
 	// wipe a region whose writes all live elsewhere. It answers
 	// permission_denied unless the node was started with --fault-injection.
 	SetDrain(context.Context, *connect.Request[v1.SetDrainRequest]) (*connect.Response[v1.SetDrainResponse], error)
+	// Backup streams an online, consistent backup of this node's region: a
+	// Pebble checkpoint of its store, taken while it serves. The first message
+	// is the manifest (the checkpoint's applied vector and a SHA-256 of every
+	// file), then the files' contents in chunks (backup.proto). One backup
+	// runs at a time per node; another answers resource_exhausted.
+	Backup(context.Context, *connect.Request[v1.BackupRequest], *connect.ServerStream[v1.BackupResponse]) error
 }
 
 // NewAdminServiceHandler builds an HTTP handler from the service implementation. It returns the
@@ -187,6 +214,13 @@ func NewAdminServiceHandler(svc AdminServiceHandler, opts ...connect.HandlerOpti
 		connect.WithSchema(adminServiceMethods.ByName("SetDrain")),
 		connect.WithHandlerOptions(opts...),
 	)
+	adminServiceBackupHandler := connect.NewServerStreamHandler(
+		AdminServiceBackupProcedure,
+		svc.Backup,
+		connect.WithSchema(adminServiceMethods.ByName("Backup")),
+		connect.WithIdempotency(connect.IdempotencyNoSideEffects),
+		connect.WithHandlerOptions(opts...),
+	)
 	return "/causeway.v1.AdminService/", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		switch r.URL.Path {
 		case AdminServiceStatusProcedure:
@@ -197,6 +231,8 @@ func NewAdminServiceHandler(svc AdminServiceHandler, opts ...connect.HandlerOpti
 			adminServiceRemoveRegionHandler.ServeHTTP(w, r)
 		case AdminServiceSetDrainProcedure:
 			adminServiceSetDrainHandler.ServeHTTP(w, r)
+		case AdminServiceBackupProcedure:
+			adminServiceBackupHandler.ServeHTTP(w, r)
 		default:
 			http.NotFound(w, r)
 		}
@@ -220,4 +256,8 @@ func (UnimplementedAdminServiceHandler) RemoveRegion(context.Context, *connect.R
 
 func (UnimplementedAdminServiceHandler) SetDrain(context.Context, *connect.Request[v1.SetDrainRequest]) (*connect.Response[v1.SetDrainResponse], error) {
 	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("causeway.v1.AdminService.SetDrain is not implemented"))
+}
+
+func (UnimplementedAdminServiceHandler) Backup(context.Context, *connect.Request[v1.BackupRequest], *connect.ServerStream[v1.BackupResponse]) error {
+	return connect.NewError(connect.CodeUnimplemented, errors.New("causeway.v1.AdminService.Backup is not implemented"))
 }
