@@ -1,0 +1,151 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"runtime"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/causewaydb/causeway/internal/supervisor"
+	"github.com/causewaydb/causeway/internal/wanbench"
+)
+
+// benchCommand is how `causeway bench` runs `causeway serve`: this binary.
+// Tests replace it with the test binary re-executed as causeway.
+var benchCommand = func() (supervisor.Command, error) {
+	exe, err := os.Executable()
+	return supervisor.Command{Path: exe}, err
+}
+
+func runBench(args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("causeway bench", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	wan := fs.String("wan", "aws3", "WAN layout: a preset ("+strings.Join(wanbench.PresetNames(), ", ")+") or a matrix file (lines \"REGION REGION RTT\", see --help)")
+	addr := fs.String("addr", "", "benchmark an existing cluster instead of starting one: region=host:port,... (its regions must be those of --wan, which gives the floors)")
+	quick := fs.Bool("quick", false, "1s per row instead of 8s: about a minute and a half on 2 cores")
+	phase := fs.Duration("phase", 0, "how long each row runs (default 8s, or 1s with --quick)")
+	out := fs.String("out", "", "write results.json, report.md and SVG plots into this directory")
+	etcd := fs.String("etcd", "", "etcd server binary for the peer rows (default: etcd on PATH or /usr/bin/etcd); \"none\" skips them")
+	clients := fs.String("clients", "1,64", "closed-loop clients per region, comma-separated")
+	rate := fs.Float64("rate", 100, "open-loop arrivals per second per region, causal tier")
+	linearRate := fs.Float64("linear-rate", 10, "open-loop arrivals per second per region, linearizable tier and etcd")
+	data := fs.String("data", "", "keep the cluster's and etcd's data and logs here (default: a temporary directory, removed)")
+	progress := fs.Bool("progress", true, "show a progress bar on stderr")
+	fs.Usage = func() {
+		fmt.Fprintf(stderr, `Usage: causeway bench [flags]
+
+The WAN latency benchmark: what each of Causeway's guarantees costs across
+continents, beside etcd. It starts one `+"`causeway serve`"+` per region on 127.0.0.1
+under an emulated WAN (each node delays what it sends to a region by half the
+pair's round trip), and an etcd cluster with one member per region whose
+member-to-member traffic crosses the same delays, then measures from every
+region, at once: the causal tier's Put, Get, ReadMany, WriteMany, the first
+read after a session moves region and a unique-guarded Put; visibility
+latency per region pair; the linearizable tier's Claim, CompareAndSet,
+linearizable Get and Lock beside their physical floor; and etcd's Put,
+linearizable Get and put-if-absent. Each at 1 and 64 closed-loop clients and
+in open loop at a fixed arrival rate (latency from the scheduled send time).
+It prints markdown tables; --out also writes results.json, report.md and plots.
+
+Presets (round trips measured between AWS regions, see docs/bench/README.md):
+  aws3  us-east, eu-west, ap-southeast
+  aws5  + us-west, ap-northeast
+  aws7  + eu-central, au-southeast
+
+A matrix file names every pair once with its round trip (a duration or ms):
+  # REGION   REGION        RTT
+  us-east    eu-west       80ms
+  us-east    ap-southeast  217
+  eu-west    ap-southeast  239
+
+Without etcd installed (apt-get install -y etcd-server) the etcd rows are
+skipped with a message. The default run takes about 6 minutes on 2 cores.
+
+Flags:
+`)
+		fs.PrintDefaults()
+	}
+	if code, ok := parseFlagsOnly(fs, args, stderr); !ok {
+		return code
+	}
+	m, err := wanbench.LoadMatrix(*wan)
+	if err != nil {
+		fmt.Fprintf(stderr, "causeway bench: --wan: %v\n", err)
+		return exitUsage
+	}
+	cfg := wanbench.Config{
+		Matrix: m, Addr: *addr, Phase: *phase, Etcd: *etcd, DataDir: *data,
+		CausalRate: *rate, LinearRate: *linearRate, Log: stderr,
+	}
+	for c := range strings.SplitSeq(*clients, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(c))
+		if err != nil {
+			fmt.Fprintf(stderr, "causeway bench: --clients %q: want numbers such as 1,64\n", *clients)
+			return exitUsage
+		}
+		cfg.Clients = append(cfg.Clients, n)
+	}
+	cfg.Defaults(*quick)
+	if err := cfg.Validate(); err != nil {
+		fmt.Fprintf(stderr, "causeway bench: %v\n", err)
+		return exitUsage
+	}
+	if *progress {
+		if f, ok := stderr.(*os.File); ok {
+			cfg.Progress = f
+		}
+	}
+	if *addr == "" {
+		if cfg.Command, err = benchCommand(); err != nil {
+			fmt.Fprintf(stderr, "causeway bench: %v\n", err)
+			return exitFailed
+		}
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	before := loadavg()
+	res, err := wanbench.Run(ctx, cfg)
+	if err != nil {
+		fmt.Fprintf(stderr, "causeway bench: %v\n", err)
+		return exitFailed
+	}
+	res.Machine = map[string]string{
+		"loadavg_before": before,
+		"loadavg_after":  loadavg(),
+		"cpus":           strconv.Itoa(numCPU()),
+		"command":        "causeway bench " + strings.Join(args, " "),
+	}
+	wanbench.WriteTable(stdout, res)
+	if *out != "" {
+		notes := fmt.Sprintf("Command: `%s`. Machine: %s CPUs; load average before %s, after %s.",
+			res.Machine["command"], res.Machine["cpus"], before, res.Machine["loadavg_after"])
+		if err := wanbench.WriteDir(*out, res, notes); err != nil {
+			fmt.Fprintf(stderr, "causeway bench: --out: %v\n", err)
+			return exitFailed
+		}
+		fmt.Fprintf(stderr, "causeway bench: wrote %s/results.json, report.md and plots (took %s)\n", *out, res.Finished.Sub(res.Started).Round(time.Second))
+	}
+	return exitOK
+}
+
+// loadavg is /proc/loadavg's first three fields ("" where there is none).
+func loadavg() string {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return ""
+	}
+	f := strings.Fields(string(b))
+	if len(f) < 3 {
+		return ""
+	}
+	return strings.Join(f[:3], " ")
+}
+
+func numCPU() int { return runtime.NumCPU() }
