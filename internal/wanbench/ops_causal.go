@@ -170,4 +170,3 @@ func (b *bench) moveFrom(region string) string {
 	}
 	return region
 }
-

@@ -155,7 +155,7 @@ func cdfPlot(res *Results, tier string) (*plot.Plot, bool) {
 	p.X.Label.Text = "latency (ms, log scale)"
 	p.Y.Label.Text = "fraction of operations"
 	p.X.Scale = plot.LogScale{}
-	p.X.Tick.Marker = plot.LogTicks{Prec: -1}
+	p.X.Tick.Marker = logTicks{}
 	n := 0
 	for _, r := range res.Rows {
 		if r.Region != region || r.Mode != "closed" || r.Clients != clients || !r.WAN || len(r.CDF) == 0 {

@@ -138,20 +138,20 @@ func (r Row) Label() string {
 
 // Results is everything one run measured, as results.json holds it.
 type Results struct {
-	Started       time.Time         `json:"started"`
-	Finished      time.Time         `json:"finished"`
-	Matrix        MatrixInfo        `json:"matrix"`
-	Leader        string            `json:"leader"`
-	Voters        []string          `json:"voters"`
-	PhaseSeconds  float64           `json:"phase_s"`
-	Embedded      bool              `json:"embedded"`
-	Rows          []Row             `json:"rows"`
-	Visibility    []VisibilityRow   `json:"visibility"`
-	Targets       []TargetResult    `json:"targets"`
-	Skipped       []string          `json:"skipped,omitempty"`
-	Machine       map[string]string `json:"machine,omitempty"`
-	EtcdLeader    string            `json:"etcd_leader,omitempty"`
-	EtcdVersion   string            `json:"etcd_version,omitempty"`
+	Started      time.Time         `json:"started"`
+	Finished     time.Time         `json:"finished"`
+	Matrix       MatrixInfo        `json:"matrix"`
+	Leader       string            `json:"leader"`
+	Voters       []string          `json:"voters"`
+	PhaseSeconds float64           `json:"phase_s"`
+	Embedded     bool              `json:"embedded"`
+	Rows         []Row             `json:"rows"`
+	Visibility   []VisibilityRow   `json:"visibility"`
+	Targets      []TargetResult    `json:"targets"`
+	Skipped      []string          `json:"skipped,omitempty"`
+	Machine      map[string]string `json:"machine,omitempty"`
+	EtcdLeader   string            `json:"etcd_leader,omitempty"`
+	EtcdVersion  string            `json:"etcd_version,omitempty"`
 }
 
 // MatrixInfo is the matrix as results.json records it.
