@@ -43,6 +43,14 @@ func WriteTable(w io.Writer, res *Results) {
 				v.P50ms-v.OneWayMs, v.P99ms-v.OneWayMs, v.Count, v.ErrorBoundP50Ms, v.ErrorBoundMaxMs)
 		}
 	}
+	if c := res.CatchUp; c != nil {
+		fmt.Fprintf(w, "\n## Catch-up after a cut\n\n| writer | cut region | write rate | cut | backlog | catch-up time | catch-up rate | ÷ write rate |\n|---|---|--:|--:|--:|--:|--:|--:|\n")
+		if c.Error != "" {
+			fmt.Fprintf(w, "| %s | %s | %.0f/s | %.0fs | %d | - | - | - |\n\n%s\n", c.Writer, c.Cut, c.WriteRatePerSec, c.CutSeconds, c.Backlog, c.Error)
+		} else {
+			fmt.Fprintf(w, "| %s | %s | %.0f/s | %.0fs | %d | %.2fs | %.0f/s | %.1fx |\n", c.Writer, c.Cut, c.WriteRatePerSec, c.CutSeconds, c.Backlog, c.CatchUpSeconds, c.CatchUpPerSec, c.Ratio)
+		}
+	}
 	fmt.Fprintf(w, "\n## Targets\n\n| target | status | figures |\n|---|---|---|\n")
 	for _, t := range res.Targets {
 		fmt.Fprintf(w, "| %s | **%s** | %s |\n", t.Name, t.Status, strings.TrimSpace(t.Detail))

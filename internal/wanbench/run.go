@@ -147,6 +147,7 @@ type Results struct {
 	Embedded     bool              `json:"embedded"`
 	Rows         []Row             `json:"rows"`
 	Visibility   []VisibilityRow   `json:"visibility"`
+	CatchUp      *CatchUp          `json:"catch_up,omitempty"`
 	Targets      []TargetResult    `json:"targets"`
 	Skipped      []string          `json:"skipped,omitempty"`
 	Machine      map[string]string `json:"machine,omitempty"`
@@ -278,11 +279,34 @@ func Run(ctx context.Context, cfg Config) (*Results, error) {
 	}
 
 	for _, op := range causalOps {
+		if op == "ycsb-a" {
+			b.prog.step("loading the YCSB records", 0)
+			if err := b.ycsbLoad(ctx); err != nil {
+				return nil, err
+			}
+		}
 		b.modes(ctx, "causeway", "causal", op)
 	}
 	for _, n := range cfg.Clients {
 		b.prog.step(fmt.Sprintf("visibility latency, every pair, beside %d put client(s) per region", n), cfg.Phase)
 		b.res.Visibility = append(b.res.Visibility, b.visibility(ctx, n, cfg.Phase)...)
+	}
+	if b.target.Embedded() {
+		b.prog.step(fmt.Sprintf("catch-up: %s cut off while %s writes %g/s, then healed", b.target.Regions[len(b.target.Regions)-1], b.target.Regions[0], cfg.CausalRate), 2*cfg.Phase)
+		b.res.CatchUp = b.catchUp(ctx, cfg.CausalRate, 2*cfg.Phase)
+		if e := b.res.CatchUp.Error; e != "" {
+			fmt.Fprintln(cfg.Log, "catch-up:", e)
+		}
+		// The linearizable tier may have lost its leader to the cut: wait
+		// until it serves again before its rows.
+		if leader, err := b.target.AwaitLeader(ctx, readyTimeout); err != nil {
+			return nil, err
+		} else if leader != b.leader {
+			b.skip(fmt.Sprintf("note: the linearizable tier's leader moved from %s to %s during the catch-up row; its rows use the new leader's floors", b.leader, leader))
+			b.leader, b.res.Leader = leader, leader
+		}
+	} else {
+		b.skip("catch-up row: needs the embedded cluster (it cuts a region's links)")
 	}
 	for _, op := range linearOps {
 		b.modes(ctx, "causeway", "linear", op)
@@ -311,6 +335,9 @@ func (b *bench) plan() time.Duration {
 	modes := len(b.cfg.Clients) + 1
 	rows := 1 + modes*(len(causalOps)+len(linearOps)) + len(b.cfg.Clients)
 	total := time.Duration(rows) * b.cfg.Phase
+	if b.cfg.Addr == "" {
+		total += 2 * b.cfg.Phase // the catch-up row's cut
+	}
 	if b.cfg.Addr == "" {
 		total += startEstimate
 	}
