@@ -38,6 +38,7 @@ func runBench(args []string, stdout, stderr io.Writer) int {
 	linearRate := fs.Float64("linear-rate", 10, "open-loop arrivals per second per region, linearizable tier and etcd")
 	data := fs.String("data", "", "keep the cluster's and etcd's data and logs here (default: a temporary directory, removed)")
 	progress := fs.Bool("progress", true, "show a progress bar on stderr")
+	scale := fs.Bool("scale", false, "run the region sweep instead: aws3, aws5, aws7 in turn, every region writing at once; throughput and visibility per region count")
 	fs.Usage = func() {
 		fmt.Fprintf(stderr, `Usage: causeway bench [flags]
 
@@ -65,6 +66,10 @@ A matrix file names every pair once with its round trip (a duration or ms):
   us-east    ap-southeast  217
   eu-west    ap-southeast  239
 
+--scale runs the region sweep alone (aws3, then aws5, then aws7, each a fresh
+cluster with every region writing at once): does throughput per region and
+visibility latency stay flat as regions are added?
+
 Without etcd installed (apt-get install -y etcd-server) the etcd rows are
 skipped with a message. The default run takes about 6 minutes on 2 cores.
 
@@ -91,6 +96,16 @@ Flags:
 			return exitUsage
 		}
 		cfg.Clients = append(cfg.Clients, n)
+	}
+	if *scale {
+		if *addr != "" {
+			fmt.Fprintln(stderr, "causeway bench: --scale starts its own clusters; it cannot run with --addr")
+			return exitUsage
+		}
+		for _, name := range wanbench.PresetNames() {
+			p, _ := wanbench.Preset(name)
+			cfg.Scale = append(cfg.Scale, p)
+		}
 	}
 	cfg.Defaults(*quick)
 	if err := cfg.Validate(); err != nil {

@@ -41,6 +41,8 @@ func WritePlots(dir string, res *Results) ([]string, error) {
 		{"cdf-causal.svg", func(r *Results) (*plot.Plot, bool) { return cdfPlot(r, "causal") }},
 		{"cdf-linear.svg", func(r *Results) (*plot.Plot, bool) { return cdfPlot(r, "linear") }},
 		{"visibility.svg", visibilityPlot},
+		{"scale-throughput.svg", func(r *Results) (*plot.Plot, bool) { return scalePlot(r, false) }},
+		{"scale-visibility.svg", func(r *Results) (*plot.Plot, bool) { return scalePlot(r, true) }},
 	} {
 		p, ok := f.make(res)
 		if !ok {
@@ -253,6 +255,55 @@ func visibilityPlot(res *Results) (*plot.Plot, bool) {
 	p.X.Min, p.Y.Min = 0, 0
 	p.Legend.Top = true
 	p.Legend.Left = true
+	p.Add(plotter.NewGrid())
+	return p, true
+}
+
+// scalePlot draws the region sweep: Put throughput (per region and in
+// all) or visibility beyond the one-way delay, against the region count.
+func scalePlot(res *Results, visibility bool) (*plot.Plot, bool) {
+	var perRegion, total, vis plotter.XYs
+	for _, pt := range res.Scale {
+		if pt.Error != "" {
+			continue
+		}
+		x := float64(pt.Regions)
+		perRegion = append(perRegion, plotter.XY{X: x, Y: pt.MeanPerRegion})
+		total = append(total, plotter.XY{X: x, Y: pt.TotalOpsPerSec})
+		vis = append(vis, plotter.XY{X: x, Y: pt.VisibilityOverP50ms})
+	}
+	if len(perRegion) == 0 {
+		return nil, false
+	}
+	p := plot.New()
+	p.X.Label.Text = "regions"
+	series := []struct {
+		xys   plotter.XYs
+		label string
+	}{{perRegion, "puts/s per region (mean)"}, {total, "puts/s, all regions"}}
+	p.Title.Text = "Region sweep: Put throughput with every region writing at once"
+	p.Y.Label.Text = "puts per second"
+	if visibility {
+		series = series[:0]
+		series = append(series, struct {
+			xys   plotter.XYs
+			label string
+		}{vis, "visibility p50 - one-way delay (median of pairs)"})
+		p.Title.Text = "Region sweep: visibility latency beyond the one-way delay"
+		p.Y.Label.Text = "ms"
+	}
+	for i, s := range series {
+		line, points, err := plotter.NewLinePoints(s.xys)
+		if err != nil {
+			return nil, false
+		}
+		line.Color = palette[i*2]
+		points.Color = palette[i*2]
+		p.Add(line, points)
+		p.Legend.Add(s.label, line, points)
+	}
+	p.X.Min, p.Y.Min = 2, 0
+	p.Legend.Top = true
 	p.Add(plotter.NewGrid())
 	return p, true
 }

@@ -13,6 +13,13 @@ import (
 // WriteTable writes the results as markdown tables: every latency row,
 // then visibility per pair, then the targets.
 func WriteTable(w io.Writer, res *Results) {
+	if len(res.Rows) > 0 {
+		writeRows(w, res)
+	}
+	writeRest(w, res)
+}
+
+func writeRows(w io.Writer, res *Results) {
 	fmt.Fprintf(w, "## Latency per operation and region (ms)\n\n")
 	fmt.Fprintf(w, "WAN: %s (%s). Linearizable tier led from %s", res.Matrix.Name, strings.Join(res.Matrix.Regions, ", "), res.Leader)
 	if res.EtcdLeader != "" {
@@ -33,6 +40,9 @@ func WriteTable(w io.Writer, res *Results) {
 			r.System, r.Tier, r.Op, r.Region, r.Label(), f2(r.P50ms, r.Count), f2(r.P90ms, r.Count), f2(r.P99ms, r.Count), f2(r.P999ms, r.Count),
 			r.OpsPerSec, r.Errors, floor, ratio)
 	}
+}
+
+func writeRest(w io.Writer, res *Results) {
 	if len(res.Visibility) > 0 {
 		fmt.Fprintf(w, "\n## Visibility latency per pair (ms), beside N closed-loop put clients per region\n\n")
 		fmt.Fprintln(w, "| from | to | put clients | one-way | p50 | p90 | p99 | p99.9 | p50 - one-way | p99 - one-way | samples | error bound p50 / max |")
@@ -41,6 +51,16 @@ func WriteTable(w io.Writer, res *Results) {
 			fmt.Fprintf(w, "| %s | %s | %d | %.1f | %s | %s | %s | %s | %+.1f | %+.1f | %d | %.1f / %.1f |\n",
 				v.From, v.To, v.LoadClients, v.OneWayMs, f2(v.P50ms, v.Count), f2(v.P90ms, v.Count), f2(v.P99ms, v.Count), f2(v.P999ms, v.Count),
 				v.P50ms-v.OneWayMs, v.P99ms-v.OneWayMs, v.Count, v.ErrorBoundP50Ms, v.ErrorBoundMaxMs)
+		}
+	}
+	if len(res.Scale) > 0 {
+		fmt.Fprintf(w, "\n## Region sweep: every region writing at once\n\n| preset | regions | puts/s per region (mean) | puts/s in all | put p50 (ms) | visibility p50 over one-way (ms, median of pairs) |\n|---|--:|--:|--:|--:|--:|\n")
+		for _, p := range res.Scale {
+			if p.Error != "" {
+				fmt.Fprintf(w, "| %s | %d | %s | | | |\n", p.Preset, p.Regions, p.Error)
+				continue
+			}
+			fmt.Fprintf(w, "| %s | %d | %.0f | %.0f | %.2f | %+.1f |\n", p.Preset, p.Regions, p.MeanPerRegion, p.TotalOpsPerSec, p.PutP50ms, p.VisibilityOverP50ms)
 		}
 	}
 	if c := res.CatchUp; c != nil {

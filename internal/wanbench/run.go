@@ -44,6 +44,10 @@ type Config struct {
 	// Etcd is the etcd server binary for the peer rows; "" looks for it,
 	// "none" skips them.
 	Etcd string
+	// Scale, when set, makes the run the region sweep alone: for each
+	// matrix in turn, a fresh embedded cluster with every region writing at
+	// once (the last of Clients per region) while visibility is probed.
+	Scale []Matrix
 	// Progress receives the progress bar; nil shows none.
 	Progress io.Writer
 	// Log receives one line per step and every skipped row's reason; nil
@@ -148,6 +152,7 @@ type Results struct {
 	Rows         []Row             `json:"rows"`
 	Visibility   []VisibilityRow   `json:"visibility"`
 	CatchUp      *CatchUp          `json:"catch_up,omitempty"`
+	Scale        []ScalePoint      `json:"scale,omitempty"`
 	Targets      []TargetResult    `json:"targets"`
 	Skipped      []string          `json:"skipped,omitempty"`
 	Machine      map[string]string `json:"machine,omitempty"`
@@ -181,6 +186,7 @@ type bench struct {
 	seq    atomic.Uint64
 	res    *Results
 	prog   *progress
+	dir    string
 	leader string
 	voters []string
 }
@@ -203,8 +209,22 @@ func Run(ctx context.Context, cfg Config) (*Results, error) {
 		defer os.RemoveAll(tmp)
 		dir = tmp
 	}
+	b.dir = dir
 	b.prog = newProgress(cfg.Progress, b.plan())
 	defer b.prog.finish()
+
+	if len(cfg.Scale) > 0 {
+		if cfg.Addr != "" {
+			return nil, errors.New("the region sweep starts its own clusters: it cannot run against --addr")
+		}
+		b.res.Scale = b.scaleSweep(ctx, cfg.Scale, cfg.Clients[len(cfg.Clients)-1])
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		b.res.Targets = evaluate(b.res)
+		b.res.Finished = time.Now().UTC()
+		return b.res, nil
+	}
 
 	// The cluster.
 	if cfg.Addr != "" {
@@ -262,6 +282,8 @@ func Run(ctx context.Context, cfg Config) (*Results, error) {
 	} else {
 		b.skip("etcd rows: skipped by --etcd none")
 	}
+
+	b.warmUp(ctx, b.target.Regions)
 
 	// The no-WAN baseline of causal Put: the same cluster with every link's
 	// delay set to 0, then set back.
@@ -324,6 +346,19 @@ func Run(ctx context.Context, cfg Config) (*Results, error) {
 	return b.res, nil
 }
 
+// warmUp runs an unmeasured Put load in every region, so that the first
+// measured row does not pay for a cluster that just started (Pebble's first
+// flushes and compactions, the first replication batches, connection set-up).
+func (b *bench) warmUp(ctx context.Context, regions []string) {
+	d := min(b.cfg.Phase, 3*time.Second)
+	b.prog.step("warming up: unmeasured puts in every region", d)
+	var wg sync.WaitGroup
+	for _, r := range regions {
+		wg.Go(func() { closedLoop(ctx, b.cfg.Clients[len(b.cfg.Clients)-1], d, b.causalOp("put", r)) })
+	}
+	wg.Wait()
+}
+
 // Estimates of the unmeasured steps, for the progress bar's time left.
 const (
 	startEstimate     = 20 * time.Second
@@ -332,9 +367,12 @@ const (
 
 // plan is the total time the progress bar expects.
 func (b *bench) plan() time.Duration {
+	if len(b.cfg.Scale) > 0 {
+		return b.scaleTimeEstimate(len(b.cfg.Scale))
+	}
 	modes := len(b.cfg.Clients) + 1
 	rows := 1 + modes*(len(causalOps)+len(linearOps)) + len(b.cfg.Clients)
-	total := time.Duration(rows) * b.cfg.Phase
+	total := time.Duration(rows)*b.cfg.Phase + min(b.cfg.Phase, 3*time.Second)
 	if b.cfg.Addr == "" {
 		total += 2 * b.cfg.Phase // the catch-up row's cut
 	}
