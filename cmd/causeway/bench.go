@@ -38,6 +38,7 @@ func runBench(args []string, stdout, stderr io.Writer) int {
 	linearRate := fs.Float64("linear-rate", 10, "open-loop arrivals per second per region, linearizable tier and etcd")
 	data := fs.String("data", "", "keep the cluster's and etcd's data and logs here (default: a temporary directory, removed)")
 	progress := fs.Bool("progress", true, "show a progress bar on stderr")
+	faults := fs.Bool("faults", false, "run the fault timeline instead: causal Puts and linear Claims in every region while the last region is partitioned, healed, killed and restarted; throughput and latency over time")
 	scale := fs.Bool("scale", false, "run the region sweep instead: aws3, aws5, aws7 in turn, every region writing at once; throughput and visibility per region count")
 	fs.Usage = func() {
 		fmt.Fprintf(stderr, `Usage: causeway bench [flags]
@@ -65,6 +66,11 @@ A matrix file names every pair once with its round trip (a duration or ms):
   us-east    eu-west       80ms
   us-east    ap-southeast  217
   eu-west    ap-southeast  239
+
+--faults runs the fault timeline alone: causal Puts and linear Claims in open
+loop in every region while the last region is partitioned from the others,
+healed, killed and restarted; throughput and latency per second, fault
+periods shaded in the plots.
 
 --scale runs the region sweep alone (aws3, then aws5, then aws7, each a fresh
 cluster with every region writing at once): does throughput per region and
@@ -97,6 +103,11 @@ Flags:
 		}
 		cfg.Clients = append(cfg.Clients, n)
 	}
+	if *faults && (*scale || *addr != "") {
+		fmt.Fprintln(stderr, "causeway bench: --faults needs the embedded cluster and runs alone (not with --scale or --addr)")
+		return exitUsage
+	}
+	cfg.Faults = *faults
 	if *scale {
 		if *addr != "" {
 			fmt.Fprintln(stderr, "causeway bench: --scale starts its own clusters; it cannot run with --addr")

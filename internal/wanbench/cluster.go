@@ -30,6 +30,8 @@ type Target struct {
 	// sup is set for an embedded cluster: it can change the emulated links
 	// and it stops the processes.
 	sup *supervisor.Supervisor
+	// args are each region's serve flags, for a restart.
+	args map[string][]string
 }
 
 // newHTTPClient is the client every benchmark request goes through: plain
@@ -129,11 +131,13 @@ func StartCluster(ctx context.Context, cfg ClusterConfig) (*Target, error) {
 		t.URLs[name] = "http://" + addrs[i].API
 	}
 	id := uuid.NewString()
+	t.args = map[string][]string{}
 	for i, name := range m.Regions {
 		args := []string{"--cluster-id", id, "--fault-injection", "--wan-latency", m.WAN(), "--linear", "voter"}
 		if i > 0 {
 			args = append(args, "--join", addrs[0].Gossip)
 		}
+		t.args[name] = args
 		if err := t.sup.Start(ctx, name, args); err != nil {
 			t.Close()
 			return nil, fmt.Errorf("%w (log: %s)", err, filepath.Join(logs, name+".log"))
@@ -256,3 +260,19 @@ func (t *Target) Voters(ctx context.Context, leader string) ([]string, error) {
 
 // kvClient is the part of the KV service the probes use.
 type kvClient = causewayv1connect.KVServiceClient
+
+// Kill kills an embedded region's process (SIGKILL).
+func (t *Target) Kill(region string) error { return t.sup.Kill(region) }
+
+// Restart starts a killed region again on its data and addresses, and
+// waits until it serves. It takes a new gossip port: on its old one, a
+// region restarted under emulated delay can fail to rejoin gossip, because
+// the link layer discards delayed bytes when a connection closes (see
+// cmd/causeway/rejoin_test.go).
+func (t *Target) Restart(ctx context.Context, region string) error {
+	args := append(append([]string(nil), t.args[region]...), "--gossip-listen", "127.0.0.1:0")
+	if err := t.sup.Start(ctx, region, args); err != nil {
+		return err
+	}
+	return t.sup.AwaitServing(ctx, readyTimeout, region)
+}

@@ -41,6 +41,8 @@ func WritePlots(dir string, res *Results) ([]string, error) {
 		{"cdf-causal.svg", func(r *Results) (*plot.Plot, bool) { return cdfPlot(r, "causal") }},
 		{"cdf-linear.svg", func(r *Results) (*plot.Plot, bool) { return cdfPlot(r, "linear") }},
 		{"visibility.svg", visibilityPlot},
+		{"faults-throughput.svg", func(r *Results) (*plot.Plot, bool) { return faultPlot(r, false) }},
+		{"faults-latency.svg", func(r *Results) (*plot.Plot, bool) { return faultPlot(r, true) }},
 		{"scale-throughput.svg", func(r *Results) (*plot.Plot, bool) { return scalePlot(r, false) }},
 		{"scale-visibility.svg", func(r *Results) (*plot.Plot, bool) { return scalePlot(r, true) }},
 	} {
@@ -305,5 +307,82 @@ func scalePlot(res *Results, visibility bool) (*plot.Plot, bool) {
 	p.X.Min, p.Y.Min = 2, 0
 	p.Legend.Top = true
 	p.Add(plotter.NewGrid())
+	return p, true
+}
+
+// faultPlot draws the fault timeline: successful operations per second
+// per region (or p50 latency) of each tier, in the faulted region and in
+// the others, over time, with each fault's period shaded.
+func faultPlot(res *Results, latency bool) (*plot.Plot, bool) {
+	f := res.Faults
+	if f == nil || len(f.Series) == 0 {
+		return nil, false
+	}
+	p := plot.New()
+	p.X.Label.Text = "time (s)"
+	if latency {
+		p.Title.Text = "Latency through the faults (p50 per second; gaps: nothing succeeded)"
+		p.Y.Label.Text = "p50 latency (ms)"
+	} else {
+		p.Title.Text = "Throughput through the faults (successful operations per second per region)"
+		p.Y.Label.Text = "ops/s per region"
+	}
+	top := 0.0
+	for _, s := range f.Series {
+		for _, b := range s.Bins {
+			if latency {
+				top = max(top, b.P50ms)
+			} else {
+				top = max(top, b.PerRegion)
+			}
+		}
+	}
+	top = max(top*1.6, 1) // room for the legend above the lines
+	shades := []color.Color{color.NRGBA{255, 170, 60, 70}, color.NRGBA{170, 90, 255, 55}, color.NRGBA{60, 170, 255, 55}}
+	for i, w := range f.Windows {
+		poly, err := plotter.NewPolygon(plotter.XYs{{X: w.StartS, Y: 0}, {X: w.EndS, Y: 0}, {X: w.EndS, Y: top}, {X: w.StartS, Y: top}})
+		if err != nil {
+			continue
+		}
+		poly.Color = shades[i%len(shades)]
+		poly.LineStyle.Width = 0
+		p.Add(poly)
+		p.Legend.Add(fmt.Sprintf("%s: %s", w.Fault, w.Region), poly)
+	}
+	for i, s := range f.Series {
+		var xys plotter.XYs
+		for _, b := range s.Bins {
+			y := b.PerRegion
+			if latency {
+				if b.OK == 0 {
+					continue
+				}
+				y = b.P50ms
+			}
+			xys = append(xys, plotter.XY{X: b.T + 0.5, Y: y})
+		}
+		if len(xys) == 0 {
+			continue
+		}
+		line, err := plotter.NewLine(xys)
+		if err != nil {
+			continue
+		}
+		line.Color = palette[[]int{0, 1, 2, 3}[i%4]*2%len(palette)]
+		line.Width = vg.Points(1.5)
+		line.StepStyle = plotter.MidStep
+		if s.Regions == "others" {
+			line.Dashes = []vg.Length{vg.Points(5), vg.Points(3)}
+		}
+		p.Add(line)
+		who := f.Faulted
+		if s.Regions == "others" {
+			who = "other regions"
+		}
+		p.Legend.Add(fmt.Sprintf("%s, %s", s.Tier, who), line)
+	}
+	p.Y.Min, p.Y.Max = 0, top
+	p.X.Min = 0
+	p.Legend.Top = true
 	return p, true
 }

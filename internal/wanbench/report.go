@@ -53,6 +53,21 @@ func writeRest(w io.Writer, res *Results) {
 				v.P50ms-v.OneWayMs, v.P99ms-v.OneWayMs, v.Count, v.ErrorBoundP50Ms, v.ErrorBoundMaxMs)
 		}
 	}
+	if f := res.Faults; f != nil {
+		fmt.Fprintf(w, "\n## Through faults (region %s)\n\n| fault | from (s) | to (s) | causal ok/s in %s | causal ok/s per other region | linear ok/s in %s | linear ok/s per other region |\n|---|--:|--:|--:|--:|--:|--:|\n", f.Faulted, f.Faulted, f.Faulted)
+		for _, win := range f.Windows {
+			cells := []string{}
+			for _, tier := range []string{"causal", "linear"} {
+				for _, group := range []string{"faulted", "others"} {
+					cells = append(cells, fmt.Sprintf("%.1f", f.meanOK(tier, group, win.StartS, win.EndS)))
+				}
+			}
+			fmt.Fprintf(w, "| %s | %.1f | %.1f | %s |\n", win.Fault, win.StartS, win.EndS, strings.Join(cells, " | "))
+		}
+		if f.Error != "" {
+			fmt.Fprintf(w, "\nError during the timeline: %s\n", f.Error)
+		}
+	}
 	if len(res.Scale) > 0 {
 		fmt.Fprintf(w, "\n## Region sweep: every region writing at once\n\n| preset | regions | puts/s per region (mean) | puts/s in all | put p50 (ms) | visibility p50 over one-way (ms, median of pairs) |\n|---|--:|--:|--:|--:|--:|\n")
 		for _, p := range res.Scale {

@@ -44,6 +44,8 @@ type Config struct {
 	// Etcd is the etcd server binary for the peer rows; "" looks for it,
 	// "none" skips them.
 	Etcd string
+	// Faults, when set, makes the run the fault timeline alone (faults.go).
+	Faults bool
 	// Scale, when set, makes the run the region sweep alone: for each
 	// matrix in turn, a fresh embedded cluster with every region writing at
 	// once (the last of Clients per region) while visibility is probed.
@@ -153,6 +155,7 @@ type Results struct {
 	Visibility   []VisibilityRow   `json:"visibility"`
 	CatchUp      *CatchUp          `json:"catch_up,omitempty"`
 	Scale        []ScalePoint      `json:"scale,omitempty"`
+	Faults       *FaultRun         `json:"faults,omitempty"`
 	Targets      []TargetResult    `json:"targets"`
 	Skipped      []string          `json:"skipped,omitempty"`
 	Machine      map[string]string `json:"machine,omitempty"`
@@ -266,7 +269,9 @@ func Run(ctx context.Context, cfg Config) (*Results, error) {
 	}
 
 	// The peer.
-	if cfg.Etcd != "none" {
+	if cfg.Faults {
+		// The fault timeline measures Causeway alone.
+	} else if cfg.Etcd != "none" {
 		b.prog.step("starting etcd, one member per region, behind delay proxies", etcdStartEstimate)
 		e, err := startEtcd(ctx, etcdConfig{Binary: cfg.Etcd, Matrix: cfg.Matrix, Dir: dir + "/etcd"})
 		switch {
@@ -284,6 +289,18 @@ func Run(ctx context.Context, cfg Config) (*Results, error) {
 	}
 
 	b.warmUp(ctx, b.target.Regions)
+	if cfg.Faults {
+		if !b.target.Embedded() {
+			return nil, errors.New("the fault timeline cuts and kills regions: it needs the embedded cluster, not --addr")
+		}
+		b.res.Faults = b.faultTimeline(ctx)
+		if e := b.res.Faults.Error; e != "" {
+			fmt.Fprintln(cfg.Log, "faults:", e)
+		}
+		b.res.Targets = evaluate(b.res)
+		b.res.Finished = time.Now().UTC()
+		return b.res, nil
+	}
 
 	// The no-WAN baseline of causal Put: the same cluster with every link's
 	// delay set to 0, then set back.
@@ -369,6 +386,9 @@ const (
 func (b *bench) plan() time.Duration {
 	if len(b.cfg.Scale) > 0 {
 		return b.scaleTimeEstimate(len(b.cfg.Scale))
+	}
+	if b.cfg.Faults {
+		return startEstimate + min(b.cfg.Phase, 3*time.Second) + 5*b.cfg.Phase
 	}
 	modes := len(b.cfg.Clients) + 1
 	rows := 1 + modes*(len(causalOps)+len(linearOps)) + len(b.cfg.Clients)
