@@ -192,3 +192,77 @@ func TestBenchRejectsBadFlags(t *testing.T) {
 		}
 	}
 }
+
+// TestBenchFaultsSmoke runs the fault timeline with tiny periods and
+// checks its shape: both fault windows in order, a series per tier for the
+// faulted region and the others, per-second bins, the plots. No figure is
+// asserted.
+func TestBenchFaultsSmoke(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a 3-region cluster and kills one region")
+	}
+	saved := benchCommand
+	benchCommand = func() (supervisor.Command, error) {
+		return supervisor.Command{Path: os.Args[0], Env: []string{runMainEnv + "=1"}}, nil
+	}
+	t.Cleanup(func() { benchCommand = saved })
+
+	out := t.TempDir()
+	res := runCLI("", "bench", "--faults", "--phase", "1s", "--clients", "1,2", "--rate", "20", "--linear-rate", "5",
+		"--progress=false", "--out", out, "--data", t.TempDir())
+	if res.code != exitOK {
+		t.Fatalf("bench --faults failed:\n%s", res)
+	}
+	var got wanbench.Results
+	js, err := os.ReadFile(filepath.Join(out, "results.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(js, &got); err != nil {
+		t.Fatalf("results.json does not parse: %v", err)
+	}
+	f := got.Faults
+	if f == nil {
+		t.Fatal("no fault timeline in results.json")
+	}
+	if f.Error != "" {
+		t.Errorf("timeline error: %s", f.Error)
+	}
+	if len(f.Windows) != 2 || f.Windows[0].Fault != "partition" || f.Windows[1].Fault != "killed" {
+		t.Fatalf("fault windows %+v, want partition then killed", f.Windows)
+	}
+	if !(f.Windows[0].StartS < f.Windows[0].EndS && f.Windows[0].EndS <= f.Windows[1].StartS && f.Windows[1].StartS < f.Windows[1].EndS) {
+		t.Errorf("fault windows out of order: %+v", f.Windows)
+	}
+	if len(f.Series) != 4 {
+		t.Fatalf("%d series, want causal and linear for the faulted region and the others", len(f.Series))
+	}
+	for _, s := range f.Series {
+		if len(s.Bins) < 4 {
+			t.Errorf("series %s/%s has %d one-second bins, want the whole timeline", s.Tier, s.Regions, len(s.Bins))
+		}
+	}
+	for name, names := range map[string][]string{
+		"faults-throughput.svg": {"partition: ap-southeast", "killed: ap-southeast", "causal, ap-southeast", "linear, other regions"},
+		"faults-latency.svg":    {"partition: ap-southeast", "causal, other regions"},
+	} {
+		b, err := os.ReadFile(filepath.Join(out, name))
+		if err != nil {
+			t.Errorf("plot %s: %v", name, err)
+			continue
+		}
+		texts, err := svgTexts(string(b))
+		if err != nil {
+			t.Errorf("plot %s is not well-formed XML: %v", name, err)
+			continue
+		}
+		for _, n := range names {
+			if !strings.Contains(texts, n) {
+				t.Errorf("plot %s does not name the series %q", name, n)
+			}
+		}
+	}
+	if !strings.Contains(res.stdout, "## Through faults (region ap-southeast)") {
+		t.Errorf("stdout lacks the fault table:\n%s", res.stdout)
+	}
+}
