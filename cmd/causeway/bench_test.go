@@ -228,8 +228,8 @@ func TestBenchFaultsSmoke(t *testing.T) {
 	if f.Error != "" {
 		t.Errorf("timeline error: %s", f.Error)
 	}
-	if len(f.Windows) != 2 || f.Windows[0].Fault != "partition" || f.Windows[1].Fault != "killed" {
-		t.Fatalf("fault windows %+v, want partition then killed", f.Windows)
+	if len(f.Windows) != 3 || f.Windows[0].Fault != "partition" || f.Windows[1].Fault != "killed" || !strings.HasPrefix(f.Windows[2].Fault, "clock skew") {
+		t.Fatalf("fault windows %+v, want partition, killed, clock skew", f.Windows)
 	}
 	if !(f.Windows[0].StartS < f.Windows[0].EndS && f.Windows[0].EndS <= f.Windows[1].StartS && f.Windows[1].StartS < f.Windows[1].EndS) {
 		t.Errorf("fault windows out of order: %+v", f.Windows)

@@ -269,10 +269,16 @@ func (t *Target) Kill(region string) error { return t.sup.Kill(region) }
 // region restarted under emulated delay can fail to rejoin gossip, because
 // the link layer discards delayed bytes when a connection closes (see
 // cmd/causeway/rejoin_test.go).
-func (t *Target) Restart(ctx context.Context, region string) error {
+//
+// extra serve flags are added (a clock skew); await makes it wait until
+// the causal tier serves, which a region with a skewed clock may not.
+func (t *Target) Restart(ctx context.Context, region string, await bool, extra ...string) error {
 	args := append(append([]string(nil), t.args[region]...), "--gossip-listen", "127.0.0.1:0")
-	if err := t.sup.Start(ctx, region, args); err != nil {
+	if err := t.sup.Start(ctx, region, append(args, extra...)); err != nil {
 		return err
+	}
+	if !await {
+		return nil
 	}
 	return t.sup.AwaitServing(ctx, readyTimeout, region)
 }

@@ -13,7 +13,8 @@ import (
 // The fault timeline (--faults): every region runs causal Puts and linear
 // Claims in open loop at the configured rates for the whole timeline,
 // while the last region is first cut off from every other (a partition),
-// then healed, then killed (SIGKILL) and restarted. Every operation is
+// then healed, then killed (SIGKILL) and restarted, then restarted with
+// its clock 2s ahead and restarted again without the skew. Every operation is
 // recorded with its scheduled time, latency and outcome, and binned per
 // second into throughput and latency over time for the faulted region and
 // for the others, with the fault periods marked: the causal tier should
@@ -53,6 +54,9 @@ type FaultRun struct {
 	Series  []FaultSeries `json:"series"`
 	Error   string        `json:"error,omitempty"`
 }
+
+// faultSkew is the clock skew of the timeline's skew fault.
+const faultSkew = 2 * time.Second
 
 // faultOpTimeout bounds one operation in the timeline: short, so that an
 // operation stuck behind a fault shows as an error within seconds rather
@@ -152,13 +156,35 @@ func (b *bench) faultTimeline(ctx context.Context) *FaultRun {
 		fail(err)
 	}
 	sleep(p)
-	if err := b.target.Restart(ctx, faulted); err != nil {
+	if err := b.target.Restart(ctx, faulted, true); err != nil {
 		fail(fmt.Errorf("restart %s: %w", faulted, err))
 	}
 	w.EndS = since()
 	w.Comment = "until the restarted region serves again"
 	run.Windows = append(run.Windows, w)
 	b.prog.step("faults: after the restart", p)
+	sleep(p)
+	// A clock skew: the region restarted with its physical clock ahead by
+	// four times serve's default max clock offset (500ms), then restarted
+	// without it. The window covers both restarts.
+	b.prog.step("faults: "+faulted+" restarted with its clock "+faultSkew.String()+" ahead", p)
+	w = FaultWindow{Fault: "clock skew +" + faultSkew.String(), Region: faulted, StartS: since(), Comment: "from the kill before the skewed start to the un-skewed region serving again"}
+	if err := b.target.Kill(faulted); err != nil {
+		fail(err)
+	}
+	if err := b.target.Restart(ctx, faulted, false, "--clock-skew", faultSkew.String()); err != nil {
+		fail(fmt.Errorf("restart %s with a skewed clock: %w", faulted, err))
+	}
+	sleep(p)
+	if err := b.target.Kill(faulted); err != nil {
+		fail(err)
+	}
+	if err := b.target.Restart(ctx, faulted, true); err != nil {
+		fail(fmt.Errorf("restart %s without the skew: %w", faulted, err))
+	}
+	w.EndS = since()
+	run.Windows = append(run.Windows, w)
+	b.prog.step("faults: after the clock skew", p)
 	sleep(p)
 	stopLoad()
 	wg.Wait()

@@ -388,7 +388,7 @@ func (b *bench) plan() time.Duration {
 		return b.scaleTimeEstimate(len(b.cfg.Scale))
 	}
 	if b.cfg.Faults {
-		return startEstimate + min(b.cfg.Phase, 3*time.Second) + 5*b.cfg.Phase
+		return startEstimate + min(b.cfg.Phase, 3*time.Second) + 7*b.cfg.Phase
 	}
 	modes := len(b.cfg.Clients) + 1
 	rows := 1 + modes*(len(causalOps)+len(linearOps)) + len(b.cfg.Clients)
