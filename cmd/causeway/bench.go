@@ -38,6 +38,7 @@ func runBench(args []string, stdout, stderr io.Writer) int {
 	linearRate := fs.Float64("linear-rate", 10, "open-loop arrivals per second per region, linearizable tier and etcd")
 	data := fs.String("data", "", "keep the cluster's and etcd's data and logs here (default: a temporary directory, removed)")
 	progress := fs.Bool("progress", true, "show a progress bar on stderr")
+	note := fs.String("note", "", "a line for the top of report.md (the machine class, for example)")
 	faults := fs.Bool("faults", false, "run the fault timeline instead: causal Puts and linear Claims in every region while the last region is partitioned, healed, killed and restarted; throughput and latency over time")
 	scale := fs.Bool("scale", false, "run the region sweep instead: aws3, aws5, aws7 in turn, every region writing at once; throughput and visibility per region count")
 	fs.Usage = func() {
@@ -77,7 +78,7 @@ cluster with every region writing at once): does throughput per region and
 visibility latency stay flat as regions are added?
 
 Without etcd installed (apt-get install -y etcd-server) the etcd rows are
-skipped with a message. The default run takes about 6 minutes on 2 cores.
+skipped with a message. The default run takes about 8 minutes on 2 cores.
 
 Flags:
 `)
@@ -150,8 +151,12 @@ Flags:
 	}
 	wanbench.WriteTable(stdout, res)
 	if *out != "" {
-		notes := fmt.Sprintf("Command: `%s`. Machine: %s CPUs; load average before %s, after %s.",
+		notes := fmt.Sprintf("Command: `%s`. Machine: %s CPUs; load average (/proc/loadavg) before %s, after %s.",
 			res.Machine["command"], res.Machine["cpus"], before, res.Machine["loadavg_after"])
+		if *note != "" {
+			notes = *note + "\n\n" + notes
+			res.Machine["note"] = *note
+		}
 		if err := wanbench.WriteDir(*out, res, notes); err != nil {
 			fmt.Fprintf(stderr, "causeway bench: --out: %v\n", err)
 			return exitFailed
