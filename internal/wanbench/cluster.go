@@ -211,6 +211,9 @@ func (t *Target) AwaitLeader(ctx context.Context, limit time.Duration) (string, 
 		if why == "" {
 			return leader, nil
 		}
+		if strings.Contains(why, errNoTier) {
+			return "", errors.New(why) // waiting will not change it
+		}
 		last = why
 		select {
 		case <-ctx.Done():
@@ -219,6 +222,10 @@ func (t *Target) AwaitLeader(ctx context.Context, limit time.Duration) (string, 
 		}
 	}
 }
+
+// errNoTier ends the reason commonLeader gives for a region that runs
+// without the linearizable tier.
+const errNoTier = " runs without the linearizable tier"
 
 // commonLeader returns the leader every region agrees on, or why there is
 // none.
@@ -231,7 +238,7 @@ func (t *Target) commonLeader(ctx context.Context) (leader, why string) {
 		st := res.Msg.GetLinear()
 		switch {
 		case !st.GetEnabled():
-			return "", fmt.Sprintf("%s runs without the linearizable tier", name)
+			return "", name + errNoTier
 		case !st.GetAvailable():
 			return "", fmt.Sprintf("%s: tier unavailable: %s", name, st.GetReason())
 		case st.GetVoter() && len(st.GetVoters()) != len(t.Regions):
