@@ -274,9 +274,22 @@ func Run(ctx context.Context, cfg Config) (*Results, error) {
 		// One claim through every region before any measurement, so that the
 		// followers' forwarding connections to the leader exist and no timed
 		// operation pays for setting one up over the emulated WAN.
+		// A busy machine can make a follower lose sight of the leader for a
+		// moment just after the tier reported ready: retry, within a bound.
 		for _, r := range b.target.Regions {
-			if _, err := b.linearOp("claim", r)(0)(ctx); err != nil {
-				return nil, fmt.Errorf("first claim through %s: %w", r, err)
+			deadline := time.Now().Add(firstClaimLimit)
+			claim := b.linearOp("claim", r)(0)
+			for {
+				cctx, cancel := context.WithTimeout(ctx, opTimeout)
+				_, err := claim(cctx)
+				cancel()
+				if err == nil {
+					break
+				}
+				if ctx.Err() != nil || time.Now().After(deadline) {
+					return nil, fmt.Errorf("first claim through %s (retried for %v): %w", r, firstClaimLimit, err)
+				}
+				time.Sleep(200 * time.Millisecond) // let the tier settle before asking again
 			}
 		}
 	}
@@ -393,6 +406,10 @@ func (b *bench) warmUp(ctx context.Context, regions []string) {
 	}
 	wg.Wait()
 }
+
+// firstClaimLimit bounds the retries of the claim that opens each region's
+// path to the leader.
+const firstClaimLimit = time.Minute
 
 // Estimates of the unmeasured steps, for the progress bar's time left.
 const (
