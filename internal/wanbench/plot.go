@@ -139,6 +139,14 @@ func barPlot(res *Results) (*plot.Plot, bool) {
 	p.Legend.Top = true
 	p.Legend.Left = true
 	p.Y.Min = 0
+	// Room above the tallest bar for the legend.
+	top := 0.0
+	for _, r := range res.Rows {
+		if r.Mode == "closed" && r.Clients == 1 && r.WAN && (r.Op == "put" || r.Op == "claim") {
+			top = max(top, r.P99ms, r.FloorMs)
+		}
+	}
+	p.Y.Max = top * 1.45
 	return p, any
 }
 
@@ -305,6 +313,13 @@ func scalePlot(res *Results, visibility bool) (*plot.Plot, bool) {
 		p.Legend.Add(s.label, line, points)
 	}
 	p.X.Min, p.Y.Min = 2, 0
+	top := 0.0
+	for _, s := range series {
+		for _, xy := range s.xys {
+			top = max(top, xy.Y)
+		}
+	}
+	p.Y.Max = max(top*1.3, 1)
 	p.Legend.Top = true
 	p.Add(plotter.NewGrid())
 	return p, true
