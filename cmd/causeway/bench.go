@@ -2,11 +2,13 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"flag"
 	"fmt"
 	"io"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"runtime"
 	"strconv"
 	"strings"
@@ -39,6 +41,7 @@ func runBench(args []string, stdout, stderr io.Writer) int {
 	data := fs.String("data", "", "keep the cluster's and etcd's data and logs here (default: a temporary directory, removed)")
 	progress := fs.Bool("progress", true, "show a progress bar on stderr")
 	note := fs.String("note", "", "a line for the top of report.md (the machine class, for example)")
+	replot := fs.String("replot", "", "read DIR/results.json and write its report.md and plots again (after a change to them), running nothing")
 	faults := fs.Bool("faults", false, "run the fault timeline instead: causal Puts and linear Claims in every region while the last region is partitioned, healed, killed and restarted; throughput and latency over time")
 	scale := fs.Bool("scale", false, "run the region sweep instead: aws3, aws5, aws7 in turn, every region writing at once; throughput and visibility per region count")
 	fs.Usage = func() {
@@ -86,6 +89,24 @@ Flags:
 	}
 	if code, ok := parseFlagsOnly(fs, args, stderr); !ok {
 		return code
+	}
+	if *replot != "" {
+		b, err := os.ReadFile(filepath.Join(*replot, "results.json"))
+		if err != nil {
+			fmt.Fprintf(stderr, "causeway bench: --replot: %v\n", err)
+			return exitUsage
+		}
+		var res wanbench.Results
+		if err := json.Unmarshal(b, &res); err != nil {
+			fmt.Fprintf(stderr, "causeway bench: --replot: %s/results.json: %v\n", *replot, err)
+			return exitUsage
+		}
+		if err := wanbench.WriteDir(*replot, &res, reportNotes(res.Machine)); err != nil {
+			fmt.Fprintf(stderr, "causeway bench: --replot: %v\n", err)
+			return exitFailed
+		}
+		wanbench.WriteTable(stdout, &res)
+		return exitOK
 	}
 	m, err := wanbench.LoadMatrix(*wan)
 	if err != nil {
@@ -151,13 +172,10 @@ Flags:
 	}
 	wanbench.WriteTable(stdout, res)
 	if *out != "" {
-		notes := fmt.Sprintf("Command: `%s`. Machine: %s CPUs; load average (/proc/loadavg) before %s, after %s.",
-			res.Machine["command"], res.Machine["cpus"], before, res.Machine["loadavg_after"])
 		if *note != "" {
-			notes = *note + "\n\n" + notes
 			res.Machine["note"] = *note
 		}
-		if err := wanbench.WriteDir(*out, res, notes); err != nil {
+		if err := wanbench.WriteDir(*out, res, reportNotes(res.Machine)); err != nil {
 			fmt.Fprintf(stderr, "causeway bench: --out: %v\n", err)
 			return exitFailed
 		}
@@ -180,3 +198,13 @@ func loadavg() string {
 }
 
 func numCPU() int { return runtime.NumCPU() }
+
+// reportNotes is the top of report.md: the note, the command, the machine.
+func reportNotes(m map[string]string) string {
+	notes := fmt.Sprintf("Command: `%s`. Machine: %s CPUs; load average (/proc/loadavg) before %s, after %s.",
+		m["command"], m["cpus"], m["loadavg_before"], m["loadavg_after"])
+	if m["note"] != "" {
+		notes = m["note"] + "\n\n" + notes
+	}
+	return notes
+}

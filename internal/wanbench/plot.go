@@ -365,36 +365,51 @@ func faultPlot(res *Results, latency bool) (*plot.Plot, bool) {
 		p.Legend.Add(fmt.Sprintf("%s: %s", w.Fault, w.Region), poly)
 	}
 	for i, s := range f.Series {
-		var xys plotter.XYs
+		// Runs of seconds with a value; a second in which nothing
+		// succeeded has no latency and breaks the line.
+		var runs []plotter.XYs
+		var cur plotter.XYs
 		for _, b := range s.Bins {
 			y := b.PerRegion
 			if latency {
 				if b.OK == 0 {
+					if len(cur) > 0 {
+						runs, cur = append(runs, cur), nil
+					}
 					continue
 				}
 				y = b.P50ms
 			}
-			xys = append(xys, plotter.XY{X: b.T + 0.5, Y: y})
+			cur = append(cur, plotter.XY{X: b.T + 0.5, Y: y})
 		}
-		if len(xys) == 0 {
+		if len(cur) > 0 {
+			runs = append(runs, cur)
+		}
+		var first *plotter.Line
+		for _, xys := range runs {
+			line, err := plotter.NewLine(xys)
+			if err != nil {
+				continue
+			}
+			line.Color = palette[i*2%len(palette)]
+			line.Width = vg.Points(1.5)
+			line.StepStyle = plotter.MidStep
+			if s.Regions == "others" {
+				line.Dashes = []vg.Length{vg.Points(5), vg.Points(3)}
+			}
+			p.Add(line)
+			if first == nil {
+				first = line
+			}
+		}
+		if first == nil {
 			continue
 		}
-		line, err := plotter.NewLine(xys)
-		if err != nil {
-			continue
-		}
-		line.Color = palette[[]int{0, 1, 2, 3}[i%4]*2%len(palette)]
-		line.Width = vg.Points(1.5)
-		line.StepStyle = plotter.MidStep
-		if s.Regions == "others" {
-			line.Dashes = []vg.Length{vg.Points(5), vg.Points(3)}
-		}
-		p.Add(line)
 		who := f.Faulted
 		if s.Regions == "others" {
 			who = "other regions"
 		}
-		p.Legend.Add(fmt.Sprintf("%s, %s", s.Tier, who), line)
+		p.Legend.Add(fmt.Sprintf("%s, %s", s.Tier, who), first)
 	}
 	p.Y.Min, p.Y.Max = 0, top
 	p.X.Min = 0
