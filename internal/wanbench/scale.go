@@ -4,6 +4,10 @@ import (
 	"context"
 	"fmt"
 	"time"
+
+	"connectrpc.com/connect"
+
+	v1 "github.com/causewaydb/causeway/api/causeway/v1"
 )
 
 // ScalePoint is one step of the region sweep (--scale): a cluster of the
@@ -17,6 +21,11 @@ type ScalePoint struct {
 	MeanPerRegion      float64            `json:"mean_per_region_ops_per_s"`
 	TotalOpsPerSec     float64            `json:"total_ops_per_s"`
 	PutP50ms           float64            `json:"put_p50_ms"`
+	// ApplyPerSecByRegion is each region's rate of applying other regions'
+	// writes during the row (from the growth of its applied vector), and
+	// MeanApplyPerSec its mean over regions.
+	ApplyPerSecByRegion map[string]float64 `json:"apply_per_s_by_region"`
+	MeanApplyPerSec     float64            `json:"mean_apply_per_s"`
 	// VisibilityOverP50ms is the median over pairs of (visibility p50 -
 	// one-way delay): what replication adds beyond the network.
 	VisibilityOverP50ms float64 `json:"visibility_over_one_way_p50_ms"`
@@ -46,10 +55,19 @@ func (b *bench) scaleSweep(ctx context.Context, sweep []Matrix, clients int) []S
 		sb.warmUp(ctx, m.Regions)
 		b.prog.step(fmt.Sprintf("region sweep: %d regions writing at once, %d clients each, visibility probed", len(m.Regions), clients), b.cfg.Phase)
 		done := make(chan []VisibilityRow, 1)
+		before, t0 := t.appliedFromOthers(ctx), time.Now()
 		go func() { done <- sb.visibility(ctx, 0, b.cfg.Phase) }()
 		sb.phase(ctx, "causeway", "causal", "put", "closed", clients, 0, true)
+		after, elapsed := t.appliedFromOthers(ctx), time.Since(t0)
 		vis := <-done
 		t.Close()
+		pt.ApplyPerSecByRegion = map[string]float64{}
+		for r, n := range after {
+			if n0, ok := before[r]; ok && elapsed > 0 {
+				pt.ApplyPerSecByRegion[r] = float64(n-n0) / elapsed.Seconds()
+				pt.MeanApplyPerSec += pt.ApplyPerSecByRegion[r] / float64(len(m.Regions))
+			}
+		}
 		var p50s []float64
 		for _, r := range sb.res.Rows {
 			pt.PerRegionOpsPerSec[r.Region] = r.OpsPerSec
@@ -86,4 +104,27 @@ func median(v []float64) float64 {
 // scaleTimeEstimate is the planned time of a sweep step.
 func (b *bench) scaleTimeEstimate(steps int) time.Duration {
 	return time.Duration(steps) * (startEstimate + b.cfg.Phase + min(b.cfg.Phase, 3*time.Second))
+}
+
+// appliedFromOthers is, per region, the sum of its applied vector's
+// entries for the other regions: how many of their writes it has applied.
+// A region whose status cannot be read is left out.
+func (t *Target) appliedFromOthers(ctx context.Context) map[string]uint64 {
+	out := map[string]uint64{}
+	for _, r := range t.Regions {
+		sctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		res, err := t.admin(r).Status(sctx, connect.NewRequest(&v1.StatusRequest{}))
+		cancel()
+		if err != nil {
+			continue
+		}
+		var sum uint64
+		for origin, n := range res.Msg.GetVector() {
+			if origin != r {
+				sum += n
+			}
+		}
+		out[r] = sum
+	}
+	return out
 }
