@@ -30,9 +30,10 @@ import (
 // overstates visibility by at most the window's width, poll interval plus
 // one read's latency in B. Each sample's window is recorded and the rows
 // report its median and maximum as the error bound. If the first read
-// already finds the key, the window is open below and counted as the whole
-// sample (this only happens when a write crosses faster than the emulated
-// delay less the head start, which the link layer does not allow).
+// already finds the key (on a loaded machine the first read itself starts
+// or returns late), the window's lower end is the earliest the write could
+// have arrived: when its Put was sent plus the one-way delay, since the
+// link layer releases no byte earlier.
 const (
 	visibilityPoll      = time.Millisecond
 	visibilityHeadStart = 10 * time.Millisecond
@@ -120,11 +121,10 @@ func (b *bench) visibility(ctx context.Context, loadClients int, d time.Duration
 // probe writes key in src and polls dst until it finds it. It returns the
 // visibility latency (upper end of the window) and the window's width.
 func probe(ctx context.Context, src, dst kvClient, key string, oneWay time.Duration) (lat, bound time.Duration, err error) {
-	w, err := src.Put(ctx, connect.NewRequest(&v1.PutRequest{Key: key, Value: value}))
-	if err != nil {
+	sent := time.Now()
+	if _, err := src.Put(ctx, connect.NewRequest(&v1.PutRequest{Key: key, Value: value})); err != nil {
 		return 0, 0, fmt.Errorf("write: %w", err)
 	}
-	_ = w
 	ack := time.Now()
 	if wait := oneWay - visibilityHeadStart; wait > 0 {
 		select {
@@ -133,7 +133,8 @@ func probe(ctx context.Context, src, dst kvClient, key string, oneWay time.Durat
 		case <-time.After(wait):
 		}
 	}
-	lastMiss := ack
+	// The write cannot be in dst before it was sent plus the one-way delay.
+	lastMiss := sent.Add(oneWay)
 	for {
 		t := time.Now()
 		r, err := dst.Get(ctx, connect.NewRequest(&v1.GetRequest{Key: key}))
@@ -142,9 +143,11 @@ func probe(ctx context.Context, src, dst kvClient, key string, oneWay time.Durat
 		}
 		if r.Msg.GetFound() {
 			found := time.Now()
-			return found.Sub(ack), found.Sub(lastMiss), nil
+			return found.Sub(ack), max(found.Sub(lastMiss), 0), nil
 		}
-		lastMiss = t
+		if t.After(lastMiss) {
+			lastMiss = t
+		}
 		select {
 		case <-ctx.Done():
 			return 0, 0, ctx.Err()
