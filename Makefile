@@ -105,3 +105,17 @@ bench-linear: ## linearizable tier: WAN latency vs its floor, throughput vs etcd
 	  elif sudo -n true 2>/dev/null; then { sudo -n apt-get update -qq && sudo -n apt-get install -y -qq etcd-server; } || echo "installing etcd-server failed: the etcd rows will be skipped"; \
 	  else echo "etcd not installed (apt-get install -y etcd-server needs root): the etcd rows will be skipped"; fi; }
 	$(GO) test -run='^$$' -bench=BenchmarkLinear -benchtime=$(LINEAR_BENCHTIME) -timeout 30m ./bench/
+
+# The WAN latency benchmark (`causeway bench`, internal/wanbench): causal and
+# linearizable tiers beside etcd under an emulated WAN; report, results.json
+# and plots into BENCH_OUT. BENCH_FLAGS="--quick" for a one-minute run,
+# "--wan aws5" for five regions. etcd-server is installed first when it can
+# be (the etcd rows are skipped without it); CI does not need it.
+BENCH_OUT   ?= ./bench-report
+BENCH_FLAGS ?=
+.PHONY: bench-wan
+bench-wan: build ## WAN latency benchmark beside etcd (BENCH_FLAGS=--quick; report in ./bench-report)
+	@command -v etcd >/dev/null 2>&1 || [ -x /usr/bin/etcd ] || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then { apt-get update -qq && apt-get install -y -qq etcd-server; } || echo "installing etcd-server failed: the etcd rows will be skipped"; \
+	  else echo "etcd not installed (apt-get install -y etcd-server needs root): the etcd rows will be skipped"; fi; }
+	$(BIN)/causeway bench --out $(BENCH_OUT) $(BENCH_FLAGS)

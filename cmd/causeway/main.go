@@ -18,6 +18,7 @@ Usage:
                                      (--script NAME runs a scenario in the terminal; demo do STEP controls it)
   causeway cluster [flags]           start a local multi-region cluster (3 regions, WAN delays)
   causeway verify [flags]            fault campaign: a local cluster under a nemesis, histories checked
+  causeway bench [flags]             WAN latency benchmark beside etcd (--quick: about a minute)
   causeway put KEY VALUE [flags]     write VALUE under KEY ("-" reads VALUE from stdin)
   causeway get KEY [flags]           read KEY
   causeway del KEY [flags]           delete KEY
@@ -92,6 +93,8 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		return runScan(rest, stdout, stderr)
 	case "watch":
 		return runWatch(rest, stdout, stderr)
+	case "bench":
+		return runBench(rest, stdout, stderr)
 	case "put", "get", "del", "delete", "status", "link", "remove-region":
 		return runClient(verb, rest, stdin, stdout, stderr)
 	case "claim", "release", "lookup", "cas", "cas-get", "lease", "lock", "unlock":

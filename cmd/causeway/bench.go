@@ -1,0 +1,210 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/causewaydb/causeway/internal/supervisor"
+	"github.com/causewaydb/causeway/internal/wanbench"
+)
+
+// benchCommand is how `causeway bench` runs `causeway serve`: this binary.
+// Tests replace it with the test binary re-executed as causeway.
+var benchCommand = func() (supervisor.Command, error) {
+	exe, err := os.Executable()
+	return supervisor.Command{Path: exe}, err
+}
+
+func runBench(args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("causeway bench", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	wan := fs.String("wan", "aws3", "WAN layout: a preset ("+strings.Join(wanbench.PresetNames(), ", ")+") or a matrix file (lines \"REGION REGION RTT\", see --help)")
+	addr := fs.String("addr", "", "benchmark an existing cluster instead of starting one: region=host:port,... (its regions must be those of --wan, which gives the floors)")
+	quick := fs.Bool("quick", false, "1s per row instead of 8s: about a minute and a half on 2 cores")
+	phase := fs.Duration("phase", 0, "how long each row runs (default 8s, or 1s with --quick)")
+	out := fs.String("out", "", "write results.json, report.md and SVG plots into this directory")
+	etcd := fs.String("etcd", "", "etcd server binary for the peer rows (default: etcd on PATH or /usr/bin/etcd); \"none\" skips them")
+	clients := fs.String("clients", "1,64", "closed-loop clients per region, comma-separated")
+	rate := fs.Float64("rate", 100, "open-loop arrivals per second per region, causal tier")
+	linearRate := fs.Float64("linear-rate", 10, "open-loop arrivals per second per region, linearizable tier and etcd")
+	data := fs.String("data", "", "keep the cluster's and etcd's data and logs here (default: a temporary directory, removed)")
+	progress := fs.Bool("progress", true, "show a progress bar on stderr")
+	note := fs.String("note", "", "a line for the top of report.md (the machine class, for example)")
+	replot := fs.String("replot", "", "read DIR/results.json and write its report.md and plots again (after a change to them), running nothing")
+	faults := fs.Bool("faults", false, "run the fault timeline instead: causal Puts and linear Claims in every region while the last region is partitioned, healed, killed and restarted; throughput and latency over time")
+	scale := fs.Bool("scale", false, "run the region sweep instead: aws3, aws5, aws7 in turn, every region writing at once; throughput and visibility per region count")
+	fs.Usage = func() {
+		fmt.Fprintf(stderr, `Usage: causeway bench [flags]
+
+The WAN latency benchmark: what each of Causeway's guarantees costs across
+continents, beside etcd. It starts one `+"`causeway serve`"+` per region on 127.0.0.1
+under an emulated WAN (each node delays what it sends to a region by half the
+pair's round trip), and an etcd cluster with one member per region whose
+member-to-member traffic crosses the same delays, then measures from every
+region, at once: the causal tier's Put, Get, ReadMany, WriteMany, the first
+read after a session moves region and a unique-guarded Put; visibility
+latency per region pair; the linearizable tier's Claim, CompareAndSet,
+linearizable Get and Lock beside their physical floor; and etcd's Put,
+linearizable Get and put-if-absent. Each at 1 and 64 closed-loop clients and
+in open loop at a fixed arrival rate (latency from the scheduled send time).
+It prints markdown tables; --out also writes results.json, report.md and plots.
+
+Presets (round trips measured between AWS regions, see docs/bench/README.md):
+  aws3  us-east, eu-west, ap-southeast
+  aws5  + us-west, ap-northeast
+  aws7  + eu-central, au-southeast
+
+A matrix file names every pair once with its round trip (a duration or ms):
+  # REGION   REGION        RTT
+  us-east    eu-west       80ms
+  us-east    ap-southeast  217
+  eu-west    ap-southeast  239
+
+--faults runs the fault timeline alone: causal Puts and linear Claims in open
+loop in every region while the last region is partitioned from the others,
+healed, killed and restarted; throughput and latency per second, fault
+periods shaded in the plots.
+
+--scale runs the region sweep alone (aws3, then aws5, then aws7, each a fresh
+cluster with every region writing at once): does throughput per region and
+visibility latency stay flat as regions are added?
+
+Without etcd installed (apt-get install -y etcd-server) the etcd rows are
+skipped with a message. The default run takes about 8 minutes on 2 cores.
+
+Flags:
+`)
+		fs.PrintDefaults()
+	}
+	if code, ok := parseFlagsOnly(fs, args, stderr); !ok {
+		return code
+	}
+	if *replot != "" {
+		b, err := os.ReadFile(filepath.Join(*replot, "results.json"))
+		if err != nil {
+			fmt.Fprintf(stderr, "causeway bench: --replot: %v\n", err)
+			return exitUsage
+		}
+		var res wanbench.Results
+		if err := json.Unmarshal(b, &res); err != nil {
+			fmt.Fprintf(stderr, "causeway bench: --replot: %s/results.json: %v\n", *replot, err)
+			return exitUsage
+		}
+		if err := wanbench.WriteDir(*replot, &res, reportNotes(res.Machine)); err != nil {
+			fmt.Fprintf(stderr, "causeway bench: --replot: %v\n", err)
+			return exitFailed
+		}
+		wanbench.WriteTable(stdout, &res)
+		return exitOK
+	}
+	m, err := wanbench.LoadMatrix(*wan)
+	if err != nil {
+		fmt.Fprintf(stderr, "causeway bench: --wan: %v\n", err)
+		return exitUsage
+	}
+	cfg := wanbench.Config{
+		Matrix: m, Addr: *addr, Phase: *phase, Etcd: *etcd, DataDir: *data,
+		CausalRate: *rate, LinearRate: *linearRate, Log: stderr,
+	}
+	for c := range strings.SplitSeq(*clients, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(c))
+		if err != nil {
+			fmt.Fprintf(stderr, "causeway bench: --clients %q: want numbers such as 1,64\n", *clients)
+			return exitUsage
+		}
+		cfg.Clients = append(cfg.Clients, n)
+	}
+	if *faults && (*scale || *addr != "") {
+		fmt.Fprintln(stderr, "causeway bench: --faults needs the embedded cluster and runs alone (not with --scale or --addr)")
+		return exitUsage
+	}
+	cfg.Faults = *faults
+	if *scale {
+		if *addr != "" {
+			fmt.Fprintln(stderr, "causeway bench: --scale starts its own clusters; it cannot run with --addr")
+			return exitUsage
+		}
+		for _, name := range wanbench.PresetNames() {
+			p, _ := wanbench.Preset(name)
+			cfg.Scale = append(cfg.Scale, p)
+		}
+	}
+	cfg.Defaults(*quick)
+	if err := cfg.Validate(); err != nil {
+		fmt.Fprintf(stderr, "causeway bench: %v\n", err)
+		return exitUsage
+	}
+	if *progress {
+		if f, ok := stderr.(*os.File); ok {
+			cfg.Progress = f
+		}
+	}
+	if *addr == "" {
+		if cfg.Command, err = benchCommand(); err != nil {
+			fmt.Fprintf(stderr, "causeway bench: %v\n", err)
+			return exitFailed
+		}
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	before := loadavg()
+	res, err := wanbench.Run(ctx, cfg)
+	if err != nil {
+		fmt.Fprintf(stderr, "causeway bench: %v\n", err)
+		return exitFailed
+	}
+	res.Machine = map[string]string{
+		"loadavg_before": before,
+		"loadavg_after":  loadavg(),
+		"cpus":           strconv.Itoa(numCPU()),
+		"command":        "causeway bench " + strings.Join(args, " "),
+	}
+	wanbench.WriteTable(stdout, res)
+	if *out != "" {
+		if *note != "" {
+			res.Machine["note"] = *note
+		}
+		if err := wanbench.WriteDir(*out, res, reportNotes(res.Machine)); err != nil {
+			fmt.Fprintf(stderr, "causeway bench: --out: %v\n", err)
+			return exitFailed
+		}
+		fmt.Fprintf(stderr, "causeway bench: wrote %s/results.json, report.md and plots (took %s)\n", *out, res.Finished.Sub(res.Started).Round(time.Second))
+	}
+	return exitOK
+}
+
+// loadavg is /proc/loadavg's first three fields ("" where there is none).
+func loadavg() string {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return ""
+	}
+	f := strings.Fields(string(b))
+	if len(f) < 3 {
+		return ""
+	}
+	return strings.Join(f[:3], " ")
+}
+
+func numCPU() int { return runtime.NumCPU() }
+
+// reportNotes is the top of report.md: the note, the command, the machine.
+func reportNotes(m map[string]string) string {
+	notes := fmt.Sprintf("Command: `%s`. Machine: %s CPUs; load average (/proc/loadavg) before %s, after %s.",
+		m["command"], m["cpus"], m["loadavg_before"], m["loadavg_after"])
+	if m["note"] != "" {
+		notes = m["note"] + "\n\n" + notes
+	}
+	return notes
+}

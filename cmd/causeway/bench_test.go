@@ -1,0 +1,268 @@
+//go:build unix
+
+package main
+
+import (
+	"encoding/json"
+	"encoding/xml"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/causewaydb/causeway/internal/supervisor"
+	"github.com/causewaydb/causeway/internal/wanbench"
+)
+
+// TestBenchSmoke runs `causeway bench` end to end with tiny rows (50ms,
+// 1 and 4 clients) against real `causeway serve` processes (this test
+// binary re-executed as causeway) and etcd when installed, and checks the
+// shape of what it produces: every row of every operation from every
+// region, results.json parsing, every SVG well-formed XML naming its
+// series. It asserts no latency: figures are reported, not tested.
+func TestBenchSmoke(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a 3-region cluster")
+	}
+	saved := benchCommand
+	benchCommand = func() (supervisor.Command, error) {
+		return supervisor.Command{Path: os.Args[0], Env: []string{runMainEnv + "=1"}}, nil
+	}
+	t.Cleanup(func() { benchCommand = saved })
+
+	out := t.TempDir()
+	res := runCLI("", "bench", "--wan", "aws3", "--phase", "50ms", "--clients", "1,4",
+		"--rate", "50", "--linear-rate", "5", "--progress=false", "--out", out, "--data", t.TempDir())
+	if res.code != exitOK {
+		t.Fatalf("bench failed:\n%s", res)
+	}
+
+	var got wanbench.Results
+	js, err := os.ReadFile(filepath.Join(out, "results.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(js, &got); err != nil {
+		t.Fatalf("results.json does not parse: %v", err)
+	}
+	etcdSkipped := false
+	for _, s := range got.Skipped {
+		if strings.HasPrefix(s, "etcd rows:") {
+			etcdSkipped = true
+			t.Logf("etcd rows skipped: %s", s)
+		}
+	}
+
+	// Every row: operation x region x load.
+	type key struct{ tier, op, region, load string }
+	have := map[key]bool{}
+	for _, r := range got.Rows {
+		have[key{r.Tier, r.Op, r.Region, r.Label()}] = true
+	}
+	loads := []string{"closed 1", "closed 4"}
+	want := map[string][]string{
+		"causal": {"put", "get", "read-many", "write-many", "move-read", "unique-put", "ycsb-a", "ycsb-b"},
+		"linear": {"claim", "cas", "linear-get", "lock"},
+	}
+	if !etcdSkipped {
+		want["etcd"] = []string{"put", "get", "put-if-absent"}
+	}
+	regions := []string{"us-east", "eu-west", "ap-southeast"}
+	for tier, ops := range want {
+		rate := "open 50/s"
+		if tier != "causal" {
+			rate = "open 5/s"
+		}
+		for _, op := range ops {
+			for _, region := range regions {
+				for _, load := range append(loads, rate) {
+					if !have[key{tier, op, region, load}] {
+						t.Errorf("no row %s %s from %s at %s", tier, op, region, load)
+					}
+				}
+			}
+		}
+	}
+	for _, region := range regions {
+		if !have[key{"causal", "put", region, "closed 1 no-WAN"}] {
+			t.Errorf("no no-WAN baseline row from %s", region)
+		}
+	}
+	if n := len(got.Visibility); n != 2*6 {
+		t.Errorf("%d visibility rows, want 12 (6 ordered pairs at 2 loads)", n)
+	}
+	if len(got.Targets) != 6 {
+		t.Errorf("%d targets judged, want 6", len(got.Targets))
+	}
+	for _, tr := range got.Targets {
+		if tr.Status != "met" && tr.Status != "missed" && tr.Status != "not measured" {
+			t.Errorf("target %q has status %q", tr.Name, tr.Status)
+		}
+	}
+
+	// The table on stdout has every section.
+	for _, s := range []string{"## Latency per operation and region", "## Visibility latency per pair", "## Targets", "| causeway | linear | claim | ap-southeast |"} {
+		if !strings.Contains(res.stdout, s) {
+			t.Errorf("stdout lacks %q", s)
+		}
+	}
+	report, err := os.ReadFile(filepath.Join(out, "report.md"))
+	if err != nil || !strings.Contains(string(report), "## Targets") {
+		t.Errorf("report.md missing or without targets: %v", err)
+	}
+
+	// Every plot is well-formed XML naming its series.
+	series := map[string][]string{
+		"latency-by-region.svg": {"causal Put p50", "linear Claim p99", "Claim floor"},
+		"cdf-causal.svg":        {"put", "move-read", "unique-put"},
+		"cdf-linear.svg":        {"claim", "cas", "linear-get", "lock"},
+		"visibility.svg":        {"y = x", "p50, 4 put clients per region", "p99, 4 put clients per region"},
+	}
+	if !etcdSkipped {
+		series["latency-by-region.svg"] = append(series["latency-by-region.svg"], "etcd Put p50", "etcd floor")
+		series["cdf-linear.svg"] = append(series["cdf-linear.svg"], "etcd put-if-absent")
+	}
+	for name, names := range series {
+		b, err := os.ReadFile(filepath.Join(out, name))
+		if err != nil {
+			t.Errorf("plot %s: %v", name, err)
+			continue
+		}
+		texts, err := svgTexts(string(b))
+		if err != nil {
+			t.Errorf("plot %s is not well-formed XML: %v", name, err)
+			continue
+		}
+		for _, n := range names {
+			if !strings.Contains(texts, n) {
+				t.Errorf("plot %s does not name the series %q", name, n)
+			}
+		}
+	}
+}
+
+// svgTexts parses an SVG document to its end, failing on malformed XML,
+// and returns the text it shows (legend entries, titles).
+func svgTexts(doc string) (string, error) {
+	d := xml.NewDecoder(strings.NewReader(doc))
+	var texts strings.Builder
+	root := ""
+	for {
+		tok, err := d.Token()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			return "", err
+		}
+		switch tok := tok.(type) {
+		case xml.StartElement:
+			if root == "" {
+				root = tok.Name.Local
+			}
+		case xml.CharData:
+			texts.Write(tok)
+			texts.WriteByte('\n')
+		}
+	}
+	if root != "svg" {
+		return "", fmt.Errorf("root element %q, want svg", root)
+	}
+	return texts.String(), nil
+}
+
+func TestBenchRejectsBadFlags(t *testing.T) {
+	for _, tt := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--wan", "aws9"}, "neither a preset (aws3, aws5, aws7) nor a file"},
+		{[]string{"--clients", "1,x"}, "--clients"},
+		{[]string{"--clients", "0"}, "clients 0: want 1 to 1024"},
+		{[]string{"--phase", "1ms"}, "too short"},
+		{[]string{"--rate", "-1"}, "rates must be positive"},
+		{[]string{"stray"}, ""},
+	} {
+		res := runCLI("", append([]string{"bench"}, tt.args...)...)
+		if res.code != exitUsage || !strings.Contains(res.stderr, tt.want) {
+			t.Errorf("want usage error containing %q:\n%s", tt.want, res)
+		}
+	}
+}
+
+// TestBenchFaultsSmoke runs the fault timeline with tiny periods and
+// checks its shape: both fault windows in order, a series per tier for the
+// faulted region and the others, per-second bins, the plots. No figure is
+// asserted.
+func TestBenchFaultsSmoke(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a 3-region cluster and kills one region")
+	}
+	saved := benchCommand
+	benchCommand = func() (supervisor.Command, error) {
+		return supervisor.Command{Path: os.Args[0], Env: []string{runMainEnv + "=1"}}, nil
+	}
+	t.Cleanup(func() { benchCommand = saved })
+
+	out := t.TempDir()
+	res := runCLI("", "bench", "--faults", "--phase", "1s", "--clients", "1,2", "--rate", "20", "--linear-rate", "5",
+		"--progress=false", "--out", out, "--data", t.TempDir())
+	if res.code != exitOK {
+		t.Fatalf("bench --faults failed:\n%s", res)
+	}
+	var got wanbench.Results
+	js, err := os.ReadFile(filepath.Join(out, "results.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(js, &got); err != nil {
+		t.Fatalf("results.json does not parse: %v", err)
+	}
+	f := got.Faults
+	if f == nil {
+		t.Fatal("no fault timeline in results.json")
+	}
+	if f.Error != "" {
+		t.Errorf("timeline error: %s", f.Error)
+	}
+	if len(f.Windows) != 3 || f.Windows[0].Fault != "partition" || f.Windows[1].Fault != "killed" || !strings.HasPrefix(f.Windows[2].Fault, "clock skew") {
+		t.Fatalf("fault windows %+v, want partition, killed, clock skew", f.Windows)
+	}
+	if !(f.Windows[0].StartS < f.Windows[0].EndS && f.Windows[0].EndS <= f.Windows[1].StartS && f.Windows[1].StartS < f.Windows[1].EndS) {
+		t.Errorf("fault windows out of order: %+v", f.Windows)
+	}
+	if len(f.Series) != 4 {
+		t.Fatalf("%d series, want causal and linear for the faulted region and the others", len(f.Series))
+	}
+	for _, s := range f.Series {
+		if len(s.Bins) < 4 {
+			t.Errorf("series %s/%s has %d one-second bins, want the whole timeline", s.Tier, s.Regions, len(s.Bins))
+		}
+	}
+	for name, names := range map[string][]string{
+		"faults-throughput.svg": {"partition: ap-southeast", "killed: ap-southeast", "causal, ap-southeast", "linear, other regions"},
+		"faults-latency.svg":    {"partition: ap-southeast", "causal, other regions"},
+	} {
+		b, err := os.ReadFile(filepath.Join(out, name))
+		if err != nil {
+			t.Errorf("plot %s: %v", name, err)
+			continue
+		}
+		texts, err := svgTexts(string(b))
+		if err != nil {
+			t.Errorf("plot %s is not well-formed XML: %v", name, err)
+			continue
+		}
+		for _, n := range names {
+			if !strings.Contains(texts, n) {
+				t.Errorf("plot %s does not name the series %q", name, n)
+			}
+		}
+	}
+	if !strings.Contains(res.stdout, "## Through faults (region ap-southeast)") {
+		t.Errorf("stdout lacks the fault table:\n%s", res.stdout)
+	}
+}

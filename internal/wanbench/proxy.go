@@ -1,0 +1,173 @@
+package wanbench
+
+import (
+	"bufio"
+	"bytes"
+	"errors"
+	"io"
+	"net"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/causewaydb/causeway/internal/link"
+)
+
+// delayProxy stands in front of one etcd member's peer port and makes the
+// member-to-member traffic that enters it cross the emulated WAN, built on
+// Causeway's link layer (link.Emulator.Wrap), so that etcd and Causeway
+// pay the same one-way delays.
+//
+// etcd's peers all dial a member at the one peer URL it advertises, so the
+// proxy learns who is calling from the traffic itself: every request of
+// etcd's Raft transport (its message streams, pipeline and snapshots)
+// carries the header X-Server-From with the sending member's id. The
+// proxy reads the first request's header block of each connection (at most
+// maxPeekBytes), looks the id up, and from then on delays every byte in
+// both directions of that connection by the one-way delay between the two
+// members' regions: the request direction by the link from the caller's
+// region, the answer direction (the stream of Raft messages etcd sends
+// back on a stream it was asked for) by the same link, since the matrix is
+// symmetric. A connection without the header (etcd's version probes,
+// which time nothing) passes undelayed.
+//
+// Stated bound (tested in proxy_test.go): the delay added to a round
+// trip through the proxy is at least twice the one-way delay, never less,
+// since the link layer never releases a byte early, and at most
+// proxyOverheadBound more on an idle machine: the proxy copies bytes with
+// no buffering of its own beyond the link's queue.
+type delayProxy struct {
+	ln       net.Listener
+	upstream string
+	emu      *link.Emulator
+	regionOf func(memberID string) string // "" when unknown
+	wg       sync.WaitGroup
+	mu       sync.Mutex
+	conns    map[net.Conn]struct{}
+	closed   bool
+}
+
+// proxyOverheadBound is the most the proxy adds to a round trip beyond
+// the emulated delay, on an idle machine (see delayProxy).
+const proxyOverheadBound = 20 * time.Millisecond
+
+// maxPeekBytes bounds the header block the proxy reads before it knows the
+// caller.
+const maxPeekBytes = 64 << 10
+
+// memberHeader names the member that sent an etcd peer request.
+const memberHeader = "X-Server-From"
+
+// newDelayProxy listens on 127.0.0.1 (a free port) and forwards to
+// upstream, with emu's links (emu's local region is the member's).
+func newDelayProxy(upstream string, emu *link.Emulator, regionOf func(string) string) (*delayProxy, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, err
+	}
+	p := &delayProxy{ln: ln, upstream: upstream, emu: emu, regionOf: regionOf, conns: map[net.Conn]struct{}{}}
+	p.wg.Go(p.accept)
+	return p, nil
+}
+
+// Addr is the proxy's address (host:port).
+func (p *delayProxy) Addr() string { return p.ln.Addr().String() }
+
+func (p *delayProxy) accept() {
+	for {
+		c, err := p.ln.Accept()
+		if err != nil {
+			return
+		}
+		if !p.track(c) {
+			c.Close()
+			return
+		}
+		p.wg.Go(func() { p.serve(c) })
+	}
+}
+
+func (p *delayProxy) track(c net.Conn) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.closed {
+		return false
+	}
+	p.conns[c] = struct{}{}
+	return true
+}
+
+func (p *delayProxy) untrack(c net.Conn) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	delete(p.conns, c)
+}
+
+// serve carries one connection.
+func (p *delayProxy) serve(client net.Conn) {
+	defer p.untrack(client)
+	defer client.Close()
+	head, peer, err := peekCaller(client)
+	if err != nil && len(head) == 0 {
+		return
+	}
+	up, err := net.DialTimeout("tcp", p.upstream, 5*time.Second)
+	if err != nil {
+		return
+	}
+	if !p.track(up) {
+		up.Close()
+		return
+	}
+	defer p.untrack(up)
+	defer up.Close()
+	var toUp, toClient io.Writer = up, client
+	if region := p.regionOf(peer); region != "" && region != p.emu.Local() {
+		lu, lc := p.emu.Wrap(up, region), p.emu.Wrap(client, region)
+		defer lu.Close()
+		defer lc.Close()
+		toUp, toClient = lu, lc
+	}
+	if _, err := toUp.Write(head); err != nil {
+		return
+	}
+	done := make(chan struct{}, 2)
+	go func() { io.Copy(toUp, client); done <- struct{}{} }()
+	go func() { io.Copy(toClient, up); done <- struct{}{} }()
+	<-done
+}
+
+// peekCaller reads c up to the end of the first HTTP request's header
+// block and returns the bytes read and the X-Server-From member id ("" if
+// none).
+func peekCaller(c net.Conn) ([]byte, string, error) {
+	var head []byte
+	buf := make([]byte, 4096)
+	for len(head) < maxPeekBytes {
+		n, err := c.Read(buf)
+		head = append(head, buf[:n]...)
+		if i := bytes.Index(head, []byte("\r\n\r\n")); i >= 0 {
+			req, perr := http.ReadRequest(bufio.NewReader(bytes.NewReader(head[:i+4])))
+			if perr != nil {
+				return head, "", nil
+			}
+			return head, req.Header.Get(memberHeader), nil
+		}
+		if err != nil {
+			return head, "", err
+		}
+	}
+	return head, "", errors.New("no HTTP header block within the first 64 KiB")
+}
+
+// Close stops the proxy and closes every connection it carries.
+func (p *delayProxy) Close() {
+	p.mu.Lock()
+	p.closed = true
+	for c := range p.conns {
+		c.Close()
+	}
+	p.mu.Unlock()
+	p.ln.Close()
+	p.wg.Wait()
+}

@@ -1,0 +1,124 @@
+package wanbench
+
+import (
+	"bufio"
+	"io"
+	"net"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/causewaydb/causeway/internal/link"
+)
+
+// echoServer accepts connections on 127.0.0.1 and echoes every byte back.
+func echoServer(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() { io.Copy(c, c); c.Close() }()
+		}
+	}()
+	t.Cleanup(func() { ln.Close(); <-done })
+	return ln.Addr().String()
+}
+
+// TestDelayProxyAddsItsStatedDelay measures what the proxy adds to a
+// round trip: every round trip of a caller it knows takes at least twice
+// the link's one-way delay (the link layer never releases a byte early),
+// and the median at most proxyOverheadBound more.
+func TestDelayProxyAddsItsStatedDelay(t *testing.T) {
+	const oneWay = 40 * time.Millisecond
+	emu := link.New("eu-west")
+	if err := emu.Set("us-east", link.Link{Delay: oneWay}); err != nil {
+		t.Fatal(err)
+	}
+	p, err := newDelayProxy(echoServer(t), emu, func(id string) string {
+		if id == "8e9e05c52164694d" {
+			return "us-east"
+		}
+		return ""
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+
+	roundTrips := func(header string) []time.Duration {
+		c, err := net.Dial("tcp", p.Addr())
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		r := bufio.NewReader(c)
+		head := "GET /raft/stream/message/1 HTTP/1.1\r\nHost: x\r\n" + header + "\r\n"
+		send := func(msg string) time.Duration {
+			start := time.Now()
+			if _, err := io.WriteString(c, msg); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := io.ReadFull(r, make([]byte, len(msg))); err != nil {
+				t.Fatal(err)
+			}
+			return time.Since(start)
+		}
+		out := []time.Duration{send(head)}
+		for range 10 {
+			out = append(out, send("ping\n"))
+		}
+		return out
+	}
+
+	rtts := roundTrips(memberHeader + ": 8e9e05c52164694d\r\n")
+	for i, d := range rtts {
+		if d < 2*oneWay {
+			t.Errorf("round trip %d took %v, less than twice the one-way delay %v", i, d, oneWay)
+		}
+	}
+	slices.Sort(rtts)
+	median := rtts[len(rtts)/2]
+	t.Logf("round trips through the proxy (one-way %v): min %v, median %v, max %v", oneWay, rtts[0], median, rtts[len(rtts)-1])
+	if median > 2*oneWay+proxyOverheadBound {
+		t.Errorf("median round trip %v: the proxy added more than %v beyond the emulated %v", median, proxyOverheadBound, 2*oneWay)
+	}
+
+	// A caller the proxy cannot name (no header, or an unknown member)
+	// crosses undelayed: its bytes still arrive, in order.
+	for _, header := range []string{"", memberHeader + ": 1234\r\n"} {
+		if got := roundTrips(header); len(got) != 11 {
+			t.Fatalf("%d round trips, want 11", len(got))
+		}
+	}
+	if c := emu.Counters("us-east"); c.Sent == 0 {
+		t.Errorf("no byte crossed the us-east link: %+v", c)
+	}
+}
+
+func TestEtcdMemberIDIsDeterministicAndDistinct(t *testing.T) {
+	// The formula (etcd's membership.NewMember: SHA-1 of the sorted peer
+	// URLs and the cluster token, first 8 bytes big-endian) is checked
+	// against a running etcd's member list by startEtcd, which fails the
+	// run when they differ, so the smoke test of `causeway bench` checks it
+	// wherever etcd is installed. Here: deterministic, and distinct for
+	// distinct members.
+	got := etcdMemberID("http://127.0.0.1:2380", "etcd-cluster")
+	if len(got) == 0 || len(got) > 16 {
+		t.Fatalf("id %q is not a 64-bit hex number", got)
+	}
+	if again := etcdMemberID("http://127.0.0.1:2380", "etcd-cluster"); again != got {
+		t.Fatalf("id not deterministic: %s then %s", got, again)
+	}
+	if other := etcdMemberID("http://127.0.0.1:2381", "etcd-cluster"); other == got {
+		t.Fatalf("two peer URLs give one id %s", got)
+	}
+}
