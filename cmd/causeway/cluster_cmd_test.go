@@ -121,11 +121,14 @@ func TestClusterCommand(t *testing.T) {
 	defer cancel()
 	east := causewayv1connect.NewKVServiceClient(http.DefaultClient, "http://"+addrs["us-east"])
 	west := causewayv1connect.NewKVServiceClient(http.DefaultClient, "http://"+addrs["eu-west"])
+	// Timed from before the Put: the write cannot exist before it is sent,
+	// so it cannot be read across a 20ms link sooner than 20ms after that,
+	// however long the Put's answer takes to come back.
+	start := time.Now()
 	put, err := east.Put(ctx, connect.NewRequest(&v1.PutRequest{Key: "k", Value: []byte("v")}))
 	if err != nil {
 		t.Fatal(err)
 	}
-	start := time.Now()
 	got, err := west.Get(ctx, connect.NewRequest(&v1.GetRequest{Key: "k", CausalToken: put.Msg.CausalToken}))
 	if err != nil || string(got.Msg.Value) != "v" {
 		t.Fatalf("read in eu-west: %v, %v", got, err)
