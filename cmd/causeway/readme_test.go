@@ -423,21 +423,5 @@ func awaitReady(t *testing.T, addr string, limit time.Duration) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), limit)
 	defer cancel()
-	client := &http.Client{Timeout: time.Second}
-	tick := time.NewTicker(50 * time.Millisecond)
-	defer tick.Stop()
-	for {
-		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+addr+"/readyz", nil)
-		if res, err := client.Do(req); err == nil {
-			res.Body.Close()
-			if res.StatusCode == http.StatusOK {
-				return
-			}
-		}
-		select {
-		case <-ctx.Done():
-			t.Fatalf("node at %s not ready within %v", addr, limit)
-		case <-tick.C:
-		}
-	}
+	awaitReadyz(ctx, t, &http.Client{Timeout: time.Second}, "http://"+addr)
 }

@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -68,17 +69,6 @@ func tlsHTTPClient(tlsCfg *tls.Config) *http.Client {
 	return &http.Client{Transport: &http.Transport{TLSClientConfig: tlsCfg, Protocols: protocols}, Timeout: 20 * time.Second}
 }
 
-type bearer struct {
-	token string
-	next  http.RoundTripper
-}
-
-func (b bearer) RoundTrip(r *http.Request) (*http.Response, error) {
-	r = r.Clone(r.Context())
-	r.Header.Set("Authorization", "Bearer "+b.token)
-	return b.next.RoundTrip(r)
-}
-
 // TestSecureCluster runs two regions with --certs-dir: causal replication,
 // gossip and the linearizable tier (Raft and forwarding) work over mutual
 // TLS; clients are authenticated by certificate or token and authorised by
@@ -108,11 +98,11 @@ func TestSecureCluster(t *testing.T) {
 	anonTLS, _ := pki.ClientTLS(certs.ca, "")
 	alice, rita, anon := tlsHTTPClient(aliceTLS), tlsHTTPClient(ritaTLS), tlsHTTPClient(anonTLS)
 	ops := tlsHTTPClient(anonTLS)
-	ops.Transport = bearer{token: certs.admin, next: ops.Transport}
+	ops.Transport = bearerTransport{token: certs.admin, next: ops.Transport}
 
 	// eu-west joined (snapshots over mutual TLS) once it serves.
 	for _, u := range []string{eastURL, westURL} {
-		awaitReadyTLS(ctx, t, rita, u)
+		awaitReadyz(ctx, t, rita, u)
 	}
 
 	// Replication over mutual TLS: a write in us-east is read in eu-west.
@@ -149,7 +139,7 @@ func TestSecureCluster(t *testing.T) {
 		want connect.Code
 	}{
 		{"no credential", call(ctx, anon, eastURL, "put"), connect.CodeUnauthenticated},
-		{"unknown token", call(ctx, &http.Client{Transport: bearer{token: "cwt_nope", next: anon.Transport}}, eastURL, "put"), connect.CodeUnauthenticated},
+		{"unknown token", call(ctx, &http.Client{Transport: bearerTransport{token: "cwt_nope", next: anon.Transport}}, eastURL, "put"), connect.CodeUnauthenticated},
 		{"readonly writes", call(ctx, rita, eastURL, "put"), connect.CodePermissionDenied},
 		{"readwrite sets a link", call(ctx, alice, eastURL, "setlink"), connect.CodePermissionDenied},
 		{"client replicates", call(ctx, alice, eastURL, "replicate"), connect.CodePermissionDenied},
@@ -217,7 +207,7 @@ func TestSecureCluster(t *testing.T) {
 	raftAddr := east.Addrs.Raft
 	if raftAddr == "" {
 		host, port, _ := net.SplitHostPort(east.Addrs.API)
-		raftAddr = net.JoinHostPort(host, itoa(atoi(port)+200))
+		raftAddr = net.JoinHostPort(host, itoa(mustAtoi(t, port)+200))
 	}
 	if conn, err := tls.Dial("tcp", raftAddr, anonTLS); err == nil {
 		conn.SetDeadline(time.Now().Add(5 * time.Second))
@@ -234,8 +224,8 @@ func TestSecureCluster(t *testing.T) {
 	}
 }
 
-// awaitReadyTLS polls GET /readyz until the region serves clients.
-func awaitReadyTLS(ctx context.Context, t *testing.T, c *http.Client, url string) {
+// awaitReadyz polls GET url/readyz with c until the node serves clients.
+func awaitReadyz(ctx context.Context, t *testing.T, c *http.Client, url string) {
 	t.Helper()
 	tick := time.NewTicker(100 * time.Millisecond)
 	defer tick.Stop()
@@ -309,10 +299,11 @@ func grepLines(s, sub string) string {
 	return strings.Join(out, "\n")
 }
 
-func atoi(s string) int {
-	n := 0
-	for _, r := range s {
-		n = n*10 + int(r-'0')
+func mustAtoi(t *testing.T, s string) int {
+	t.Helper()
+	n, err := strconv.Atoi(s)
+	if err != nil {
+		t.Fatal(err)
 	}
 	return n
 }

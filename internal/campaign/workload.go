@@ -72,7 +72,8 @@ type Finalizer interface {
 	Final(ctx context.Context, env *Env) error
 }
 
-// Outcome of a failed write: whether it definitely did not happen.
+// DefiniteFailure reports the outcome of a failed write: whether it
+// definitely did not happen (the campaign and the demo judge alike).
 //
 // A request the server refused (invalid_argument, failed_precondition,
 // resource_exhausted, ...) wrote nothing: Causeway documents that a request
@@ -80,7 +81,7 @@ type Finalizer interface {
 // (connection refused) wrote nothing either. Everything else (a timeout, a
 // connection reset after the request was sent, unavailable, which the
 // transport also reports for a dropped connection) may have been applied.
-func definiteFailure(err error) bool {
+func DefiniteFailure(err error) bool {
 	if errors.Is(err, syscall.ECONNREFUSED) {
 		return true
 	}
@@ -93,8 +94,8 @@ func definiteFailure(err error) bool {
 	return false
 }
 
-// errorCode is the Connect code of err, or "connection_refused".
-func errorCode(err error) string {
+// ErrorCode is the Connect code of err, or "connection_refused".
+func ErrorCode(err error) string {
 	if errors.Is(err, syscall.ECONNREFUSED) {
 		return "connection_refused"
 	}

@@ -345,7 +345,7 @@ func versionOf(v *v1.Version) *Version {
 }
 
 func (c *causalClient) failRead(op int64, err error) bool {
-	c.env.Recorder.Complete(op, EventFail, Event{Code: errorCode(err), Error: err.Error()})
+	c.env.Recorder.Complete(op, EventFail, Event{Code: ErrorCode(err), Error: err.Error()})
 	return false
 }
 
@@ -459,17 +459,17 @@ func (c *causalClient) write(ctx context.Context, op int64, call func(context.Co
 			c.sess.token = token
 			c.env.Recorder.Complete(op, EventOK, Event{Version: versionOf(version), Token: token, Attempts: attempt})
 			return true
-		case definiteFailure(err) && !uncertain:
+		case DefiniteFailure(err) && !uncertain:
 			// An earlier attempt that may have been applied keeps the
 			// outcome unknown, whatever a later attempt says.
-			c.env.Recorder.Complete(op, EventFail, Event{Code: errorCode(err), Error: err.Error(), Attempts: attempt})
+			c.env.Recorder.Complete(op, EventFail, Event{Code: ErrorCode(err), Error: err.Error(), Attempts: attempt})
 			return false
 		}
-		if !definiteFailure(err) {
+		if !DefiniteFailure(err) {
 			uncertain = true
 		}
 		if attempt > c.w.MaxRetries || !waitUntil(ctx, time.Now().Add(time.Duration(attempt)*100*time.Millisecond)) {
-			c.env.Recorder.Complete(op, EventInfo, Event{Code: errorCode(err), Error: err.Error(), Attempts: attempt})
+			c.env.Recorder.Complete(op, EventInfo, Event{Code: ErrorCode(err), Error: err.Error(), Attempts: attempt})
 			return false
 		}
 	}

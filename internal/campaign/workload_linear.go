@@ -346,7 +346,7 @@ func (c *linearClient) complete(op int64, read bool, err error, a attempts, res 
 		return true
 	}
 	code := connect.CodeOf(err)
-	e := Event{Code: errorCode(err), Error: err.Error(), Attempts: a.n, Extra: res.raw()}
+	e := Event{Code: ErrorCode(err), Error: err.Error(), Attempts: a.n, Extra: res.raw()}
 	switch {
 	case linearRefusals[code]:
 		e.Refused = true

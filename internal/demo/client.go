@@ -8,7 +8,6 @@ import (
 	"maps"
 	"slices"
 	"strings"
-	"syscall"
 	"time"
 
 	"connectrpc.com/connect"
@@ -86,29 +85,6 @@ func (d *Demo) nextIndex(session string) (int, error) {
 	}
 	d.sessions[session]++
 	return d.sessions[session], nil
-}
-
-// definiteFailure reports whether a failed write certainly had no effect
-// (as internal/campaign judges it): the server refused it, or it never
-// reached one.
-func definiteFailure(err error) bool {
-	if errors.Is(err, syscall.ECONNREFUSED) {
-		return true
-	}
-	switch connect.CodeOf(err) {
-	case connect.CodeInvalidArgument, connect.CodeFailedPrecondition, connect.CodeResourceExhausted,
-		connect.CodePermissionDenied, connect.CodeUnimplemented, connect.CodeAlreadyExists,
-		connect.CodeAborted, connect.CodeNotFound, connect.CodeOutOfRange, connect.CodeUnauthenticated:
-		return true
-	}
-	return false
-}
-
-func errorCode(err error) string {
-	if errors.Is(err, syscall.ECONNREFUSED) {
-		return "connection_refused"
-	}
-	return connect.CodeOf(err).String()
 }
 
 // errorText is the message a person reads: the server's, without the
@@ -200,10 +176,10 @@ func (d *Demo) doClient(ctx context.Context, a Action) (*Result, error) {
 		version, token, err := call()
 		if err != nil {
 			typ := campaign.EventInfo
-			if definiteFailure(err) {
+			if campaign.DefiniteFailure(err) {
 				typ = campaign.EventFail
 			}
-			d.rec.Complete(op, typ, campaign.Event{Code: errorCode(err), Error: err.Error(), Attempts: 1})
+			d.rec.Complete(op, typ, campaign.Event{Code: campaign.ErrorCode(err), Error: err.Error(), Attempts: 1})
 			res.fail(err)
 			break
 		}
@@ -222,7 +198,7 @@ func (d *Demo) doClient(ctx context.Context, a Action) (*Result, error) {
 		op = d.rec.Invoke(inv)
 		r, err := kv.Get(ctx, connect.NewRequest(&v1.GetRequest{Key: a.Key, CausalToken: a.Token}))
 		if err != nil {
-			d.rec.Complete(op, campaign.EventFail, campaign.Event{Code: errorCode(err), Error: err.Error()})
+			d.rec.Complete(op, campaign.EventFail, campaign.Event{Code: campaign.ErrorCode(err), Error: err.Error()})
 			res.fail(err)
 			break
 		}
@@ -266,13 +242,13 @@ func (d *Demo) doClient(ctx context.Context, a Action) (*Result, error) {
 			}
 		}
 		if err != nil {
-			e := campaign.Event{Code: errorCode(err), Error: err.Error(), Attempts: 1}
+			e := campaign.Event{Code: campaign.ErrorCode(err), Error: err.Error(), Attempts: 1}
 			typ := campaign.EventInfo
 			switch connect.CodeOf(err) {
 			case connect.CodeAlreadyExists, connect.CodeNotFound, connect.CodeAborted, connect.CodeFailedPrecondition:
 				typ, e.Refused = campaign.EventFail, true
 			default:
-				if a.Op == OpLookup || definiteFailure(err) {
+				if a.Op == OpLookup || campaign.DefiniteFailure(err) {
 					typ = campaign.EventFail
 				}
 			}
@@ -294,6 +270,6 @@ func (d *Demo) doClient(ctx context.Context, a Action) (*Result, error) {
 
 // fail fills in a refusal.
 func (r *Result) fail(err error) {
-	r.OK, r.Code, r.Error = false, errorCode(err), errorText(err)
+	r.OK, r.Code, r.Error = false, campaign.ErrorCode(err), errorText(err)
 	r.Text = r.Code + ": " + r.Error
 }

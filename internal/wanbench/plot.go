@@ -263,8 +263,8 @@ func visibilityPlot(res *Results) (*plot.Plot, bool) {
 		p.Legend.Add(s.label, sc)
 	}
 	p.X.Min, p.Y.Min = 0, 0
-	p.Legend.Top = true
-	p.Legend.Left = true
+	p.Legend.Top = false // below y = x: every point lies above it
+	p.Legend.Left = false
 	p.Add(plotter.NewGrid())
 	return p, true
 }
