@@ -139,16 +139,20 @@ func TestVerifyCampaign(t *testing.T) {
 
 // checkMinorityRefused checks that the linear tier refused to serve in the
 // regions the campaign cut off: some linear operation under way in a
-// partitioned region ended unavailable (or timed out) before the heal.
-// verifyCampaignSeed's plan cuts ap-southeast off for 1.3s, then eu-west
-// for 1.4s. A request under way when the links are cut waits for the
-// leader's answer, which never comes: without WAN delay the region gives
-// up after about 1.1s (two election timeouts) and answers unavailable,
-// and a client retries an unknown outcome for 1s only, so those requests
-// end unavailable while the region is still cut off. (Requests sent later
-// in the partition are often retried past the heal and succeed, so
-// operations are judged by when they ended, not when they began.)
+// partitioned region ended unavailable (or timed out) while it was cut off.
+// A request under way when the links are cut waits for the leader's
+// answer, which never comes: without WAN delay the region gives up after
+// about 1.1s (two election timeouts) and answers unavailable, and a client
+// retries an unknown outcome for 1s only. verifyCampaignSeed's partition
+// holds little longer than that, so an answer that left the region just
+// before the heal may reach the client just after it: an operation counts
+// as refused when it ended unavailable within refusalGrace of the heal.
+// (Requests sent later in the partition are often retried past the heal
+// and succeed, so operations are judged by when they ended, not when they
+// began. A region that served the minority would answer OK, which the
+// linearizability checker judges.)
 func checkMinorityRefused(t *testing.T, h *campaign.History) {
+	const refusalGrace = 500 * time.Millisecond
 	t.Helper()
 	type window struct {
 		fault    *campaign.Fault
@@ -184,7 +188,7 @@ func checkMinorityRefused(t *testing.T, h *campaign.History) {
 			}
 			seen = append(seen, fmt.Sprintf("%s %s invoked %+v, ended %+v: %s %s (%d attempts)", o.Invoke.Client, o.Invoke.F,
 				o.Invoke.Time.Sub(w.from).Round(time.Millisecond), end.Sub(w.from).Round(time.Millisecond), o.Outcome(), o.Completion.Code, o.Completion.Attempts))
-			if code := o.Completion.Code; end.Before(w.to) && (code == "unavailable" || code == "deadline_exceeded") {
+			if code := o.Completion.Code; end.Before(w.to.Add(refusalGrace)) && (code == "unavailable" || code == "deadline_exceeded") {
 				refused++
 			}
 		}
@@ -192,7 +196,7 @@ func checkMinorityRefused(t *testing.T, h *campaign.History) {
 			w.fault.Region, w.to.Sub(w.from).Round(time.Millisecond), strings.Join(seen, "\n"))
 	}
 	if refused == 0 {
-		t.Errorf("no linear operation in a region partitioned from every other ended unavailable before the heal")
+		t.Errorf("no linear operation in a region partitioned from every other ended unavailable before (or just after) the heal")
 	}
 }
 
