@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"regexp"
 	"strconv"
 	"strings"
 	"testing"
@@ -107,10 +108,15 @@ func TestClockSkewedRegionFencesItself(t *testing.T) {
 		t.Errorf("ap-south, 3s ahead with a 500ms max offset, still accepts writes after 30s")
 	} else {
 		t.Logf("ap-south refuses writes (after accepting %d probes while it had not yet measured two peers): %v", accepted, refusal)
-		for _, want := range []string{"ap-south", "3.0s ahead", "500ms", "use another region"} {
+		for _, want := range []string{"ap-south", "500ms", "use another region"} {
 			if !strings.Contains(refusal.Error(), want) {
 				t.Errorf("refusal %q does not mention %q", refusal, want)
 			}
+		}
+		// The offset is measured from gossip round trips, whose halves a
+		// loaded machine makes unequal: 3s within half a second.
+		if !regexp.MustCompile(`\b(2\.[5-9]|3\.[0-5])s ahead`).MatchString(refusal.Error()) {
+			t.Errorf("refusal %q does not say the clock is about 3s ahead", refusal)
 		}
 	}
 

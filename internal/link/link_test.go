@@ -171,8 +171,10 @@ func TestCutLetsNoByteThrough(t *testing.T) {
 }
 
 // TestDelayShapesRoundTrip: 50 ms one way in each direction makes a round
-// trip of 100 ms, within 10%. The median of several round trips is taken,
-// so one scheduling hiccup of a shared machine does not decide the result.
+// trip of 100 ms. No round trip may be shorter (the delay is a floor); the
+// fastest of several must be close to it (a delay applied twice, or per
+// read, would show as 150 ms or more). Scheduling on a shared machine only
+// lengthens round trips, so the fastest one is the emulator's own figure.
 func TestDelayShapesRoundTrip(t *testing.T) {
 	a, b := New("us-east"), New("eu-west")
 	must(t, a.Set("eu-west", Link{Delay: 50 * time.Millisecond}))
@@ -186,9 +188,8 @@ func TestDelayShapesRoundTrip(t *testing.T) {
 		rtts = append(rtts, rtt)
 	}
 	slices.Sort(rtts)
-	median := rtts[len(rtts)/2]
-	if median < 100*time.Millisecond || median > 110*time.Millisecond {
-		t.Fatalf("median round trip %v (all %v), want 100ms within 10%%", median, rtts)
+	if rtts[0] < 100*time.Millisecond || rtts[0] > 125*time.Millisecond {
+		t.Fatalf("fastest round trip %v (all %v), want 100ms, at most 25ms late", rtts[0], rtts)
 	}
 	// Delay never reorders: a burst arrives in order.
 	for i := range 20 {
