@@ -106,6 +106,20 @@ bench-linear: ## linearizable tier: WAN latency vs its floor, throughput vs etcd
 	  else echo "etcd not installed (apt-get install -y etcd-server needs root): the etcd rows will be skipped"; fi; }
 	$(GO) test -run='^$$' -bench=BenchmarkLinear -benchtime=$(LINEAR_BENCHTIME) -timeout 30m ./bench/
 
+# The peer benchmark (bench/peer_test.go): a causeway serve process and a
+# single-member etcd process driven in turn by one load generator, Put and
+# Get at 1 and 64 clients over Connect/HTTP/1.1, Connect/HTTP/2 and gRPC,
+# with server CPU per operation. PEER_SLICE, PEER_ROUNDS, PEER_CLIENTS,
+# PEER_OPS and PEER_PPROF=DIR (server CPU profiles) tune it; see bench/doc.go.
+.PHONY: bench-peer
+bench-peer: build ## causal Put/Get vs a single etcd, same load generator, alternating slices (installs Debian's etcd-server if missing and possible)
+	@command -v etcd >/dev/null 2>&1 || [ -x /usr/bin/etcd ] || { \
+	  if ! command -v apt-get >/dev/null 2>&1; then echo "etcd not installed and no apt-get: the etcd rows will be skipped"; \
+	  elif [ "$$(id -u)" = 0 ]; then { apt-get update -qq && apt-get install -y -qq etcd-server; } || echo "installing etcd-server failed: the etcd rows will be skipped"; \
+	  elif sudo -n true 2>/dev/null; then { sudo -n apt-get update -qq && sudo -n apt-get install -y -qq etcd-server; } || echo "installing etcd-server failed: the etcd rows will be skipped"; \
+	  else echo "etcd not installed (apt-get install -y etcd-server needs root): the etcd rows will be skipped"; fi; }
+	CAUSEWAY_BIN=$(BIN)/causeway $(GO) test -run='^$$' -bench=BenchmarkPeer -benchtime=1x -timeout 30m ./bench/
+
 # The WAN latency benchmark (`causeway bench`, internal/wanbench): causal and
 # linearizable tiers beside etcd under an emulated WAN; report, results.json
 # and plots into BENCH_OUT. BENCH_FLAGS="--quick" for a one-minute run,

@@ -47,6 +47,7 @@ func etcdBinary() (string, error) {
 // etcdCluster is a running etcd cluster.
 type etcdCluster struct {
 	clients []string // client URLs, by member
+	pids    []int    // process ids, by member
 	leader  string   // client URL of the member that leads
 }
 
@@ -108,6 +109,7 @@ func startEtcd(b *testing.B, members int) (*etcdCluster, error) {
 			logFile.Close()
 			return nil, fmt.Errorf("start etcd %s: %w", names[i], err)
 		}
+		cl.pids = append(cl.pids, cmd.Process.Pid)
 		exited[i] = make(chan struct{})
 		go func() {
 			cmd.Wait()
