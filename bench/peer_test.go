@@ -10,6 +10,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -47,10 +48,16 @@ import (
 // system, from /proc/PID/stat) the server process spent per operation;
 // etcd's rows are skipped with a message when etcd is not installed.
 // Environment knobs (defaults in brackets): PEER_CLIENTS [1,64],
-// PEER_SLICE [3s], PEER_ROUNDS [3], PEER_OPS [put,get], CAUSEWAY_BIN (a
-// causeway binary to run; default: built from this module into a temporary
-// directory), PEER_PPROF=DIR (write a 10s CPU profile of the causeway
-// server under each protocol's Put at the highest client count into DIR).
+// PEER_SLICE [3s], PEER_ROUNDS [3], PEER_OPS [put,get], PEER_PROTOCOLS
+// [connect-h1,connect-h2,grpc], CAUSEWAY_BIN (the causeway binary to run;
+// default: built from this module into a temporary directory),
+// CAUSEWAY_BASE_BIN (a second causeway binary, say one built from the
+// commit before a change, run beside the first as "causeway-base" in the
+// same alternation: the before and after of a change in one run), and
+// PEER_PPROF=DIR (then a 10s CPU profile of each causeway server under
+// Puts at the highest client count, per protocol, is written to
+// DIR/<server>-put-<protocol>.pprof, and the per-layer account of
+// layers_test.go printed).
 func BenchmarkPeer(b *testing.B) {
 	if runtime.GOOS != "linux" {
 		b.Skip("reads server CPU time from /proc")
@@ -70,9 +77,33 @@ func BenchmarkPeer(b *testing.B) {
 	ops := strings.Split(envOr("PEER_OPS", "put,get"), ",")
 	maxClients := clientCounts[len(clientCounts)-1]
 
-	cw, err := startCauseway(b)
-	if err != nil {
-		b.Fatal(err)
+	servers := []struct{ name, bin string }{{"causeway", os.Getenv("CAUSEWAY_BIN")}}
+	if base := os.Getenv("CAUSEWAY_BASE_BIN"); base != "" {
+		servers = append(servers, struct{ name, bin string }{"causeway-base", base})
+	}
+	wanted := strings.Split(envOr("PEER_PROTOCOLS", "connect-h1,connect-h2,grpc"), ",")
+	h1 := newHTTPClient(b, maxClients)
+	h2 := newH2CClient(b)
+	var cws []*causewayProcess
+	for _, srv := range servers {
+		cw, err := startCauseway(b, srv.name, srv.bin)
+		if err != nil {
+			b.Fatal(err)
+		}
+		for _, p := range []peerProtocol{
+			{name: "connect-h1", kv: causewayv1connect.NewKVServiceClient(h1, cw.url)},
+			{name: "connect-h2", kv: causewayv1connect.NewKVServiceClient(h2, cw.url)},
+			{name: "grpc", kv: causewayv1connect.NewKVServiceClient(h2, cw.url, connect.WithGRPC())},
+		} {
+			if slices.Contains(wanted, p.name) {
+				p.server = cw
+				cw.protocols = append(cw.protocols, p)
+			}
+		}
+		if len(cw.protocols) == 0 {
+			b.Fatalf("PEER_PROTOCOLS=%q: want some of connect-h1, connect-h2, grpc", strings.Join(wanted, ","))
+		}
+		cws = append(cws, cw)
 	}
 	var etcd *etcdCluster
 	if _, err := etcdBinary(); err != nil {
@@ -81,25 +112,17 @@ func BenchmarkPeer(b *testing.B) {
 		b.Fatal(err)
 	}
 
-	h1 := newHTTPClient(b, maxClients)
-	h2 := newH2CClient(b)
-	protocols := []struct {
-		name string
-		kv   causewayv1connect.KVServiceClient
-	}{
-		{"connect-h1", causewayv1connect.NewKVServiceClient(h1, cw.url)},
-		{"connect-h2", causewayv1connect.NewKVServiceClient(h2, cw.url)},
-		{"grpc", causewayv1connect.NewKVServiceClient(h2, cw.url, connect.WithGRPC())},
-	}
 	var etcdKV *etcdGRPC
 	if etcd != nil {
 		etcdKV = newEtcdGRPC(h2, etcd.clients[0])
 	}
 
-	// The keys every Get reads, written once to both servers.
+	// The keys every Get reads, written once to every server.
 	ctx := context.Background()
-	if _, err := drive(ctx, numKeys, 16, putOp(protocols[0].kv, nil)); err != nil {
-		b.Fatalf("load causeway: %v", err)
+	for _, cw := range cws {
+		if _, err := drive(ctx, numKeys, 16, putOp(cw.protocols[0].kv, nil)); err != nil {
+			b.Fatalf("load %s: %v", cw.name, err)
+		}
 	}
 	if etcdKV != nil {
 		if _, err := drive(ctx, numKeys, 16, func(ctx context.Context, _, i int) error {
@@ -115,7 +138,7 @@ func BenchmarkPeer(b *testing.B) {
 	for _, opName := range ops {
 		for _, clients := range clientCounts {
 			var legs []peerLeg
-			for _, p := range protocols {
+			for _, p := range allProtocols(cws) {
 				tokens := make([]string, clients)
 				var do op
 				switch opName {
@@ -141,7 +164,7 @@ func BenchmarkPeer(b *testing.B) {
 				default:
 					b.Fatalf("PEER_OPS: unknown operation %q (want put, get)", opName)
 				}
-				legs = append(legs, peerLeg{server: "causeway", protocol: p.name, op: opName, pid: cw.pid, do: do})
+				legs = append(legs, peerLeg{server: p.server.name, protocol: p.name, op: opName, pid: p.server.pid, do: do})
 			}
 			if etcdKV != nil {
 				pid := etcd.pids[0]
@@ -166,13 +189,31 @@ func BenchmarkPeer(b *testing.B) {
 		}
 	}
 	if dir := os.Getenv("PEER_PPROF"); dir != "" {
-		profilePuts(b, dir, cw, protocols[0].kv, protocols[1].kv, protocols[2].kv, maxClients, uniqueKey)
+		for _, cw := range cws {
+			profilePuts(b, dir, cw, maxClients, uniqueKey)
+		}
 	}
 	// Printed, not logged: the testing package keeps only the first lines
 	// of a benchmark's log.
 	fmt.Printf("\nBenchmarkPeer: %d rounds of %v slices per leg, server and load generator on one machine (%d cores)\n\n%s\n",
 		rounds[0], slice, runtime.NumCPU(), peerTable(table))
 	reportPeerRatios(b, table, maxClients)
+}
+
+// peerProtocol is a client of the causeway server in one protocol.
+type peerProtocol struct {
+	name   string
+	kv     causewayv1connect.KVServiceClient
+	server *causewayProcess
+}
+
+// allProtocols lists the protocols of every causeway server.
+func allProtocols(cws []*causewayProcess) []peerProtocol {
+	var all []peerProtocol
+	for _, cw := range cws {
+		all = append(all, cw.protocols...)
+	}
+	return all
 }
 
 // peerLeg is one server, protocol and operation.
@@ -208,7 +249,7 @@ func alternatePeers(b *testing.B, legs []peerLeg, clients int, slice time.Durati
 	type sample struct {
 		rate                    float64
 		p50, p99, max, cpu, own time.Duration
-		ops                int
+		ops                     int
 	}
 	samples := make([][]sample, len(legs))
 	orders := williams(len(legs))
@@ -345,14 +386,15 @@ func reportPeerRatios(b *testing.B, rows []peerRow, clients int) {
 
 // causewayProcess is a running `causeway serve`.
 type causewayProcess struct {
-	url string
-	pid int
+	name, url, bin string
+	pid            int
+	protocols      []peerProtocol
 }
 
 // startCauseway starts one region (causal tier alone, no gossip, pprof
-// on) with data under b's temporary directory, stopped in b's cleanup.
-func startCauseway(b *testing.B) (*causewayProcess, error) {
-	bin := os.Getenv("CAUSEWAY_BIN")
+// on) of binary bin with data under b's temporary directory, stopped in
+// b's cleanup. With no bin, it builds one from this module.
+func startCauseway(b *testing.B, name, bin string) (*causewayProcess, error) {
 	if bin == "" {
 		bin = filepath.Join(b.TempDir(), "causeway")
 		build := exec.Command("go", "build", "-o", bin, "github.com/causewaydb/causeway/cmd/causeway")
@@ -408,7 +450,7 @@ func startCauseway(b *testing.B) (*causewayProcess, error) {
 	case <-time.After(60 * time.Second):
 		return nil, fmt.Errorf("causeway serve not serving after 60s: %s", tail(logPath))
 	}
-	return &causewayProcess{url: "http://" + addr, pid: cmd.Process.Pid}, nil
+	return &causewayProcess{name: name, url: "http://" + addr, bin: bin, pid: cmd.Process.Pid}, nil
 }
 
 // procCPU is the user + system CPU time process pid has used, from
@@ -516,31 +558,42 @@ func hasField(b []byte, n protowire.Number) bool {
 	return false
 }
 
-// profilePuts writes a CPU profile of the causeway server under 64-client
-// Puts over each protocol into dir: put-<protocol>.pprof.
-func profilePuts(b *testing.B, dir string, cw *causewayProcess, h1, h2, grpc causewayv1connect.KVServiceClient, clients int, key func() string) {
+// profilePuts writes a CPU profile of the causeway server under Puts from
+// clients over each protocol into dir (put-<protocol>.pprof) and prints
+// the per-layer account of each (layers_test.go).
+func profilePuts(b *testing.B, dir string, cw *causewayProcess, clients int, key func() string) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		b.Fatal(err)
 	}
-	for _, p := range []struct {
-		name string
-		kv   causewayv1connect.KVServiceClient
-	}{{"connect-h1", h1}, {"connect-h2", h2}, {"grpc", grpc}} {
+	var names []string
+	var shares []map[string]float64
+	var cpuPerOp []time.Duration
+	for _, p := range cw.protocols {
 		ctx, cancel := context.WithCancel(context.Background())
-		done := make(chan error, 1)
+		cpu0, err := procCPU(cw.pid)
+		if err != nil {
+			b.Fatal(err)
+		}
+		type result struct {
+			l   load
+			err error
+		}
+		done := make(chan result, 1)
 		go func() {
-			_, err := driveFor(ctx, 12*time.Second, clients, func(ctx context.Context, _, _ int) error {
+			l, err := driveFor(ctx, time.Hour, clients, func(ctx context.Context, _, _ int) error {
 				_, err := p.kv.Put(ctx, connect.NewRequest(&v1.PutRequest{Key: key(), Value: value}))
 				return err
 			})
-			done <- err
+			done <- result{l, err}
 		}()
-		time.Sleep(time.Second) // let the load reach its steady state before profiling
+		// The profile starts with the load; what both cover is the same
+		// steady state but for the first requests.
 		res, err := http.Get(cw.url + "/debug/pprof/profile?seconds=10")
 		if err != nil {
 			b.Fatal(err)
 		}
-		out, err := os.Create(filepath.Join(dir, "put-"+p.name+".pprof"))
+		path := filepath.Join(dir, cw.name+"-put-"+p.name+".pprof")
+		out, err := os.Create(path)
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -548,14 +601,27 @@ func profilePuts(b *testing.B, dir string, cw *causewayProcess, h1, h2, grpc cau
 		res.Body.Close()
 		out.Close()
 		cancel()
-		if lerr := <-done; lerr != nil && !errors.Is(lerr, context.Canceled) {
-			b.Fatalf("load while profiling %s: %v", p.name, lerr)
+		r := <-done
+		if r.err != nil && !errors.Is(r.err, context.Canceled) && connect.CodeOf(r.err) != connect.CodeCanceled {
+			b.Fatalf("load while profiling %s: %v", p.name, r.err)
 		}
 		if err != nil {
 			b.Fatal(err)
 		}
-		b.Logf("profile of the server under %d-client Puts over %s: %s", clients, p.name, out.Name())
+		cpu1, err := procCPU(cw.pid)
+		if err != nil {
+			b.Fatal(err)
+		}
+		sh, err := profileLayers(cw.bin, path)
+		if err != nil {
+			b.Fatal(err)
+		}
+		names = append(names, p.name)
+		shares = append(shares, sh)
+		cpuPerOp = append(cpuPerOp, (cpu1-cpu0)/time.Duration(max(r.l.ops, 1)))
 	}
+	fmt.Printf("\nWhere the %s server's CPU goes under %d-client Puts (profiles in %s; layers as bench/layers_test.go charges them):\n\n%s\n",
+		cw.name, clients, dir, layerTable(names, shares, cpuPerOp))
 }
 
 func envOr(name, def string) string {
