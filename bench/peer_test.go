@@ -37,6 +37,11 @@ import (
 //	causeway grpc         gRPC over one cleartext HTTP/2 connection
 //	etcd grpc             etcd's gRPC API over one cleartext HTTP/2
 //	                      connection, as etcd's Go client sends it
+//	noop (each protocol)  a process serving a KVService that does nothing
+//	                      (answers a prebuilt Put- or Get-sized response)
+//	                      with the HTTP server settings of causeway serve:
+//	                      what the HTTP and Connect layers cost alone, the
+//	                      floor under causeway's rows (PEER_NOOP=0 drops it)
 //
 // Put writes a 100-byte value under a key no other Put used; Get reads one
 // of 10,000 keys written before the slices start (etcd's Get twice: the
@@ -80,6 +85,9 @@ func BenchmarkPeer(b *testing.B) {
 	servers := []struct{ name, bin string }{{"causeway", os.Getenv("CAUSEWAY_BIN")}}
 	if base := os.Getenv("CAUSEWAY_BASE_BIN"); base != "" {
 		servers = append(servers, struct{ name, bin string }{"causeway-base", base})
+	}
+	if os.Getenv("PEER_NOOP") != "0" {
+		servers = append(servers, struct{ name, bin string }{"noop", noopServer})
 	}
 	wanted := strings.Split(envOr("PEER_PROTOCOLS", "connect-h1,connect-h2,grpc"), ",")
 	h1 := newHTTPClient(b, maxClients)
@@ -190,7 +198,9 @@ func BenchmarkPeer(b *testing.B) {
 	}
 	if dir := os.Getenv("PEER_PPROF"); dir != "" {
 		for _, cw := range cws {
-			profilePuts(b, dir, cw, maxClients, uniqueKey)
+			if cw.name != "noop" { // serves no profile
+				profilePuts(b, dir, cw, maxClients, uniqueKey)
+			}
 		}
 	}
 	// Printed, not logged: the testing package keeps only the first lines
@@ -391,11 +401,15 @@ type causewayProcess struct {
 	protocols      []peerProtocol
 }
 
+// noopServer, as the binary of startCauseway, starts the RPC floor of
+// noop_main_test.go instead of causeway serve.
+const noopServer = "noop"
+
 // startCauseway starts one region (causal tier alone, no gossip, pprof
 // on) of binary bin with data under b's temporary directory, stopped in
 // b's cleanup. With no bin, it builds one from this module.
 func startCauseway(b *testing.B, name, bin string) (*causewayProcess, error) {
-	if bin == "" {
+	if bin == "" && name != "noop" {
 		bin = filepath.Join(b.TempDir(), "causeway")
 		build := exec.Command("go", "build", "-o", bin, "github.com/causewaydb/causeway/cmd/causeway")
 		if out, err := build.CombinedOutput(); err != nil {
@@ -408,13 +422,20 @@ func startCauseway(b *testing.B, name, bin string) (*causewayProcess, error) {
 	}
 	addr := fmt.Sprintf("127.0.0.1:%d", ports[0])
 	dir := b.TempDir()
+	url := make(chan string, 1)
 	logPath := filepath.Join(dir, "serve.log")
 	logFile, err := os.Create(logPath)
 	if err != nil {
 		return nil, err
 	}
-	cmd := exec.Command(bin, "serve", "--region", "bench", "--data", filepath.Join(dir, "data"), "--listen", addr,
-		"--gossip-listen", "off", "--linear", "off", "--pprof", "--log-level", "warn")
+	var cmd *exec.Cmd
+	if bin == noopServer {
+		cmd = exec.Command(os.Args[0], "-test.run=^$")
+		cmd.Env = append(os.Environ(), noopServeEnv+"=1")
+	} else {
+		cmd = exec.Command(bin, "serve", "--region", "bench", "--data", filepath.Join(dir, "data"), "--listen", addr,
+			"--gossip-listen", "off", "--linear", "off", "--pprof", "--log-level", "warn")
+	}
 	cmd.Stderr = logFile
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
@@ -425,13 +446,13 @@ func startCauseway(b *testing.B, name, bin string) (*causewayProcess, error) {
 		return nil, fmt.Errorf("start %s: %w", bin, err)
 	}
 	exited := make(chan struct{})
-	serving := make(chan string, 1)
 	go func() {
 		sc := bufio.NewScanner(stdout)
 		for sc.Scan() {
-			if strings.Contains(sc.Text(), "serving on") {
+			if _, u, ok := strings.Cut(sc.Text(), "serving on "); ok {
+				u, _, _ = strings.Cut(u, " ")
 				select {
-				case serving <- sc.Text():
+				case url <- u:
 				default:
 				}
 			}
@@ -443,14 +464,15 @@ func startCauseway(b *testing.B, name, bin string) (*causewayProcess, error) {
 		close(exited)
 	}()
 	b.Cleanup(func() { stopProcess(b, cmd.Process, exited) })
+	var base string
 	select {
-	case <-serving:
+	case base = <-url:
 	case <-exited:
 		return nil, fmt.Errorf("causeway serve exited: %s", tail(logPath))
 	case <-time.After(60 * time.Second):
 		return nil, fmt.Errorf("causeway serve not serving after 60s: %s", tail(logPath))
 	}
-	return &causewayProcess{name: name, url: "http://" + addr, bin: bin, pid: cmd.Process.Pid}, nil
+	return &causewayProcess{name: name, url: base, bin: bin, pid: cmd.Process.Pid}, nil
 }
 
 // procCPU is the user + system CPU time process pid has used, from

@@ -265,6 +265,12 @@ func (h noopKV) Put(context.Context, *connect.Request[v1.PutRequest]) (*connect.
 	return connect.NewResponse(h.res), nil
 }
 
+// Get answers a found value of the benchmark's size, with Put's version
+// and token, for BenchmarkPeer's Get floor.
+func (h noopKV) Get(context.Context, *connect.Request[v1.GetRequest]) (*connect.Response[v1.GetResponse], error) {
+	return connect.NewResponse(&v1.GetResponse{Found: true, Value: value, Version: h.res.GetVersion(), CausalToken: h.res.GetCausalToken()}), nil
+}
+
 // putSizedResponse is a PutResponse as a node returns it in this benchmark:
 // a version from region "bench" and a session token covering one region.
 func putSizedResponse() *v1.PutResponse {

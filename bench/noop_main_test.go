@@ -1,0 +1,62 @@
+package bench
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"syscall"
+	"testing"
+	"time"
+
+	"connectrpc.com/connect"
+
+	"github.com/causewaydb/causeway/api/causeway/v1/causewayv1connect"
+	"github.com/causewaydb/causeway/replica"
+)
+
+// noopServeEnv makes this test binary, re-executed, serve the RPC floor
+// (noopKV answering a Put-sized response) as a process of its own, so that
+// BenchmarkPeer can read the CPU a request costs a server that does nothing
+// else, on each protocol, from /proc as it does for causeway and etcd.
+const noopServeEnv = "CAUSEWAY_BENCH_NOOP_SERVE"
+
+func TestMain(m *testing.M) {
+	if os.Getenv(noopServeEnv) == "1" {
+		if err := serveNoop(); err != nil {
+			fmt.Fprintln(os.Stderr, "noop server:", err)
+			os.Exit(1)
+		}
+		os.Exit(0)
+	}
+	os.Exit(m.Run())
+}
+
+// serveNoop serves noopKV on a loopback port as serveKV does, prints
+// "serving on http://ADDR" and returns on SIGTERM.
+func serveNoop() error {
+	mux := http.NewServeMux()
+	mux.Handle(causewayv1connect.NewKVServiceHandler(noopKV{res: putSizedResponse()},
+		connect.WithReadMaxBytes(replica.MaxRequestBytes), connect.WithCompressMinBytes(4<<10)))
+	protocols := new(http.Protocols)
+	protocols.SetHTTP1(true)
+	protocols.SetUnencryptedHTTP2(true)
+	srv := &http.Server{Handler: mux, Protocols: protocols, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return err
+	}
+	stop := make(chan os.Signal, 1)
+	signal.Notify(stop, syscall.SIGTERM, os.Interrupt)
+	go func() {
+		<-stop
+		srv.Close()
+	}()
+	fmt.Printf("noop: serving on http://%s\n", ln.Addr())
+	if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
+		return err
+	}
+	return nil
+}
