@@ -42,6 +42,7 @@ func runServe(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "causeway serve: %v\n", err)
 		return exitUsage
 	}
+	tuneGC(os.Getenv)
 	return serveProcess(pcfg, f.listen, f.data, logger, stdout, stderr)
 }
 
