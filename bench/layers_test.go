@@ -43,6 +43,7 @@ var frameLayers = []struct{ prefix, layer string }{
 	{"github.com/causewaydb/causeway/internal/logbridge.", layerMiddle},
 	{"github.com/causewaydb/causeway/replica.(*Server).metrics", layerMiddle},
 	{"github.com/causewaydb/causeway/replica.malformed", layerMiddle},
+	{"github.com/causewaydb/causeway/internal/link.", layerHTTP}, // every accepted connection passes the link emulator
 	{"log/slog.", layerMiddle},
 	{"github.com/causewaydb/causeway/api/causeway/v1/causewayv1connect.", layerConnect},
 	{"github.com/causewaydb/causeway/", layerNode},
@@ -192,6 +193,7 @@ func TestLayerOf(t *testing.T) {
 		{[]string{"runtime.mapassign_faststr", "github.com/prometheus/client_golang/prometheus.(*CounterVec).WithLabelValues", "github.com/causewaydb/causeway/internal/process.(*Server).observe"}, layerMiddle},
 		{[]string{"runtime.memmove", "github.com/causewaydb/causeway/replica.(*Node).Put", "github.com/causewaydb/causeway/replica.(*Server).Put", "connectrpc.com/connect.NewUnaryHandler.func2"}, layerNode},
 		{[]string{"github.com/cockroachdb/pebble/v2/internal/arenaskl.(*Skiplist).Add", "github.com/cockroachdb/pebble/v2.(*DB).commitWrite", "github.com/causewaydb/causeway/replica.(*Node).Put"}, layerPebble},
+		{[]string{"sync.(*Once).Do", "github.com/causewaydb/causeway/internal/link.(*acceptedConn).Read", "bufio.(*Reader).Read", "net/http.(*conn).serve"}, layerHTTP},
 		{[]string{"runtime.scanobject", "runtime.gcDrain", "runtime.gcBgMarkWorker.func2", "runtime.gcBgMarkWorker"}, layerGC},
 		{[]string{"runtime.futex", "runtime.futexsleep", "runtime.notesleep", "runtime.stopm", "runtime.findRunnable", "runtime.schedule"}, layerSchedule},
 	} {
