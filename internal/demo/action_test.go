@@ -211,3 +211,27 @@ func TestActionValidate(t *testing.T) {
 		}
 	}
 }
+
+func TestRetriesTransient(t *testing.T) {
+	unavailable := &Result{Code: "unavailable", Error: "linearizable tier unavailable here"}
+	for _, tc := range []struct {
+		a    Action
+		res  *Result
+		want bool
+	}{
+		{Action{Op: OpLookup, Expect: &Expect{Outcome: "owner", Text: "alice"}}, unavailable, true},
+		{Action{Op: OpGet, Expect: &Expect{Outcome: "value", Text: "v"}}, unavailable, true},
+		{Action{Op: OpClaim, Expect: &Expect{Outcome: "already_exists"}}, unavailable, true},
+		{Action{Op: OpClaim, Expect: &Expect{Outcome: "ok"}}, unavailable, false}, // may commit late
+		{Action{Op: OpPut, Expect: &Expect{Outcome: "ok"}}, unavailable, false},   // may be applied
+		{Action{Op: OpGet, Expect: &Expect{Outcome: "unavailable"}}, unavailable, false},
+		{Action{Op: OpGet, Expect: &Expect{Outcome: "fail"}}, unavailable, false},
+		{Action{Op: OpGet}, unavailable, false},
+		{Action{Op: OpGet, Expect: &Expect{Outcome: "value", Text: "v"}}, &Result{Code: "failed_precondition"}, false},
+		{Action{Op: OpGet, Expect: &Expect{Outcome: "value", Text: "v"}}, &Result{OK: true}, false},
+	} {
+		if got := retriesTransient(tc.a, tc.res); got != tc.want {
+			t.Errorf("retriesTransient(%s expecting %v, %+v) = %v, want %v", tc.a.Op, tc.a.Expect, tc.res, got, tc.want)
+		}
+	}
+}

@@ -139,6 +139,30 @@ type ScenarioReport struct {
 	Failures []string
 }
 
+// transientRetry bounds how long a step retries a transient unavailable
+// (retriesTransient), transientPause is the pause between its attempts.
+const (
+	transientRetry = 10 * time.Second
+	transientPause = 250 * time.Millisecond
+)
+
+// retriesTransient reports whether a step that answered res is tried
+// again: it expected an answer other than a refusal, got unavailable, and
+// asking again cannot change what it would see. That holds for reads
+// (get, lookup) and for a claim expected to find the name taken (a claim
+// that commits late cannot free it); a put or a claim expected to succeed
+// is never repeated, as its first attempt may still take effect.
+func retriesTransient(a Action, res *Result) bool {
+	if a.Expect == nil || res == nil || res.OK || res.Code != "unavailable" {
+		return false
+	}
+	switch a.Expect.Outcome {
+	case "unavailable", "fail":
+		return false
+	}
+	return a.Op == OpGet || a.Op == OpLookup || (a.Op == OpClaim && a.Expect.Outcome == "already_exists")
+}
+
 // OK reports whether every step was done and every expectation held.
 func (r *ScenarioReport) OK() bool { return len(r.Failures) == 0 }
 
@@ -181,6 +205,17 @@ func RunScenario(ctx context.Context, d *Demo, sc *Scenario, out io.Writer) *Sce
 		}
 		fmt.Fprintf(out, "%s   %s\n", at, a.String())
 		res, err := d.Do(ctx, a)
+		for retryUntil := time.Now().Add(transientRetry); err == nil && retriesTransient(a, res) && time.Now().Before(retryUntil); {
+			// A leader election after a heal makes the linear tier
+			// unavailable for a moment; a client retries it, and so does
+			// a step whose answer cannot depend on whether it is retried.
+			fmt.Fprintf(out, "          %s; retrying\n", res.Summary())
+			select {
+			case <-ctx.Done():
+			case <-time.After(transientPause):
+			}
+			res, err = d.Do(ctx, a)
+		}
 		fail := func(format string, args ...any) {
 			msg := fmt.Sprintf("%s:%d: %s: ", sc.Name, st.Line, a.String()) + fmt.Sprintf(format, args...)
 			rep.Failures = append(rep.Failures, msg)
