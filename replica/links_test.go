@@ -68,7 +68,7 @@ func TestPartitionAndHeal(t *testing.T) {
 	mustGet(t, b, "during-b", pb.CausalToken)
 	// eu-west cannot serve a session that saw us-east's new write: it
 	// says so instead of answering stale.
-	ctx, cancel := context.WithTimeout(context.Background(), time.Second) // the server answers 100ms before it
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second) // the server answers 250ms before it
 	defer cancel()
 	_, err := b.kv.Get(ctx, connect.NewRequest(&v1.GetRequest{Key: "during-a", CausalToken: pa.CausalToken}))
 	if connect.CodeOf(err) != connect.CodeUnavailable {

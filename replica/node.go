@@ -249,7 +249,7 @@ func (n *Node) awaitCausalPast(ctx context.Context, need clocks.Vector) error {
 	// receives the explanation rather than a bare deadline_exceeded.
 	var cancel context.CancelFunc
 	if deadline, ok := ctx.Deadline(); ok {
-		margin := min(time.Until(deadline)/10, maxAnswerMargin)
+		margin := min(time.Until(deadline)/4, maxAnswerMargin)
 		ctx, cancel = context.WithDeadline(ctx, deadline.Add(-margin))
 	} else {
 		ctx, cancel = context.WithTimeout(ctx, n.cfg.CausalWaitTimeout)
@@ -270,8 +270,11 @@ func (n *Node) awaitCausalPast(ctx context.Context, need clocks.Vector) error {
 }
 
 // maxAnswerMargin is the most time a causal wait leaves before the request
-// deadline for the unavailable answer to reach the client.
-const maxAnswerMargin = 100 * time.Millisecond
+// deadline for the unavailable answer to reach the client (a quarter of
+// the time left, up to this): the deadline the server reads is already
+// late by the request's trip, and the answer has the same trip back, on a
+// busy machine or a long route more than 100ms.
+const maxAnswerMargin = 250 * time.Millisecond
 
 func missingPastError(region string, gaps []clocks.Gap) error {
 	parts := make([]string, len(gaps))

@@ -253,7 +253,7 @@ func TestCausalWaitOverTheWire(t *testing.T) {
 	// region whose writes have not arrived would) gets unavailable, naming
 	// what is missing, within the request deadline.
 	future := futureToken(t, put.Msg.CausalToken, node)
-	ctx, cancel := context.WithTimeout(ctx, time.Second) // the server answers 100ms before it
+	ctx, cancel := context.WithTimeout(ctx, time.Second) // the server answers 250ms before it
 	defer cancel()
 	_, err = kv.Get(ctx, connect.NewRequest(&v1.GetRequest{Key: "k", CausalToken: future}))
 	if connect.CodeOf(err) != connect.CodeUnavailable || !strings.Contains(err.Error(), "eu-west writes 1..4") {

@@ -142,7 +142,7 @@ func TestPartitionEndToEnd(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	shortCtx, cancelShort := context.WithTimeout(ctx, time.Second) // the server answers 100ms before it
+	shortCtx, cancelShort := context.WithTimeout(ctx, time.Second) // the server answers 250ms before it
 	_, err = b.kv.Get(shortCtx, connect.NewRequest(&v1.GetRequest{Key: "x", CausalToken: res.Msg.CausalToken}))
 	cancelShort()
 	if connect.CodeOf(err) != connect.CodeUnavailable {
