@@ -58,6 +58,15 @@
 // throughput beside a 3-member etcd cluster doing the same (Debian's
 // etcd-server; its rows are skipped when etcd is not installed).
 //
+// BenchmarkPeer (bench/peer_test.go, `make bench-peer`) is the peer
+// benchmark: a `causeway serve` process, a single-member etcd process and a
+// process serving a KVService that does nothing, each driven in turn by
+// this process over Connect/HTTP/1.1, Connect/HTTP/2 and gRPC, with the
+// server's CPU per operation read from /proc. With PEER_PPROF=DIR it also
+// profiles the causeway server and charges every sample to a layer of the
+// request path (bench/layers_test.go). docs/bench/peer.md has its figures,
+// the per-layer account of a Put and what it would take to reach etcd.
+//
 // Each benchmark reports, besides ns/op:
 //
 //	ops/s   operations completed per second by all clients together
