@@ -23,6 +23,9 @@ type nodeMetrics struct {
 	badFrames    prometheus.Counter
 	forgedPeers  prometheus.Counter
 	tombstones   prometheus.Counter
+	// versionRefusals: replication streams refused for want of a shared
+	// protocol version (replication_version.go).
+	versionRefusals prometheus.Counter
 }
 
 // latencyBuckets span 100µs to ~13s: local reads at the bottom, fsynced
@@ -72,6 +75,10 @@ func newNodeMetrics(n *Node) *nodeMetrics {
 			Namespace: "causeway", Name: "replication_forged_peers_total", ConstLabels: labels,
 			Help: "Replication and snapshot requests refused because the caller's node certificate names another region than the one it spoke for.",
 		}),
+		versionRefusals: prometheus.NewCounter(prometheus.CounterOpts{
+			Namespace: "causeway", Name: "replication_version_refusals_total", ConstLabels: labels,
+			Help: "Replication and snapshot streams refused, by either side, because the two regions share no protocol version (a release more than one apart); the log and Status name the region.",
+		}),
 		tombstones: prometheus.NewCounter(prometheus.CounterOpts{
 			Namespace: "causeway", Name: "tombstones_collected_total", ConstLabels: labels,
 			Help: "Tombstones deleted because every region has them and no write can still lose to them.",
@@ -79,7 +86,7 @@ func newNodeMetrics(n *Node) *nodeMetrics {
 	}
 	m.registry.MustRegister(n.cfg.Metrics...)
 	m.registry.MustRegister(
-		m.tombstones,
+		m.tombstones, m.versionRefusals,
 		m.latency, m.pending, m.applyLatency, m.visibility, m.applied, m.lagEntries, m.lagSeconds, m.badFrames, m.forgedPeers,
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),

@@ -39,6 +39,9 @@ type StoreOptions struct {
 	// MinSyncInterval, if set, is consulted after every WAL fsync for the
 	// pause before the next (Pebble's WALMinSyncInterval); see package internal/groupcommit.
 	MinSyncInterval func() time.Duration
+	// format is the range of store formats opened; zero: this build's
+	// (version.go). Tests set it to play a build of another version.
+	format storeFormat
 }
 
 // DefaultCacheBytes is the default block cache. Every write reads its key's
@@ -46,7 +49,9 @@ type StoreOptions struct {
 // that read off the disk.
 const DefaultCacheBytes = 256 << 20
 
-// OpenStore opens (creating if needed) the store in dir.
+// OpenStore opens (creating if needed) the store in dir. It refuses a
+// store of a format version this build cannot read (ErrUnsupportedVersion)
+// and migrates an older one it can (version.go).
 func OpenStore(dir string, o StoreOptions) (*Store, error) {
 	fs := o.FS
 	if fs == nil {
@@ -72,6 +77,9 @@ func OpenStore(dir string, o StoreOptions) (*Store, error) {
 	db, err := pebble.Open(dir, opts)
 	if err != nil {
 		return nil, fmt.Errorf("open store in %s: %w", dir, err)
+	}
+	if err := checkStoreFormat(db, dir, o.format); err != nil {
+		return nil, errors.Join(err, db.Close())
 	}
 	return &Store{db: db}, nil
 }
