@@ -153,6 +153,11 @@ func TestGossipDrivesReplicationAndSeesPartitions(t *testing.T) {
 		}
 		return true
 	})
+	for state, want := range map[string]float64{"alive": 3, "suspect": 0, "dead": 0, "left": 0, "removed": 0} {
+		if got := metricValue(t, b, `causeway_gossip_members{region="eu-west",state="`+state+`"}`); got != want {
+			t.Errorf("eu-west's causeway_gossip_members{state=%q} = %v with every region alive; want %v", state, got, want)
+		}
+	}
 
 	admin := causewayv1connect.NewAdminServiceClient(http0(), "http://"+a.addr)
 	for _, r := range []string{"eu-west", "ap-south"} {
@@ -168,6 +173,9 @@ func TestGossipDrivesReplicationAndSeesPartitions(t *testing.T) {
 	})
 	if !sawSuspect {
 		t.Error("us-east went dead on eu-west without being seen suspect first")
+	}
+	if got := metricValue(t, b, `causeway_gossip_members{region="eu-west",state="dead"}`); got != 1 {
+		t.Errorf("eu-west's causeway_gossip_members{state=\"dead\"} = %v while it sees us-east dead; want 1", got)
 	}
 	eventually(t, "eu-west seen dead from us-east", func() bool { return memberState(status(t, a), "eu-west") == "dead" })
 	// Both sides keep serving writes during the partition.
@@ -245,7 +253,8 @@ func TestStableTombstonesAreCollected(t *testing.T) {
 	}
 }
 
-// metricValue reads one unlabelled-by-procedure metric of a region.
+// metricValue reads one unlabelled-by-procedure metric of a region, or the
+// series name{labels} names exactly (labels in the exposition's order).
 func metricValue(t *testing.T, r *region, name string) float64 {
 	t.Helper()
 	res, err := http.Get("http://" + r.addr + "/metrics")
@@ -255,7 +264,7 @@ func metricValue(t *testing.T, r *region, name string) float64 {
 	defer res.Body.Close()
 	raw, _ := io.ReadAll(res.Body)
 	for _, line := range strings.Split(string(raw), "\n") {
-		if strings.HasPrefix(line, name+"{") || strings.HasPrefix(line, name+" ") {
+		if strings.HasPrefix(line, name+"{") || strings.HasPrefix(line, name+" ") || (strings.HasSuffix(name, "}") && strings.HasPrefix(line, name)) {
 			f := strings.Fields(line)
 			v, _ := strconv.ParseFloat(f[len(f)-1], 64)
 			return v
