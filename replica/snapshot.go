@@ -123,6 +123,7 @@ func (r *replication) mergeSnapshot(ctx context.Context, region, addr string, un
 	stream, err := client.Snapshot(ctx, connect.NewRequest(&v1.SnapshotRequest{
 		ClusterId: n.cluster.String(), Region: n.cfg.Region, Protocol: r.protocolsProto()}))
 	if err != nil {
+		r.refusedByServer(region, err)
 		return nil, err
 	}
 	defer stream.Close()
