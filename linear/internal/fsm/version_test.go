@@ -18,3 +18,18 @@ func TestFutureCommandVersionIsRefusedNotApplied(t *testing.T) {
 	h.expect("lookup after the refused entry", lookupCmd("users", "alice"), want{Code: CodeNotFound, Msg: "is not claimed"})
 	h.expect("the same request in format 1", claim, want{Code: CodeOK, Owner: "c1", Version: h.index + 1})
 }
+
+// TestUnknownOperationIsRefusedNotApplied: an operation a later release
+// added, in this release's command format, is refused alike and changes no
+// state (the machine's clock included).
+func TestUnknownOperationIsRefusedNotApplied(t *testing.T) {
+	h := newHarness(t)
+	before := h.m.clockMs()
+	future := h.fill(Command{Op: opEnd + 3, Namespace: "users", Name: "alice", Owner: "c1", NowMs: startMs + 60_000})
+	res := h.applyData(future.Encode())
+	checkResult(t, "a future operation", res, h.index, want{Code: CodeInvalidArgument, Msg: "unknown operation"})
+	if h.m.clockMs() != before {
+		t.Errorf("a refused entry moved the machine's clock from %d to %d", before, h.m.clockMs())
+	}
+	h.expect("lookup after the refused entry", lookupCmd("users", "alice"), want{Code: CodeNotFound, Msg: "is not claimed"})
+}
