@@ -74,6 +74,8 @@ var sentinels = []sentinel{
 	{"causal.ErrBadAck", causal.ErrBadAck, connect.CodeInvalidArgument, "an acknowledgement beyond what was sent: the stream is reset"},
 
 	{"replica.ErrCorruptRecord", replica.ErrCorruptRecord, connect.CodeInternal, "damaged storage or a damaged frame; the node logs it"},
+	{"replica.ErrUnsupportedVersion", replica.ErrUnsupportedVersion, connect.CodeFailedPrecondition,
+		"a peer (or a data directory) of a format or protocol version this node cannot read: a release more than one apart (replica/version.go)"},
 
 	{"gossip.ErrCannotRemove", gossip.ErrCannotRemove, connect.CodeInternal,
 		"replica labels it invalid_argument (replica/membership.go)"},

@@ -51,7 +51,7 @@ func (n *Node) applyRemote(writes []*causal.Write) error {
 		return n.fail(fmt.Errorf("commit replicated writes: %w", err))
 	}
 	n.mu.Unlock()
-	if err := wb.wait(); err != nil {
+	if err := n.waitDurable(wb); err != nil {
 		return n.fail(fmt.Errorf("sync replicated writes: %w", err))
 	}
 	// Metrics first: once durable is marked, readers (and tests) may look.

@@ -123,6 +123,11 @@ type Config struct {
 	GroupCommitWriters int
 	// Feed bounds the change feed Watch reads and its watchers (feed.go).
 	Feed FeedConfig
+
+	// protocols and storeFormat are this build's (version.go) unless a
+	// test plays a node of an adjacent release (export_internal_test.go).
+	protocols   versionRange
+	storeFormat storeFormat
 }
 
 // Defaults.
@@ -177,6 +182,9 @@ func (c *Config) EnsureDefaults() {
 	}
 	if c.HTTPClient == nil {
 		c.HTTPClient = newH2CClient(c.Links.DialContext)
+	}
+	if c.protocols == (versionRange{}) {
+		c.protocols = thisBuildsProtocols
 	}
 }
 

@@ -118,6 +118,12 @@
 //     only durable entries. The feed is bounded (FeedConfig: 1h, 1,000,000
 //     writes), and so is every watcher's queue (a slow consumer is cut off
 //     with a resume token) and the number of watchers.
+//   - Versioned formats (version.go). The store records its format version
+//     and a node refuses a store or a replication peer of a version it
+//     cannot read, naming both versions, instead of misreading it; releases
+//     N and N+1 share a version, so a cluster upgrades one node at a time.
+//     The check costs one read at open and one exchange per stream start,
+//     nothing per write.
 //   - Concurrency is visible. A key keeps its siblings (concurrent versions,
 //     at most one per region); reads report them, the winner is the one with
 //     the greatest hybrid timestamp, and a write whose token covers them

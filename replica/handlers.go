@@ -128,7 +128,7 @@ func (h adminHandler) Status(context.Context, *connect.Request[v1.StatusRequest]
 			lag = p.Head - p.Applied
 		}
 		out.Peers = append(out.Peers, &v1.PeerStatus{Region: p.Region, Address: p.Addr, AppliedSeq: p.Applied, AckedSeq: p.Acked,
-			HeadSeq: p.Head, LagWrites: lag})
+			HeadSeq: p.Head, LagWrites: lag, ProtocolVersion: p.Protocol, VersionRefused: p.Refused})
 	}
 	for _, l := range h.node.Links() {
 		out.Links = append(out.Links, linkProto(&l))

@@ -27,7 +27,11 @@ type inmemStore struct {
 	closed bool
 }
 
-func newInmemStore() *inmemStore { return &inmemStore{kv: map[string][]byte{}} }
+// newInmemStore starts as OpenStore leaves a new store: stamped with this
+// build's format (version.go).
+func newInmemStore() *inmemStore {
+	return &inmemStore{kv: map[string][]byte{string(metaFormat): binary.BigEndian.AppendUint64(nil, StoreFormatVersion)}}
+}
 
 var (
 	_ storage      = (*inmemStore)(nil)

@@ -23,6 +23,11 @@ type nodeMetrics struct {
 	badFrames    prometheus.Counter
 	forgedPeers  prometheus.Counter
 	tombstones   prometheus.Counter
+	// versionRefusals: replication streams refused for want of a shared
+	// protocol version (replication_version.go).
+	versionRefusals prometheus.Counter
+	// fsyncLatency: a write batch from the WAL to durable (Node.waitDurable).
+	fsyncLatency prometheus.Histogram
 }
 
 // latencyBuckets span 100µs to ~13s: local reads at the bottom, fsynced
@@ -72,6 +77,16 @@ func newNodeMetrics(n *Node) *nodeMetrics {
 			Namespace: "causeway", Name: "replication_forged_peers_total", ConstLabels: labels,
 			Help: "Replication and snapshot requests refused because the caller's node certificate names another region than the one it spoke for.",
 		}),
+		fsyncLatency: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Namespace: "causeway", Name: "fsync_duration_seconds", ConstLabels: labels,
+			Help: "Durable commit of a batch of writes (local or replicated): from its enqueueing into the write-ahead log to the end of the fsync that covers it. " +
+				"Batches enqueued during one fsync share the next (group commit); compare the count with causeway_wal_fsyncs_total.",
+			Buckets: latencyBuckets,
+		}),
+		versionRefusals: prometheus.NewCounter(prometheus.CounterOpts{
+			Namespace: "causeway", Name: "replication_version_refusals_total", ConstLabels: labels,
+			Help: "Replication and snapshot streams refused, by either side, because the two regions share no protocol version (a release more than one apart); the log and Status name the region.",
+		}),
 		tombstones: prometheus.NewCounter(prometheus.CounterOpts{
 			Namespace: "causeway", Name: "tombstones_collected_total", ConstLabels: labels,
 			Help: "Tombstones deleted because every region has them and no write can still lose to them.",
@@ -79,7 +94,11 @@ func newNodeMetrics(n *Node) *nodeMetrics {
 	}
 	m.registry.MustRegister(n.cfg.Metrics...)
 	m.registry.MustRegister(
-		m.tombstones,
+		m.tombstones, m.versionRefusals, m.fsyncLatency,
+		prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Namespace: "causeway", Name: "wal_fsyncs_total", ConstLabels: labels,
+			Help: "fsyncs of the store's write-ahead log; writes per fsync is the rate of durable writes (local and replicated) over the rate of this.",
+		}, func() float64 { return float64(n.store.WALFsyncs()) }),
 		m.latency, m.pending, m.applyLatency, m.visibility, m.applied, m.lagEntries, m.lagSeconds, m.badFrames, m.forgedPeers,
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),

@@ -70,6 +70,7 @@ type replication struct {
 	acks       map[string]uint64
 	truncated  uint64 // log deleted up to here
 	advertise  string
+	versions   map[string]peerVersion // by region; replication_version.go
 }
 
 type peer struct {
@@ -85,7 +86,7 @@ type peer struct {
 func newReplication(n *Node) *replication {
 	ctx, cancel := context.WithCancel(context.Background())
 	return &replication{n: n, ctx: ctx, cancel: cancel, peers: map[string]*peer{}, acks: map[string]uint64{}, removed: map[string]bool{},
-		held: map[string]*atomic.Int64{}, advertise: n.cfg.Advertise}
+		held: map[string]*atomic.Int64{}, advertise: n.cfg.Advertise, versions: map[string]peerVersion{}}
 }
 
 // start begins replicating with the configured peers, telling them to
@@ -166,6 +167,8 @@ type PeerStatus struct {
 	Applied      uint64 // that region's writes durable here
 	Acked        uint64 // this region's writes that region has acknowledged
 	Head         uint64 // that region's newest write, as last reported
+	Protocol     uint32 // the replication protocol version of the last stream from that region
+	Refused      string // why the last stream with that region was refused for its version, if it was
 }
 
 func (r *replication) status() []PeerStatus {
@@ -173,7 +176,16 @@ func (r *replication) status() []PeerStatus {
 	defer r.mu.Unlock()
 	out := make([]PeerStatus, 0, len(r.peers))
 	for _, p := range r.peers {
-		out = append(out, PeerStatus{Region: p.region, Addr: p.addr, Applied: r.n.durableSeq(p.region), Acked: r.acks[p.region], Head: p.head.Load()})
+		v := r.versions[p.region]
+		out = append(out, PeerStatus{Region: p.region, Addr: p.addr, Applied: r.n.durableSeq(p.region), Acked: r.acks[p.region], Head: p.head.Load(),
+			Protocol: v.protocol, Refused: v.refused})
+	}
+	// A region refused for its version before this node learnt its
+	// address is listed too: the operator must see it.
+	for region, v := range r.versions {
+		if _, ok := r.peers[region]; !ok && v.refused != "" {
+			out = append(out, PeerStatus{Region: region, Refused: v.refused})
+		}
 	}
 	return out
 }
@@ -218,6 +230,7 @@ func (r *replication) followOnce(ctx context.Context, p *peer) (progressed bool,
 	from := n.durableSeq(p.region) + 1
 	if err := stream.Send(&v1.ReplicateRequest{Msg: &v1.ReplicateRequest_Start{Start: &v1.ReplicateStart{
 		ClusterId: n.cluster.String(), Region: n.cfg.Region, FromSeq: from, Advertise: advertise,
+		Protocol: r.protocolsProto(),
 	}}}); err != nil {
 		return false, err
 	}
@@ -259,10 +272,13 @@ func (r *replication) followOnce(ctx context.Context, p *peer) (progressed bool,
 		return progressed, err
 	}
 	inbox := causal.NewInbox(p.region, from)
-	for {
+	for first := true; ; first = false {
 		msg, err := stream.Receive()
 		watchdog.Reset(silenceTimeout)
 		if err != nil {
+			if r.refusedByServer(p.region, err) {
+				return progressed, err
+			}
 			if first, ok := truncated(err); ok {
 				watchdog.Stop() // a snapshot may take longer than a silence
 				return progressed, r.catchUp(ctx, p, from, first)
@@ -271,6 +287,11 @@ func (r *replication) followOnce(ctx context.Context, p *peer) (progressed bool,
 				return reject(err)
 			}
 			return progressed, err
+		}
+		if first {
+			if err := r.checkAnswer(p.region, msg.ProtocolVersion); err != nil {
+				return progressed, err
+			}
 		}
 		writes := make([]*causal.Write, 0, len(msg.Writes))
 		for _, frame := range msg.Writes {
@@ -362,6 +383,10 @@ func (h replicationHandler) Replicate(ctx context.Context, stream *connect.BidiS
 	if err := r.checkPeer(ctx, start.ClusterId, start.Region); err != nil {
 		return err
 	}
+	version, err := r.agree(start.Region, start.Protocol)
+	if err != nil {
+		return err
+	}
 	if !n.state.joining.Load() {
 		// While joining, a subscriber may well hold more of this region's
 		// writes than it does: the join is finding out how many.
@@ -433,7 +458,7 @@ func (h replicationHandler) Replicate(ctx context.Context, stream *connect.BidiS
 			}
 			held.Add(size)
 			sentThrough.Store(pos + uint64(len(frames)) - 1)
-			err = stream.Send(&v1.ReplicateResponse{Writes: frames, HeadSeq: head, SentWallMs: uint64(n.cfg.Now().UnixMilli())})
+			err = stream.Send(&v1.ReplicateResponse{Writes: frames, HeadSeq: head, SentWallMs: uint64(n.cfg.Now().UnixMilli()), ProtocolVersion: version})
 			held.Add(-size)
 			if err != nil {
 				return err
@@ -444,7 +469,7 @@ func (h replicationHandler) Replicate(ctx context.Context, stream *connect.BidiS
 		select {
 		case <-changed:
 		case <-heartbeat.C:
-			if err := stream.Send(&v1.ReplicateResponse{HeadSeq: head, SentWallMs: uint64(n.cfg.Now().UnixMilli())}); err != nil {
+			if err := stream.Send(&v1.ReplicateResponse{HeadSeq: head, SentWallMs: uint64(n.cfg.Now().UnixMilli()), ProtocolVersion: version}); err != nil {
 				return err
 			}
 		case <-acksDone:

@@ -31,6 +31,10 @@ func (h replicationHandler) Snapshot(ctx context.Context, req *connect.Request[v
 	if err := r.checkPeer(ctx, req.Msg.ClusterId, req.Msg.Region); err != nil {
 		return err
 	}
+	version, err := r.agree(req.Msg.Region, req.Msg.Protocol)
+	if err != nil {
+		return err
+	}
 	n.mu.Lock()
 	vec := n.causal.Applied()
 	view := n.store.view()
@@ -41,7 +45,7 @@ func (h replicationHandler) Snapshot(ctx context.Context, req *connect.Request[v
 	if err := n.awaitCausalPast(waitCtx, vec); err != nil {
 		return n.connectError(err)
 	}
-	if err := stream.Send(&v1.SnapshotResponse{Vector: vec}); err != nil {
+	if err := stream.Send(&v1.SnapshotResponse{Vector: vec, ProtocolVersion: version}); err != nil {
 		return err
 	}
 	for _, space := range []byte{spaceData, spaceRequest} {
@@ -116,15 +120,23 @@ func (r *replication) mergeSnapshot(ctx context.Context, region, addr string, un
 
 	client := causewayv1connect.NewReplicationServiceClient(n.cfg.HTTPClient, "http://"+addr,
 		connect.WithReadMaxBytes(maxReplicationMessageBytes))
-	stream, err := client.Snapshot(ctx, connect.NewRequest(&v1.SnapshotRequest{ClusterId: n.cluster.String(), Region: n.cfg.Region}))
+	stream, err := client.Snapshot(ctx, connect.NewRequest(&v1.SnapshotRequest{
+		ClusterId: n.cluster.String(), Region: n.cfg.Region, Protocol: r.protocolsProto()}))
 	if err != nil {
+		r.refusedByServer(region, err)
 		return nil, err
 	}
 	defer stream.Close()
 	if !stream.Receive() {
+		if r.refusedByServer(region, stream.Err()) {
+			return nil, fmt.Errorf("snapshot from %s: %w", region, stream.Err())
+		}
 		return nil, fmt.Errorf("snapshot from %s: %w", region, errors.Join(stream.Err(), errors.New("no vector")))
 	}
 	watchdog.Reset(silenceTimeout)
+	if err := r.checkAnswer(region, stream.Msg().ProtocolVersion); err != nil {
+		return nil, fmt.Errorf("snapshot from %s: %w", region, err)
+	}
 	vec := clocks.Vector(stream.Msg().Vector).Clone()
 	if err := vec.Validate(); err != nil {
 		return nil, fmt.Errorf("snapshot from %s: %w", region, err)

@@ -13,6 +13,7 @@ import (
 	"github.com/cockroachdb/pebble/v2"
 	"github.com/cockroachdb/pebble/v2/vfs"
 	"github.com/google/uuid"
+	dto "github.com/prometheus/client_model/go"
 
 	"github.com/causewaydb/causeway/causal"
 	"github.com/causewaydb/causeway/clocks"
@@ -39,6 +40,9 @@ type StoreOptions struct {
 	// MinSyncInterval, if set, is consulted after every WAL fsync for the
 	// pause before the next (Pebble's WALMinSyncInterval); see package internal/groupcommit.
 	MinSyncInterval func() time.Duration
+	// format is the range of store formats opened; zero: this build's
+	// (version.go). Tests set it to play a build of another version.
+	format storeFormat
 }
 
 // DefaultCacheBytes is the default block cache. Every write reads its key's
@@ -46,7 +50,9 @@ type StoreOptions struct {
 // that read off the disk.
 const DefaultCacheBytes = 256 << 20
 
-// OpenStore opens (creating if needed) the store in dir.
+// OpenStore opens (creating if needed) the store in dir. It refuses a
+// store of a format version this build cannot read (ErrUnsupportedVersion)
+// and migrates an older one it can (version.go).
 func OpenStore(dir string, o StoreOptions) (*Store, error) {
 	fs := o.FS
 	if fs == nil {
@@ -72,6 +78,9 @@ func OpenStore(dir string, o StoreOptions) (*Store, error) {
 	db, err := pebble.Open(dir, opts)
 	if err != nil {
 		return nil, fmt.Errorf("open store in %s: %w", dir, err)
+	}
+	if err := checkStoreFormat(db, dir, o.format); err != nil {
+		return nil, errors.Join(err, db.Close())
 	}
 	return &Store{db: db}, nil
 }
@@ -157,6 +166,21 @@ func (s *Store) setMeta(kv ...[]byte) error {
 // DiskUsage is the disk space used by the store, in bytes.
 func (s *Store) DiskUsage() uint64 { return s.db.Metrics().DiskSpaceUsage() }
 
+// WALFsyncs is the number of fsyncs of the write-ahead log since the store
+// opened (Pebble counts them in its fsync latency histogram). With group
+// commit one fsync makes many batches durable.
+func (s *Store) WALFsyncs() uint64 {
+	h := s.db.Metrics().LogWriter.FsyncLatency
+	if h == nil {
+		return 0
+	}
+	var m dto.Metric
+	if h.Write(&m) != nil {
+		return 0
+	}
+	return m.GetHistogram().GetSampleCount()
+}
+
 // writeBatch accumulates the records of one or more writes: versions,
 // replication log entries, request outcomes and the node state.
 //
@@ -172,6 +196,9 @@ type writeBatch struct {
 	// the batch changes, as it will be once the batch is committed: writes
 	// staged later in the same batch resolve against it (Node.stagedSiblings).
 	staged map[string][]causal.Version
+	// enqueued is when Node.commit handed the batch to the WAL, for the
+	// fsync latency metric (Node.waitDurable).
+	enqueued time.Time
 }
 
 // maxPooledScratch bounds the scratch a recycled batch keeps: a batch that

@@ -3,6 +3,7 @@ package replica
 import (
 	"context"
 	"fmt"
+	"time"
 
 	"github.com/google/uuid"
 
@@ -127,7 +128,7 @@ func (n *Node) Write(ctx context.Context, ops []causal.Op, token, requestID stri
 	}
 	n.mu.Unlock()
 
-	if err := wb.wait(); err != nil {
+	if err := n.waitDurable(wb); err != nil {
 		return WriteResult{}, n.fail(fmt.Errorf("sync write: %w", err))
 	}
 	n.feed.markDurable(feedPos)
@@ -198,6 +199,7 @@ func (n *Node) stagedSiblings(wb *writeBatch, key string) ([]causal.Version, err
 // in the store, caches the sibling sets it staged. Called under mu, so the
 // cache changes in the same order as the store.
 func (n *Node) commit(wb *writeBatch) error {
+	wb.enqueued = time.Now()
 	if err := n.store.commitNoWait(wb); err != nil {
 		return err
 	}
@@ -205,6 +207,18 @@ func (n *Node) commit(wb *writeBatch) error {
 		n.siblings.put(key, s)
 	}
 	return nil
+}
+
+// waitDurable waits for the fsync that makes wb durable (wb.wait) and
+// records how long the batch took from the WAL to disk: the durable commit
+// every acknowledgement waits for, the fsync itself included.
+func (n *Node) waitDurable(wb *writeBatch) error {
+	enqueued := wb.enqueued
+	err := wb.wait()
+	if err == nil && !enqueued.IsZero() {
+		n.metrics.fsyncLatency.Observe(time.Since(enqueued).Seconds())
+	}
+	return err
 }
 
 // replayOutcome answers a retried write with the outcome of the original.

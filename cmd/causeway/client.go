@@ -373,6 +373,9 @@ func statusString(s *v1.StatusResponse) string {
 	fmt.Fprintf(&b, "\nwaiting   %d remote writes wait for their causal past", s.PendingWrites)
 	for _, p := range s.Peers {
 		fmt.Fprintf(&b, "\npeer      %-14s %-22s applied %d of its writes (lag %d); it acknowledged %d of ours", p.Region, p.Address, p.AppliedSeq, p.LagWrites, p.AckedSeq)
+		if p.VersionRefused != "" {
+			fmt.Fprintf(&b, "\n          refused: %s", p.VersionRefused)
+		}
 	}
 	for _, l := range s.Links {
 		fmt.Fprintf(&b, "\nlink      %s", linkString(l))

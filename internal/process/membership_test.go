@@ -153,6 +153,11 @@ func TestGossipDrivesReplicationAndSeesPartitions(t *testing.T) {
 		}
 		return true
 	})
+	// A loaded machine can make a member suspect for a moment: the gauge
+	// is polled, and each scrape must account for every member once.
+	eventually(t, "eu-west's causeway_gossip_members showing 3 alive", func() bool {
+		return memberCounts(t, b)["alive"] == 3
+	})
 
 	admin := causewayv1connect.NewAdminServiceClient(http0(), "http://"+a.addr)
 	for _, r := range []string{"eu-west", "ap-south"} {
@@ -169,6 +174,9 @@ func TestGossipDrivesReplicationAndSeesPartitions(t *testing.T) {
 	if !sawSuspect {
 		t.Error("us-east went dead on eu-west without being seen suspect first")
 	}
+	eventually(t, "eu-west's causeway_gossip_members showing us-east dead", func() bool {
+		return memberCounts(t, b)["dead"] >= 1
+	})
 	eventually(t, "eu-west seen dead from us-east", func() bool { return memberState(status(t, a), "eu-west") == "dead" })
 	// Both sides keep serving writes during the partition.
 	pa := mustPut(t, a, "during", "us-east", "", "")
@@ -243,6 +251,37 @@ func TestStableTombstonesAreCollected(t *testing.T) {
 			return !got.Found && got.Version == nil
 		})
 	}
+}
+
+// memberCounts reads a region's causeway_gossip_members by state from one
+// scrape, and fails unless every state is there and they add up to the
+// three members of the test's cluster (each counted once).
+func memberCounts(t *testing.T, r *region) map[string]float64 {
+	t.Helper()
+	res, err := http.Get("http://" + r.addr + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	raw, _ := io.ReadAll(res.Body)
+	counts := map[string]float64{}
+	total := 0.0
+	prefix := `causeway_gossip_members{region="` + r.name + `",state="`
+	for _, line := range strings.Split(string(raw), "\n") {
+		if rest, ok := strings.CutPrefix(line, prefix); ok {
+			state, value, _ := strings.Cut(rest, `"} `)
+			v, err := strconv.ParseFloat(value, 64)
+			if err != nil {
+				t.Fatalf("%s: %v", line, err)
+			}
+			counts[state] = v
+			total += v
+		}
+	}
+	if len(counts) != 5 || total != 3 {
+		t.Fatalf("%s's causeway_gossip_members = %v: want the five states, adding up to its 3 members", r.name, counts)
+	}
+	return counts
 }
 
 // metricValue reads one unlabelled-by-procedure metric of a region.

@@ -4,6 +4,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	v1 "github.com/causewaydb/causeway/api/causeway/v1"
+	"github.com/causewaydb/causeway/gossip"
 )
 
 // collectors are the figures of gossip and the linearizable tier, labelled
@@ -22,6 +23,49 @@ func (w *Wiring) collectors(region string) []prometheus.Collector {
 			return 0
 		}),
 		newLinearCollector(w, labels),
+		newMembersCollector(w, labels),
+	}
+}
+
+// membersCollector reports gossip membership as this node sees it: the
+// members (nodes, itself included) in each state, every state present (at
+// 0 when none is in it) so that an alert on dead members has a series to
+// watch. Members of a removed region count as removed whatever their
+// state. Nothing without gossip.
+type membersCollector struct {
+	w    *Wiring
+	desc *prometheus.Desc
+}
+
+// memberStates are the values of the state label, in gossip.State order,
+// then removed.
+var memberStates = []string{
+	gossip.Alive.String(), gossip.Suspect.String(), gossip.Dead.String(), gossip.Left.String(), "removed",
+}
+
+func newMembersCollector(w *Wiring, labels prometheus.Labels) *membersCollector {
+	return &membersCollector{w: w, desc: prometheus.NewDesc("causeway_gossip_members",
+		"Members of the cluster (nodes, this one included) by state as this node's gossip sees them: alive, suspect, dead, left (departed gracefully) or removed (its region removed).",
+		[]string{"state"}, labels)}
+}
+
+func (c *membersCollector) Describe(ch chan<- *prometheus.Desc) { ch <- c.desc }
+
+func (c *membersCollector) Collect(ch chan<- prometheus.Metric) {
+	g := c.w.gossip.Load()
+	if g == nil {
+		return
+	}
+	counts := make(map[string]int, len(memberStates))
+	for _, m := range g.Members() {
+		state := m.State.String()
+		if m.Removed {
+			state = "removed"
+		}
+		counts[state]++
+	}
+	for _, state := range memberStates {
+		ch <- prometheus.MustNewConstMetric(c.desc, prometheus.GaugeValue, float64(counts[state]), state)
 	}
 }
 

@@ -1259,9 +1259,16 @@ type PeerStatus struct {
 	// head_seq: that region's newest write, as of its last message here.
 	HeadSeq uint64 `protobuf:"varint,5,opt,name=head_seq,json=headSeq,proto3" json:"head_seq,omitempty"`
 	// lag_writes: that region's writes not yet applied here.
-	LagWrites     uint64 `protobuf:"varint,6,opt,name=lag_writes,json=lagWrites,proto3" json:"lag_writes,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	LagWrites uint64 `protobuf:"varint,6,opt,name=lag_writes,json=lagWrites,proto3" json:"lag_writes,omitempty"`
+	// protocol_version: the replication protocol version of the last stream
+	// from that region (0: none yet).
+	ProtocolVersion uint32 `protobuf:"varint,7,opt,name=protocol_version,json=protocolVersion,proto3" json:"protocol_version,omitempty"`
+	// version_refused: why the last stream with that region was refused for
+	// want of a shared protocol version, naming both sides' versions; empty
+	// once a stream is accepted.
+	VersionRefused string `protobuf:"bytes,8,opt,name=version_refused,json=versionRefused,proto3" json:"version_refused,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
 }
 
 func (x *PeerStatus) Reset() {
@@ -1334,6 +1341,20 @@ func (x *PeerStatus) GetLagWrites() uint64 {
 		return x.LagWrites
 	}
 	return 0
+}
+
+func (x *PeerStatus) GetProtocolVersion() uint32 {
+	if x != nil {
+		return x.ProtocolVersion
+	}
+	return 0
+}
+
+func (x *PeerStatus) GetVersionRefused() string {
+	if x != nil {
+		return x.VersionRefused
+	}
+	return ""
 }
 
 var File_causeway_v1_admin_proto protoreflect.FileDescriptor
@@ -1446,7 +1467,7 @@ const file_causeway_v1_admin_proto_rawDesc = "" +
 	"\treachable\x18\x03 \x01(\bR\treachable\x12\x16\n" +
 	"\x06leader\x18\x04 \x01(\bR\x06leader\x12\x1b\n" +
 	"\tserver_id\x18\x05 \x01(\tR\bserverId\x12\x1a\n" +
-	"\bsuffrage\x18\x06 \x01(\tR\bsuffrage\"\xb6\x01\n" +
+	"\bsuffrage\x18\x06 \x01(\tR\bsuffrage\"\x8a\x02\n" +
 	"\n" +
 	"PeerStatus\x12\x16\n" +
 	"\x06region\x18\x01 \x01(\tR\x06region\x12\x18\n" +
@@ -1456,7 +1477,9 @@ const file_causeway_v1_admin_proto_rawDesc = "" +
 	"\tacked_seq\x18\x04 \x01(\x04R\backedSeq\x12\x19\n" +
 	"\bhead_seq\x18\x05 \x01(\x04R\aheadSeq\x12\x1d\n" +
 	"\n" +
-	"lag_writes\x18\x06 \x01(\x04R\tlagWrites*d\n" +
+	"lag_writes\x18\x06 \x01(\x04R\tlagWrites\x12)\n" +
+	"\x10protocol_version\x18\a \x01(\rR\x0fprotocolVersion\x12'\n" +
+	"\x0fversion_refused\x18\b \x01(\tR\x0eversionRefused*d\n" +
 	"\aLinkCut\x12\x18\n" +
 	"\x14LINK_CUT_UNSPECIFIED\x10\x00\x12\x11\n" +
 	"\rLINK_CUT_BOTH\x10\x01\x12\x15\n" +

@@ -112,7 +112,13 @@ type ReplicateStart struct {
 	FromSeq uint64 `protobuf:"varint,3,opt,name=from_seq,json=fromSeq,proto3" json:"from_seq,omitempty"`
 	// advertise is the address (host:port) at which the caller's API is
 	// reachable, so the server replicates back from it.
-	Advertise     string `protobuf:"bytes,4,opt,name=advertise,proto3" json:"advertise,omitempty"`
+	Advertise string `protobuf:"bytes,4,opt,name=advertise,proto3" json:"advertise,omitempty"`
+	// protocol is the range of replication protocol versions the caller
+	// speaks. The server answers with the newest both speak
+	// (ReplicateResponse.protocol_version) or refuses with
+	// failed_precondition and a ProtocolVersions detail naming its own range.
+	// Unset: a node from before versions were exchanged, which speaks 1.
+	Protocol      *ProtocolVersions `protobuf:"bytes,5,opt,name=protocol,proto3" json:"protocol,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -175,6 +181,67 @@ func (x *ReplicateStart) GetAdvertise() string {
 	return ""
 }
 
+func (x *ReplicateStart) GetProtocol() *ProtocolVersions {
+	if x != nil {
+		return x.Protocol
+	}
+	return nil
+}
+
+// ProtocolVersions is a range of replication protocol versions, oldest to
+// newest (README, "Upgrading": releases N and N+1 share a version).
+type ProtocolVersions struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Min           uint32                 `protobuf:"varint,1,opt,name=min,proto3" json:"min,omitempty"`
+	Max           uint32                 `protobuf:"varint,2,opt,name=max,proto3" json:"max,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ProtocolVersions) Reset() {
+	*x = ProtocolVersions{}
+	mi := &file_causeway_v1_replication_proto_msgTypes[2]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ProtocolVersions) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ProtocolVersions) ProtoMessage() {}
+
+func (x *ProtocolVersions) ProtoReflect() protoreflect.Message {
+	mi := &file_causeway_v1_replication_proto_msgTypes[2]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ProtocolVersions.ProtoReflect.Descriptor instead.
+func (*ProtocolVersions) Descriptor() ([]byte, []int) {
+	return file_causeway_v1_replication_proto_rawDescGZIP(), []int{2}
+}
+
+func (x *ProtocolVersions) GetMin() uint32 {
+	if x != nil {
+		return x.Min
+	}
+	return 0
+}
+
+func (x *ProtocolVersions) GetMax() uint32 {
+	if x != nil {
+		return x.Max
+	}
+	return 0
+}
+
 // LogTruncated is the detail of the failed_precondition error a Replicate
 // caller gets when the server no longer holds the writes it asked for.
 type LogTruncated struct {
@@ -188,7 +255,7 @@ type LogTruncated struct {
 
 func (x *LogTruncated) Reset() {
 	*x = LogTruncated{}
-	mi := &file_causeway_v1_replication_proto_msgTypes[2]
+	mi := &file_causeway_v1_replication_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -200,7 +267,7 @@ func (x *LogTruncated) String() string {
 func (*LogTruncated) ProtoMessage() {}
 
 func (x *LogTruncated) ProtoReflect() protoreflect.Message {
-	mi := &file_causeway_v1_replication_proto_msgTypes[2]
+	mi := &file_causeway_v1_replication_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -213,7 +280,7 @@ func (x *LogTruncated) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LogTruncated.ProtoReflect.Descriptor instead.
 func (*LogTruncated) Descriptor() ([]byte, []int) {
-	return file_causeway_v1_replication_proto_rawDescGZIP(), []int{2}
+	return file_causeway_v1_replication_proto_rawDescGZIP(), []int{3}
 }
 
 func (x *LogTruncated) GetRegion() string {
@@ -241,7 +308,7 @@ type ReplicateAck struct {
 
 func (x *ReplicateAck) Reset() {
 	*x = ReplicateAck{}
-	mi := &file_causeway_v1_replication_proto_msgTypes[3]
+	mi := &file_causeway_v1_replication_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -253,7 +320,7 @@ func (x *ReplicateAck) String() string {
 func (*ReplicateAck) ProtoMessage() {}
 
 func (x *ReplicateAck) ProtoReflect() protoreflect.Message {
-	mi := &file_causeway_v1_replication_proto_msgTypes[3]
+	mi := &file_causeway_v1_replication_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -266,7 +333,7 @@ func (x *ReplicateAck) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReplicateAck.ProtoReflect.Descriptor instead.
 func (*ReplicateAck) Descriptor() ([]byte, []int) {
-	return file_causeway_v1_replication_proto_rawDescGZIP(), []int{3}
+	return file_causeway_v1_replication_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *ReplicateAck) GetAppliedSeq() uint64 {
@@ -284,14 +351,18 @@ type ReplicateResponse struct {
 	// head_seq is the server region's newest durable write, for lag metrics.
 	HeadSeq uint64 `protobuf:"varint,2,opt,name=head_seq,json=headSeq,proto3" json:"head_seq,omitempty"`
 	// sent_wall_ms is the server's physical time when it sent the message.
-	SentWallMs    uint64 `protobuf:"varint,3,opt,name=sent_wall_ms,json=sentWallMs,proto3" json:"sent_wall_ms,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	SentWallMs uint64 `protobuf:"varint,3,opt,name=sent_wall_ms,json=sentWallMs,proto3" json:"sent_wall_ms,omitempty"`
+	// protocol_version is the version the server chose for this stream: the
+	// newest both sides speak. 0: a server from before versions were
+	// exchanged, which speaks 1.
+	ProtocolVersion uint32 `protobuf:"varint,4,opt,name=protocol_version,json=protocolVersion,proto3" json:"protocol_version,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
 }
 
 func (x *ReplicateResponse) Reset() {
 	*x = ReplicateResponse{}
-	mi := &file_causeway_v1_replication_proto_msgTypes[4]
+	mi := &file_causeway_v1_replication_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -303,7 +374,7 @@ func (x *ReplicateResponse) String() string {
 func (*ReplicateResponse) ProtoMessage() {}
 
 func (x *ReplicateResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_causeway_v1_replication_proto_msgTypes[4]
+	mi := &file_causeway_v1_replication_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -316,7 +387,7 @@ func (x *ReplicateResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReplicateResponse.ProtoReflect.Descriptor instead.
 func (*ReplicateResponse) Descriptor() ([]byte, []int) {
-	return file_causeway_v1_replication_proto_rawDescGZIP(), []int{4}
+	return file_causeway_v1_replication_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *ReplicateResponse) GetWrites() [][]byte {
@@ -340,17 +411,26 @@ func (x *ReplicateResponse) GetSentWallMs() uint64 {
 	return 0
 }
 
+func (x *ReplicateResponse) GetProtocolVersion() uint32 {
+	if x != nil {
+		return x.ProtocolVersion
+	}
+	return 0
+}
+
 type SnapshotRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	ClusterId     string                 `protobuf:"bytes,1,opt,name=cluster_id,json=clusterId,proto3" json:"cluster_id,omitempty"`
-	Region        string                 `protobuf:"bytes,2,opt,name=region,proto3" json:"region,omitempty"`
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	ClusterId string                 `protobuf:"bytes,1,opt,name=cluster_id,json=clusterId,proto3" json:"cluster_id,omitempty"`
+	Region    string                 `protobuf:"bytes,2,opt,name=region,proto3" json:"region,omitempty"`
+	// protocol: as in ReplicateStart.
+	Protocol      *ProtocolVersions `protobuf:"bytes,3,opt,name=protocol,proto3" json:"protocol,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *SnapshotRequest) Reset() {
 	*x = SnapshotRequest{}
-	mi := &file_causeway_v1_replication_proto_msgTypes[5]
+	mi := &file_causeway_v1_replication_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -362,7 +442,7 @@ func (x *SnapshotRequest) String() string {
 func (*SnapshotRequest) ProtoMessage() {}
 
 func (x *SnapshotRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_causeway_v1_replication_proto_msgTypes[5]
+	mi := &file_causeway_v1_replication_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -375,7 +455,7 @@ func (x *SnapshotRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SnapshotRequest.ProtoReflect.Descriptor instead.
 func (*SnapshotRequest) Descriptor() ([]byte, []int) {
-	return file_causeway_v1_replication_proto_rawDescGZIP(), []int{5}
+	return file_causeway_v1_replication_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *SnapshotRequest) GetClusterId() string {
@@ -392,10 +472,19 @@ func (x *SnapshotRequest) GetRegion() string {
 	return ""
 }
 
+func (x *SnapshotRequest) GetProtocol() *ProtocolVersions {
+	if x != nil {
+		return x.Protocol
+	}
+	return nil
+}
+
 type SnapshotResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Exactly one message carries the vector: the first.
 	Vector map[string]uint64 `protobuf:"bytes,1,rep,name=vector,proto3" json:"vector,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"varint,2,opt,name=value"`
+	// protocol_version, in the first message: as in ReplicateResponse.
+	ProtocolVersion uint32 `protobuf:"varint,3,opt,name=protocol_version,json=protocolVersion,proto3" json:"protocol_version,omitempty"`
 	// records are encoded storage records (key and value pairs), each
 	// checksummed.
 	Records       []*SnapshotRecord `protobuf:"bytes,2,rep,name=records,proto3" json:"records,omitempty"`
@@ -405,7 +494,7 @@ type SnapshotResponse struct {
 
 func (x *SnapshotResponse) Reset() {
 	*x = SnapshotResponse{}
-	mi := &file_causeway_v1_replication_proto_msgTypes[6]
+	mi := &file_causeway_v1_replication_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -417,7 +506,7 @@ func (x *SnapshotResponse) String() string {
 func (*SnapshotResponse) ProtoMessage() {}
 
 func (x *SnapshotResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_causeway_v1_replication_proto_msgTypes[6]
+	mi := &file_causeway_v1_replication_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -430,7 +519,7 @@ func (x *SnapshotResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SnapshotResponse.ProtoReflect.Descriptor instead.
 func (*SnapshotResponse) Descriptor() ([]byte, []int) {
-	return file_causeway_v1_replication_proto_rawDescGZIP(), []int{6}
+	return file_causeway_v1_replication_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *SnapshotResponse) GetVector() map[string]uint64 {
@@ -438,6 +527,13 @@ func (x *SnapshotResponse) GetVector() map[string]uint64 {
 		return x.Vector
 	}
 	return nil
+}
+
+func (x *SnapshotResponse) GetProtocolVersion() uint32 {
+	if x != nil {
+		return x.ProtocolVersion
+	}
+	return 0
 }
 
 func (x *SnapshotResponse) GetRecords() []*SnapshotRecord {
@@ -457,7 +553,7 @@ type SnapshotRecord struct {
 
 func (x *SnapshotRecord) Reset() {
 	*x = SnapshotRecord{}
-	mi := &file_causeway_v1_replication_proto_msgTypes[7]
+	mi := &file_causeway_v1_replication_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -469,7 +565,7 @@ func (x *SnapshotRecord) String() string {
 func (*SnapshotRecord) ProtoMessage() {}
 
 func (x *SnapshotRecord) ProtoReflect() protoreflect.Message {
-	mi := &file_causeway_v1_replication_proto_msgTypes[7]
+	mi := &file_causeway_v1_replication_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -482,7 +578,7 @@ func (x *SnapshotRecord) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SnapshotRecord.ProtoReflect.Descriptor instead.
 func (*SnapshotRecord) Descriptor() ([]byte, []int) {
-	return file_causeway_v1_replication_proto_rawDescGZIP(), []int{7}
+	return file_causeway_v1_replication_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *SnapshotRecord) GetKey() []byte {
@@ -507,30 +603,37 @@ const file_causeway_v1_replication_proto_rawDesc = "" +
 	"\x10ReplicateRequest\x123\n" +
 	"\x05start\x18\x01 \x01(\v2\x1b.causeway.v1.ReplicateStartH\x00R\x05start\x12-\n" +
 	"\x03ack\x18\x02 \x01(\v2\x19.causeway.v1.ReplicateAckH\x00R\x03ackB\x05\n" +
-	"\x03msg\"\x80\x01\n" +
+	"\x03msg\"\xbb\x01\n" +
 	"\x0eReplicateStart\x12\x1d\n" +
 	"\n" +
 	"cluster_id\x18\x01 \x01(\tR\tclusterId\x12\x16\n" +
 	"\x06region\x18\x02 \x01(\tR\x06region\x12\x19\n" +
 	"\bfrom_seq\x18\x03 \x01(\x04R\afromSeq\x12\x1c\n" +
-	"\tadvertise\x18\x04 \x01(\tR\tadvertise\"C\n" +
+	"\tadvertise\x18\x04 \x01(\tR\tadvertise\x129\n" +
+	"\bprotocol\x18\x05 \x01(\v2\x1d.causeway.v1.ProtocolVersionsR\bprotocol\"6\n" +
+	"\x10ProtocolVersions\x12\x10\n" +
+	"\x03min\x18\x01 \x01(\rR\x03min\x12\x10\n" +
+	"\x03max\x18\x02 \x01(\rR\x03max\"C\n" +
 	"\fLogTruncated\x12\x16\n" +
 	"\x06region\x18\x01 \x01(\tR\x06region\x12\x1b\n" +
 	"\tfirst_seq\x18\x02 \x01(\x04R\bfirstSeq\"/\n" +
 	"\fReplicateAck\x12\x1f\n" +
 	"\vapplied_seq\x18\x01 \x01(\x04R\n" +
-	"appliedSeq\"h\n" +
+	"appliedSeq\"\x93\x01\n" +
 	"\x11ReplicateResponse\x12\x16\n" +
 	"\x06writes\x18\x01 \x03(\fR\x06writes\x12\x19\n" +
 	"\bhead_seq\x18\x02 \x01(\x04R\aheadSeq\x12 \n" +
 	"\fsent_wall_ms\x18\x03 \x01(\x04R\n" +
-	"sentWallMs\"H\n" +
+	"sentWallMs\x12)\n" +
+	"\x10protocol_version\x18\x04 \x01(\rR\x0fprotocolVersion\"\x83\x01\n" +
 	"\x0fSnapshotRequest\x12\x1d\n" +
 	"\n" +
 	"cluster_id\x18\x01 \x01(\tR\tclusterId\x12\x16\n" +
-	"\x06region\x18\x02 \x01(\tR\x06region\"\xc7\x01\n" +
+	"\x06region\x18\x02 \x01(\tR\x06region\x129\n" +
+	"\bprotocol\x18\x03 \x01(\v2\x1d.causeway.v1.ProtocolVersionsR\bprotocol\"\xf2\x01\n" +
 	"\x10SnapshotResponse\x12A\n" +
-	"\x06vector\x18\x01 \x03(\v2).causeway.v1.SnapshotResponse.VectorEntryR\x06vector\x125\n" +
+	"\x06vector\x18\x01 \x03(\v2).causeway.v1.SnapshotResponse.VectorEntryR\x06vector\x12)\n" +
+	"\x10protocol_version\x18\x03 \x01(\rR\x0fprotocolVersion\x125\n" +
 	"\arecords\x18\x02 \x03(\v2\x1b.causeway.v1.SnapshotRecordR\arecords\x1a9\n" +
 	"\vVectorEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
@@ -554,32 +657,35 @@ func file_causeway_v1_replication_proto_rawDescGZIP() []byte {
 	return file_causeway_v1_replication_proto_rawDescData
 }
 
-var file_causeway_v1_replication_proto_msgTypes = make([]protoimpl.MessageInfo, 9)
+var file_causeway_v1_replication_proto_msgTypes = make([]protoimpl.MessageInfo, 10)
 var file_causeway_v1_replication_proto_goTypes = []any{
 	(*ReplicateRequest)(nil),  // 0: causeway.v1.ReplicateRequest
 	(*ReplicateStart)(nil),    // 1: causeway.v1.ReplicateStart
-	(*LogTruncated)(nil),      // 2: causeway.v1.LogTruncated
-	(*ReplicateAck)(nil),      // 3: causeway.v1.ReplicateAck
-	(*ReplicateResponse)(nil), // 4: causeway.v1.ReplicateResponse
-	(*SnapshotRequest)(nil),   // 5: causeway.v1.SnapshotRequest
-	(*SnapshotResponse)(nil),  // 6: causeway.v1.SnapshotResponse
-	(*SnapshotRecord)(nil),    // 7: causeway.v1.SnapshotRecord
-	nil,                       // 8: causeway.v1.SnapshotResponse.VectorEntry
+	(*ProtocolVersions)(nil),  // 2: causeway.v1.ProtocolVersions
+	(*LogTruncated)(nil),      // 3: causeway.v1.LogTruncated
+	(*ReplicateAck)(nil),      // 4: causeway.v1.ReplicateAck
+	(*ReplicateResponse)(nil), // 5: causeway.v1.ReplicateResponse
+	(*SnapshotRequest)(nil),   // 6: causeway.v1.SnapshotRequest
+	(*SnapshotResponse)(nil),  // 7: causeway.v1.SnapshotResponse
+	(*SnapshotRecord)(nil),    // 8: causeway.v1.SnapshotRecord
+	nil,                       // 9: causeway.v1.SnapshotResponse.VectorEntry
 }
 var file_causeway_v1_replication_proto_depIdxs = []int32{
 	1, // 0: causeway.v1.ReplicateRequest.start:type_name -> causeway.v1.ReplicateStart
-	3, // 1: causeway.v1.ReplicateRequest.ack:type_name -> causeway.v1.ReplicateAck
-	8, // 2: causeway.v1.SnapshotResponse.vector:type_name -> causeway.v1.SnapshotResponse.VectorEntry
-	7, // 3: causeway.v1.SnapshotResponse.records:type_name -> causeway.v1.SnapshotRecord
-	0, // 4: causeway.v1.ReplicationService.Replicate:input_type -> causeway.v1.ReplicateRequest
-	5, // 5: causeway.v1.ReplicationService.Snapshot:input_type -> causeway.v1.SnapshotRequest
-	4, // 6: causeway.v1.ReplicationService.Replicate:output_type -> causeway.v1.ReplicateResponse
-	6, // 7: causeway.v1.ReplicationService.Snapshot:output_type -> causeway.v1.SnapshotResponse
-	6, // [6:8] is the sub-list for method output_type
-	4, // [4:6] is the sub-list for method input_type
-	4, // [4:4] is the sub-list for extension type_name
-	4, // [4:4] is the sub-list for extension extendee
-	0, // [0:4] is the sub-list for field type_name
+	4, // 1: causeway.v1.ReplicateRequest.ack:type_name -> causeway.v1.ReplicateAck
+	2, // 2: causeway.v1.ReplicateStart.protocol:type_name -> causeway.v1.ProtocolVersions
+	2, // 3: causeway.v1.SnapshotRequest.protocol:type_name -> causeway.v1.ProtocolVersions
+	9, // 4: causeway.v1.SnapshotResponse.vector:type_name -> causeway.v1.SnapshotResponse.VectorEntry
+	8, // 5: causeway.v1.SnapshotResponse.records:type_name -> causeway.v1.SnapshotRecord
+	0, // 6: causeway.v1.ReplicationService.Replicate:input_type -> causeway.v1.ReplicateRequest
+	6, // 7: causeway.v1.ReplicationService.Snapshot:input_type -> causeway.v1.SnapshotRequest
+	5, // 8: causeway.v1.ReplicationService.Replicate:output_type -> causeway.v1.ReplicateResponse
+	7, // 9: causeway.v1.ReplicationService.Snapshot:output_type -> causeway.v1.SnapshotResponse
+	8, // [8:10] is the sub-list for method output_type
+	6, // [6:8] is the sub-list for method input_type
+	6, // [6:6] is the sub-list for extension type_name
+	6, // [6:6] is the sub-list for extension extendee
+	0, // [0:6] is the sub-list for field type_name
 }
 
 func init() { file_causeway_v1_replication_proto_init() }
@@ -597,7 +703,7 @@ func file_causeway_v1_replication_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_causeway_v1_replication_proto_rawDesc), len(file_causeway_v1_replication_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   9,
+			NumMessages:   10,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

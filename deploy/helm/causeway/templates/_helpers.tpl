@@ -21,3 +21,9 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 {{- $name := include "causeway.regionName" . -}}
 {{- printf "%s-0.%s.%s.svc.cluster.local:%v" $name $name .root.Release.Namespace .root.Values.ports.gossip -}}
 {{- end -}}
+
+{{/* The Secret holding a region's certificates: regions[].tlsSecretName, else
+tls.secretName with "{region}" replaced by the region's name. */}}
+{{- define "causeway.tlsSecret" -}}
+{{- .region.tlsSecretName | default (replace "{region}" .region.name .root.Values.tls.secretName) -}}
+{{- end -}}
