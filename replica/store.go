@@ -72,7 +72,7 @@ func OpenStore(dir string, o StoreOptions) (*Store, error) {
 		CacheSize:          o.CacheBytes,
 		FS:                 fs,
 		Logger:             logbridge.Pebble(logger.With("component", "pebble")),
-		FormatMajorVersion: pebble.FormatNewest,
+		FormatMajorVersion: pebbleFormat,
 		WALMinSyncInterval: o.MinSyncInterval,
 	}
 	db, err := pebble.Open(dir, opts)

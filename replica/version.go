@@ -201,3 +201,11 @@ func negotiate(mine, theirs versionRange) (version uint32, ok bool) {
 // streamVersion reads the version a server answered with (0: a server from
 // before versions were exchanged, which speaks 1).
 func streamVersion(v uint32) uint32 { return max(v, 1) }
+
+// pebbleFormat is the Pebble format major version the store is created
+// with and ratcheted to. It is pinned, not pebble.FormatNewest: a newer
+// Pebble that brought a newer format would otherwise rewrite a store's
+// format when it opens it, and a node rolled back to the release before
+// could no longer open its data. Raising it is a store format change
+// (storeFormatVersion and the compatibility rule in the README).
+const pebbleFormat = pebble.FormatValueSeparation

@@ -131,7 +131,7 @@ func Open(dir string, fs vfs.FS, logger *slog.Logger) (*Machine, error) {
 		FS:                 fs,
 		CacheSize:          cacheBytes,
 		Logger:             logbridge.Pebble(logger.With("component", "pebble")),
-		FormatMajorVersion: pebble.FormatNewest,
+		FormatMajorVersion: pebbleFormat,
 	}
 	for i := range opts.Levels {
 		opts.Levels[i].FilterPolicy = bloom.FilterPolicy(filterBitsPerKey)
@@ -557,3 +557,9 @@ func scan(r pebble.Reader, lower, upper []byte, limit int, keep func(key, value 
 	}
 	return out, errors.Join(it.Error(), it.Close())
 }
+
+// pebbleFormat is the Pebble format major version this store is created
+// with, pinned rather than pebble.FormatNewest so that a Pebble upgrade does
+// not rewrite the on-disk format under a node that may be rolled back (the
+// replica store pins the same one).
+const pebbleFormat = pebble.FormatValueSeparation

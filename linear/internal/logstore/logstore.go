@@ -58,7 +58,7 @@ func Open(dir string, fs vfs.FS, logger *slog.Logger) (*Store, error) {
 		CacheSize:          cacheBytes,
 		FS:                 fs,
 		Logger:             logbridge.Pebble(logger.With("component", "raft-log-pebble")),
-		FormatMajorVersion: pebble.FormatNewest,
+		FormatMajorVersion: pebbleFormat,
 	}
 	db, err := pebble.Open(dir, opts)
 	if err != nil {
@@ -311,3 +311,9 @@ func (s *Store) GetUint64(key []byte) (uint64, error) {
 	}
 	return decodeUint64(k, value)
 }
+
+// pebbleFormat is the Pebble format major version this store is created
+// with, pinned rather than pebble.FormatNewest so that a Pebble upgrade does
+// not rewrite the on-disk format under a node that may be rolled back (the
+// replica store pins the same one).
+const pebbleFormat = pebble.FormatValueSeparation
