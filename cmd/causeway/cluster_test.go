@@ -73,9 +73,11 @@ func newTestCluster(t *testing.T, ctx context.Context) *testCluster {
 	if testing.Short() {
 		t.Skip("starts a cluster of causeway serve processes")
 	}
-	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 32}}
-	t.Cleanup(client.CloseIdleConnections)
-	return &testCluster{t: t, ctx: ctx, id: uuid.NewString(), client: client, procs: newServeRegions(t)}
+	// The regions run with TLS, as a deployment does: replication,
+	// snapshots and gossip between them over mutual TLS, the test's
+	// requests (Connect over HTTP/1.1) as the admin client.
+	procs := newSecureServeRegions(t)
+	return &testCluster{t: t, ctx: ctx, id: uuid.NewString(), client: procs.client(32, false), procs: procs}
 }
 
 // start starts a new region with an empty data directory on free ports,
@@ -1107,11 +1109,8 @@ func (c *testCluster) awaitLogTruncated(r *testRegion) {
 	c.t.Helper()
 	ctx, cancel := context.WithTimeout(c.ctx, clusterConvergeTimeout)
 	defer cancel()
-	protocols := new(http.Protocols)
-	protocols.SetUnencryptedHTTP2(true)
-	transport := &http.Transport{Protocols: protocols}
-	defer transport.CloseIdleConnections()
-	repl := causewayv1connect.NewReplicationServiceClient(&http.Client{Transport: transport}, r.url)
+	// The probe is a node of its own region (replication is for nodes).
+	repl := causewayv1connect.NewReplicationServiceClient(c.procs.nodeClient("log-probe"), r.url)
 	tick := time.NewTicker(clusterPollInterval)
 	defer tick.Stop()
 	var last error
