@@ -37,6 +37,9 @@ func TestSecureRegions(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	if err := s.Add(supervisor.Region{Name: "certs", DataDir: certs, Addrs: addrs[0]}); err == nil {
+		t.Error("a region whose data directory is the certs directory was added")
+	}
 	east, _ := s.Region("us-east")
 	if !east.TLS || !strings.HasPrefix(east.URL(), "https://") {
 		t.Fatalf("region of a secure supervisor: TLS %v, URL %s", east.TLS, east.URL())

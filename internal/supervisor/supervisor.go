@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -175,6 +176,9 @@ func (s *Supervisor) Add(r Region) error {
 		return fmt.Errorf("certificates for a cluster with TLS: %w", s.certErr)
 	}
 	if s.cfg.CertsDir != "" {
+		if inside(r.DataDir, s.cfg.CertsDir) {
+			return fmt.Errorf("region %s: its data directory %s is inside the certs directory %s", r.Name, r.DataDir, s.cfg.CertsDir)
+		}
 		if err := PrepareCerts(s.cfg.CertsDir, r.Name); err != nil {
 			return err
 		}
@@ -188,6 +192,17 @@ func (s *Supervisor) Add(r Region) error {
 	s.regions[r.Name] = &region{spec: r, state: Down}
 	s.order = append(s.order, r.Name)
 	return nil
+}
+
+// inside reports whether dir is parent or inside it.
+func inside(dir, parent string) bool {
+	a, errA := filepath.Abs(dir)
+	b, errB := filepath.Abs(parent)
+	if errA != nil || errB != nil {
+		return false
+	}
+	rel, err := filepath.Rel(b, a)
+	return err == nil && rel != ".." && !strings.HasPrefix(rel, "../")
 }
 
 // Regions lists the regions in the order they were added.
