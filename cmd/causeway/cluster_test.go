@@ -313,7 +313,37 @@ func (c *testCluster) startThree() []*testRegion {
 	a := c.start("a")
 	b := c.start("b", a)
 	cc := c.start("c", a, b)
-	return []*testRegion{a, b, cc}
+	regions := []*testRegion{a, b, cc}
+	c.awaitPeered(regions...)
+	return regions
+}
+
+// awaitPeered waits until every region lists every other as a peer it
+// replicates with. Until a region knows a new one as a peer, it truncates
+// its log without waiting for it, and a write made in that window reaches
+// the new region as a snapshot, during which it refuses clients: a test
+// that starts work before would meet that (more often with TLS on a loaded
+// machine, where streams take longer to open).
+func (c *testCluster) awaitPeered(regions ...*testRegion) {
+	c.t.Helper()
+	pollUntil(c.t, clusterConvergeTimeout, "every region replicating with every other", func() bool {
+		for _, r := range regions {
+			st, err := r.status(c.ctx)
+			if err != nil {
+				return false
+			}
+			peers := map[string]bool{}
+			for _, p := range st.GetPeers() {
+				peers[p.GetRegion()] = true
+			}
+			for _, o := range regions {
+				if o != r && !peers[o.name] {
+					return false
+				}
+			}
+		}
+		return true
+	})
 }
 
 // TestClusterReadYourWritesAcrossRegions checks the session guarantees when
