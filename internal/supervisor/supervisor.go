@@ -347,7 +347,9 @@ func (s *Supervisor) startOnce(ctx context.Context, r *region, args []string, de
 	defer timer.Stop()
 	select {
 	case l := <-ready:
-		if l.Region == r.spec.Name && l.Addr == r.spec.Addrs.API && l.TLS == r.spec.TLS {
+		// A secure supervisor's region must serve TLS; another's may,
+		// when the caller passes its own --certs-dir.
+		if l.Region == r.spec.Name && l.Addr == r.spec.Addrs.API && (l.TLS || !r.spec.TLS) {
 			return p, nil
 		}
 		err = fmt.Errorf("serves region %s on %s, not region %s on %s", l.Region, l.URL(), r.spec.Name, r.spec.URL())
