@@ -81,9 +81,15 @@ func benchProcess(b *testing.B, region string, cluster uuid.UUID, peers map[stri
 // benchClient is a client of the API at addr: Connect over HTTP/1.1 with
 // up to conns kept-alive connections, or gRPC over one HTTP/2 connection;
 // over TLS with the admin client certificate when certs is not "".
-func benchClient(b *testing.B, addr, certs string, grpc bool, conns int) causewayv1connect.KVServiceClient {
+// dials counts the connections it opens.
+func benchClient(b *testing.B, addr, certs string, grpc bool, conns int, dials *atomic.Int64) causewayv1connect.KVServiceClient {
 	b.Helper()
-	tr := &http.Transport{MaxIdleConnsPerHost: conns, MaxConnsPerHost: conns}
+	dialer := &net.Dialer{}
+	tr := &http.Transport{MaxIdleConnsPerHost: conns, MaxConnsPerHost: conns,
+		DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
+			dials.Add(1)
+			return dialer.DialContext(ctx, network, addr)
+		}}
 	p := new(http.Protocols)
 	url := "http://" + addr
 	if certs != "" {
@@ -114,8 +120,9 @@ func benchClient(b *testing.B, addr, certs string, grpc bool, conns int) causewa
 }
 
 // runClients runs op b.N times in all from clients goroutines and reports
-// the throughput.
-func runClients(b *testing.B, clients int, op func(ctx context.Context, i int) error) {
+// the throughput, and the connections opened while timed (dials counts
+// them): 0 when every client keeps its connection.
+func runClients(b *testing.B, clients int, dials *atomic.Int64, op func(ctx context.Context, i int) error) {
 	ctx := context.Background()
 	// Warm up: every client's connection (and TLS session) exists before
 	// the timer starts.
@@ -130,6 +137,7 @@ func runClients(b *testing.B, clients int, op func(ctx context.Context, i int) e
 	wg.Wait()
 	var next atomic.Int64
 	var failed atomic.Pointer[error]
+	dialed := dials.Load()
 	b.ResetTimer()
 	start := time.Now()
 	for range clients {
@@ -153,6 +161,7 @@ func runClients(b *testing.B, clients int, op func(ctx context.Context, i int) e
 		b.Fatal(*err)
 	}
 	b.ReportMetric(float64(b.N)/elapsed.Seconds(), "ops/s")
+	b.ReportMetric(float64(dials.Load()-dialed), "dials")
 }
 
 // BenchmarkClientTLS: Put and Get at 1 and 64 clients, Connect over
@@ -160,28 +169,33 @@ func runClients(b *testing.B, clients int, op func(ctx context.Context, i int) e
 // (group-committed), a Get reads one key of 1000.
 func BenchmarkClientTLS(b *testing.B) {
 	certs := benchCerts(b, "us-east")
+	addrs := map[string]string{}
+	dirs := map[string]string{"plain": "", "tls": certs}
 	for _, security := range []string{"plain", "tls"} {
-		dir := ""
-		if security == "tls" {
-			dir = certs
-		}
-		_, addr := benchProcess(b, "us-east", uuid.New(), nil, "127.0.0.1:0", dir)
-		value := make([]byte, 100)
+		_, addrs[security] = benchProcess(b, "us-east", uuid.New(), nil, "127.0.0.1:0", dirs[security])
+	}
+	value := make([]byte, 100)
+	// Each case runs without TLS then with it, one after the other, so
+	// that the two see the same machine (load from elsewhere comes and
+	// goes within a run).
+	for _, op := range []string{"put", "get"} {
 		for _, proto := range []string{"connect-http1", "grpc"} {
 			for _, clients := range []int{1, 64} {
-				kv := benchClient(b, addr, dir, proto == "grpc", clients)
-				b.Run(fmt.Sprintf("op=put/proto=%s/clients=%d/%s", proto, clients, security), func(b *testing.B) {
-					runClients(b, clients, func(ctx context.Context, i int) error {
-						_, err := kv.Put(ctx, connect.NewRequest(&v1.PutRequest{Key: fmt.Sprintf("key-%d", i%1000), Value: value}))
-						return err
+				for _, security := range []string{"plain", "tls"} {
+					var dials atomic.Int64
+					kv := benchClient(b, addrs[security], dirs[security], proto == "grpc", clients, &dials)
+					b.Run(fmt.Sprintf("op=%s/proto=%s/clients=%d/%s", op, proto, clients, security), func(b *testing.B) {
+						runClients(b, clients, &dials, func(ctx context.Context, i int) error {
+							key := fmt.Sprintf("key-%d", i%1000)
+							if op == "put" {
+								_, err := kv.Put(ctx, connect.NewRequest(&v1.PutRequest{Key: key, Value: value}))
+								return err
+							}
+							_, err := kv.Get(ctx, connect.NewRequest(&v1.GetRequest{Key: key}))
+							return err
+						})
 					})
-				})
-				b.Run(fmt.Sprintf("op=get/proto=%s/clients=%d/%s", proto, clients, security), func(b *testing.B) {
-					runClients(b, clients, func(ctx context.Context, i int) error {
-						_, err := kv.Get(ctx, connect.NewRequest(&v1.GetRequest{Key: fmt.Sprintf("key-%d", i%1000)}))
-						return err
-					})
-				})
+				}
 			}
 		}
 	}
