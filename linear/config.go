@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"slices"
 	"time"
 
 	"github.com/causewaydb/causeway/internal/link"
@@ -50,6 +51,13 @@ type Config struct {
 	// Raft state: set it on the first node of a cluster only. Later voters
 	// are added by the leader when gossip shows them.
 	Bootstrap bool
+	// Voters names the regions whose nodes the leader may add as voters
+	// (serve --voters); LinearService/ApproveVoter names more at run time
+	// (see voters.go). Empty, with nothing approved: any node that reaches
+	// the Raft transport, which with TLS on means any node with a node
+	// certificate of the cluster. Give every node the same list. A voter
+	// whose own region is not named cannot bootstrap a group.
+	Voters []string
 	// Links is the link-emulation layer the transport and forwarding go
 	// through.
 	Links *link.Emulator
@@ -119,9 +127,17 @@ func (c *Config) Validate() error {
 		if c.BindAddr == "" {
 			errs = append(errs, errors.New("a voter needs a Raft listen address"))
 		}
+		if c.Bootstrap && len(c.Voters) > 0 && !slices.Contains(c.Voters, c.Region) {
+			errs = append(errs, fmt.Errorf("region %s forms the group but is not among the voters %v", c.Region, c.Voters))
+		}
 	case RoleForwarder:
 	default:
 		errs = append(errs, fmt.Errorf("role %q: use %q or %q", c.Role, RoleVoter, RoleForwarder))
+	}
+	for _, v := range c.Voters {
+		if !validRegion(v) {
+			errs = append(errs, fmt.Errorf("voter %q is not a region name (lowercase letters, digits and '-')", v))
+		}
 	}
 	if c.MaxRoundTrip < 0 || c.MaxRoundTrip > time.Minute {
 		errs = append(errs, fmt.Errorf("max round trip %v: between 0 and 1m", c.MaxRoundTrip))

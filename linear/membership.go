@@ -152,6 +152,11 @@ func (n *Node) reconcileRegion(servers []raft.Server, p Peer, live map[raft.Serv
 			"region", p.Region, "lost_server_id", o.ID, "suffrage", o.Suffrage.String(), "server_id", id, "raft_addr", addr)
 		return true, n.change("remove", o.ID, n.raft.RemoveServer(o.ID, 0, n.timing.call))
 	}
+	if self == nil && len(others) == 0 && !n.voterAllowed(p.Region) {
+		// A region that never was a member, and is not approved.
+		n.refuseUnapproved(p)
+		return false, nil
+	}
 	switch {
 	case self == nil:
 		n.log.Info("linearizable tier: adding a new member as a non-voter; it votes once it has caught up",

@@ -34,6 +34,12 @@ type Node struct {
 	transport *voteGuard
 	reach     reach
 	promotion promotion
+	// unapproved: regions the leader refused to add (voters.go), for the
+	// log and Status.
+	unapproved struct {
+		mu     sync.Mutex
+		logged map[string]time.Time
+	}
 
 	stop chan struct{}
 	wg   sync.WaitGroup

@@ -91,6 +91,9 @@ func requestID(id *string) {
 func (s *service) Claim(ctx context.Context, req *connect.Request[causewayv1.ClaimRequest]) (*connect.Response[causewayv1.ClaimResponse], error) {
 	m := req.Msg
 	requestID(&m.RequestId)
+	if reserved(m.Namespace) {
+		return nil, reservedError("namespace", m.Namespace)
+	}
 	cmd := &fsm.Command{Op: fsm.OpClaim, RequestID: m.RequestId, Namespace: m.Namespace, Name: m.Name, Owner: m.Owner}
 	return serve(ctx, s, req, causewayv1connect.LinearServiceClaimProcedure, cmd, func(r *fsm.Result) (*causewayv1.ClaimResponse, error) {
 		if err := resultError(r); err != nil {
@@ -103,6 +106,9 @@ func (s *service) Claim(ctx context.Context, req *connect.Request[causewayv1.Cla
 func (s *service) Release(ctx context.Context, req *connect.Request[causewayv1.ReleaseRequest]) (*connect.Response[causewayv1.ReleaseResponse], error) {
 	m := req.Msg
 	requestID(&m.RequestId)
+	if reserved(m.Namespace) {
+		return nil, reservedError("namespace", m.Namespace)
+	}
 	cmd := &fsm.Command{Op: fsm.OpRelease, RequestID: m.RequestId, Namespace: m.Namespace, Name: m.Name, Owner: m.Owner}
 	return serve(ctx, s, req, causewayv1connect.LinearServiceReleaseProcedure, cmd, func(r *fsm.Result) (*causewayv1.ReleaseResponse, error) {
 		if err := resultError(r); err != nil {
@@ -129,6 +135,9 @@ func (s *service) Lookup(ctx context.Context, req *connect.Request[causewayv1.Lo
 func (s *service) CompareAndSet(ctx context.Context, req *connect.Request[causewayv1.CompareAndSetRequest]) (*connect.Response[causewayv1.CompareAndSetResponse], error) {
 	m := req.Msg
 	requestID(&m.RequestId)
+	if reserved(m.Key) {
+		return nil, reservedError("key", m.Key)
+	}
 	cmd := &fsm.Command{Op: fsm.OpCAS, RequestID: m.RequestId, Key: m.Key, Value: m.Value, Delete: m.Delete}
 	switch e := m.Expect.(type) {
 	case *causewayv1.CompareAndSetRequest_ExpectVersion:

@@ -133,6 +133,8 @@ func (n *Node) Status() *causewayv1.LinearStatus {
 		}
 	}
 	st.Quorum = uint32(voters/2 + 1)
+	st.ApprovedVoters, _ = n.approvedVoters() // an unreadable state lists what the flag names
+	st.Unapproved = n.unapprovedSeen()
 	switch {
 	case n.raft == nil:
 		st.Available = st.ReachableVoters > 0

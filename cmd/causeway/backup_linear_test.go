@@ -55,7 +55,7 @@ func TestRestoredVoterRejoinsTheLinearTier(t *testing.T) {
 	version := cas("before", 0)
 
 	dir := filepath.Join(t.TempDir(), "backup")
-	if r := runCLI("", "backup", "--addr", voter.url, "--out", dir); r.code != exitOK {
+	if r := runCLI("", append([]string{"backup", "--addr", voter.url, "--out", dir}, c.procs.cliCredentials()...)...); r.code != exitOK {
 		t.Fatalf("backup of a voter: %v", r)
 	}
 	m, err := readBackupManifest(dir)

@@ -39,8 +39,9 @@ func runCluster(args []string, stdout, stderr io.Writer) int {
 	key := fs.String("gossip-key", os.Getenv("CAUSEWAY_GOSSIP_KEY"), "base64 key that encrypts gossip between the regions (env CAUSEWAY_GOSSIP_KEY)")
 	voters := fs.String("linear-voters", "", "regions that vote in the linearizable tier (comma-separated); the others forward to them. Default: every region; \"none\" turns the tier off")
 	cluster := fs.String("cluster-id", "", "cluster id; default: the one in DATA/cluster-id, or a new one saved there")
+	insecure := fs.Bool("insecure", false, "run the regions without TLS or authentication (plain HTTP on 127.0.0.1), as before clusters ran secure")
 	fs.Usage = func() {
-		fmt.Fprintf(stderr, "Usage: causeway cluster [flags]\n\nStarts a local multi-region cluster: one `causeway serve` process per region on\n127.0.0.1, each with its own data directory, joined by gossip, fault\ninjection on (see `causeway link`), and WAN delays between regions. A region that\nexits is reported and the others keep running. Ctrl-C stops them all.\n\nFlags:\n")
+		fmt.Fprintf(stderr, "Usage: causeway cluster [flags]\n\nStarts a local multi-region cluster: one `causeway serve` process per region on\n127.0.0.1, each with its own data directory, joined by gossip, fault\ninjection on (see `causeway link`), and WAN delays between regions. A region that\nexits is reported and the others keep running. Ctrl-C stops them all.\n\nThe regions run with TLS: a cluster CA, a node certificate per region and an\nadmin client certificate are created in DATA/certs (kept for the next start),\nand the cluster prints the variables that let the CLI talk to it:\n  export CAUSEWAY_CERTS_DIR=DATA/certs CAUSEWAY_CLIENT=admin\n--insecure runs them in plain HTTP instead.\n\nFlags:\n")
 		fs.PrintDefaults()
 	}
 	if code, ok := parseFlagsOnly(fs, args, stderr); !ok {
@@ -108,8 +109,16 @@ func runCluster(args []string, stdout, stderr io.Writer) int {
 	// A region that exits is reported, and the others keep running: the
 	// user may restart it by hand, or stop the cluster.
 	exited := make(chan string, len(names))
+	certsDir := ""
+	if !*insecure {
+		if certsDir, err = filepath.Abs(filepath.Join(*data, "certs")); err != nil {
+			fmt.Fprintf(stderr, "causeway cluster: %v\n", err)
+			return exitFailed
+		}
+	}
 	sup := supervisor.New(supervisor.Config{
 		Command:       supervisor.Command{Path: exe},
+		CertsDir:      certsDir,
 		StartTimeout:  30 * time.Second,
 		StartAttempts: 1, // the ports are the user's: a held one stays held
 		Output: func(region string, _ int) (io.Writer, io.Writer) {
@@ -160,13 +169,20 @@ func runCluster(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "causeway cluster: %v\n", err)
 		return exitFailed
 	}
-	fmt.Fprintf(stdout, "causeway cluster %s: %d regions, fault injection on\n", id, len(names))
-	for i, name := range names {
-		addr := addrs[i].API
-		fmt.Fprintf(stdout, "  %-14s http://%s   (causeway status --addr %s)  linear tier: %s\n", name, addr, addr, role[name])
+	security := "TLS on"
+	if certsDir == "" {
+		security = "no TLS (--insecure)"
+	}
+	fmt.Fprintf(stdout, "causeway cluster %s: %d regions, %s, fault injection on\n", id, len(names), security)
+	for _, name := range names {
+		r, _ := sup.Region(name)
+		fmt.Fprintf(stdout, "  %-14s %s   (causeway status --addr %s)  linear tier: %s\n", name, r.URL(), r.Addrs.API, role[name])
 	}
 	if *wan != "" {
 		fmt.Fprintf(stdout, "  WAN one-way delays: %s\n", *wan)
+	}
+	if certsDir != "" {
+		fmt.Fprintf(stdout, "Certificates in %s. Talk to the cluster as its admin:\n  export CAUSEWAY_CERTS_DIR=%s CAUSEWAY_CLIENT=%s\n", certsDir, certsDir, supervisor.AdminClient)
 	}
 	fmt.Fprintln(stdout, "Ctrl-C stops every region.")
 

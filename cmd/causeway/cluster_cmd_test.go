@@ -23,6 +23,7 @@ import (
 
 	v1 "github.com/causewaydb/causeway/api/causeway/v1"
 	"github.com/causewaydb/causeway/api/causeway/v1/causewayv1connect"
+	"github.com/causewaydb/causeway/internal/pki"
 )
 
 // freePortRange finds a base port for n regions of `causeway cluster` whose
@@ -66,10 +67,14 @@ func freePortRange(t *testing.T, n int) int {
 
 func itoa(i int) string { return strconv.Itoa(i) }
 
-var clusterAddrLine = regexp.MustCompile(`^\s+(\S+)\s+http://(\S+)\s`)
+var (
+	clusterAddrLine   = regexp.MustCompile(`^\s+(\S+)\s+https://(\S+)\s`)
+	clusterExportLine = regexp.MustCompile(`^\s+export CAUSEWAY_CERTS_DIR=(\S+) CAUSEWAY_CLIENT=(\S+)$`)
+)
 
 // TestClusterCommand starts `causeway cluster` with two regions and a WAN
-// delay, uses it, kills one region (reported; the other keeps serving), and
+// delay, uses it over TLS with the client certificate it prints (plain HTTP
+// is refused), kills one region (reported; the other keeps serving), and
 // stops it with SIGINT: every region process must stop.
 func TestClusterCommand(t *testing.T) {
 	base := freePortRange(t, 2)
@@ -93,12 +98,16 @@ func TestClusterCommand(t *testing.T) {
 		}
 	})
 	addrs := map[string]string{}
+	var certsDir, clientName string
 	ready := make(chan struct{})
 	go func() {
 		sc := bufio.NewScanner(out)
 		for sc.Scan() {
 			if m := clusterAddrLine.FindStringSubmatch(sc.Text()); m != nil {
 				addrs[m[1]] = m[2]
+			}
+			if m := clusterExportLine.FindStringSubmatch(sc.Text()); m != nil {
+				certsDir, clientName = m[1], m[2]
 			}
 			if sc.Text() == "Ctrl-C stops every region." {
 				close(ready)
@@ -113,14 +122,32 @@ func TestClusterCommand(t *testing.T) {
 	case <-time.After(60 * time.Second):
 		t.Fatal("cluster did not report ready")
 	}
-	if len(addrs) != 2 {
-		t.Fatalf("cluster printed addresses %v, want two regions", addrs)
+	if len(addrs) != 2 || certsDir == "" {
+		t.Fatalf("cluster printed addresses %v and certs directory %q, want two https regions and an export line", addrs, certsDir)
 	}
+	tlsCfg, err := pki.ClientTLS(certsDir, clientName)
+	if err != nil {
+		t.Fatalf("the printed certs directory and client: %v", err)
+	}
+	client := tlsHTTPClient(tlsCfg)
+	defer client.CloseIdleConnections()
 
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	east := causewayv1connect.NewKVServiceClient(http.DefaultClient, "http://"+addrs["us-east"])
-	west := causewayv1connect.NewKVServiceClient(http.DefaultClient, "http://"+addrs["eu-west"])
+	// The cluster is on TLS: plain HTTP is refused, and so is TLS without
+	// a credential.
+	if res, err := http.Get("http://" + addrs["us-east"] + "/readyz"); err == nil {
+		res.Body.Close()
+		if res.StatusCode != http.StatusBadRequest { // Go's TLS server answers plain HTTP with 400
+			t.Errorf("us-east answered plain HTTP with %s", res.Status)
+		}
+	}
+	anonTLS, _ := pki.ClientTLS(certsDir, "")
+	if err := call(ctx, tlsHTTPClient(anonTLS), "https://"+addrs["us-east"], "put"); connect.CodeOf(err) != connect.CodeUnauthenticated {
+		t.Errorf("a put over TLS without a credential: %v, want unauthenticated", err)
+	}
+	east := causewayv1connect.NewKVServiceClient(client, "https://"+addrs["us-east"])
+	west := causewayv1connect.NewKVServiceClient(client, "https://"+addrs["eu-west"])
 	// Timed from before the Put: the write cannot exist before it is sent,
 	// so it cannot be read across a 20ms link sooner than 20ms after that,
 	// however long the Put's answer takes to come back.
@@ -136,7 +163,7 @@ func TestClusterCommand(t *testing.T) {
 	if waited := time.Since(start); waited < 20*time.Millisecond {
 		t.Fatalf("the write crossed a 20ms link in %v", waited)
 	}
-	admin := causewayv1connect.NewAdminServiceClient(http.DefaultClient, "http://"+addrs["eu-west"])
+	admin := causewayv1connect.NewAdminServiceClient(client, "https://"+addrs["eu-west"])
 	st, err := admin.Status(ctx, connect.NewRequest(&v1.StatusRequest{}))
 	if err != nil {
 		t.Fatal(err)

@@ -73,9 +73,11 @@ func newTestCluster(t *testing.T, ctx context.Context) *testCluster {
 	if testing.Short() {
 		t.Skip("starts a cluster of causeway serve processes")
 	}
-	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 32}}
-	t.Cleanup(client.CloseIdleConnections)
-	return &testCluster{t: t, ctx: ctx, id: uuid.NewString(), client: client, procs: newServeRegions(t)}
+	// The regions run with TLS, as a deployment does: replication,
+	// snapshots and gossip between them over mutual TLS, the test's
+	// requests (Connect over HTTP/1.1) as the admin client.
+	procs := newSecureServeRegions(t)
+	return &testCluster{t: t, ctx: ctx, id: uuid.NewString(), client: procs.client(32, false), procs: procs}
 }
 
 // start starts a new region with an empty data directory on free ports,
@@ -311,7 +313,37 @@ func (c *testCluster) startThree() []*testRegion {
 	a := c.start("a")
 	b := c.start("b", a)
 	cc := c.start("c", a, b)
-	return []*testRegion{a, b, cc}
+	regions := []*testRegion{a, b, cc}
+	c.awaitPeered(regions...)
+	return regions
+}
+
+// awaitPeered waits until every region lists every other as a peer it
+// replicates with. Until a region knows a new one as a peer, it truncates
+// its log without waiting for it, and a write made in that window reaches
+// the new region as a snapshot, during which it refuses clients: a test
+// that starts work before would meet that (more often with TLS on a loaded
+// machine, where streams take longer to open).
+func (c *testCluster) awaitPeered(regions ...*testRegion) {
+	c.t.Helper()
+	pollUntil(c.t, clusterConvergeTimeout, "every region replicating with every other", func() bool {
+		for _, r := range regions {
+			st, err := r.status(c.ctx)
+			if err != nil {
+				return false
+			}
+			peers := map[string]bool{}
+			for _, p := range st.GetPeers() {
+				peers[p.GetRegion()] = true
+			}
+			for _, o := range regions {
+				if o != r && !peers[o.name] {
+					return false
+				}
+			}
+		}
+		return true
+	})
 }
 
 // TestClusterReadYourWritesAcrossRegions checks the session guarantees when
@@ -1107,11 +1139,8 @@ func (c *testCluster) awaitLogTruncated(r *testRegion) {
 	c.t.Helper()
 	ctx, cancel := context.WithTimeout(c.ctx, clusterConvergeTimeout)
 	defer cancel()
-	protocols := new(http.Protocols)
-	protocols.SetUnencryptedHTTP2(true)
-	transport := &http.Transport{Protocols: protocols}
-	defer transport.CloseIdleConnections()
-	repl := causewayv1connect.NewReplicationServiceClient(&http.Client{Transport: transport}, r.url)
+	// The probe is a node of its own region (replication is for nodes).
+	repl := causewayv1connect.NewReplicationServiceClient(c.procs.nodeClient("log-probe"), r.url)
 	tick := time.NewTicker(clusterPollInterval)
 	defer tick.Stop()
 	var last error

@@ -28,8 +28,8 @@ const demoUsage = `Usage: causeway demo [flags]
        causeway demo do STEP... [--url URL]
 
 Starts a local three-region cluster (one real ` + "`causeway serve`" + ` process per
-region on 127.0.0.1, emulated WAN delays, fault injection on, the
-linearizable tier on every region) and a live dashboard at --listen, where
+region on 127.0.0.1, TLS on unless --insecure, emulated WAN delays, fault
+injection on, the linearizable tier on every region) and a live dashboard at --listen, where
 you cut and heal links, kill, pause and restart regions, skew clocks, and act
 as clients of every region. Ctrl-C stops everything.
 
@@ -67,6 +67,7 @@ func runDemoWith(args []string, stdout, stderr io.Writer, command supervisor.Com
 	script := fs.String("script", "", "run this scenario (a shipped name or a file) in the terminal, without the dashboard")
 	report := fs.String("report", "", "with --script: run the checkers over the clients' history and write the report into this directory")
 	noLinear := fs.Bool("no-linear", false, "run without the linearizable tier")
+	insecure := fs.Bool("insecure", false, "run the regions without TLS or authentication (by default they run with TLS on certificates created in DATA/certs)")
 	fs.Usage = func() {
 		fmt.Fprintf(stderr, demoUsage, strings.Join(demo.ScenarioNames(), ", "))
 		fs.PrintDefaults()
@@ -130,7 +131,7 @@ func runDemoWith(args []string, stdout, stderr io.Writer, command supervisor.Com
 	}
 	fmt.Fprintf(stdout, "causeway demo: starting %d regions (%s); data in %s, the regions' logs in %s\n", len(names), strings.Join(names, ", "), dir, filepath.Join(dir, "logs"))
 	d, err := demo.Start(ctx, demo.Config{
-		Command: command, Regions: names, WAN: *wan, DataDir: dir, ClusterID: id, NoLinear: *noLinear,
+		Command: command, Regions: names, WAN: *wan, DataDir: dir, ClusterID: id, NoLinear: *noLinear, Insecure: *insecure,
 	})
 	if err != nil {
 		if ctx.Err() != nil {
@@ -159,6 +160,10 @@ func runDemoWith(args []string, stdout, stderr io.Writer, command supervisor.Com
 	fmt.Fprintf(stdout, "\n  Dashboard: http://%s\n\n", ln.Addr())
 	for _, name := range names {
 		fmt.Fprintf(stdout, "  %-14s %s   (causeway status --addr %s)\n", name, d.URL(name), d.URL(name))
+	}
+	if certs := d.CertsDir(); certs != "" {
+		abs, _ := filepath.Abs(certs)
+		fmt.Fprintf(stdout, "\n  The regions run with TLS; talk to them as the demo's admin:\n    export CAUSEWAY_CERTS_DIR=%s CAUSEWAY_CLIENT=%s\n", abs, supervisor.AdminClient)
 	}
 	fmt.Fprintf(stdout, "\n  Every control is also a command: causeway demo do \"isolate %s\" --url http://%s\n", names[len(names)-1], ln.Addr())
 	fmt.Fprintln(stdout, "  Ctrl-C stops every region.")

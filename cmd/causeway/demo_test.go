@@ -166,7 +166,8 @@ func TestDemoCluster(t *testing.T) {
 			// The dashboard polls every 200ms: poll until its copy holds
 			// what the CLI prints (the cluster is quiet, so they meet).
 			err := supervisor.Poll(ctx, 10*time.Second, func(context.Context) (bool, string) {
-				r := runCLI("", "status", "--json", "--addr", d.URL(name), "--session", "")
+				r := runCLI("", "status", "--json", "--addr", d.URL(name), "--session", "",
+					"--certs-dir", d.CertsDir(), "--client", supervisor.AdminClient)
 				if r.code != exitOK {
 					return false, r.String()
 				}

@@ -21,14 +21,15 @@ import (
 
 // linearUsage lists the linearizable tier's verbs and their arguments.
 var linearUsage = map[string]string{
-	"claim":   "NAMESPACE/NAME OWNER     take a unique name for OWNER",
-	"release": "NAMESPACE/NAME OWNER     free a name OWNER holds",
-	"lookup":  "NAMESPACE/NAME           who holds a name",
-	"cas":     "KEY VALUE                compare-and-set a register (--expect-version, --expect-value, --delete, --fence)",
-	"cas-get": "KEY                      read a register",
-	"lease":   "grant TTL | keepalive ID | revoke ID",
-	"lock":    "NAME --lease ID          acquire a lock; prints its fencing token",
-	"unlock":  "NAME --lease ID          release a lock",
+	"claim":         "NAMESPACE/NAME OWNER     take a unique name for OWNER",
+	"release":       "NAMESPACE/NAME OWNER     free a name OWNER holds",
+	"lookup":        "NAMESPACE/NAME           who holds a name",
+	"cas":           "KEY VALUE                compare-and-set a register (--expect-version, --expect-value, --delete, --fence)",
+	"cas-get":       "KEY                      read a register",
+	"lease":         "grant TTL | keepalive ID | revoke ID",
+	"lock":          "NAME --lease ID          acquire a lock; prints its fencing token",
+	"unlock":        "NAME --lease ID          release a lock",
+	"approve-voter": "REGION            let REGION's node join as a voter (admin role; sent to the leader)",
 }
 
 // runLinear runs one verb of the linearizable tier. Every mutation carries
@@ -62,7 +63,7 @@ type linearCmd struct {
 }
 
 // linearArgs is how many positional arguments each verb takes.
-var linearArgs = map[string]int{"claim": 2, "release": 2, "lookup": 1, "cas": 2, "cas-get": 1, "lease": 2, "lock": 1, "unlock": 1}
+var linearArgs = map[string]int{"claim": 2, "release": 2, "lookup": 1, "cas": 2, "cas-get": 1, "lease": 2, "lock": 1, "unlock": 1, "approve-voter": 1}
 
 // parseLinear parses a verb's flags and arguments; a nil command comes with
 // the exit code (help, or a usage error already reported on stderr).
@@ -156,6 +157,8 @@ func (c *linearCmd) run(stdout, stderr io.Writer) int {
 		ans, err = c.callLease(ctx, lin)
 	case "lock", "unlock":
 		ans, err = c.callLock(ctx, lin)
+	case "approve-voter":
+		ans, err = c.callApproveVoter(ctx, httpc, lin)
 	}
 	if ue := (*usageError)(nil); errors.As(err, &ue) {
 		return c.usage("%s", ue.msg)
@@ -350,4 +353,29 @@ func parseFence(s string) (*v1.Fence, error) {
 		return nil, fmt.Errorf("--fence %q: TOKEN must be the positive number `causeway lock` printed", s)
 	}
 	return &v1.Fence{Lock: s[:i], Token: tok}, nil
+}
+
+// callApproveVoter approves a region as a voter at the leader, which alone
+// serves it: asked elsewhere, it finds the leader's API address in the
+// node's status and asks there.
+func (c *linearCmd) callApproveVoter(ctx context.Context, httpc connect.HTTPClient, lin causewayv1connect.LinearServiceClient) (linearAnswer, error) {
+	req := &v1.ApproveVoterRequest{Region: c.pos[0]}
+	res, err := lin.ApproveVoter(ctx, connect.NewRequest(req))
+	if connect.CodeOf(err) == connect.CodeFailedPrecondition {
+		st, serr := causewayv1connect.NewAdminServiceClient(httpc, c.creds.url(c.addr)).Status(ctx, connect.NewRequest(&v1.StatusRequest{}))
+		if serr != nil {
+			return linearAnswer{}, err
+		}
+		leader := st.Msg.GetLinear().GetLeaderRegion()
+		for _, m := range st.Msg.GetMembers() {
+			if m.GetRegion() == leader && m.GetApiAddress() != "" && m.GetState() == "alive" {
+				res, err = causewayv1connect.NewLinearServiceClient(httpc, c.creds.url(m.GetApiAddress())).ApproveVoter(ctx, connect.NewRequest(req))
+				break
+			}
+		}
+	}
+	if err != nil {
+		return linearAnswer{}, err
+	}
+	return linearAnswer{msg: res.Msg, human: fmt.Sprintf("OK %s approved as a voter (approved: %s)", c.pos[0], strings.Join(res.Msg.Approved, ", "))}, nil
 }

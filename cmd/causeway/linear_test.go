@@ -59,8 +59,10 @@ type linearCluster struct {
 // and a leader.
 func startLinearCluster(t *testing.T, ctx context.Context) *linearCluster {
 	t.Helper()
-	c := &linearCluster{t: t, ctx: ctx, client: &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 16}}, procs: newServeRegions(t)}
-	t.Cleanup(c.client.CloseIdleConnections)
+	// TLS on: Raft, forwarding and gossip between the regions over mutual
+	// TLS, the test's clients as the admin client.
+	procs := newSecureServeRegions(t)
+	c := &linearCluster{t: t, ctx: ctx, client: procs.client(16, false), procs: procs}
 	cluster := uuid.NewString()
 	seed := ""
 	for _, name := range []string{"us-east", "eu-west", "ap-south"} {

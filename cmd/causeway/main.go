@@ -44,6 +44,7 @@ Linearizable tier (Raft; unavailable without a quorum of voters):
   causeway lease grant TTL | keepalive ID | revoke ID
   causeway lock NAME --lease ID      acquire a lock (--wait); prints its fencing token
   causeway unlock NAME --lease ID    release it
+  causeway approve-voter REGION      let REGION's node join the linearizable tier as a voter (admin)
 
 Client verbs carry the session's causal token in a session file, so that
 consecutive commands read their own writes, also across regions.
@@ -97,7 +98,7 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		return runBench(rest, stdout, stderr)
 	case "put", "get", "del", "delete", "status", "link", "remove-region":
 		return runClient(verb, rest, stdin, stdout, stderr)
-	case "claim", "release", "lookup", "cas", "cas-get", "lease", "lock", "unlock":
+	case "claim", "release", "lookup", "cas", "cas-get", "lease", "lock", "unlock", "approve-voter":
 		return runLinear(verb, rest, stdout, stderr)
 	case "cert":
 		return runCert(rest, stdout, stderr)

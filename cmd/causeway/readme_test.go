@@ -17,6 +17,9 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/causewaydb/causeway/internal/pki"
+	"github.com/causewaydb/causeway/internal/supervisor"
 )
 
 // The README runs as written. TestREADME reads every ```sh block of
@@ -233,9 +236,12 @@ func startReadmeContext(t *testing.T, name, exe string) *readmeContext {
 	case "cluster":
 		base := freePortRange(t, 3)
 		c.mapPorts(base)
-		c.start(t, env, ".bin/causeway", "cluster", "--data", filepath.Join(c.dir, "data", "cluster"), "--base-port", itoa(base))
+		data := filepath.Join(c.dir, "data", "cluster")
+		c.start(t, env, ".bin/causeway", "cluster", "--data", data, "--base-port", itoa(base))
+		// The cluster runs with TLS; the README's block exports what the
+		// CLI needs to talk to it.
 		for i := range 3 {
-			awaitReady(t, "127.0.0.1:"+itoa(base+i), 60*time.Second)
+			awaitReadyTLS(t, filepath.Join(data, "certs"), "127.0.0.1:"+itoa(base+i), 60*time.Second)
 		}
 	case "by-hand":
 		c.mapPorts(freePortRange(t, 3))
@@ -419,6 +425,29 @@ func shapeRegexp(shown string) *regexp.Regexp {
 }
 
 // awaitReady waits until the node at addr serves clients (GET /readyz).
+// awaitReadyTLS waits until the node at addr, which runs with TLS on the
+// certificates `causeway cluster` creates in certsDir, serves clients.
+func awaitReadyTLS(t *testing.T, certsDir, addr string, limit time.Duration) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), limit)
+	defer cancel()
+	// The cluster writes its CA before it starts any region.
+	err := supervisor.Poll(ctx, limit, func(context.Context) (bool, string) {
+		_, err := os.Stat(filepath.Join(certsDir, pki.ClientCertFile(supervisor.AdminClient)))
+		return err == nil, fmt.Sprint(err)
+	})
+	if err != nil {
+		t.Fatalf("no admin certificate in %s: %v", certsDir, err)
+	}
+	cfg, err := pki.ClientTLS(certsDir, supervisor.AdminClient)
+	if err != nil {
+		t.Fatal(err)
+	}
+	client := tlsHTTPClient(cfg)
+	defer client.CloseIdleConnections()
+	awaitReadyz(ctx, t, client, "https://"+addr)
+}
+
 func awaitReady(t *testing.T, addr string, limit time.Duration) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), limit)

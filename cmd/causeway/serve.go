@@ -16,6 +16,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/causewaydb/causeway/clocks"
 	"github.com/causewaydb/causeway/gossip"
 	"github.com/causewaydb/causeway/internal/link"
 	"github.com/causewaydb/causeway/internal/logquiet"
@@ -61,6 +62,7 @@ type serveFlags struct {
 	logRepeats                    time.Duration
 	certsDir                      string
 	insecure, pprof               bool
+	voters                        string
 }
 
 // parseServe parses `causeway serve`'s flags; a nil result comes with the
@@ -82,6 +84,7 @@ func parseServe(args []string, stdout, stderr io.Writer) (*serveFlags, int) {
 	fs.StringVar(&f.join, "join", envOr("CAUSEWAY_JOIN", ""), "gossip addresses of members to join through, host:port,... (env CAUSEWAY_JOIN)")
 	fs.StringVar(&f.gossipKey, "gossip-key", "", "base64 key (16, 24 or 32 bytes) that encrypts gossip; every member needs the same (env CAUSEWAY_GOSSIP_KEY)")
 	fs.StringVar(&f.linearRole, "linear", envOr("CAUSEWAY_LINEAR", "voter"), "this node's part in the linearizable tier (claims, CAS, locks): voter (a Raft voter for its region), forwarder (no Raft; sends requests to a voter) or off (env CAUSEWAY_LINEAR). The first voter, started without --join, forms the tier; later ones are added by its leader")
+	fs.StringVar(&f.voters, "voters", envOr("CAUSEWAY_VOTERS", ""), "regions whose nodes may join the linearizable tier as voters, comma-separated; give every node the same list. Default: any node with a node certificate of the cluster (--certs-dir), or any node that reaches the Raft port without TLS. `causeway approve-voter REGION` names more at run time (env CAUSEWAY_VOTERS)")
 	fs.StringVar(&f.raftAddr, "raft-listen", envOr("CAUSEWAY_RAFT_LISTEN", ""), "address of the linearizable tier's Raft transport (voters); default: the --listen host, port + 200 (env CAUSEWAY_RAFT_LISTEN)")
 	fs.StringVar(&f.certsDir, "certs-dir", envOr("CAUSEWAY_CERTS_DIR", ""), "directory of ca.crt, node.crt, node.key (and gossip.key, tokens.json): TLS on every listener and between nodes, clients authenticated by certificate or token (env CAUSEWAY_CERTS_DIR; create with `causeway cert`)")
 	fs.BoolVar(&f.insecure, "insecure", false, "run without TLS or authentication on a non-loopback address (without --certs-dir a node listens only on loopback)")
@@ -170,6 +173,11 @@ func (f *serveFlags) processConfig(logger *slog.Logger, stderr io.Writer) (proce
 	cfg.Join = pcfg.Gossip != nil && len(pcfg.Gossip.Join) > 0
 	if pcfg.Linear, err = linearConfig(f.linearRole, f.raftAddr, f.listen, f.join); err != nil {
 		return process.Config{}, err
+	}
+	if pcfg.Linear != nil {
+		if pcfg.Linear.Voters, err = parseVoters(f.voters); err != nil {
+			return process.Config{}, err
+		}
 	}
 	if err := f.applyClockSkew(&cfg); err != nil {
 		return process.Config{}, err
@@ -370,6 +378,21 @@ func linearConfig(role, addr, listen, join string) (*process.LinearConfig, error
 		return nil, fmt.Errorf("--raft-listen %q: want host:port", addr)
 	}
 	return &process.LinearConfig{Role: linear.RoleVoter, BindAddr: addr, Bootstrap: strings.TrimSpace(join) == ""}, nil
+}
+
+// parseVoters reads --voters: region names, comma-separated.
+func parseVoters(list string) ([]string, error) {
+	var out []string
+	for _, v := range strings.Split(list, ",") {
+		if v = strings.TrimSpace(v); v == "" {
+			continue
+		}
+		if err := clocks.ValidateRegion(v); err != nil {
+			return nil, fmt.Errorf("--voters: %w", err)
+		}
+		out = append(out, v)
+	}
+	return out, nil
 }
 
 // gossipPortOffset: a node's gossip port is its API port plus this,

@@ -4,13 +4,17 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"fmt"
 	"io"
+	"net/http"
 	"os"
+	"path/filepath"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/causewaydb/causeway/internal/pki"
 	"github.com/causewaydb/causeway/internal/supervisor"
 )
 
@@ -30,8 +34,23 @@ type serveRegions struct {
 
 func newServeRegions(t *testing.T) *serveRegions {
 	t.Helper()
+	return startServeRegions(t, "")
+}
+
+// newSecureServeRegions is newServeRegions with TLS: the supervisor creates
+// a CA, a node certificate per region and an admin client certificate in
+// a directory of the test's, and starts every region with --certs-dir
+// (supervisor.Config.CertsDir). The test talks to the regions with client.
+func newSecureServeRegions(t *testing.T) *serveRegions {
+	t.Helper()
+	return startServeRegions(t, filepath.Join(t.TempDir(), "certs"))
+}
+
+func startServeRegions(t *testing.T, certsDir string) *serveRegions {
+	t.Helper()
 	s := &serveRegions{t: t, stderr: map[string]*lockedBuffer{}}
 	s.sup = supervisor.New(supervisor.Config{
+		CertsDir:     certsDir,
 		Command:      supervisor.Command{Path: os.Args[0], Env: []string{runMainEnv + "=1"}},
 		StartTimeout: 60 * time.Second,
 		Output: func(region string, _ int) (io.Writer, io.Writer) {
@@ -65,6 +84,68 @@ func newServeRegions(t *testing.T) *serveRegions {
 	})
 	t.Cleanup(s.sup.Close)
 	return s
+}
+
+// client returns an HTTP client for the regions, closed when the test
+// ends, keeping up to maxIdle connections to each: over TLS with the admin
+// client certificate when the regions run secure; HTTP/2 (as gRPC needs)
+// when http2, else HTTP/1.1.
+func (s *serveRegions) client(maxIdle int, http2 bool) *http.Client {
+	s.t.Helper()
+	tr := &http.Transport{MaxIdleConnsPerHost: maxIdle}
+	p := new(http.Protocols)
+	switch certs := s.sup.CertsDir(); {
+	case certs == "" && http2:
+		p.SetUnencryptedHTTP2(true)
+	case certs == "":
+		p.SetHTTP1(true)
+	default:
+		cfg, err := pki.ClientTLS(certs, supervisor.AdminClient)
+		if err != nil {
+			s.t.Fatal(err)
+		}
+		cfg.ClientSessionCache = tls.NewLRUClientSessionCache(64)
+		tr.TLSClientConfig = cfg
+		if http2 {
+			p.SetHTTP2(true)
+		} else {
+			p.SetHTTP1(true)
+		}
+	}
+	tr.Protocols = p
+	c := &http.Client{Transport: tr}
+	s.t.Cleanup(c.CloseIdleConnections)
+	return c
+}
+
+// cliCredentials are the CLI flags that talk to the regions as the admin
+// client (none without TLS).
+func (s *serveRegions) cliCredentials() []string {
+	if certs := s.sup.CertsDir(); certs != "" {
+		return []string{"--certs-dir", certs, "--client", supervisor.AdminClient}
+	}
+	return nil
+}
+
+// nodeClient returns an HTTP/2 client that presents a node certificate of
+// region (issued by the regions' CA on first use), as another node's
+// replication does; without TLS, plain HTTP/2.
+func (s *serveRegions) nodeClient(region string) *http.Client {
+	s.t.Helper()
+	certs := s.sup.CertsDir()
+	if certs == "" {
+		return s.client(1, true)
+	}
+	if err := supervisor.PrepareCerts(certs, region); err != nil {
+		s.t.Fatal(err)
+	}
+	node, err := pki.LoadNode(supervisor.RegionCertsDir(certs, region))
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	c := tlsHTTPClient(node.NodeClientTLS())
+	s.t.Cleanup(c.CloseIdleConnections)
+	return c
 }
 
 // add adds a region, down, on free addresses of 127.0.0.1.

@@ -46,6 +46,7 @@ var verbExamples = map[string]string{
 	"lease":         "causeway lease grant 15s",
 	"lock":          "causeway lock jobs/42 --lease $LEASE --wait",
 	"unlock":        "causeway unlock jobs/42 --lease $LEASE",
+	"approve-voter": "causeway approve-voter ap-south --addr 127.0.0.1:7071",
 }
 
 // printVerbFlags prints the flags of fs that verb takes, as

@@ -24,8 +24,8 @@ const exitAnomalies = 1
 const verifyUsage = `Usage: causeway verify [flags]
 
 Runs a fault campaign against both tiers: starts a local cluster (one
-` + "`causeway serve`" + ` process per region on 127.0.0.1, fault injection on,
-every region a voter of the linearizable tier), runs concurrent clients
+` + "`causeway serve`" + ` process per region on 127.0.0.1, TLS on unless
+--insecure, fault injection on, every region a voter of the linearizable tier), runs concurrent clients
 against every region for --duration while a nemesis cuts and heals links,
 adds WAN delay and jitter, kills and restarts regions, pauses them
 (SIGSTOP/SIGCONT), skews their clocks beyond the max offset, and wipes a
@@ -111,6 +111,7 @@ type verifyFlags struct {
 	linearOn         bool
 	linearClients    int
 	unsafeSkip       bool
+	insecure         bool
 }
 
 // parseVerify parses `causeway verify`'s flags; a nil result comes with the
@@ -136,6 +137,7 @@ func parseVerify(args []string, stderr io.Writer) (*verifyFlags, int) {
 	fs.StringVar(&f.recheck, "check", "", "check an existing history (a history.jsonl) instead of running a campaign")
 	fs.BoolVar(&f.linearOn, "linear", true, "run the linearizable tier (every region a voter) with its workload and checkers; --linear=false for the causal tier alone")
 	fs.IntVar(&f.linearClients, "linear-clients", 2, "linear-tier clients in each region")
+	fs.BoolVar(&f.insecure, "insecure", false, "run the regions without TLS (by default they run with TLS on certificates created under the report's data directory, and the clients present an admin client certificate)")
 	fs.BoolVar(&f.unsafeSkip, "unsafe-skip-dependencies", false, "test hook: start the regions with causal dependencies ignored (CAUSEWAY_UNSAFE_SKIP_DEPENDENCIES), to show the checkers catch it")
 	fs.Usage = func() {
 		fmt.Fprint(stderr, verifyUsage)
@@ -201,6 +203,7 @@ func (f *verifyFlags) campaignConfig(server campaign.ServerCommand, kinds []camp
 			Regions:  f.regions,
 			WAN:      f.wan,
 			BasePort: f.basePort,
+			Insecure: f.insecure,
 		},
 		ReportDir:              f.report,
 		Duration:               f.duration,

@@ -55,6 +55,19 @@ func TestVerifyCampaign(t *testing.T) {
 		t.Fatalf("causeway verify = exit %d, want 0\nstderr:\n%s", code, stderr.String())
 	}
 
+	// The campaign ran with TLS on: every region served https with a
+	// certs directory (so its clients were authenticated, and replication,
+	// Raft and gossip ran over mutual TLS).
+	for _, region := range defaultRegions {
+		log, err := os.ReadFile(filepath.Join(report, "logs", region+".log"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !strings.Contains(string(log), " --certs-dir ") || !strings.Contains(string(log), "serving on https://") {
+			t.Errorf("region %s did not run with TLS; its log:\n%s", region, grepLines(string(log), "causeway: "))
+		}
+	}
+
 	f, err := os.Open(filepath.Join(report, "history.jsonl"))
 	if err != nil {
 		t.Fatal(err)

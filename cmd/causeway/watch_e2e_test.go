@@ -5,7 +5,6 @@ package main
 import (
 	"context"
 	"fmt"
-	"net/http"
 	"strings"
 	"testing"
 	"time"
@@ -70,12 +69,6 @@ func (w *e2eWatcher) take(t *testing.T, ctx context.Context, n int) []*v1.WatchE
 	return out
 }
 
-func h2cHTTPClient() *http.Client {
-	p := new(http.Protocols)
-	p.SetUnencryptedHTTP2(true)
-	return &http.Client{Transport: &http.Transport{Protocols: p}}
-}
-
 // TestWatchAcrossRegions: three real regions; writes in two of them, some
 // depending on the other region's (a token handed over) and some atomic
 // over several keys. A watcher in each region (Connect over HTTP/1.1, and
@@ -90,8 +83,7 @@ func TestWatchAcrossRegions(t *testing.T) {
 	cr := c.start("ap-south", a, b)
 	c.awaitConverged(a, b, cr)
 
-	grpcClient := h2cHTTPClient()
-	t.Cleanup(grpcClient.CloseIdleConnections)
+	grpcClient := c.procs.client(4, true)
 	bGRPC := causewayv1connect.NewKVServiceClient(grpcClient, b.url, connect.WithGRPC())
 	watchA := startE2EWatch(t, ctx, a.kv, "")
 	watchB := startE2EWatch(t, ctx, bGRPC, "")

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"maps"
-	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -48,6 +47,14 @@ type ClusterConfig struct {
 	BasePort int
 	// StartTimeout bounds one start of one region (default 60s).
 	StartTimeout time.Duration
+	// Insecure runs the regions without TLS. By default they run with TLS
+	// and mutual TLS between them, on certificates the supervisor creates
+	// in CertsDir, and the campaign's clients present its admin client
+	// certificate (supervisor.AdminClient).
+	Insecure bool
+	// CertsDir holds the cluster's certificates (default DataDir/certs;
+	// kept across runs on the same directory).
+	CertsDir string
 	// ServeArgs returns extra `causeway serve` flags for a region, added
 	// at every start. Nil means "--linear off": a campaign of the causal
 	// tier alone. A campaign of the linear tier makes regions voters or
@@ -123,20 +130,34 @@ func StartCluster(ctx context.Context, cfg ClusterConfig) (*Cluster, error) {
 			return nil, err
 		}
 	}
+	if cfg.Insecure {
+		cfg.CertsDir = ""
+	} else if cfg.CertsDir == "" {
+		cfg.CertsDir = filepath.Join(cfg.DataDir, "certs")
+	}
+	if cfg.CertsDir != "" {
+		if err := supervisor.PrepareCerts(cfg.CertsDir); err != nil {
+			return nil, err
+		}
+	}
+	// One client for every region: its connections (HTTP/2 over TLS, or
+	// HTTP/1.1 in plain) live as long as the regions' processes do.
+	httpc, err := supervisor.NewHTTPClient(cfg.CertsDir, 64)
+	if err != nil {
+		return nil, err
+	}
 	c := &Cluster{
 		cfg:     cfg,
 		regions: map[string]*Region{},
-		http: &http.Client{Transport: &http.Transport{
-			MaxIdleConnsPerHost: 64,
-			DialContext:         (&net.Dialer{Timeout: 2 * time.Second}).DialContext,
-		}},
-		kv:    map[string]causewayv1connect.KVServiceClient{},
-		admin: map[string]causewayv1connect.AdminServiceClient{},
-		wan:   wan,
+		http:    httpc,
+		kv:      map[string]causewayv1connect.KVServiceClient{},
+		admin:   map[string]causewayv1connect.AdminServiceClient{},
+		wan:     wan,
 	}
 	c.sup = supervisor.New(supervisor.Config{
 		Command:      cfg.Command,
 		StartTimeout: cfg.StartTimeout,
+		CertsDir:     cfg.CertsDir,
 		HTTP:         c.http,
 		Output: func(region string, _ int) (io.Writer, io.Writer) {
 			log := c.regions[region].log
@@ -158,7 +179,6 @@ func StartCluster(ctx context.Context, cfg ClusterConfig) (*Cluster, error) {
 			RaftAddr:   addrs[i].Raft,
 			DataDir:    filepath.Join(cfg.DataDir, name),
 		}
-		r.URL = "http://" + r.Addr
 		f, err := os.OpenFile(filepath.Join(cfg.LogDir, name+".log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 		if err != nil {
 			c.Close()
@@ -166,12 +186,14 @@ func StartCluster(ctx context.Context, cfg ClusterConfig) (*Cluster, error) {
 		}
 		r.log = f
 		c.regions[name] = r
-		c.kv[name] = causewayv1connect.NewKVServiceClient(c.http, r.URL)
-		c.admin[name] = causewayv1connect.NewAdminServiceClient(c.http, r.URL)
 		if err := c.sup.Add(supervisor.Region{Name: name, DataDir: r.DataDir, Addrs: addrs[i]}); err != nil {
 			c.Close()
 			return nil, err
 		}
+		spec, _ := c.sup.Region(name)
+		r.URL = spec.URL()
+		c.kv[name] = causewayv1connect.NewKVServiceClient(c.http, r.URL)
+		c.admin[name] = causewayv1connect.NewAdminServiceClient(c.http, r.URL)
 	}
 	for _, name := range cfg.Regions {
 		if err := c.Start(ctx, name, 0); err != nil {
@@ -201,7 +223,16 @@ func (c *Cluster) Regions() []string { return slices.Clone(c.cfg.Regions) }
 // Region returns one region.
 func (c *Cluster) Region(name string) *Region { return c.regions[name] }
 
-// HTTPClient is the client the cluster's Connect clients use.
+// Secure reports whether the regions run with TLS.
+func (c *Cluster) Secure() bool { return c.cfg.CertsDir != "" }
+
+// CertsDir is the cluster's certs directory ("" without TLS): its ca.crt
+// and the admin client certificate (supervisor.AdminClient) are what a
+// client needs.
+func (c *Cluster) CertsDir() string { return c.cfg.CertsDir }
+
+// HTTPClient is the client the cluster's Connect clients use (TLS with the
+// admin client certificate when the cluster is secure).
 func (c *Cluster) HTTPClient() *http.Client { return c.http }
 
 // KV returns a causal-tier client for a region.

@@ -6,7 +6,9 @@
 //
 // Run starts one `causeway serve` process per region on 127.0.0.1
 // (Cluster, over internal/supervisor: own data directory and fixed
-// addresses, fault injection on, joined by gossip),
+// addresses, fault injection on, joined by gossip, TLS on every channel
+// unless ClusterConfig.Insecure, the clients presenting the admin client
+// certificate),
 // runs the workloads' clients for Config.Duration while a Nemesis injects
 // faults from a seeded Plan, heals every fault, lets clients run on for a
 // recovery period, stops them, waits until every region applied the same

@@ -38,6 +38,10 @@ type Config struct {
 	// NoLinear runs the regions without the linearizable tier (default:
 	// every region a voter).
 	NoLinear bool
+	// Insecure runs the regions without TLS. By default they run with TLS
+	// on certificates created in DataDir/certs, and the demo's clients and
+	// dashboard call them as the admin client (supervisor.AdminClient).
+	Insecure bool
 	// RequestTimeout bounds one client operation (default 3s): a region
 	// that lacks a session's causal past answers unavailable after it.
 	RequestTimeout time.Duration
@@ -132,6 +136,8 @@ func Start(ctx context.Context, cfg Config) (*Demo, error) {
 		ClusterID:    cfg.ClusterID,
 		StartTimeout: cfg.StartTimeout,
 		ServeArgs:    serveArgs,
+		Insecure:     cfg.Insecure,
+		CertsDir:     filepath.Join(cfg.DataDir, "certs"),
 	})
 	if err != nil {
 		history.Close()
@@ -159,6 +165,10 @@ func (d *Demo) Regions() []string { return slices.Clone(d.cfg.Regions) }
 
 // URL is a region's API base URL.
 func (d *Demo) URL(region string) string { return d.cluster.Region(region).URL }
+
+// CertsDir is the cluster's certs directory ("" when it runs without
+// TLS): ca.crt and the admin client certificate are what a client needs.
+func (d *Demo) CertsDir() string { return d.cluster.CertsDir() }
 
 // ClusterID is the cluster's UUID.
 func (d *Demo) ClusterID() string { return d.cfg.ClusterID }

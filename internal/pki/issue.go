@@ -47,7 +47,10 @@ var ErrExists = errors.New("already exists")
 
 // Options are what every creation takes.
 type Options struct {
-	Dir       string
+	Dir string
+	// CADir is where the CA that signs is read from (default: Dir), so
+	// that a certificate can be written where the CA's key is not.
+	CADir     string
 	Lifetime  time.Duration // default: DefaultCALifetime or DefaultCertLifetime
 	Overwrite bool          // replace existing files instead of refusing
 	Now       func() time.Time
@@ -149,7 +152,11 @@ func (o Options) issue(tmpl *x509.Certificate, certFile, keyFile string) error {
 	if err := o.refuseExisting(certFile, keyFile); err != nil {
 		return err
 	}
-	ca, caKey, err := LoadCA(o.Dir)
+	caDir := o.CADir
+	if caDir == "" {
+		caDir = o.Dir
+	}
+	ca, caKey, err := LoadCA(caDir)
 	if err != nil {
 		return err
 	}

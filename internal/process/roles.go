@@ -40,6 +40,9 @@ var rules = map[string][]pki.Role{
 	"/causeway.v1.LinearService/Lock":          writers,
 	"/causeway.v1.LinearService/Unlock":        writers,
 	"/causeway.v1.LinearService/Progress":      nodes, // the leader asks a joining voter how far its log is
+	// Not nodes: approving voters is the operator's decision, which a node
+	// certificate alone must not make.
+	"/causeway.v1.LinearService/ApproveVoter": admins,
 
 	"/causeway.v1.AdminService/Status":       readers,
 	"/causeway.v1.AdminService/SetLink":      admins,

@@ -49,6 +49,9 @@ type LinearConfig struct {
 	// TLS, when set, runs the Raft transport over mutual TLS between nodes
 	// of the cluster (Open sets it from Config.Security).
 	TLS *pki.Certs
+	// Voters names the regions the leader may add as voters (serve
+	// --voters; linear.Config.Voters). Empty: any node of the cluster.
+	Voters []string
 }
 
 // joinRetry is how often an unanswered --join is tried again.
@@ -98,6 +101,7 @@ func (w *Wiring) openLinear(lc LinearConfig) replica.OpenLinear {
 			BindAddr:   lc.BindAddr,
 			Advertise:  lc.Advertise,
 			Bootstrap:  lc.Bootstrap,
+			Voters:     lc.Voters,
 			Links:      env.Links,
 			Peers:      w.linearPeers,
 			HTTPClient: env.HTTPClient,

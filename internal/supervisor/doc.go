@@ -32,6 +32,14 @@
 //     a region's disk without losing a write (it drains the region, waits
 //     until every other region holds its writes, kills it and deletes its
 //     data directory).
+//   - Secure by configuration: with Config.CertsDir every region runs with
+//     TLS (serve --certs-dir of its own node certificate, which names its
+//     region), its readiness line must say https, and the supervisor's
+//     calls present the admin client certificate. The certificates
+//     (PrepareCerts: a cluster CA, a node certificate per region, the
+//     admin client certificate, the gossip key) are created where missing
+//     and kept otherwise, so a cluster restarted on its directory keeps its
+//     CA. A region's own directory holds no CA key.
 //
 // ParseWAN is the one reader of a WAN latency matrix
 // (`--wan-latency us-east/eu-west=40ms,...`), shared by `causeway serve`,

@@ -6,10 +6,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -39,10 +39,18 @@ type Region struct {
 	Name    string
 	DataDir string
 	Addrs   Addrs
+	// TLS is set by Supervisor.Add when the supervisor runs the cluster
+	// with TLS (Config.CertsDir).
+	TLS bool
 }
 
-// URL is the base URL of the region's API.
-func (r Region) URL() string { return "http://" + r.Addrs.API }
+// URL is the base URL of the region's API: https:// when it serves TLS.
+func (r Region) URL() string {
+	if r.TLS {
+		return "https://" + r.Addrs.API
+	}
+	return "http://" + r.Addrs.API
+}
 
 // Exit reports a region whose process ended without being told to.
 type Exit struct {
@@ -72,8 +80,18 @@ type Config struct {
 	// region's process ends without Kill, Stop, Wipe or Close: the region is
 	// down, the others keep running.
 	OnExit func(Exit)
+	// CertsDir, when set, runs every region with TLS and authentication:
+	// the supervisor keeps the cluster's certificates there (PrepareCerts:
+	// a CA, a node certificate per region, the admin client certificate
+	// and the gossip key, created where missing), starts each region with
+	// --certs-dir RegionCertsDir(CertsDir, region), and calls the regions
+	// over TLS as the admin client. Empty: plain HTTP, as `causeway serve`
+	// allows on loopback.
+	CertsDir string
 	// HTTP is the client for the regions' admin API (default: one with a 2s
-	// dial timeout).
+	// dial timeout, over TLS with the admin certificate when CertsDir is
+	// set: NewHTTPClient). A caller that gives its own must give one that
+	// speaks to the regions as they run.
 	HTTP *http.Client
 }
 
@@ -94,6 +112,7 @@ var ErrDown = errors.New("region is down")
 // concurrent use; operations on one region are serialised.
 type Supervisor struct {
 	cfg     Config
+	certErr error // preparing Config.CertsDir failed: every Add returns it
 	mu      sync.Mutex
 	regions map[string]*region
 	order   []string
@@ -125,18 +144,45 @@ func New(cfg Config) *Supervisor {
 	if cfg.StartAttempts <= 0 {
 		cfg.StartAttempts = 5
 	}
-	if cfg.HTTP == nil {
-		cfg.HTTP = &http.Client{Transport: &http.Transport{
-			DialContext: (&net.Dialer{Timeout: 2 * time.Second}).DialContext,
-		}}
+	s := &Supervisor{cfg: cfg, regions: map[string]*region{}}
+	if cfg.CertsDir != "" {
+		s.certErr = PrepareCerts(cfg.CertsDir)
 	}
-	return &Supervisor{cfg: cfg, regions: map[string]*region{}}
+	if s.cfg.HTTP == nil {
+		var err error
+		s.cfg.HTTP, err = NewHTTPClient(cfg.CertsDir, 8)
+		if err != nil {
+			s.certErr = errors.Join(s.certErr, err)
+			s.cfg.HTTP, _ = NewHTTPClient("", 8) // every Add fails; Close still works
+		}
+	}
+	return s
 }
 
+// Secure reports whether the regions run with TLS (Config.CertsDir).
+func (s *Supervisor) Secure() bool { return s.cfg.CertsDir != "" }
+
+// CertsDir is the cluster's certs directory ("" without TLS).
+func (s *Supervisor) CertsDir() string { return s.cfg.CertsDir }
+
 // Add adds a region, down. Its addresses must be complete (see FreeAddrs).
+// With Config.CertsDir it issues the region's node certificate if it has
+// none yet.
 func (s *Supervisor) Add(r Region) error {
 	if r.Name == "" || r.DataDir == "" || r.Addrs.API == "" || r.Addrs.Gossip == "" {
 		return fmt.Errorf("region %q: name, data directory, API and gossip addresses are required", r.Name)
+	}
+	if s.certErr != nil {
+		return fmt.Errorf("certificates for a cluster with TLS: %w", s.certErr)
+	}
+	if s.cfg.CertsDir != "" {
+		if inside(r.DataDir, s.cfg.CertsDir) {
+			return fmt.Errorf("region %s: its data directory %s is inside the certs directory %s", r.Name, r.DataDir, s.cfg.CertsDir)
+		}
+		if err := PrepareCerts(s.cfg.CertsDir, r.Name); err != nil {
+			return err
+		}
+		r.TLS = true
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -146,6 +192,17 @@ func (s *Supervisor) Add(r Region) error {
 	s.regions[r.Name] = &region{spec: r, state: Down}
 	s.order = append(s.order, r.Name)
 	return nil
+}
+
+// inside reports whether dir is parent or inside it.
+func inside(dir, parent string) bool {
+	a, errA := filepath.Abs(dir)
+	b, errB := filepath.Abs(parent)
+	if errA != nil || errB != nil {
+		return false
+	}
+	rel, err := filepath.Rel(b, a)
+	return err == nil && rel != ".." && !strings.HasPrefix(rel, "../")
 }
 
 // Regions lists the regions in the order they were added.
@@ -200,12 +257,16 @@ func (s *Supervisor) Starts(name string) int {
 
 // Args is the command line of a start: the command's own arguments, then
 // `serve --region R --data DIR --listen API --gossip-listen G
-// [--raft-listen RAFT]`, then extra.
+// [--raft-listen RAFT] [--certs-dir RegionCertsDir(CertsDir, R)]`, then
+// extra.
 func (s *Supervisor) Args(r Region, extra []string) []string {
 	args := append(slices.Clone(s.cfg.Command.Args), "serve",
 		"--region", r.Name, "--data", r.DataDir, "--listen", r.Addrs.API, "--gossip-listen", r.Addrs.Gossip)
 	if r.Addrs.Raft != "" {
 		args = append(args, "--raft-listen", r.Addrs.Raft)
+	}
+	if s.cfg.CertsDir != "" {
+		args = append(args, "--certs-dir", RegionCertsDir(s.cfg.CertsDir, r.Name))
 	}
 	return append(args, extra...)
 }
@@ -286,10 +347,12 @@ func (s *Supervisor) startOnce(ctx context.Context, r *region, args []string, de
 	defer timer.Stop()
 	select {
 	case l := <-ready:
-		if l.Region == r.spec.Name && l.Addr == r.spec.Addrs.API {
+		// A secure supervisor's region must serve TLS; another's may,
+		// when the caller passes its own --certs-dir.
+		if l.Region == r.spec.Name && l.Addr == r.spec.Addrs.API && (l.TLS || !r.spec.TLS) {
 			return p, nil
 		}
-		err = fmt.Errorf("serves region %s on %s, not region %s on %s", l.Region, l.Addr, r.spec.Name, r.spec.Addrs.API)
+		err = fmt.Errorf("serves region %s on %s, not region %s on %s", l.Region, l.URL(), r.spec.Name, r.spec.URL())
 	case <-p.done:
 		return nil, fmt.Errorf("exited before serving (%v): %s", p.err, p.stderr.lastLines(5))
 	case <-timer.C:

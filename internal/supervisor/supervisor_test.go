@@ -27,6 +27,7 @@ import (
 //	failing   writes "boom" to stderr and exits with status 2 before serving
 //	stubborn  ignores SIGTERM
 //	liar      announces another address than --listen
+//	plain     announces http:// even when given --certs-dir
 const fakeServeEnv = "CAUSEWAY_SUPERVISOR_FAKE_SERVE"
 
 func TestMain(m *testing.M) {
@@ -48,6 +49,7 @@ func fakeServe(args []string) int {
 	fs.String("gossip-listen", "", "")
 	fs.String("raft-listen", "", "")
 	fs.String("mark", "", "")
+	certsDir := fs.String("certs-dir", "", "")
 	if err := fs.Parse(args[1:]); err != nil {
 		return 2
 	}
@@ -73,7 +75,11 @@ func fakeServe(args []string) int {
 		addr = "127.0.0.1:1"
 	}
 	fmt.Fprintf(os.Stderr, "fake serve: region %s starting\n", *region)
-	fmt.Printf("causeway: region %s serving on http://%s (data in %s)\n", *region, addr, *data)
+	scheme := "http"
+	if *certsDir != "" && *region != "plain" {
+		scheme = "https"
+	}
+	fmt.Printf("causeway: region %s serving on %s://%s (data in %s)\n", *region, scheme, addr, *data)
 	if *region == "crasher" {
 		time.Sleep(100 * time.Millisecond)
 		fmt.Fprintln(os.Stderr, "fake serve: crashing")

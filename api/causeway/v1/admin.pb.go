@@ -1020,7 +1020,14 @@ type LinearStatus struct {
 	// non_voters are members catching up before the leader promotes them to
 	// voters (a region that joined, or came back after losing its data
 	// directory). They do not count towards the quorum.
-	NonVoters     []*VoterStatus `protobuf:"bytes,15,rep,name=non_voters,json=nonVoters,proto3" json:"non_voters,omitempty"`
+	NonVoters []*VoterStatus `protobuf:"bytes,15,rep,name=non_voters,json=nonVoters,proto3" json:"non_voters,omitempty"`
+	// approved_voters are the regions allowed to join as voters (serve
+	// --voters and LinearService/ApproveVoter), sorted; empty when any node
+	// with a node certificate of the cluster may.
+	ApprovedVoters []string `protobuf:"bytes,16,rep,name=approved_voters,json=approvedVoters,proto3" json:"approved_voters,omitempty"`
+	// unapproved are regions whose node asks to join but is not approved
+	// (seen by the leader only).
+	Unapproved    []string `protobuf:"bytes,17,rep,name=unapproved,proto3" json:"unapproved,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1156,6 +1163,20 @@ func (x *LinearStatus) GetLeaderId() string {
 func (x *LinearStatus) GetNonVoters() []*VoterStatus {
 	if x != nil {
 		return x.NonVoters
+	}
+	return nil
+}
+
+func (x *LinearStatus) GetApprovedVoters() []string {
+	if x != nil {
+		return x.ApprovedVoters
+	}
+	return nil
+}
+
+func (x *LinearStatus) GetUnapproved() []string {
+	if x != nil {
+		return x.Unapproved
 	}
 	return nil
 }
@@ -1441,7 +1462,7 @@ const file_causeway_v1_admin_proto_rawDesc = "" +
 	"\x06offset\x18\x02 \x01(\v2\x19.google.protobuf.DurationR\x06offset\x12+\n" +
 	"\x03min\x18\x03 \x01(\v2\x19.google.protobuf.DurationR\x03min\x12+\n" +
 	"\x03max\x18\x04 \x01(\v2\x19.google.protobuf.DurationR\x03max\x12\x18\n" +
-	"\asamples\x18\x05 \x01(\rR\asamples\"\xef\x03\n" +
+	"\asamples\x18\x05 \x01(\rR\asamples\"\xb8\x04\n" +
 	"\fLinearStatus\x12\x18\n" +
 	"\aenabled\x18\x01 \x01(\bR\aenabled\x12\x14\n" +
 	"\x05voter\x18\x02 \x01(\bR\x05voter\x12\x14\n" +
@@ -1460,7 +1481,11 @@ const file_causeway_v1_admin_proto_rawDesc = "" +
 	"\tserver_id\x18\r \x01(\tR\bserverId\x12\x1b\n" +
 	"\tleader_id\x18\x0e \x01(\tR\bleaderId\x127\n" +
 	"\n" +
-	"non_voters\x18\x0f \x03(\v2\x18.causeway.v1.VoterStatusR\tnonVoters\"\xae\x01\n" +
+	"non_voters\x18\x0f \x03(\v2\x18.causeway.v1.VoterStatusR\tnonVoters\x12'\n" +
+	"\x0fapproved_voters\x18\x10 \x03(\tR\x0eapprovedVoters\x12\x1e\n" +
+	"\n" +
+	"unapproved\x18\x11 \x03(\tR\n" +
+	"unapproved\"\xae\x01\n" +
 	"\vVoterStatus\x12\x16\n" +
 	"\x06region\x18\x01 \x01(\tR\x06region\x12\x18\n" +
 	"\aaddress\x18\x02 \x01(\tR\aaddress\x12\x1c\n" +

@@ -21,6 +21,96 @@ const (
 	_ = protoimpl.EnforceVersion(protoimpl.MaxVersion - 20)
 )
 
+type ApproveVoterRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Region        string                 `protobuf:"bytes,1,opt,name=region,proto3" json:"region,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ApproveVoterRequest) Reset() {
+	*x = ApproveVoterRequest{}
+	mi := &file_causeway_v1_linear_proto_msgTypes[0]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ApproveVoterRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ApproveVoterRequest) ProtoMessage() {}
+
+func (x *ApproveVoterRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_causeway_v1_linear_proto_msgTypes[0]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ApproveVoterRequest.ProtoReflect.Descriptor instead.
+func (*ApproveVoterRequest) Descriptor() ([]byte, []int) {
+	return file_causeway_v1_linear_proto_rawDescGZIP(), []int{0}
+}
+
+func (x *ApproveVoterRequest) GetRegion() string {
+	if x != nil {
+		return x.Region
+	}
+	return ""
+}
+
+type ApproveVoterResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// approved lists every region named so far (serve --voters and earlier
+	// approvals), sorted.
+	Approved      []string `protobuf:"bytes,1,rep,name=approved,proto3" json:"approved,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ApproveVoterResponse) Reset() {
+	*x = ApproveVoterResponse{}
+	mi := &file_causeway_v1_linear_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ApproveVoterResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ApproveVoterResponse) ProtoMessage() {}
+
+func (x *ApproveVoterResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_causeway_v1_linear_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ApproveVoterResponse.ProtoReflect.Descriptor instead.
+func (*ApproveVoterResponse) Descriptor() ([]byte, []int) {
+	return file_causeway_v1_linear_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *ApproveVoterResponse) GetApproved() []string {
+	if x != nil {
+		return x.Approved
+	}
+	return nil
+}
+
 type ProgressRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	unknownFields protoimpl.UnknownFields
@@ -29,7 +119,7 @@ type ProgressRequest struct {
 
 func (x *ProgressRequest) Reset() {
 	*x = ProgressRequest{}
-	mi := &file_causeway_v1_linear_proto_msgTypes[0]
+	mi := &file_causeway_v1_linear_proto_msgTypes[2]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -41,7 +131,7 @@ func (x *ProgressRequest) String() string {
 func (*ProgressRequest) ProtoMessage() {}
 
 func (x *ProgressRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_causeway_v1_linear_proto_msgTypes[0]
+	mi := &file_causeway_v1_linear_proto_msgTypes[2]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -54,7 +144,7 @@ func (x *ProgressRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ProgressRequest.ProtoReflect.Descriptor instead.
 func (*ProgressRequest) Descriptor() ([]byte, []int) {
-	return file_causeway_v1_linear_proto_rawDescGZIP(), []int{0}
+	return file_causeway_v1_linear_proto_rawDescGZIP(), []int{2}
 }
 
 type ProgressResponse struct {
@@ -70,7 +160,7 @@ type ProgressResponse struct {
 
 func (x *ProgressResponse) Reset() {
 	*x = ProgressResponse{}
-	mi := &file_causeway_v1_linear_proto_msgTypes[1]
+	mi := &file_causeway_v1_linear_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -82,7 +172,7 @@ func (x *ProgressResponse) String() string {
 func (*ProgressResponse) ProtoMessage() {}
 
 func (x *ProgressResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_causeway_v1_linear_proto_msgTypes[1]
+	mi := &file_causeway_v1_linear_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -95,7 +185,7 @@ func (x *ProgressResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ProgressResponse.ProtoReflect.Descriptor instead.
 func (*ProgressResponse) Descriptor() ([]byte, []int) {
-	return file_causeway_v1_linear_proto_rawDescGZIP(), []int{1}
+	return file_causeway_v1_linear_proto_rawDescGZIP(), []int{3}
 }
 
 func (x *ProgressResponse) GetServerId() string {
@@ -131,7 +221,7 @@ type ClaimRequest struct {
 
 func (x *ClaimRequest) Reset() {
 	*x = ClaimRequest{}
-	mi := &file_causeway_v1_linear_proto_msgTypes[2]
+	mi := &file_causeway_v1_linear_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -143,7 +233,7 @@ func (x *ClaimRequest) String() string {
 func (*ClaimRequest) ProtoMessage() {}
 
 func (x *ClaimRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_causeway_v1_linear_proto_msgTypes[2]
+	mi := &file_causeway_v1_linear_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -156,7 +246,7 @@ func (x *ClaimRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClaimRequest.ProtoReflect.Descriptor instead.
 func (*ClaimRequest) Descriptor() ([]byte, []int) {
-	return file_causeway_v1_linear_proto_rawDescGZIP(), []int{2}
+	return file_causeway_v1_linear_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *ClaimRequest) GetNamespace() string {
@@ -202,7 +292,7 @@ type ClaimResponse struct {
 
 func (x *ClaimResponse) Reset() {
 	*x = ClaimResponse{}
-	mi := &file_causeway_v1_linear_proto_msgTypes[3]
+	mi := &file_causeway_v1_linear_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -214,7 +304,7 @@ func (x *ClaimResponse) String() string {
 func (*ClaimResponse) ProtoMessage() {}
 
 func (x *ClaimResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_causeway_v1_linear_proto_msgTypes[3]
+	mi := &file_causeway_v1_linear_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -227,7 +317,7 @@ func (x *ClaimResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClaimResponse.ProtoReflect.Descriptor instead.
 func (*ClaimResponse) Descriptor() ([]byte, []int) {
-	return file_causeway_v1_linear_proto_rawDescGZIP(), []int{3}
+	return file_causeway_v1_linear_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *ClaimResponse) GetOwner() string {
@@ -270,7 +360,7 @@ type ReleaseRequest struct {
 
 func (x *ReleaseRequest) Reset() {
 	*x = ReleaseRequest{}
-	mi := &file_causeway_v1_linear_proto_msgTypes[4]
+	mi := &file_causeway_v1_linear_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -282,7 +372,7 @@ func (x *ReleaseRequest) String() string {
 func (*ReleaseRequest) ProtoMessage() {}
 
 func (x *ReleaseRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_causeway_v1_linear_proto_msgTypes[4]
+	mi := &file_causeway_v1_linear_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -295,7 +385,7 @@ func (x *ReleaseRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReleaseRequest.ProtoReflect.Descriptor instead.
 func (*ReleaseRequest) Descriptor() ([]byte, []int) {
-	return file_causeway_v1_linear_proto_rawDescGZIP(), []int{4}
+	return file_causeway_v1_linear_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *ReleaseRequest) GetNamespace() string {
@@ -336,7 +426,7 @@ type ReleaseResponse struct {
 
 func (x *ReleaseResponse) Reset() {
 	*x = ReleaseResponse{}
-	mi := &file_causeway_v1_linear_proto_msgTypes[5]
+	mi := &file_causeway_v1_linear_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -348,7 +438,7 @@ func (x *ReleaseResponse) String() string {
 func (*ReleaseResponse) ProtoMessage() {}
 
 func (x *ReleaseResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_causeway_v1_linear_proto_msgTypes[5]
+	mi := &file_causeway_v1_linear_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -361,7 +451,7 @@ func (x *ReleaseResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReleaseResponse.ProtoReflect.Descriptor instead.
 func (*ReleaseResponse) Descriptor() ([]byte, []int) {
-	return file_causeway_v1_linear_proto_rawDescGZIP(), []int{5}
+	return file_causeway_v1_linear_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *ReleaseResponse) GetRequestId() string {
@@ -388,7 +478,7 @@ type LookupRequest struct {
 
 func (x *LookupRequest) Reset() {
 	*x = LookupRequest{}
-	mi := &file_causeway_v1_linear_proto_msgTypes[6]
+	mi := &file_causeway_v1_linear_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -400,7 +490,7 @@ func (x *LookupRequest) String() string {
 func (*LookupRequest) ProtoMessage() {}
 
 func (x *LookupRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_causeway_v1_linear_proto_msgTypes[6]
+	mi := &file_causeway_v1_linear_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -413,7 +503,7 @@ func (x *LookupRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LookupRequest.ProtoReflect.Descriptor instead.
 func (*LookupRequest) Descriptor() ([]byte, []int) {
-	return file_causeway_v1_linear_proto_rawDescGZIP(), []int{6}
+	return file_causeway_v1_linear_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *LookupRequest) GetNamespace() string {
@@ -441,7 +531,7 @@ type LookupResponse struct {
 
 func (x *LookupResponse) Reset() {
 	*x = LookupResponse{}
-	mi := &file_causeway_v1_linear_proto_msgTypes[7]
+	mi := &file_causeway_v1_linear_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -453,7 +543,7 @@ func (x *LookupResponse) String() string {
 func (*LookupResponse) ProtoMessage() {}
 
 func (x *LookupResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_causeway_v1_linear_proto_msgTypes[7]
+	mi := &file_causeway_v1_linear_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -466,7 +556,7 @@ func (x *LookupResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LookupResponse.ProtoReflect.Descriptor instead.
 func (*LookupResponse) Descriptor() ([]byte, []int) {
-	return file_causeway_v1_linear_proto_rawDescGZIP(), []int{7}
+	return file_causeway_v1_linear_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *LookupResponse) GetFound() bool {
@@ -514,7 +604,7 @@ type CompareAndSetRequest struct {
 
 func (x *CompareAndSetRequest) Reset() {
 	*x = CompareAndSetRequest{}
-	mi := &file_causeway_v1_linear_proto_msgTypes[8]
+	mi := &file_causeway_v1_linear_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -526,7 +616,7 @@ func (x *CompareAndSetRequest) String() string {
 func (*CompareAndSetRequest) ProtoMessage() {}
 
 func (x *CompareAndSetRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_causeway_v1_linear_proto_msgTypes[8]
+	mi := &file_causeway_v1_linear_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -539,7 +629,7 @@ func (x *CompareAndSetRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CompareAndSetRequest.ProtoReflect.Descriptor instead.
 func (*CompareAndSetRequest) Descriptor() ([]byte, []int) {
-	return file_causeway_v1_linear_proto_rawDescGZIP(), []int{8}
+	return file_causeway_v1_linear_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *CompareAndSetRequest) GetKey() string {
@@ -631,7 +721,7 @@ type CompareAndSetResponse struct {
 
 func (x *CompareAndSetResponse) Reset() {
 	*x = CompareAndSetResponse{}
-	mi := &file_causeway_v1_linear_proto_msgTypes[9]
+	mi := &file_causeway_v1_linear_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -643,7 +733,7 @@ func (x *CompareAndSetResponse) String() string {
 func (*CompareAndSetResponse) ProtoMessage() {}
 
 func (x *CompareAndSetResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_causeway_v1_linear_proto_msgTypes[9]
+	mi := &file_causeway_v1_linear_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -656,7 +746,7 @@ func (x *CompareAndSetResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CompareAndSetResponse.ProtoReflect.Descriptor instead.
 func (*CompareAndSetResponse) Descriptor() ([]byte, []int) {
-	return file_causeway_v1_linear_proto_rawDescGZIP(), []int{9}
+	return file_causeway_v1_linear_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *CompareAndSetResponse) GetVersion() uint64 {
@@ -689,7 +779,7 @@ type LinearServiceGetRequest struct {
 
 func (x *LinearServiceGetRequest) Reset() {
 	*x = LinearServiceGetRequest{}
-	mi := &file_causeway_v1_linear_proto_msgTypes[10]
+	mi := &file_causeway_v1_linear_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -701,7 +791,7 @@ func (x *LinearServiceGetRequest) String() string {
 func (*LinearServiceGetRequest) ProtoMessage() {}
 
 func (x *LinearServiceGetRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_causeway_v1_linear_proto_msgTypes[10]
+	mi := &file_causeway_v1_linear_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -714,7 +804,7 @@ func (x *LinearServiceGetRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LinearServiceGetRequest.ProtoReflect.Descriptor instead.
 func (*LinearServiceGetRequest) Descriptor() ([]byte, []int) {
-	return file_causeway_v1_linear_proto_rawDescGZIP(), []int{10}
+	return file_causeway_v1_linear_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *LinearServiceGetRequest) GetKey() string {
@@ -735,7 +825,7 @@ type LinearServiceGetResponse struct {
 
 func (x *LinearServiceGetResponse) Reset() {
 	*x = LinearServiceGetResponse{}
-	mi := &file_causeway_v1_linear_proto_msgTypes[11]
+	mi := &file_causeway_v1_linear_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -747,7 +837,7 @@ func (x *LinearServiceGetResponse) String() string {
 func (*LinearServiceGetResponse) ProtoMessage() {}
 
 func (x *LinearServiceGetResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_causeway_v1_linear_proto_msgTypes[11]
+	mi := &file_causeway_v1_linear_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -760,7 +850,7 @@ func (x *LinearServiceGetResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LinearServiceGetResponse.ProtoReflect.Descriptor instead.
 func (*LinearServiceGetResponse) Descriptor() ([]byte, []int) {
-	return file_causeway_v1_linear_proto_rawDescGZIP(), []int{11}
+	return file_causeway_v1_linear_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *LinearServiceGetResponse) GetFound() bool {
@@ -794,7 +884,7 @@ type GrantLeaseRequest struct {
 
 func (x *GrantLeaseRequest) Reset() {
 	*x = GrantLeaseRequest{}
-	mi := &file_causeway_v1_linear_proto_msgTypes[12]
+	mi := &file_causeway_v1_linear_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -806,7 +896,7 @@ func (x *GrantLeaseRequest) String() string {
 func (*GrantLeaseRequest) ProtoMessage() {}
 
 func (x *GrantLeaseRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_causeway_v1_linear_proto_msgTypes[12]
+	mi := &file_causeway_v1_linear_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -819,7 +909,7 @@ func (x *GrantLeaseRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GrantLeaseRequest.ProtoReflect.Descriptor instead.
 func (*GrantLeaseRequest) Descriptor() ([]byte, []int) {
-	return file_causeway_v1_linear_proto_rawDescGZIP(), []int{12}
+	return file_causeway_v1_linear_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *GrantLeaseRequest) GetTtlMs() int64 {
@@ -850,7 +940,7 @@ type GrantLeaseResponse struct {
 
 func (x *GrantLeaseResponse) Reset() {
 	*x = GrantLeaseResponse{}
-	mi := &file_causeway_v1_linear_proto_msgTypes[13]
+	mi := &file_causeway_v1_linear_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -862,7 +952,7 @@ func (x *GrantLeaseResponse) String() string {
 func (*GrantLeaseResponse) ProtoMessage() {}
 
 func (x *GrantLeaseResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_causeway_v1_linear_proto_msgTypes[13]
+	mi := &file_causeway_v1_linear_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -875,7 +965,7 @@ func (x *GrantLeaseResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GrantLeaseResponse.ProtoReflect.Descriptor instead.
 func (*GrantLeaseResponse) Descriptor() ([]byte, []int) {
-	return file_causeway_v1_linear_proto_rawDescGZIP(), []int{13}
+	return file_causeway_v1_linear_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *GrantLeaseResponse) GetLeaseId() uint64 {
@@ -916,7 +1006,7 @@ type KeepAliveRequest struct {
 
 func (x *KeepAliveRequest) Reset() {
 	*x = KeepAliveRequest{}
-	mi := &file_causeway_v1_linear_proto_msgTypes[14]
+	mi := &file_causeway_v1_linear_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -928,7 +1018,7 @@ func (x *KeepAliveRequest) String() string {
 func (*KeepAliveRequest) ProtoMessage() {}
 
 func (x *KeepAliveRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_causeway_v1_linear_proto_msgTypes[14]
+	mi := &file_causeway_v1_linear_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -941,7 +1031,7 @@ func (x *KeepAliveRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use KeepAliveRequest.ProtoReflect.Descriptor instead.
 func (*KeepAliveRequest) Descriptor() ([]byte, []int) {
-	return file_causeway_v1_linear_proto_rawDescGZIP(), []int{14}
+	return file_causeway_v1_linear_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *KeepAliveRequest) GetLeaseId() uint64 {
@@ -969,7 +1059,7 @@ type KeepAliveResponse struct {
 
 func (x *KeepAliveResponse) Reset() {
 	*x = KeepAliveResponse{}
-	mi := &file_causeway_v1_linear_proto_msgTypes[15]
+	mi := &file_causeway_v1_linear_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -981,7 +1071,7 @@ func (x *KeepAliveResponse) String() string {
 func (*KeepAliveResponse) ProtoMessage() {}
 
 func (x *KeepAliveResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_causeway_v1_linear_proto_msgTypes[15]
+	mi := &file_causeway_v1_linear_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -994,7 +1084,7 @@ func (x *KeepAliveResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use KeepAliveResponse.ProtoReflect.Descriptor instead.
 func (*KeepAliveResponse) Descriptor() ([]byte, []int) {
-	return file_causeway_v1_linear_proto_rawDescGZIP(), []int{15}
+	return file_causeway_v1_linear_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *KeepAliveResponse) GetExpiresUnixMs() int64 {
@@ -1028,7 +1118,7 @@ type RevokeRequest struct {
 
 func (x *RevokeRequest) Reset() {
 	*x = RevokeRequest{}
-	mi := &file_causeway_v1_linear_proto_msgTypes[16]
+	mi := &file_causeway_v1_linear_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1040,7 +1130,7 @@ func (x *RevokeRequest) String() string {
 func (*RevokeRequest) ProtoMessage() {}
 
 func (x *RevokeRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_causeway_v1_linear_proto_msgTypes[16]
+	mi := &file_causeway_v1_linear_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1053,7 +1143,7 @@ func (x *RevokeRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RevokeRequest.ProtoReflect.Descriptor instead.
 func (*RevokeRequest) Descriptor() ([]byte, []int) {
-	return file_causeway_v1_linear_proto_rawDescGZIP(), []int{16}
+	return file_causeway_v1_linear_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *RevokeRequest) GetLeaseId() uint64 {
@@ -1080,7 +1170,7 @@ type RevokeResponse struct {
 
 func (x *RevokeResponse) Reset() {
 	*x = RevokeResponse{}
-	mi := &file_causeway_v1_linear_proto_msgTypes[17]
+	mi := &file_causeway_v1_linear_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1092,7 +1182,7 @@ func (x *RevokeResponse) String() string {
 func (*RevokeResponse) ProtoMessage() {}
 
 func (x *RevokeResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_causeway_v1_linear_proto_msgTypes[17]
+	mi := &file_causeway_v1_linear_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1105,7 +1195,7 @@ func (x *RevokeResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RevokeResponse.ProtoReflect.Descriptor instead.
 func (*RevokeResponse) Descriptor() ([]byte, []int) {
-	return file_causeway_v1_linear_proto_rawDescGZIP(), []int{17}
+	return file_causeway_v1_linear_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *RevokeResponse) GetRequestId() string {
@@ -1134,7 +1224,7 @@ type LockRequest struct {
 
 func (x *LockRequest) Reset() {
 	*x = LockRequest{}
-	mi := &file_causeway_v1_linear_proto_msgTypes[18]
+	mi := &file_causeway_v1_linear_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1146,7 +1236,7 @@ func (x *LockRequest) String() string {
 func (*LockRequest) ProtoMessage() {}
 
 func (x *LockRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_causeway_v1_linear_proto_msgTypes[18]
+	mi := &file_causeway_v1_linear_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1159,7 +1249,7 @@ func (x *LockRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LockRequest.ProtoReflect.Descriptor instead.
 func (*LockRequest) Descriptor() ([]byte, []int) {
-	return file_causeway_v1_linear_proto_rawDescGZIP(), []int{18}
+	return file_causeway_v1_linear_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *LockRequest) GetLock() string {
@@ -1201,7 +1291,7 @@ type LockResponse struct {
 
 func (x *LockResponse) Reset() {
 	*x = LockResponse{}
-	mi := &file_causeway_v1_linear_proto_msgTypes[19]
+	mi := &file_causeway_v1_linear_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1213,7 +1303,7 @@ func (x *LockResponse) String() string {
 func (*LockResponse) ProtoMessage() {}
 
 func (x *LockResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_causeway_v1_linear_proto_msgTypes[19]
+	mi := &file_causeway_v1_linear_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1226,7 +1316,7 @@ func (x *LockResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LockResponse.ProtoReflect.Descriptor instead.
 func (*LockResponse) Descriptor() ([]byte, []int) {
-	return file_causeway_v1_linear_proto_rawDescGZIP(), []int{19}
+	return file_causeway_v1_linear_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *LockResponse) GetFencingToken() uint64 {
@@ -1261,7 +1351,7 @@ type UnlockRequest struct {
 
 func (x *UnlockRequest) Reset() {
 	*x = UnlockRequest{}
-	mi := &file_causeway_v1_linear_proto_msgTypes[20]
+	mi := &file_causeway_v1_linear_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1273,7 +1363,7 @@ func (x *UnlockRequest) String() string {
 func (*UnlockRequest) ProtoMessage() {}
 
 func (x *UnlockRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_causeway_v1_linear_proto_msgTypes[20]
+	mi := &file_causeway_v1_linear_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1286,7 +1376,7 @@ func (x *UnlockRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UnlockRequest.ProtoReflect.Descriptor instead.
 func (*UnlockRequest) Descriptor() ([]byte, []int) {
-	return file_causeway_v1_linear_proto_rawDescGZIP(), []int{20}
+	return file_causeway_v1_linear_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *UnlockRequest) GetLock() string {
@@ -1320,7 +1410,7 @@ type UnlockResponse struct {
 
 func (x *UnlockResponse) Reset() {
 	*x = UnlockResponse{}
-	mi := &file_causeway_v1_linear_proto_msgTypes[21]
+	mi := &file_causeway_v1_linear_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1332,7 +1422,7 @@ func (x *UnlockResponse) String() string {
 func (*UnlockResponse) ProtoMessage() {}
 
 func (x *UnlockResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_causeway_v1_linear_proto_msgTypes[21]
+	mi := &file_causeway_v1_linear_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1345,7 +1435,7 @@ func (x *UnlockResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UnlockResponse.ProtoReflect.Descriptor instead.
 func (*UnlockResponse) Descriptor() ([]byte, []int) {
-	return file_causeway_v1_linear_proto_rawDescGZIP(), []int{21}
+	return file_causeway_v1_linear_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *UnlockResponse) GetRequestId() string {
@@ -1376,7 +1466,7 @@ type CompareFailed struct {
 
 func (x *CompareFailed) Reset() {
 	*x = CompareFailed{}
-	mi := &file_causeway_v1_linear_proto_msgTypes[22]
+	mi := &file_causeway_v1_linear_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1388,7 +1478,7 @@ func (x *CompareFailed) String() string {
 func (*CompareFailed) ProtoMessage() {}
 
 func (x *CompareFailed) ProtoReflect() protoreflect.Message {
-	mi := &file_causeway_v1_linear_proto_msgTypes[22]
+	mi := &file_causeway_v1_linear_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1401,7 +1491,7 @@ func (x *CompareFailed) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CompareFailed.ProtoReflect.Descriptor instead.
 func (*CompareFailed) Descriptor() ([]byte, []int) {
-	return file_causeway_v1_linear_proto_rawDescGZIP(), []int{22}
+	return file_causeway_v1_linear_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *CompareFailed) GetFound() bool {
@@ -1422,7 +1512,11 @@ var File_causeway_v1_linear_proto protoreflect.FileDescriptor
 
 const file_causeway_v1_linear_proto_rawDesc = "" +
 	"\n" +
-	"\x18causeway/v1/linear.proto\x12\vcauseway.v1\x1a\x17causeway/v1/types.proto\"\x11\n" +
+	"\x18causeway/v1/linear.proto\x12\vcauseway.v1\x1a\x17causeway/v1/types.proto\"-\n" +
+	"\x13ApproveVoterRequest\x12\x16\n" +
+	"\x06region\x18\x01 \x01(\tR\x06region\"2\n" +
+	"\x14ApproveVoterResponse\x12\x1a\n" +
+	"\bapproved\x18\x01 \x03(\tR\bapproved\"\x11\n" +
 	"\x0fProgressRequest\"s\n" +
 	"\x10ProgressResponse\x12\x1b\n" +
 	"\tserver_id\x18\x01 \x01(\tR\bserverId\x12\x1d\n" +
@@ -1528,7 +1622,7 @@ const file_causeway_v1_linear_proto_rawDesc = "" +
 	"\tduplicate\x18\x02 \x01(\bR\tduplicate\"N\n" +
 	"\rCompareFailed\x12\x14\n" +
 	"\x05found\x18\x01 \x01(\bR\x05found\x12'\n" +
-	"\x0fcurrent_version\x18\x02 \x01(\x04R\x0ecurrentVersion2\xca\x06\n" +
+	"\x0fcurrent_version\x18\x02 \x01(\x04R\x0ecurrentVersion2\xa1\a\n" +
 	"\rLinearService\x12@\n" +
 	"\x05Claim\x12\x19.causeway.v1.ClaimRequest\x1a\x1a.causeway.v1.ClaimResponse\"\x00\x12F\n" +
 	"\aRelease\x12\x1b.causeway.v1.ReleaseRequest\x1a\x1c.causeway.v1.ReleaseResponse\"\x00\x12F\n" +
@@ -1541,7 +1635,8 @@ const file_causeway_v1_linear_proto_rawDesc = "" +
 	"\x06Revoke\x12\x1a.causeway.v1.RevokeRequest\x1a\x1b.causeway.v1.RevokeResponse\"\x00\x12=\n" +
 	"\x04Lock\x12\x18.causeway.v1.LockRequest\x1a\x19.causeway.v1.LockResponse\"\x00\x12C\n" +
 	"\x06Unlock\x12\x1a.causeway.v1.UnlockRequest\x1a\x1b.causeway.v1.UnlockResponse\"\x00\x12L\n" +
-	"\bProgress\x12\x1c.causeway.v1.ProgressRequest\x1a\x1d.causeway.v1.ProgressResponse\"\x03\x90\x02\x01B;Z9github.com/causewaydb/causeway/api/causeway/v1;causewayv1b\x06proto3"
+	"\bProgress\x12\x1c.causeway.v1.ProgressRequest\x1a\x1d.causeway.v1.ProgressResponse\"\x03\x90\x02\x01\x12U\n" +
+	"\fApproveVoter\x12 .causeway.v1.ApproveVoterRequest\x1a!.causeway.v1.ApproveVoterResponse\"\x00B;Z9github.com/causewaydb/causeway/api/causeway/v1;causewayv1b\x06proto3"
 
 var (
 	file_causeway_v1_linear_proto_rawDescOnce sync.Once
@@ -1555,59 +1650,63 @@ func file_causeway_v1_linear_proto_rawDescGZIP() []byte {
 	return file_causeway_v1_linear_proto_rawDescData
 }
 
-var file_causeway_v1_linear_proto_msgTypes = make([]protoimpl.MessageInfo, 23)
+var file_causeway_v1_linear_proto_msgTypes = make([]protoimpl.MessageInfo, 25)
 var file_causeway_v1_linear_proto_goTypes = []any{
-	(*ProgressRequest)(nil),          // 0: causeway.v1.ProgressRequest
-	(*ProgressResponse)(nil),         // 1: causeway.v1.ProgressResponse
-	(*ClaimRequest)(nil),             // 2: causeway.v1.ClaimRequest
-	(*ClaimResponse)(nil),            // 3: causeway.v1.ClaimResponse
-	(*ReleaseRequest)(nil),           // 4: causeway.v1.ReleaseRequest
-	(*ReleaseResponse)(nil),          // 5: causeway.v1.ReleaseResponse
-	(*LookupRequest)(nil),            // 6: causeway.v1.LookupRequest
-	(*LookupResponse)(nil),           // 7: causeway.v1.LookupResponse
-	(*CompareAndSetRequest)(nil),     // 8: causeway.v1.CompareAndSetRequest
-	(*CompareAndSetResponse)(nil),    // 9: causeway.v1.CompareAndSetResponse
-	(*LinearServiceGetRequest)(nil),  // 10: causeway.v1.LinearServiceGetRequest
-	(*LinearServiceGetResponse)(nil), // 11: causeway.v1.LinearServiceGetResponse
-	(*GrantLeaseRequest)(nil),        // 12: causeway.v1.GrantLeaseRequest
-	(*GrantLeaseResponse)(nil),       // 13: causeway.v1.GrantLeaseResponse
-	(*KeepAliveRequest)(nil),         // 14: causeway.v1.KeepAliveRequest
-	(*KeepAliveResponse)(nil),        // 15: causeway.v1.KeepAliveResponse
-	(*RevokeRequest)(nil),            // 16: causeway.v1.RevokeRequest
-	(*RevokeResponse)(nil),           // 17: causeway.v1.RevokeResponse
-	(*LockRequest)(nil),              // 18: causeway.v1.LockRequest
-	(*LockResponse)(nil),             // 19: causeway.v1.LockResponse
-	(*UnlockRequest)(nil),            // 20: causeway.v1.UnlockRequest
-	(*UnlockResponse)(nil),           // 21: causeway.v1.UnlockResponse
-	(*CompareFailed)(nil),            // 22: causeway.v1.CompareFailed
-	(*Fence)(nil),                    // 23: causeway.v1.Fence
+	(*ApproveVoterRequest)(nil),      // 0: causeway.v1.ApproveVoterRequest
+	(*ApproveVoterResponse)(nil),     // 1: causeway.v1.ApproveVoterResponse
+	(*ProgressRequest)(nil),          // 2: causeway.v1.ProgressRequest
+	(*ProgressResponse)(nil),         // 3: causeway.v1.ProgressResponse
+	(*ClaimRequest)(nil),             // 4: causeway.v1.ClaimRequest
+	(*ClaimResponse)(nil),            // 5: causeway.v1.ClaimResponse
+	(*ReleaseRequest)(nil),           // 6: causeway.v1.ReleaseRequest
+	(*ReleaseResponse)(nil),          // 7: causeway.v1.ReleaseResponse
+	(*LookupRequest)(nil),            // 8: causeway.v1.LookupRequest
+	(*LookupResponse)(nil),           // 9: causeway.v1.LookupResponse
+	(*CompareAndSetRequest)(nil),     // 10: causeway.v1.CompareAndSetRequest
+	(*CompareAndSetResponse)(nil),    // 11: causeway.v1.CompareAndSetResponse
+	(*LinearServiceGetRequest)(nil),  // 12: causeway.v1.LinearServiceGetRequest
+	(*LinearServiceGetResponse)(nil), // 13: causeway.v1.LinearServiceGetResponse
+	(*GrantLeaseRequest)(nil),        // 14: causeway.v1.GrantLeaseRequest
+	(*GrantLeaseResponse)(nil),       // 15: causeway.v1.GrantLeaseResponse
+	(*KeepAliveRequest)(nil),         // 16: causeway.v1.KeepAliveRequest
+	(*KeepAliveResponse)(nil),        // 17: causeway.v1.KeepAliveResponse
+	(*RevokeRequest)(nil),            // 18: causeway.v1.RevokeRequest
+	(*RevokeResponse)(nil),           // 19: causeway.v1.RevokeResponse
+	(*LockRequest)(nil),              // 20: causeway.v1.LockRequest
+	(*LockResponse)(nil),             // 21: causeway.v1.LockResponse
+	(*UnlockRequest)(nil),            // 22: causeway.v1.UnlockRequest
+	(*UnlockResponse)(nil),           // 23: causeway.v1.UnlockResponse
+	(*CompareFailed)(nil),            // 24: causeway.v1.CompareFailed
+	(*Fence)(nil),                    // 25: causeway.v1.Fence
 }
 var file_causeway_v1_linear_proto_depIdxs = []int32{
-	23, // 0: causeway.v1.CompareAndSetRequest.fence:type_name -> causeway.v1.Fence
-	2,  // 1: causeway.v1.LinearService.Claim:input_type -> causeway.v1.ClaimRequest
-	4,  // 2: causeway.v1.LinearService.Release:input_type -> causeway.v1.ReleaseRequest
-	6,  // 3: causeway.v1.LinearService.Lookup:input_type -> causeway.v1.LookupRequest
-	8,  // 4: causeway.v1.LinearService.CompareAndSet:input_type -> causeway.v1.CompareAndSetRequest
-	10, // 5: causeway.v1.LinearService.Get:input_type -> causeway.v1.LinearServiceGetRequest
-	12, // 6: causeway.v1.LinearService.GrantLease:input_type -> causeway.v1.GrantLeaseRequest
-	14, // 7: causeway.v1.LinearService.KeepAlive:input_type -> causeway.v1.KeepAliveRequest
-	16, // 8: causeway.v1.LinearService.Revoke:input_type -> causeway.v1.RevokeRequest
-	18, // 9: causeway.v1.LinearService.Lock:input_type -> causeway.v1.LockRequest
-	20, // 10: causeway.v1.LinearService.Unlock:input_type -> causeway.v1.UnlockRequest
-	0,  // 11: causeway.v1.LinearService.Progress:input_type -> causeway.v1.ProgressRequest
-	3,  // 12: causeway.v1.LinearService.Claim:output_type -> causeway.v1.ClaimResponse
-	5,  // 13: causeway.v1.LinearService.Release:output_type -> causeway.v1.ReleaseResponse
-	7,  // 14: causeway.v1.LinearService.Lookup:output_type -> causeway.v1.LookupResponse
-	9,  // 15: causeway.v1.LinearService.CompareAndSet:output_type -> causeway.v1.CompareAndSetResponse
-	11, // 16: causeway.v1.LinearService.Get:output_type -> causeway.v1.LinearServiceGetResponse
-	13, // 17: causeway.v1.LinearService.GrantLease:output_type -> causeway.v1.GrantLeaseResponse
-	15, // 18: causeway.v1.LinearService.KeepAlive:output_type -> causeway.v1.KeepAliveResponse
-	17, // 19: causeway.v1.LinearService.Revoke:output_type -> causeway.v1.RevokeResponse
-	19, // 20: causeway.v1.LinearService.Lock:output_type -> causeway.v1.LockResponse
-	21, // 21: causeway.v1.LinearService.Unlock:output_type -> causeway.v1.UnlockResponse
-	1,  // 22: causeway.v1.LinearService.Progress:output_type -> causeway.v1.ProgressResponse
-	12, // [12:23] is the sub-list for method output_type
-	1,  // [1:12] is the sub-list for method input_type
+	25, // 0: causeway.v1.CompareAndSetRequest.fence:type_name -> causeway.v1.Fence
+	4,  // 1: causeway.v1.LinearService.Claim:input_type -> causeway.v1.ClaimRequest
+	6,  // 2: causeway.v1.LinearService.Release:input_type -> causeway.v1.ReleaseRequest
+	8,  // 3: causeway.v1.LinearService.Lookup:input_type -> causeway.v1.LookupRequest
+	10, // 4: causeway.v1.LinearService.CompareAndSet:input_type -> causeway.v1.CompareAndSetRequest
+	12, // 5: causeway.v1.LinearService.Get:input_type -> causeway.v1.LinearServiceGetRequest
+	14, // 6: causeway.v1.LinearService.GrantLease:input_type -> causeway.v1.GrantLeaseRequest
+	16, // 7: causeway.v1.LinearService.KeepAlive:input_type -> causeway.v1.KeepAliveRequest
+	18, // 8: causeway.v1.LinearService.Revoke:input_type -> causeway.v1.RevokeRequest
+	20, // 9: causeway.v1.LinearService.Lock:input_type -> causeway.v1.LockRequest
+	22, // 10: causeway.v1.LinearService.Unlock:input_type -> causeway.v1.UnlockRequest
+	2,  // 11: causeway.v1.LinearService.Progress:input_type -> causeway.v1.ProgressRequest
+	0,  // 12: causeway.v1.LinearService.ApproveVoter:input_type -> causeway.v1.ApproveVoterRequest
+	5,  // 13: causeway.v1.LinearService.Claim:output_type -> causeway.v1.ClaimResponse
+	7,  // 14: causeway.v1.LinearService.Release:output_type -> causeway.v1.ReleaseResponse
+	9,  // 15: causeway.v1.LinearService.Lookup:output_type -> causeway.v1.LookupResponse
+	11, // 16: causeway.v1.LinearService.CompareAndSet:output_type -> causeway.v1.CompareAndSetResponse
+	13, // 17: causeway.v1.LinearService.Get:output_type -> causeway.v1.LinearServiceGetResponse
+	15, // 18: causeway.v1.LinearService.GrantLease:output_type -> causeway.v1.GrantLeaseResponse
+	17, // 19: causeway.v1.LinearService.KeepAlive:output_type -> causeway.v1.KeepAliveResponse
+	19, // 20: causeway.v1.LinearService.Revoke:output_type -> causeway.v1.RevokeResponse
+	21, // 21: causeway.v1.LinearService.Lock:output_type -> causeway.v1.LockResponse
+	23, // 22: causeway.v1.LinearService.Unlock:output_type -> causeway.v1.UnlockResponse
+	3,  // 23: causeway.v1.LinearService.Progress:output_type -> causeway.v1.ProgressResponse
+	1,  // 24: causeway.v1.LinearService.ApproveVoter:output_type -> causeway.v1.ApproveVoterResponse
+	13, // [13:25] is the sub-list for method output_type
+	1,  // [1:13] is the sub-list for method input_type
 	1,  // [1:1] is the sub-list for extension type_name
 	1,  // [1:1] is the sub-list for extension extendee
 	0,  // [0:1] is the sub-list for field type_name
@@ -1619,7 +1718,7 @@ func file_causeway_v1_linear_proto_init() {
 		return
 	}
 	file_causeway_v1_types_proto_init()
-	file_causeway_v1_linear_proto_msgTypes[8].OneofWrappers = []any{
+	file_causeway_v1_linear_proto_msgTypes[10].OneofWrappers = []any{
 		(*CompareAndSetRequest_ExpectVersion)(nil),
 		(*CompareAndSetRequest_ExpectValue)(nil),
 	}
@@ -1629,7 +1728,7 @@ func file_causeway_v1_linear_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_causeway_v1_linear_proto_rawDesc), len(file_causeway_v1_linear_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   23,
+			NumMessages:   25,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -57,6 +57,9 @@ const (
 	LinearServiceUnlockProcedure = "/causeway.v1.LinearService/Unlock"
 	// LinearServiceProgressProcedure is the fully-qualified name of the LinearService's Progress RPC.
 	LinearServiceProgressProcedure = "/causeway.v1.LinearService/Progress"
+	// LinearServiceApproveVoterProcedure is the fully-qualified name of the LinearService's
+	// ApproveVoter RPC.
+	LinearServiceApproveVoterProcedure = "/causeway.v1.LinearService/ApproveVoter"
 )
 
 // LinearServiceClient is a client for the causeway.v1.LinearService service.
@@ -96,6 +99,16 @@ type LinearServiceClient interface {
 	// promoting it to voter: only one whose log has caught up with the
 	// leader's commit index is promoted.
 	Progress(context.Context, *connect.Request[v1.ProgressRequest]) (*connect.Response[v1.ProgressResponse], error)
+	// ApproveVoter names a region whose node may join the tier as a voter
+	// (admin role). Once any region is approved, here or by serve --voters,
+	// the leader adds a region that is not yet a member only if it is named;
+	// without any, every node with a node certificate of the cluster joins.
+	// The approval is committed through the tier, so every future leader
+	// holds it. It is served by the leader only, never forwarded (a node
+	// must not approve on a client's behalf): elsewhere it answers
+	// failed_precondition naming the leader's region; `causeway linear
+	// approve` finds the leader itself.
+	ApproveVoter(context.Context, *connect.Request[v1.ApproveVoterRequest]) (*connect.Response[v1.ApproveVoterResponse], error)
 }
 
 // NewLinearServiceClient constructs a client for the causeway.v1.LinearService service. By default,
@@ -178,6 +191,12 @@ func NewLinearServiceClient(httpClient connect.HTTPClient, baseURL string, opts 
 			connect.WithIdempotency(connect.IdempotencyNoSideEffects),
 			connect.WithClientOptions(opts...),
 		),
+		approveVoter: connect.NewClient[v1.ApproveVoterRequest, v1.ApproveVoterResponse](
+			httpClient,
+			baseURL+LinearServiceApproveVoterProcedure,
+			connect.WithSchema(linearServiceMethods.ByName("ApproveVoter")),
+			connect.WithClientOptions(opts...),
+		),
 	}
 }
 
@@ -194,6 +213,7 @@ type linearServiceClient struct {
 	lock          *connect.Client[v1.LockRequest, v1.LockResponse]
 	unlock        *connect.Client[v1.UnlockRequest, v1.UnlockResponse]
 	progress      *connect.Client[v1.ProgressRequest, v1.ProgressResponse]
+	approveVoter  *connect.Client[v1.ApproveVoterRequest, v1.ApproveVoterResponse]
 }
 
 // Claim calls causeway.v1.LinearService.Claim.
@@ -251,6 +271,11 @@ func (c *linearServiceClient) Progress(ctx context.Context, req *connect.Request
 	return c.progress.CallUnary(ctx, req)
 }
 
+// ApproveVoter calls causeway.v1.LinearService.ApproveVoter.
+func (c *linearServiceClient) ApproveVoter(ctx context.Context, req *connect.Request[v1.ApproveVoterRequest]) (*connect.Response[v1.ApproveVoterResponse], error) {
+	return c.approveVoter.CallUnary(ctx, req)
+}
+
 // LinearServiceHandler is an implementation of the causeway.v1.LinearService service.
 type LinearServiceHandler interface {
 	// Claim takes namespace/name for owner, if no other owner holds it
@@ -288,6 +313,16 @@ type LinearServiceHandler interface {
 	// promoting it to voter: only one whose log has caught up with the
 	// leader's commit index is promoted.
 	Progress(context.Context, *connect.Request[v1.ProgressRequest]) (*connect.Response[v1.ProgressResponse], error)
+	// ApproveVoter names a region whose node may join the tier as a voter
+	// (admin role). Once any region is approved, here or by serve --voters,
+	// the leader adds a region that is not yet a member only if it is named;
+	// without any, every node with a node certificate of the cluster joins.
+	// The approval is committed through the tier, so every future leader
+	// holds it. It is served by the leader only, never forwarded (a node
+	// must not approve on a client's behalf): elsewhere it answers
+	// failed_precondition naming the leader's region; `causeway linear
+	// approve` finds the leader itself.
+	ApproveVoter(context.Context, *connect.Request[v1.ApproveVoterRequest]) (*connect.Response[v1.ApproveVoterResponse], error)
 }
 
 // NewLinearServiceHandler builds an HTTP handler from the service implementation. It returns the
@@ -366,6 +401,12 @@ func NewLinearServiceHandler(svc LinearServiceHandler, opts ...connect.HandlerOp
 		connect.WithIdempotency(connect.IdempotencyNoSideEffects),
 		connect.WithHandlerOptions(opts...),
 	)
+	linearServiceApproveVoterHandler := connect.NewUnaryHandler(
+		LinearServiceApproveVoterProcedure,
+		svc.ApproveVoter,
+		connect.WithSchema(linearServiceMethods.ByName("ApproveVoter")),
+		connect.WithHandlerOptions(opts...),
+	)
 	return "/causeway.v1.LinearService/", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		switch r.URL.Path {
 		case LinearServiceClaimProcedure:
@@ -390,6 +431,8 @@ func NewLinearServiceHandler(svc LinearServiceHandler, opts ...connect.HandlerOp
 			linearServiceUnlockHandler.ServeHTTP(w, r)
 		case LinearServiceProgressProcedure:
 			linearServiceProgressHandler.ServeHTTP(w, r)
+		case LinearServiceApproveVoterProcedure:
+			linearServiceApproveVoterHandler.ServeHTTP(w, r)
 		default:
 			http.NotFound(w, r)
 		}
@@ -441,4 +484,8 @@ func (UnimplementedLinearServiceHandler) Unlock(context.Context, *connect.Reques
 
 func (UnimplementedLinearServiceHandler) Progress(context.Context, *connect.Request[v1.ProgressRequest]) (*connect.Response[v1.ProgressResponse], error) {
 	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("causeway.v1.LinearService.Progress is not implemented"))
+}
+
+func (UnimplementedLinearServiceHandler) ApproveVoter(context.Context, *connect.Request[v1.ApproveVoterRequest]) (*connect.Response[v1.ApproveVoterResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("causeway.v1.LinearService.ApproveVoter is not implemented"))
 }
