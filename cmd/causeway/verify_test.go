@@ -103,6 +103,12 @@ func TestVerifyCampaign(t *testing.T) {
 	if !regexp.MustCompile(`note \(fencing\): [1-9]\d* lock acquisitions, [1-9]\d* fenced writes accepted`).MatchString(stdout.String()) {
 		t.Errorf("the summary does not say fencing tokens were checked on acquisitions and writes")
 	}
+	if !regexp.MustCompile(`(?m)^watch\s+0\s`).MatchString(stdout.String()) {
+		t.Errorf("the summary does not show the watch checker with no anomaly")
+	}
+	if !regexp.MustCompile(`note \(watch\): 3 watchers, [1-9]\d* events checked against [1-9]\d* writes made; [1-9]\d* resumes .*; 3 of 3 caught up`).MatchString(stdout.String()) {
+		t.Errorf("the summary does not say the watchers' events were checked, with resumes, and every watcher caught up")
+	}
 	if !regexp.MustCompile(`(?m)^\s*linear tier\s+\S+ of [1-9]`).MatchString(stdout.String()) {
 		t.Errorf("the summary shows no availability of the linear tier")
 	}
