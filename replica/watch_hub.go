@@ -39,6 +39,9 @@ type watchHub struct {
 	cluster uuid.UUID
 	// maxBatch is the most events in one message.
 	maxBatch int
+	// off leaves every watcher with its reader: BenchmarkWatchPut's
+	// baseline, the fan-out before the hub. Set before any watch starts.
+	off bool
 
 	mu       sync.Mutex
 	synced   []*watcher // every one has stepped through last
@@ -76,6 +79,8 @@ func (h *watchHub) join(w *watcher, at *feedEntry) bool {
 	defer h.mu.Unlock()
 	_, floorPos, _, _ := h.feed.state()
 	switch {
+	case h.off:
+		return false
 	case h.last == nil:
 		h.last, h.floorPos = at, floorPos
 	case h.last.pos != at.pos || h.floorPos != floorPos:
