@@ -23,6 +23,8 @@ type nodeMetrics struct {
 	badFrames    prometheus.Counter
 	forgedPeers  prometheus.Counter
 	tombstones   prometheus.Counter
+	watchEvents  prometheus.Counter
+	watchEnded   *prometheus.CounterVec
 }
 
 // latencyBuckets span 100µs to ~13s: local reads at the bottom, fsynced
@@ -77,9 +79,28 @@ func newNodeMetrics(n *Node) *nodeMetrics {
 			Help: "Tombstones deleted because every region has them and no write can still lose to them.",
 		}),
 	}
+	m.watchEvents = prometheus.NewCounter(prometheus.CounterOpts{
+		Namespace: "causeway", Name: "watch_events_sent_total", ConstLabels: labels,
+		Help: "Change events sent to Watch streams (state events included).",
+	})
+	m.watchEnded = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Namespace: "causeway", Name: "watch_streams_ended_total", ConstLabels: labels,
+		Help: "Watch streams that ended, by reason: client (the client went away), slow_consumer (resource_exhausted: it read too slowly), feed_truncated (its token is older than the retained feed), node_stopping, error.",
+	}, []string{"reason"})
+	for _, reason := range []string{"client", "slow_consumer", "feed_truncated", "node_stopping", "error"} {
+		m.watchEnded.WithLabelValues(reason) // present at 0 from the start
+	}
 	m.registry.MustRegister(n.cfg.Metrics...)
 	m.registry.MustRegister(
-		m.tombstones,
+		m.tombstones, m.watchEvents, m.watchEnded,
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Namespace: "causeway", Name: "watchers", ConstLabels: labels,
+			Help: "Watch streams open on this node.",
+		}, func() float64 { return float64(n.feed.watcherCount()) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Namespace: "causeway", Name: "watchers_dispatched", ConstLabels: labels,
+			Help: "Watch streams caught up with the change feed and fed by the node's one dispatcher (the others read the feed themselves).",
+		}, func() float64 { return float64(n.hub.syncedCount()) }),
 		m.latency, m.pending, m.applyLatency, m.visibility, m.applied, m.lagEntries, m.lagSeconds, m.badFrames, m.forgedPeers,
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),

@@ -7,6 +7,8 @@ import (
 	"strings"
 	"sync/atomic"
 
+	"connectrpc.com/connect"
+
 	"github.com/causewaydb/causeway/api"
 	v1 "github.com/causewaydb/causeway/api/causeway/v1"
 	"github.com/causewaydb/causeway/causal"
@@ -239,8 +241,10 @@ func (w *watcher) run(ctx context.Context, send func(WatchMessage) error) error 
 			return w.endError(err)
 		case q := <-queue:
 			if err := send(q.m); err != nil {
+				w.n.metrics.watchEnded.WithLabelValues("client").Inc()
 				return err
 			}
+			w.n.metrics.watchEvents.Add(float64(len(q.m.Events)))
 			w.queued.Add(-q.bytes)
 			w.events.Add(-q.events())
 			w.lastSent.Store(&q.m.Token)
@@ -250,6 +254,7 @@ func (w *watcher) run(ctx context.Context, send func(WatchMessage) error) error 
 
 // endError is the error that ends a stream, with the resume token.
 func (w *watcher) endError(err error) error {
+	w.n.metrics.watchEnded.WithLabelValues(endReason(err)).Inc()
 	detail := &v1.WatchResumeToken{ResumeToken: *w.lastSent.Load()}
 	switch {
 	case errors.Is(err, errSlowConsumer):
@@ -264,6 +269,21 @@ func (w *watcher) endError(err error) error {
 }
 
 var errNodeStopping = errors.New("node stopping")
+
+// endReason is the reason label of causeway_watch_streams_ended_total.
+func endReason(err error) string {
+	switch {
+	case errors.Is(err, context.Canceled):
+		return "client"
+	case errors.Is(err, errSlowConsumer):
+		return "slow_consumer"
+	case errors.Is(err, errNodeStopping):
+		return "node_stopping"
+	case api.Code(err) == connect.CodeFailedPrecondition:
+		return "feed_truncated"
+	}
+	return "error"
+}
 
 // read follows the feed from the cursor, queueing a message per event
 // (and progress messages), until ctx ends or an error.

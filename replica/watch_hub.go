@@ -91,6 +91,13 @@ func (h *watchHub) join(w *watcher, at *feedEntry) bool {
 	return true
 }
 
+// syncedCount is the number of watchers the hub dispatches to.
+func (h *watchHub) syncedCount() int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return len(h.synced)
+}
+
 // leave removes w (its stream ended) if it is synced.
 func (h *watchHub) leave(w *watcher) {
 	h.mu.Lock()

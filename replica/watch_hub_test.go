@@ -15,12 +15,6 @@ import (
 	"github.com/causewaydb/causeway/clocks"
 )
 
-func (h *watchHub) syncedCount() int {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	return len(h.synced)
-}
-
 // awaitSynced waits (bounded) until the hub dispatches to want watchers.
 func awaitSynced(t *testing.T, n *Node, want int) {
 	t.Helper()
@@ -317,5 +311,72 @@ func TestWatchHubTokens(t *testing.T) {
 	want := clocks.Token{Cluster: fx.hub.cluster, Vector: clocks.Vector{"us-east": 3}, Seen: clocks.Timestamp{WallMs: 3, Region: "us-east"}}.Encode()
 	if tokA != want || tokB != want {
 		t.Fatalf("tokens %s and %s, want %s", tokA, tokB, want)
+	}
+}
+
+// watchMetric is the value of the node's metric name (with the given
+// label value, if any) on /metrics; -1 when absent.
+func watchMetric(t *testing.T, n *Node, name, label string) float64 {
+	t.Helper()
+	families, err := n.metrics.registry.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range families {
+		if f.GetName() != name {
+			continue
+		}
+		for _, m := range f.GetMetric() {
+			match := label == ""
+			for _, l := range m.GetLabel() {
+				if l.GetValue() == label {
+					match = true
+				}
+			}
+			if !match {
+				continue
+			}
+			switch {
+			case m.GetCounter() != nil:
+				return m.GetCounter().GetValue()
+			case m.GetGauge() != nil:
+				return m.GetGauge().GetValue()
+			}
+		}
+	}
+	return -1
+}
+
+// TestWatchMetrics: /metrics counts the open watches, those the hub feeds,
+// the events sent and why streams ended.
+func TestWatchMetrics(t *testing.T) {
+	n := openMemNode(t, vfs.NewMem())
+	w := startWatch(t, n, KeyRange{Prefix: "m/"}, WatchOptions{}, nil)
+	for i := range 3 {
+		put(t, n, fmt.Sprintf("m/%d", i), "v")
+	}
+	w.events(t, 3)
+	awaitSynced(t, n, 1)
+	if got := watchMetric(t, n, "causeway_watchers", ""); got != 1 {
+		t.Errorf("causeway_watchers = %v, want 1", got)
+	}
+	if got := watchMetric(t, n, "causeway_watchers_dispatched", ""); got != 1 {
+		t.Errorf("causeway_watchers_dispatched = %v, want 1", got)
+	}
+	w.cancel()
+	<-w.done
+	w.done <- nil // for the cleanup
+	// The stream has ended: every count is final.
+	if got := watchMetric(t, n, "causeway_watch_events_sent_total", ""); got != 3 {
+		t.Errorf("causeway_watch_events_sent_total = %v, want 3", got)
+	}
+	if got := watchMetric(t, n, "causeway_watch_streams_ended_total", "client"); got != 1 {
+		t.Errorf(`causeway_watch_streams_ended_total{reason="client"} = %v, want 1`, got)
+	}
+	if got := watchMetric(t, n, "causeway_watch_streams_ended_total", "slow_consumer"); got != 0 {
+		t.Errorf(`causeway_watch_streams_ended_total{reason="slow_consumer"} = %v, want 0`, got)
+	}
+	if got := watchMetric(t, n, "causeway_watchers", ""); got != 0 {
+		t.Errorf("causeway_watchers = %v after the stream ended, want 0", got)
 	}
 }
