@@ -319,7 +319,7 @@ func (w *watcher) read(ctx context.Context) error {
 			}
 			// Caught up and aligned with the region: the hub dispatches
 			// to the watcher until it hands it back (watch_hub.go).
-			if last != nil && last.pos+1 == pos && w.alignedTo(last) && n.hub.join(w, last) {
+			if last != nil && last.pos+1 == pos && w.alignedTo(last) && n.hub.join(w, last, floorPos) {
 				x, err := w.parked(ctx)
 				if err != nil {
 					return err

@@ -73,13 +73,15 @@ func newWatchHub(feed *changeFeed, cluster uuid.UUID, watchBuffer int) *watchHub
 // join hands w over if it has stepped through exactly the entry the hub
 // is at (or the hub has no watcher, and starts from w's entry); false
 // leaves w with its reader. w's cursor must be aligned to at.applied and
-// w.seen equal at.seen.
-func (h *watchHub) join(w *watcher, at *feedEntry) bool {
+// w.seen equal at.seen, and w must have checked its cursor against the
+// floor at checkedFloor: a floor that moved since (a snapshot merge
+// brought writes that have no entries) is the reader's to judge.
+func (h *watchHub) join(w *watcher, at *feedEntry, checkedFloor uint64) bool {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	_, floorPos, _, _ := h.feed.state()
 	switch {
-	case h.off:
+	case h.off || floorPos != checkedFloor:
 		return false
 	case h.last == nil:
 		h.last, h.floorPos = at, floorPos

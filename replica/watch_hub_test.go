@@ -257,7 +257,7 @@ func TestWatchHubHandsBackWhatItCannotShare(t *testing.T) {
 			fx := newHubFixture(buffer)
 			first := fx.add("us-east", 1, "k1", clocks.Vector{"us-east": 1}, 0)
 			w := fx.watcher("k")
-			if !fx.hub.join(w, first) {
+			if !fx.hub.join(w, first, 0) {
 				t.Fatal("the hub refused a watcher at its first entry")
 			}
 			tc.then(fx)
@@ -290,15 +290,15 @@ func TestWatchHubTokens(t *testing.T) {
 	fx := newHubFixture(16)
 	e1 := fx.add("us-east", 1, "k1", clocks.Vector{"us-east": 1}, 0)
 	a, b := fx.watcher("k"), fx.watcher("k")
-	if !fx.hub.join(a, e1) {
+	if !fx.hub.join(a, e1, 0) {
 		t.Fatal("refused the first watcher")
 	}
 	e2 := fx.add("us-east", 2, "k2", clocks.Vector{"us-east": 2}, 0)
 	fx.dispatch()
-	if fx.hub.join(b, e1) {
+	if fx.hub.join(b, e1, 0) {
 		t.Fatal("a watcher joined behind the hub's position")
 	}
-	if !fx.hub.join(b, e2) {
+	if !fx.hub.join(b, e2, 0) {
 		t.Fatal("a watcher at the hub's position was refused")
 	}
 	fx.add("us-east", 3, "k3", clocks.Vector{"us-east": 3}, 0)
@@ -311,6 +311,14 @@ func TestWatchHubTokens(t *testing.T) {
 	want := clocks.Token{Cluster: fx.hub.cluster, Vector: clocks.Vector{"us-east": 3}, Seen: clocks.Timestamp{WallMs: 3, Region: "us-east"}}.Encode()
 	if tokA != want || tokB != want {
 		t.Fatalf("tokens %s and %s, want %s", tokA, tokB, want)
+	}
+	// A watcher that checked its cursor against an older floor (a snapshot
+	// merge moved it since) is left to its reader.
+	c := fx.watcher("k")
+	e3 := fx.hub.last
+	fx.feed.setFloor(3, clocks.Vector{"us-east": 3})
+	if fx.hub.join(c, e3, 0) {
+		t.Fatal("a watcher that checked an older floor joined")
 	}
 }
 
