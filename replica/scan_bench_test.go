@@ -121,10 +121,11 @@ func BenchmarkWatchPut(b *testing.B) {
 			var acked, received sync.Map // key -> when Put returned, when watcher 0 had it
 			var wg sync.WaitGroup
 			ready := make(chan struct{}, watchers)
+			ended := make(chan error, watchers) // a watch that ended early
 			for w := range watchers {
 				wg.Go(func() {
 					first := true
-					_ = n.Watch(ctx, KeyRange{Prefix: "key-"}, WatchOptions{}, func(m WatchMessage) error {
+					err := n.Watch(ctx, KeyRange{Prefix: "key-"}, WatchOptions{}, func(m WatchMessage) error {
 						if first {
 							first = false
 							ready <- struct{}{}
@@ -138,6 +139,9 @@ func BenchmarkWatchPut(b *testing.B) {
 						}
 						return nil
 					})
+					if ctx.Err() == nil {
+						ended <- fmt.Errorf("watcher %d: %w", w, err)
+					}
 				})
 			}
 			for range watchers {
@@ -172,6 +176,11 @@ func BenchmarkWatchPut(b *testing.B) {
 			// other work, steadier than throughput (which it bounds on
 			// 2 cores: puts/s <= 2s / cpu-us-per-put).
 			b.ReportMetric(float64(cpu.Microseconds())/float64(b.N), "cpu-us/put")
+			if watchers > 0 && !run.readers {
+				n.hub.mu.Lock()
+				b.ReportMetric(float64(b.N)/float64(max(n.hub.rounds, 1)), "puts/round")
+				n.hub.mu.Unlock()
+			}
 			if watchers > 0 {
 				// Every write reaches watcher 0 before the watch ends.
 				_, err := n.Put(ctx, "key-last", value, "", "")
@@ -183,7 +192,14 @@ func BenchmarkWatchPut(b *testing.B) {
 				if _, ok := received.Load("key-last"); ok {
 					break
 				}
-				time.Sleep(time.Millisecond) // a benchmark's wait, not a test's
+				select {
+				case err := <-ended:
+					// A watcher that falls behind the writers by more than
+					// FeedConfig.WatchBuffer events is cut off: on an
+					// overloaded machine, run again.
+					b.Fatalf("a watch ended before the last write reached it: %v", err)
+				case <-time.After(time.Millisecond): // a benchmark's wait, not a test's
+				}
 			}
 			cancel()
 			wg.Wait()

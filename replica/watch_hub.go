@@ -49,6 +49,7 @@ type watchHub struct {
 	floorPos uint64     // the floor when last was dispatched
 	buf      []*feedEntry
 	round    []hubEvent // the current round's entries, built once
+	rounds   uint64     // rounds dispatched, for benchmarks
 }
 
 // hubEvent is one entry of a round as every watcher of all its keys sees it.
@@ -212,6 +213,7 @@ func (h *watchHub) dispatchRound(es []*feedEntry) {
 		return
 	}
 	h.round = h.round[:0]
+	h.rounds++
 	for _, e := range es {
 		he := hubEvent{e: e}
 		if sortedOps(e.write.Ops) {
