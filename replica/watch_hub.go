@@ -43,6 +43,10 @@ type watchHub struct {
 	// baseline, the fan-out before the hub. Set before any watch starts.
 	off bool
 
+	// joined is signalled when a watcher joins an empty hub: an idle hub
+	// waits for it, not for every group commit.
+	joined chan struct{}
+
 	mu       sync.Mutex
 	synced   []*watcher // every one has stepped through last
 	last     *feedEntry // nil when synced is empty
@@ -68,7 +72,7 @@ type hubExit struct {
 }
 
 func newWatchHub(feed *changeFeed, cluster uuid.UUID, watchBuffer int) *watchHub {
-	return &watchHub{feed: feed, cluster: cluster, maxBatch: min(64, watchBuffer)}
+	return &watchHub{feed: feed, cluster: cluster, maxBatch: min(64, watchBuffer), joined: make(chan struct{}, 1)}
 }
 
 // join hands w over if it has stepped through exactly the entry the hub
@@ -86,6 +90,10 @@ func (h *watchHub) join(w *watcher, at *feedEntry, checkedFloor uint64) bool {
 		return false
 	case h.last == nil:
 		h.last, h.floorPos = at, floorPos
+		select {
+		case h.joined <- struct{}{}:
+		default: // signalled already
+		}
 	case h.last.pos != at.pos || h.floorPos != floorPos:
 		return false
 	}
@@ -146,19 +154,26 @@ func (h *watchHub) releaseAllLocked() {
 func (h *watchHub) run(stop <-chan struct{}) {
 	for {
 		durable, floorPos, _, changed := h.feed.state()
-		h.dispatch(durable, floorPos)
+		if h.dispatch(durable, floorPos) == 0 {
+			changed = nil // idle: wait for a watcher to join
+		}
 		select {
 		case <-stop:
 			return
 		case <-changed:
+		case <-h.joined:
 		}
 	}
 }
 
-// dispatch gives the synced watchers the entries up to durable.
-func (h *watchHub) dispatch(durable, floorPos uint64) {
+// dispatch gives the synced watchers the entries up to durable, and says
+// how many watchers it dispatches to then.
+func (h *watchHub) dispatch(durable, floorPos uint64) (synced int) {
 	h.mu.Lock()
-	defer h.mu.Unlock()
+	defer func() {
+		synced = len(h.synced)
+		h.mu.Unlock()
+	}()
 	for h.last != nil && h.last.pos < durable {
 		if floorPos != h.floorPos {
 			h.releaseAllLocked() // the readers check the new floor
@@ -193,6 +208,7 @@ func (h *watchHub) dispatch(durable, floorPos uint64) {
 		}
 	}
 	h.releaseSlowLocked()
+	return
 }
 
 // keepsAligned reports whether a watcher aligned to prev (cursor at
