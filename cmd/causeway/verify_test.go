@@ -256,6 +256,11 @@ func TestVerifyCatchesSkippedDependencies(t *testing.T) {
 	if kinds["causal/causal-snapshot"]+kinds["atomic-write/torn-snapshot"] == 0 {
 		t.Errorf("no snapshot read caught a write visible before its causal past: %v", kinds)
 	}
+	// The watchers are given the remote writes in the order their region
+	// applied them: before their causal past.
+	if kinds["watch/watch-order"] == 0 {
+		t.Errorf("the watch checker caught no event delivered before its causal past: %v", kinds)
+	}
 	if _, err := os.Stat(filepath.Join(report, "data")); err != nil {
 		t.Errorf("data directories of a campaign with anomalies were not kept: %v", err)
 	}
