@@ -98,7 +98,7 @@ func (h *watchHub) join(w *watcher, at *feedEntry, checkedFloor uint64) bool {
 	case h.last.pos != at.pos || h.floorPos != floorPos:
 		return false
 	}
-	w.hubIndex = len(h.synced)
+	w.hubIndex, w.sinceProgress = len(h.synced), 0 // the reader sent its progress
 	h.synced = append(h.synced, w)
 	return true
 }
