@@ -117,7 +117,10 @@
 //     every write the token lacks, once, in a causal order. Watchers see
 //     only durable entries. The feed is bounded (FeedConfig: 1h, 1,000,000
 //     writes), and so is every watcher's queue (a slow consumer is cut off
-//     with a resume token) and the number of watchers.
+//     with a resume token) and the number of watchers. A watcher caught up
+//     with its region is fed by the node's one dispatcher (watch_hub.go),
+//     which builds each event and token once for all of them and hands
+//     a watcher back to its reader whenever it cannot share them.
 //   - Versioned formats (version.go). The store records its format version
 //     and a node refuses a store or a replication peer of a version it
 //     cannot read, naming both versions, instead of misreading it; releases

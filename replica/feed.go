@@ -335,6 +335,12 @@ func (f *changeFeed) admit(limit int) bool {
 	return true
 }
 
+func (f *changeFeed) watcherCount() int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.watchers
+}
+
 func (f *changeFeed) leave() {
 	f.mu.Lock()
 	defer f.mu.Unlock()

@@ -28,6 +28,8 @@ type nodeMetrics struct {
 	versionRefusals prometheus.Counter
 	// fsyncLatency: a write batch from the WAL to durable (Node.waitDurable).
 	fsyncLatency prometheus.Histogram
+	watchEvents  prometheus.Counter
+	watchEnded   *prometheus.CounterVec
 }
 
 // latencyBuckets span 100µs to ~13s: local reads at the bottom, fsynced
@@ -92,13 +94,32 @@ func newNodeMetrics(n *Node) *nodeMetrics {
 			Help: "Tombstones deleted because every region has them and no write can still lose to them.",
 		}),
 	}
+	m.watchEvents = prometheus.NewCounter(prometheus.CounterOpts{
+		Namespace: "causeway", Name: "watch_events_sent_total", ConstLabels: labels,
+		Help: "Change events sent to Watch streams (state events included).",
+	})
+	m.watchEnded = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Namespace: "causeway", Name: "watch_streams_ended_total", ConstLabels: labels,
+		Help: "Watch streams that ended, by reason: client (the client went away), slow_consumer (resource_exhausted: it read too slowly), feed_truncated (its token is older than the retained feed), node_stopping, error.",
+	}, []string{"reason"})
+	for _, reason := range []string{"client", "slow_consumer", "feed_truncated", "node_stopping", "error"} {
+		m.watchEnded.WithLabelValues(reason) // present at 0 from the start
+	}
 	m.registry.MustRegister(n.cfg.Metrics...)
 	m.registry.MustRegister(
-		m.tombstones, m.versionRefusals, m.fsyncLatency,
+		m.tombstones, m.versionRefusals, m.fsyncLatency, m.watchEvents, m.watchEnded,
 		prometheus.NewCounterFunc(prometheus.CounterOpts{
 			Namespace: "causeway", Name: "wal_fsyncs_total", ConstLabels: labels,
 			Help: "fsyncs of the store's write-ahead log; writes per fsync is the rate of durable writes (local and replicated) over the rate of this.",
 		}, func() float64 { return float64(n.store.WALFsyncs()) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Namespace: "causeway", Name: "watchers", ConstLabels: labels,
+			Help: "Watch streams open on this node.",
+		}, func() float64 { return float64(n.feed.watcherCount()) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Namespace: "causeway", Name: "watchers_dispatched", ConstLabels: labels,
+			Help: "Watch streams caught up with the change feed and fed by the node's one dispatcher (the others read the feed themselves).",
+		}, func() float64 { return float64(n.hub.syncedCount()) }),
 		m.latency, m.pending, m.applyLatency, m.visibility, m.applied, m.lagEntries, m.lagSeconds, m.badFrames, m.forgedPeers,
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),

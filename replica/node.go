@@ -61,6 +61,7 @@ type Node struct {
 	backupBusy atomic.Bool // a backup is being streamed (backup.go)
 
 	feed  *changeFeed // the change feed's positions and watchers (feed.go)
+	hub   *watchHub   // dispatches the feed to live watchers (watch_hub.go)
 	scans *scanCache  // snapshots of paginated scans (scan.go)
 	// onWatchReaderExit, set by tests only, learns why a watch's feed
 	// reader ended, before its stream does.
@@ -118,6 +119,7 @@ func Open(cfg Config) (*Node, error) {
 		return nil, fmt.Errorf("read change feed: %w", err)
 	}
 	n.feed = newChangeFeed(floorPos, floor, last)
+	n.hub = newWatchHub(n.feed, n.cluster, n.cfg.Feed.WatchBuffer)
 	n.scans = newScanCache()
 	n.metrics = newNodeMetrics(n)
 	n.repl = newReplication(n)
@@ -129,8 +131,12 @@ func Open(cfg Config) (*Node, error) {
 	}
 	n.background.Add(1)
 	go n.sweepRequestIDs()
-	n.background.Add(2)
+	n.background.Add(3)
 	go n.retainFeed()
+	go func() {
+		defer n.background.Done()
+		n.hub.run(n.stop)
+	}()
 	go n.sweepScans()
 	n.log.Info("node open", "node_id", n.nodeID, "cluster_id", n.cluster, "data", cfg.DataDir,
 		"vector", n.durable.String(), "clock", n.clock.Last().String(), "peers", len(cfg.Peers))

@@ -7,6 +7,8 @@ import (
 	"strings"
 	"sync/atomic"
 
+	"connectrpc.com/connect"
+
 	"github.com/causewaydb/causeway/api"
 	v1 "github.com/causewaydb/causeway/api/causeway/v1"
 	"github.com/causewaydb/causeway/causal"
@@ -91,7 +93,8 @@ func (n *Node) Watch(ctx context.Context, r KeyRange, o WatchOptions, send func(
 	tok.Cluster = n.cluster
 	// A watch from now (or after the current state) starts caught up; a
 	// resumed one is live once it has read its way to the head.
-	w := &watcher{n: n, r: r, keysOnly: o.KeysOnly, seen: tok.Seen, startLive: o.Token == ""}
+	w := &watcher{n: n, r: r, keysOnly: o.KeysOnly, seen: tok.Seen, startLive: o.Token == "",
+		queue: make(chan queued, n.cfg.Feed.WatchBuffer), hubIndex: -1, hubExit: make(chan hubExit, 1)}
 	var resume clocks.Vector
 	switch {
 	case o.Token != "":
@@ -168,9 +171,17 @@ type watcher struct {
 	// startLive: the watch began at the head of the feed (see read).
 	startLive bool
 
+	queue    chan queued            // messages for the sender, bounded by WatchBuffer
 	queued   atomic.Int64           // bytes of values queued
 	events   atomic.Int64           // events queued
 	lastSent atomic.Pointer[string] // token after the last message sent
+
+	// While the hub (watch_hub.go) dispatches to the watcher, the reader
+	// sleeps until hubExit; the hub owns the fields below, under its lock.
+	hubIndex      int          // position in the hub's synced list; -1 if not there
+	hubExit       chan hubExit // capacity 1
+	hubFailed     bool         // a message did not fit the queue
+	sinceProgress int          // entries without an event since the last message
 }
 
 // tokenAfter is the token after entry e: the one all watchers share when
@@ -201,12 +212,13 @@ func (q *queued) events() int64 { return int64(len(q.m.Events)) }
 
 func (w *watcher) run(ctx context.Context, send func(WatchMessage) error) error {
 	ctx, cancel := context.WithCancel(ctx)
-	queue := make(chan queued, w.n.cfg.Feed.WatchBuffer)
+	queue := w.queue
 	readerDone := make(chan error, 1)
 	readerExited := make(chan struct{})
 	go func() {
 		defer close(readerExited)
-		err := w.read(ctx, queue)
+		err := w.read(ctx)
+		w.n.hub.leave(w)
 		if w.n.onWatchReaderExit != nil {
 			w.n.onWatchReaderExit(err)
 		}
@@ -229,8 +241,10 @@ func (w *watcher) run(ctx context.Context, send func(WatchMessage) error) error 
 			return w.endError(err)
 		case q := <-queue:
 			if err := send(q.m); err != nil {
+				w.n.metrics.watchEnded.WithLabelValues("client").Inc()
 				return err
 			}
+			w.n.metrics.watchEvents.Add(float64(len(q.m.Events)))
 			w.queued.Add(-q.bytes)
 			w.events.Add(-q.events())
 			w.lastSent.Store(&q.m.Token)
@@ -240,6 +254,7 @@ func (w *watcher) run(ctx context.Context, send func(WatchMessage) error) error 
 
 // endError is the error that ends a stream, with the resume token.
 func (w *watcher) endError(err error) error {
+	w.n.metrics.watchEnded.WithLabelValues(endReason(err)).Inc()
 	detail := &v1.WatchResumeToken{ResumeToken: *w.lastSent.Load()}
 	switch {
 	case errors.Is(err, errSlowConsumer):
@@ -255,12 +270,29 @@ func (w *watcher) endError(err error) error {
 
 var errNodeStopping = errors.New("node stopping")
 
+// endReason is the reason label of causeway_watch_streams_ended_total.
+func endReason(err error) string {
+	switch {
+	case errors.Is(err, context.Canceled):
+		return "client"
+	case errors.Is(err, errSlowConsumer):
+		return "slow_consumer"
+	case errors.Is(err, errNodeStopping):
+		return "node_stopping"
+	case api.Code(err) == connect.CodeFailedPrecondition:
+		return "feed_truncated"
+	}
+	return "error"
+}
+
 // read follows the feed from the cursor, queueing a message per event
 // (and progress messages), until ctx ends or an error.
-func (w *watcher) read(ctx context.Context, queue chan<- queued) error {
+func (w *watcher) read(ctx context.Context) error {
 	n := w.n
+	queue := w.queue
 	pos := uint64(0) // the next feed position to read; 0: find it
 	sinceProgress := 0
+	var last *feedEntry // the last entry stepped over
 	// live: the reader has caught up with the feed once. From then on the
 	// consumer must keep up with the writes (a full queue ends the
 	// stream); before, the reader reads history at the consumer's pace.
@@ -284,6 +316,20 @@ func (w *watcher) read(ctx context.Context, queue chan<- queued) error {
 					return w.pushFailed(ctx)
 				}
 				sinceProgress = 0
+			}
+			// Caught up and aligned with the region: the hub dispatches
+			// to the watcher until it hands it back (watch_hub.go).
+			if last != nil && last.pos+1 == pos && w.alignedTo(last) && n.hub.join(w, last, floorPos) {
+				x, err := w.parked(ctx)
+				if err != nil {
+					return err
+				}
+				if w.cursor, err = causal.NewFeedCursor(x.at.applied, clocks.Vector{}); err != nil {
+					return err
+				}
+				w.seen = x.at.seen
+				pos, last, sinceProgress = x.at.pos+1, x.at, x.sinceProgress
+				continue
 			}
 			select {
 			case <-ctx.Done():
@@ -330,6 +376,7 @@ func (w *watcher) read(ctx context.Context, queue chan<- queued) error {
 			return ok
 		}
 		for _, e := range es {
+			last = e
 			deliver := w.cursor.Step(e.write.Origin(), e.write.Seq, e.applied)
 			if w.seen.Less(e.write.Timestamp) {
 				w.seen = e.write.Timestamp
@@ -370,6 +417,27 @@ func (w *watcher) read(ctx context.Context, queue chan<- queued) error {
 	}
 }
 
+// alignedTo reports whether the watcher's token is exactly the shared
+// token after e, the last entry it stepped over.
+func (w *watcher) alignedTo(e *feedEntry) bool {
+	return e.shared != nil && w.cursor.Aligned() && w.seen == e.seen
+}
+
+// parked waits while the hub dispatches to the watcher: until the hub
+// hands it back (after the entry x.at), or ends it.
+func (w *watcher) parked(ctx context.Context) (hubExit, error) {
+	select {
+	case x := <-w.hubExit:
+		return x, x.err
+	case <-ctx.Done():
+		return hubExit{}, ctx.Err()
+	case <-w.n.stop:
+		return hubExit{}, errNodeStopping
+	case <-w.n.repl.ctx.Done():
+		return hubExit{}, errNodeStopping
+	}
+}
+
 // pushFailed is why a message could not be queued.
 func (w *watcher) pushFailed(ctx context.Context) error {
 	if err := ctx.Err(); err != nil {
@@ -401,7 +469,7 @@ func (w *watcher) start(floorPos, durable uint64) (uint64, error) {
 // event is w's effect on the watched keys (no changes if none), and the
 // bytes of values it carries.
 func (w *watcher) event(lw *causal.Write) (WatchEvent, int64) {
-	ev := WatchEvent{Version: causal.Version{Timestamp: lw.Timestamp, Seq: lw.Seq, Vector: lw.Vector}}
+	ev := WatchEvent{Version: versionOfWrite(lw)}
 	var size int64
 	if w.sharesOps(lw) {
 		// Every op is in range, in key order, values wanted: the write's
@@ -446,8 +514,26 @@ func (w *watcher) sharesOps(lw *causal.Write) bool {
 // them therefore ends a live watch too, as in etcd: it resumes from its
 // token, reading the burst as history.
 func (w *watcher) push(ctx context.Context, queue chan<- queued, m WatchMessage, size int64, live bool) bool {
+	if live {
+		return w.pushLive(m, size)
+	}
 	q := queued{m: m, bytes: size}
-	if live && w.events.Load() > 0 {
+	// Count first: the sender may take the message at once.
+	w.queued.Add(size)
+	w.events.Add(q.events())
+	select {
+	case queue <- q:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}
+
+// pushLive queues m for a watcher that has caught up, or reports a slow
+// consumer (false).
+func (w *watcher) pushLive(m WatchMessage, size int64) bool {
+	q := queued{m: m, bytes: size}
+	if w.events.Load() > 0 {
 		// Something is still queued: the consumer is behind. Past either
 		// bound it is a slow consumer. (An empty queue takes any batch,
 		// so no bound below a batch can stop a watch for good.)
@@ -459,20 +545,12 @@ func (w *watcher) push(ctx context.Context, queue chan<- queued, m WatchMessage,
 	// Count first: the sender may take the message at once.
 	w.queued.Add(size)
 	w.events.Add(q.events())
-	if live {
-		select {
-		case queue <- q:
-			return true
-		default:
-			w.queued.Add(-size)
-			w.events.Add(-q.events())
-			return false
-		}
-	}
 	select {
-	case queue <- q:
+	case w.queue <- q:
 		return true
-	case <-ctx.Done():
+	default:
+		w.queued.Add(-size)
+		w.events.Add(-q.events())
 		return false
 	}
 }

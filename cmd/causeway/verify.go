@@ -35,11 +35,14 @@ Causal clients carry sessions between regions and hand them to one another;
 linear clients stay in their region (where the minority side of a partition
 must answer unavailable) and claim names, compare-and-set registers, read
 them, and take locks whose fencing tokens guard writes, some sent late with
-a stale token. Every fault heals before the end; clients run on for a
+a stale token. A watcher in each region follows every change (Watch),
+resuming from its last token when a fault ends its stream, sometimes in
+another region. Every fault heals before the end; clients run on for a
 while, stop, and once replication converged every region is read. Checkers
 then judge the recorded history alone: session guarantees and causal
 visibility, atomic multi-key writes, no acknowledged write lost, no write
-applied twice, identical data in every region; linearizability of claims
+applied twice, identical data in every region, watch events in causal
+order with none lost or repeated and atomic writes whole; linearizability of claims
 and registers (porcupine, whose visualisation of a failure is written to
 the report), fencing tokens strictly increasing and stale-token writes
 refused. The summary shows each tier's availability during faults.
@@ -110,6 +113,7 @@ type verifyFlags struct {
 	recheck          string
 	linearOn         bool
 	linearClients    int
+	watchers         int
 	unsafeSkip       bool
 	insecure         bool
 }
@@ -138,6 +142,7 @@ func parseVerify(args []string, stderr io.Writer) (*verifyFlags, int) {
 	fs.BoolVar(&f.linearOn, "linear", true, "run the linearizable tier (every region a voter) with its workload and checkers; --linear=false for the causal tier alone")
 	fs.IntVar(&f.linearClients, "linear-clients", 2, "linear-tier clients in each region")
 	fs.BoolVar(&f.insecure, "insecure", false, "run the regions without TLS (by default they run with TLS on certificates created under the report's data directory, and the clients present an admin client certificate)")
+	fs.IntVar(&f.watchers, "watchers", 1, "change-feed watchers in each region (0: none)")
 	fs.BoolVar(&f.unsafeSkip, "unsafe-skip-dependencies", false, "test hook: start the regions with causal dependencies ignored (CAUSEWAY_UNSAFE_SKIP_DEPENDENCIES), to show the checkers catch it")
 	fs.Usage = func() {
 		fmt.Fprint(stderr, verifyUsage)
@@ -163,6 +168,8 @@ func (f *verifyFlags) check() error {
 		return fmt.Errorf("--duration %v: at least 5s", f.duration)
 	case f.clients < 1 || f.keys < 2 || f.keys > 128:
 		return errors.New("--clients must be at least 1 and --keys between 2 and 128")
+	case f.watchers < 0 || f.watchers > 16:
+		return fmt.Errorf("--watchers %d: between 0 and 16", f.watchers)
 	case f.linearOn && f.linearClients < 1:
 		return errors.New("--linear-clients must be at least 1")
 	case f.maxSkew < 0 || f.maxSkew > time.Hour:
@@ -224,6 +231,10 @@ func (f *verifyFlags) campaignConfig(server campaign.ServerCommand, kinds []camp
 		cfg.Workloads = append(cfg.Workloads, &campaign.LinearWorkload{ClientsPerRegion: f.linearClients, Pace: max(f.pace, 50*time.Millisecond)})
 		cfg.Checkers = campaign.DefaultCheckers()
 	}
+	if f.watchers > 0 {
+		cfg.Workloads = append(cfg.Workloads, &campaign.WatchWorkload{WatchersPerRegion: f.watchers})
+		cfg.Checkers = append(cfg.Checkers, campaign.WatchChecker{})
+	}
 	return cfg
 }
 
@@ -275,7 +286,7 @@ func recheckHistory(path, dir string, stdout, stderr io.Writer) int {
 		return exitFailed
 	}
 	anomalies := 0
-	checks := campaign.RunCheckers(h, campaign.DefaultCheckers())
+	checks := campaign.RunCheckers(h, append(campaign.DefaultCheckers(), campaign.WatchChecker{}))
 	for _, p := range campaign.WriteCheckerFiles(dir, checks) {
 		fmt.Fprintf(stderr, "causeway verify: %s\n", p)
 	}

@@ -116,6 +116,12 @@ func TestVerifyCampaign(t *testing.T) {
 	if !regexp.MustCompile(`note \(fencing\): [1-9]\d* lock acquisitions, [1-9]\d* fenced writes accepted`).MatchString(stdout.String()) {
 		t.Errorf("the summary does not say fencing tokens were checked on acquisitions and writes")
 	}
+	if !regexp.MustCompile(`(?m)^watch\s+0\s`).MatchString(stdout.String()) {
+		t.Errorf("the summary does not show the watch checker with no anomaly")
+	}
+	if !regexp.MustCompile(`note \(watch\): 3 watchers, [1-9]\d* events checked against [1-9]\d* writes made; [1-9]\d* resumes .*; 3 of 3 caught up`).MatchString(stdout.String()) {
+		t.Errorf("the summary does not say the watchers' events were checked, with resumes, and every watcher caught up")
+	}
 	if !regexp.MustCompile(`(?m)^\s*linear tier\s+\S+ of [1-9]`).MatchString(stdout.String()) {
 		t.Errorf("the summary shows no availability of the linear tier")
 	}
@@ -262,6 +268,11 @@ func TestVerifyCatchesSkippedDependencies(t *testing.T) {
 	t.Logf("anomalies: %v", kinds)
 	if kinds["causal/causal-snapshot"]+kinds["atomic-write/torn-snapshot"] == 0 {
 		t.Errorf("no snapshot read caught a write visible before its causal past: %v", kinds)
+	}
+	// The watchers are given the remote writes in the order their region
+	// applied them: before their causal past.
+	if kinds["watch/watch-order"] == 0 {
+		t.Errorf("the watch checker caught no event delivered before its causal past: %v", kinds)
 	}
 	if _, err := os.Stat(filepath.Join(report, "data")); err != nil {
 		t.Errorf("data directories of a campaign with anomalies were not kept: %v", err)

@@ -45,6 +45,14 @@
 // comment, so a region that shows an effect before its cause is caught
 // whenever it does, not only when no newer write hides it.
 //
+// WatchWorkload follows the change feed: watchers (one per region by
+// default) start before the clients, from now, and record every event
+// (EventWatch). A stream a fault ends is resumed from the token of the last
+// message received, in the same region or another (a wiped region that no
+// longer holds the token's past refuses it: the watcher moves); watchers
+// also move of their own accord now and then. In the final phase each runs
+// until its token covers the converged applied vector.
+//
 // LinearWorkload drives the linear tier, when the regions run it
 // (ClusterConfig.ServeArgs, LinearVoters): clients claim and release a few
 // names, compare-and-set a few registers (on the version or the value
@@ -81,6 +89,12 @@
 // and every region holds the same data (compared by digest). See
 // causalView for how atomic writes and collected deletions are mapped onto
 // internal/check without weakening it.
+//
+// WatchChecker judges each watcher's events, across its resumes, with
+// internal/check's CheckWatch, the checker of the simulator's watchers:
+// a linear extension of happens-before (taken from the tokens the writes
+// returned), no write repeated, none lost (all of them once the watcher
+// covered the converged state), atomic writes whole, values as written.
 //
 // LinearizableChecker and FencingChecker rebuild the linear tier's history
 // in internal/check/lincheck's terms from the events alone: Event.F is the

@@ -33,6 +33,9 @@ const (
 	// stopped and replication converged (Reads), or the outcome of waiting
 	// for convergence (F "converge").
 	EventFinal = "final"
+	// EventWatch: what a watcher of the change feed saw (Phase: open,
+	// event, end, done; see WatchWorkload).
+	EventWatch = "watch"
 )
 
 // Tiers, as recorded in Event.Tier.
