@@ -168,7 +168,7 @@ Flags:
 		"loadavg_before": before,
 		"loadavg_after":  loadavg(),
 		"cpus":           strconv.Itoa(numCPU()),
-		"command":        "causeway bench " + strings.Join(args, " "),
+		"command":        benchCommandLine(args),
 	}
 	wanbench.WriteTable(stdout, res)
 	if *out != "" {
@@ -199,10 +199,52 @@ func loadavg() string {
 
 func numCPU() int { return runtime.NumCPU() }
 
+// notePlaceholder stands for --note's value in the recorded command: the
+// note itself heads report.md once, not twice.
+const notePlaceholder = "<the note above>"
+
+// benchCommandLine is the command as report.md records it: each argument
+// shell-quoted where it needs to be, and --note's value (printed above the
+// command) replaced by notePlaceholder.
+func benchCommandLine(args []string) string {
+	words := []string{"causeway", "bench"}
+	for i := 0; i < len(args); i++ {
+		a := args[i]
+		name, _, hasValue := strings.Cut(strings.TrimLeft(a, "-"), "=")
+		isFlag := strings.HasPrefix(a, "-") && name == "note"
+		switch {
+		case isFlag && hasValue:
+			words = append(words, "--note="+shellQuote(notePlaceholder))
+		case isFlag && i+1 < len(args):
+			words = append(words, a, shellQuote(notePlaceholder))
+			i++
+		default:
+			words = append(words, shellQuote(a))
+		}
+	}
+	return strings.Join(words, " ")
+}
+
+// shellQuote quotes s for a POSIX shell when it holds anything but
+// characters that need none.
+func shellQuote(s string) string {
+	if s != "" && strings.Trim(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_=.,/:@+%") == "" {
+		return s
+	}
+	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
+}
+
 // reportNotes is the top of report.md: the note, the command, the machine.
+// A command recorded before the note was elided from it (it repeats the
+// note verbatim) shows the placeholder instead, so a --replot of an older
+// run shows the note once too.
 func reportNotes(m map[string]string) string {
+	command := m["command"]
+	if note := m["note"]; note != "" {
+		command = strings.ReplaceAll(command, note, notePlaceholder)
+	}
 	notes := fmt.Sprintf("Command: `%s`. Machine: %s CPUs; load average (/proc/loadavg) before %s, after %s.",
-		m["command"], m["cpus"], m["loadavg_before"], m["loadavg_after"])
+		command, m["cpus"], m["loadavg_before"], m["loadavg_after"])
 	if m["note"] != "" {
 		notes = m["note"] + "\n\n" + notes
 	}

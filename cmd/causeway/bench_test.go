@@ -266,3 +266,35 @@ func TestBenchFaultsSmoke(t *testing.T) {
 		t.Errorf("stdout lacks the fault table:\n%s", res.stdout)
 	}
 }
+
+// TestBenchReportShowsNoteOnce: report.md's header prints --note once, above
+// the command, whichever way the flag was spelled, and for a results.json
+// recorded before the command elided it (a --replot of an older run).
+func TestBenchReportShowsNoteOnce(t *testing.T) {
+	const note = "Machine class: a 2-core VM, shared; every region ran on it."
+	for _, tt := range []struct {
+		args        []string
+		wantCommand string
+	}{
+		{[]string{"--out", "r", "--note", note}, "causeway bench --out r --note '<the note above>'"},
+		{[]string{"-note=" + note, "--quick"}, "causeway bench --note='<the note above>' --quick"},
+		{[]string{"--wan", "my layout.txt"}, "causeway bench --wan 'my layout.txt'"},
+		{[]string{"--wan", "it's.txt"}, `causeway bench --wan 'it'\''s.txt'`},
+	} {
+		if got := benchCommandLine(tt.args); got != tt.wantCommand {
+			t.Errorf("benchCommandLine(%q) = %q, want %q", tt.args, got, tt.wantCommand)
+		}
+	}
+	for name, command := range map[string]string{
+		"recorded now":    benchCommandLine([]string{"--out", "r", "--note", note}),
+		"recorded before": "causeway bench --out r --note " + note,
+	} {
+		head := reportNotes(map[string]string{"command": command, "note": note, "cpus": "2", "loadavg_before": "1 1 1", "loadavg_after": "2 2 2"})
+		if n := strings.Count(head, note); n != 1 {
+			t.Errorf("%s: the header shows the note %d times, want once:\n%s", name, n, head)
+		}
+		if !strings.HasPrefix(head, note+"\n\n") || !strings.Contains(head, "--note '<the note above>'") && !strings.Contains(head, "--note <the note above>") {
+			t.Errorf("%s: want the note first, then the command with a placeholder:\n%s", name, head)
+		}
+	}
+}
