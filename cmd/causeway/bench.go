@@ -54,7 +54,8 @@ pair's round trip), and an etcd cluster with one member per region whose
 member-to-member traffic crosses the same delays, then measures from every
 region, at once: the causal tier's Put, Get, ReadMany, WriteMany, the first
 read after a session moves region and a unique-guarded Put; visibility
-latency per region pair; the linearizable tier's Claim, CompareAndSet,
+latency per region pair; YCSB's workloads A, B and E (short scans) on
+Zipfian keys; the linearizable tier's Claim, CompareAndSet,
 linearizable Get and Lock beside their physical floor; and etcd's Put,
 linearizable Get and put-if-absent. Each at 1 and 64 closed-loop clients and
 in open loop at a fixed arrival rate (latency from the scheduled send time).

@@ -64,7 +64,7 @@ func TestBenchSmoke(t *testing.T) {
 	}
 	loads := []string{"closed 1", "closed 4"}
 	want := map[string][]string{
-		"causal": {"put", "get", "read-many", "write-many", "move-read", "unique-put", "ycsb-a", "ycsb-b"},
+		"causal": {"put", "get", "read-many", "write-many", "move-read", "unique-put", "ycsb-a", "ycsb-b", "ycsb-e"},
 		"linear": {"claim", "cas", "linear-get", "lock"},
 	}
 	if !etcdSkipped {
