@@ -42,8 +42,9 @@ func runBench(args []string, stdout, stderr io.Writer) int {
 	progress := fs.Bool("progress", true, "show a progress bar on stderr")
 	note := fs.String("note", "", "a line for the top of report.md (the machine class, for example)")
 	replot := fs.String("replot", "", "read DIR/results.json and write its report.md and plots again (after a change to them), running nothing")
-	faults := fs.Bool("faults", false, "run the fault timeline instead: causal Puts and linear Claims in every region while the last region is partitioned, healed, killed and restarted; throughput and latency over time")
-	scale := fs.Bool("scale", false, "run the region sweep instead: aws3, aws5, aws7 in turn, every region writing at once; throughput and visibility per region count")
+	faults := fs.Bool("faults", false, "run the fault timeline instead: causal Puts and linear Claims in every region while the last region is partitioned, healed, killed and restarted, clock-skewed; throughput, latency and visibility over time")
+	scale := fs.Bool("scale", false, "run the region sweep instead: aws3, aws5, aws7 in turn (--scale-wan), every region writing at once; throughput and visibility per region count")
+	scaleWAN := fs.String("scale-wan", "", "with --scale: the WAN layouts to sweep, in order, comma-separated presets or matrix files (default aws3,aws5,aws7)")
 	fs.Usage = func() {
 		fmt.Fprintf(stderr, `Usage: causeway bench [flags]
 
@@ -74,12 +75,15 @@ A matrix file names every pair once with its round trip (a duration or ms):
 
 --faults runs the fault timeline alone: causal Puts and linear Claims in open
 loop in every region while the last region is partitioned from the others,
-healed, killed and restarted; throughput and latency per second, fault
-periods shaded in the plots.
+healed, killed and restarted, then restarted with its clock skewed;
+throughput, latency and visibility latency (per pair group: into the faulted
+region, from it, between the others) per second, fault periods shaded in
+the plots.
 
 --scale runs the region sweep alone (aws3, then aws5, then aws7, each a fresh
 cluster with every region writing at once): does throughput per region and
-visibility latency stay flat as regions are added?
+visibility latency stay flat as regions are added? --scale-wan picks other
+layouts to sweep (presets or matrix files, comma-separated).
 
 Without etcd installed (apt-get install -y etcd-server) the etcd rows are
 skipped with a message. The default run takes about 8 minutes on 2 cores.
@@ -136,10 +140,21 @@ Flags:
 			fmt.Fprintln(stderr, "causeway bench: --scale starts its own clusters; it cannot run with --addr")
 			return exitUsage
 		}
-		for _, name := range wanbench.PresetNames() {
-			p, _ := wanbench.Preset(name)
+		layouts := wanbench.PresetNames()
+		if *scaleWAN != "" {
+			layouts = strings.Split(*scaleWAN, ",")
+		}
+		for _, spec := range layouts {
+			p, err := wanbench.LoadMatrix(strings.TrimSpace(spec))
+			if err != nil {
+				fmt.Fprintf(stderr, "causeway bench: --scale-wan: %v\n", err)
+				return exitUsage
+			}
 			cfg.Scale = append(cfg.Scale, p)
 		}
+	} else if *scaleWAN != "" {
+		fmt.Fprintln(stderr, "causeway bench: --scale-wan names the layouts of the region sweep: give it with --scale")
+		return exitUsage
 	}
 	cfg.Defaults(*quick)
 	if err := cfg.Validate(); err != nil {
