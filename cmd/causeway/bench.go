@@ -42,8 +42,9 @@ func runBench(args []string, stdout, stderr io.Writer) int {
 	progress := fs.Bool("progress", true, "show a progress bar on stderr")
 	note := fs.String("note", "", "a line for the top of report.md (the machine class, for example)")
 	replot := fs.String("replot", "", "read DIR/results.json and write its report.md and plots again (after a change to them), running nothing")
-	faults := fs.Bool("faults", false, "run the fault timeline instead: causal Puts and linear Claims in every region while the last region is partitioned, healed, killed and restarted; throughput and latency over time")
-	scale := fs.Bool("scale", false, "run the region sweep instead: aws3, aws5, aws7 in turn, every region writing at once; throughput and visibility per region count")
+	faults := fs.Bool("faults", false, "run the fault timeline instead: causal Puts and linear Claims in every region while the last region is partitioned, healed, killed and restarted, clock-skewed; throughput, latency and visibility over time")
+	scale := fs.Bool("scale", false, "run the region sweep instead: aws3, aws5, aws7 in turn (--scale-wan), every region writing at once; throughput and visibility per region count")
+	scaleWAN := fs.String("scale-wan", "", "with --scale: the WAN layouts to sweep, in order, comma-separated presets or matrix files (default aws3,aws5,aws7)")
 	fs.Usage = func() {
 		fmt.Fprintf(stderr, `Usage: causeway bench [flags]
 
@@ -54,7 +55,8 @@ pair's round trip), and an etcd cluster with one member per region whose
 member-to-member traffic crosses the same delays, then measures from every
 region, at once: the causal tier's Put, Get, ReadMany, WriteMany, the first
 read after a session moves region and a unique-guarded Put; visibility
-latency per region pair; the linearizable tier's Claim, CompareAndSet,
+latency per region pair; YCSB's workloads A, B and E (short scans) on
+Zipfian keys; the linearizable tier's Claim, CompareAndSet,
 linearizable Get and Lock beside their physical floor; and etcd's Put,
 linearizable Get and put-if-absent. Each at 1 and 64 closed-loop clients and
 in open loop at a fixed arrival rate (latency from the scheduled send time).
@@ -73,12 +75,15 @@ A matrix file names every pair once with its round trip (a duration or ms):
 
 --faults runs the fault timeline alone: causal Puts and linear Claims in open
 loop in every region while the last region is partitioned from the others,
-healed, killed and restarted; throughput and latency per second, fault
-periods shaded in the plots.
+healed, killed and restarted, then restarted with its clock skewed;
+throughput, latency and visibility latency (per pair group: into the faulted
+region, from it, between the others) per second, fault periods shaded in
+the plots.
 
 --scale runs the region sweep alone (aws3, then aws5, then aws7, each a fresh
 cluster with every region writing at once): does throughput per region and
-visibility latency stay flat as regions are added?
+visibility latency stay flat as regions are added? --scale-wan picks other
+layouts to sweep (presets or matrix files, comma-separated).
 
 Without etcd installed (apt-get install -y etcd-server) the etcd rows are
 skipped with a message. The default run takes about 8 minutes on 2 cores.
@@ -135,10 +140,21 @@ Flags:
 			fmt.Fprintln(stderr, "causeway bench: --scale starts its own clusters; it cannot run with --addr")
 			return exitUsage
 		}
-		for _, name := range wanbench.PresetNames() {
-			p, _ := wanbench.Preset(name)
+		layouts := wanbench.PresetNames()
+		if *scaleWAN != "" {
+			layouts = strings.Split(*scaleWAN, ",")
+		}
+		for _, spec := range layouts {
+			p, err := wanbench.LoadMatrix(strings.TrimSpace(spec))
+			if err != nil {
+				fmt.Fprintf(stderr, "causeway bench: --scale-wan: %v\n", err)
+				return exitUsage
+			}
 			cfg.Scale = append(cfg.Scale, p)
 		}
+	} else if *scaleWAN != "" {
+		fmt.Fprintln(stderr, "causeway bench: --scale-wan names the layouts of the region sweep: give it with --scale")
+		return exitUsage
 	}
 	cfg.Defaults(*quick)
 	if err := cfg.Validate(); err != nil {
@@ -168,7 +184,7 @@ Flags:
 		"loadavg_before": before,
 		"loadavg_after":  loadavg(),
 		"cpus":           strconv.Itoa(numCPU()),
-		"command":        "causeway bench " + strings.Join(args, " "),
+		"command":        benchCommandLine(args),
 	}
 	wanbench.WriteTable(stdout, res)
 	if *out != "" {
@@ -199,10 +215,52 @@ func loadavg() string {
 
 func numCPU() int { return runtime.NumCPU() }
 
+// notePlaceholder stands for --note's value in the recorded command: the
+// note itself heads report.md once, not twice.
+const notePlaceholder = "<the note above>"
+
+// benchCommandLine is the command as report.md records it: each argument
+// shell-quoted where it needs to be, and --note's value (printed above the
+// command) replaced by notePlaceholder.
+func benchCommandLine(args []string) string {
+	words := []string{"causeway", "bench"}
+	for i := 0; i < len(args); i++ {
+		a := args[i]
+		name, _, hasValue := strings.Cut(strings.TrimLeft(a, "-"), "=")
+		isFlag := strings.HasPrefix(a, "-") && name == "note"
+		switch {
+		case isFlag && hasValue:
+			words = append(words, "--note="+shellQuote(notePlaceholder))
+		case isFlag && i+1 < len(args):
+			words = append(words, a, shellQuote(notePlaceholder))
+			i++
+		default:
+			words = append(words, shellQuote(a))
+		}
+	}
+	return strings.Join(words, " ")
+}
+
+// shellQuote quotes s for a POSIX shell when it holds anything but
+// characters that need none.
+func shellQuote(s string) string {
+	if s != "" && strings.Trim(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_=.,/:@+%") == "" {
+		return s
+	}
+	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
+}
+
 // reportNotes is the top of report.md: the note, the command, the machine.
+// A command recorded before the note was elided from it (it repeats the
+// note verbatim) shows the placeholder instead, so a --replot of an older
+// run shows the note once too.
 func reportNotes(m map[string]string) string {
+	command := m["command"]
+	if note := m["note"]; note != "" {
+		command = strings.ReplaceAll(command, note, notePlaceholder)
+	}
 	notes := fmt.Sprintf("Command: `%s`. Machine: %s CPUs; load average (/proc/loadavg) before %s, after %s.",
-		m["command"], m["cpus"], m["loadavg_before"], m["loadavg_after"])
+		command, m["cpus"], m["loadavg_before"], m["loadavg_after"])
 	if m["note"] != "" {
 		notes = m["note"] + "\n\n" + notes
 	}

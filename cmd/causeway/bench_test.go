@@ -3,6 +3,7 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"encoding/xml"
 	"errors"
@@ -12,6 +13,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/causewaydb/causeway/internal/supervisor"
 	"github.com/causewaydb/causeway/internal/wanbench"
@@ -64,7 +66,7 @@ func TestBenchSmoke(t *testing.T) {
 	}
 	loads := []string{"closed 1", "closed 4"}
 	want := map[string][]string{
-		"causal": {"put", "get", "read-many", "write-many", "move-read", "unique-put", "ycsb-a", "ycsb-b"},
+		"causal": {"put", "get", "read-many", "write-many", "move-read", "unique-put", "ycsb-a", "ycsb-b", "ycsb-e"},
 		"linear": {"claim", "cas", "linear-get", "lock"},
 	}
 	if !etcdSkipped {
@@ -185,6 +187,8 @@ func TestBenchRejectsBadFlags(t *testing.T) {
 		{[]string{"--phase", "1ms"}, "too short"},
 		{[]string{"--rate", "-1"}, "rates must be positive"},
 		{[]string{"stray"}, ""},
+		{[]string{"--scale-wan", "aws3"}, "give it with --scale"},
+		{[]string{"--scale", "--scale-wan", "aws3,aws9"}, "neither a preset (aws3, aws5, aws7) nor a file"},
 	} {
 		res := runCLI("", append([]string{"bench"}, tt.args...)...)
 		if res.code != exitUsage || !strings.Contains(res.stderr, tt.want) {
@@ -194,9 +198,9 @@ func TestBenchRejectsBadFlags(t *testing.T) {
 }
 
 // TestBenchFaultsSmoke runs the fault timeline with tiny periods and
-// checks its shape: both fault windows in order, a series per tier for the
-// faulted region and the others, per-second bins, the plots. No figure is
-// asserted.
+// checks its shape: the fault windows in order, a series per tier for the
+// faulted region and the others, visibility per pair group, per-second
+// bins, the plots. No figure is asserted.
 func TestBenchFaultsSmoke(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts a 3-region cluster and kills one region")
@@ -242,9 +246,33 @@ func TestBenchFaultsSmoke(t *testing.T) {
 			t.Errorf("series %s/%s has %d one-second bins, want the whole timeline", s.Tier, s.Regions, len(s.Bins))
 		}
 	}
+	// Visibility over time: a series per pair group, a bin per second,
+	// and samples in each group (a write is probed until it is seen, so
+	// every group has some whatever the machine's speed).
+	if len(f.Visibility) != 3 {
+		t.Fatalf("%d visibility series, want into, from and between", len(f.Visibility))
+	}
+	for _, s := range f.Visibility {
+		samples := 0
+		for _, b := range s.Bins {
+			samples += b.Samples
+			if b.Samples > 0 && !(b.P50ms <= b.P99ms && b.P99ms <= b.MaxMs) {
+				t.Errorf("visibility %s at %gs: p50 %g, p99 %g, max %g out of order", s.Pairs, b.T, b.P50ms, b.P99ms, b.MaxMs)
+			}
+		}
+		if len(s.Bins) != len(f.Series[0].Bins) || samples == 0 {
+			t.Errorf("visibility %s: %d bins (want %d, as the load's) with %d samples in all", s.Pairs, len(s.Bins), len(f.Series[0].Bins), samples)
+		}
+	}
+	for _, w := range f.Windows {
+		if len(w.Visibility) != 3 {
+			t.Errorf("window %s: visibility of %d pair groups, want 3", w.Fault, len(w.Visibility))
+		}
+	}
 	for name, names := range map[string][]string{
 		"faults-throughput.svg": {"partition: ap-southeast", "killed: ap-southeast", "causal, ap-southeast", "linear, other regions"},
 		"faults-latency.svg":    {"partition: ap-southeast", "causal, other regions"},
+		"faults-visibility.svg": {"partition: ap-southeast", "into ap-southeast", "from ap-southeast", "between the others", "p50 solid, p99 dashed"},
 	} {
 		b, err := os.ReadFile(filepath.Join(out, name))
 		if err != nil {
@@ -262,7 +290,210 @@ func TestBenchFaultsSmoke(t *testing.T) {
 			}
 		}
 	}
+	if !strings.Contains(res.stdout, "### Visibility through faults") {
+		t.Errorf("stdout lacks the visibility-through-faults table:\n%s", res.stdout)
+	}
 	if !strings.Contains(res.stdout, "## Through faults (region ap-southeast)") {
 		t.Errorf("stdout lacks the fault table:\n%s", res.stdout)
+	}
+}
+
+// TestBenchReportShowsNoteOnce: report.md's header prints --note once, above
+// the command, whichever way the flag was spelled, and for a results.json
+// recorded before the command elided it (a --replot of an older run).
+func TestBenchReportShowsNoteOnce(t *testing.T) {
+	const note = "Machine class: a 2-core VM, shared; every region ran on it."
+	for _, tt := range []struct {
+		args        []string
+		wantCommand string
+	}{
+		{[]string{"--out", "r", "--note", note}, "causeway bench --out r --note '<the note above>'"},
+		{[]string{"-note=" + note, "--quick"}, "causeway bench --note='<the note above>' --quick"},
+		{[]string{"--wan", "my layout.txt"}, "causeway bench --wan 'my layout.txt'"},
+		{[]string{"--wan", "it's.txt"}, `causeway bench --wan 'it'\''s.txt'`},
+	} {
+		if got := benchCommandLine(tt.args); got != tt.wantCommand {
+			t.Errorf("benchCommandLine(%q) = %q, want %q", tt.args, got, tt.wantCommand)
+		}
+	}
+	for name, command := range map[string]string{
+		"recorded now":    benchCommandLine([]string{"--out", "r", "--note", note}),
+		"recorded before": "causeway bench --out r --note " + note,
+	} {
+		head := reportNotes(map[string]string{"command": command, "note": note, "cpus": "2", "loadavg_before": "1 1 1", "loadavg_after": "2 2 2"})
+		if n := strings.Count(head, note); n != 1 {
+			t.Errorf("%s: the header shows the note %d times, want once:\n%s", name, n, head)
+		}
+		if !strings.HasPrefix(head, note+"\n\n") || !strings.Contains(head, "--note '<the note above>'") && !strings.Contains(head, "--note <the note above>") {
+			t.Errorf("%s: want the note first, then the command with a placeholder:\n%s", name, head)
+		}
+	}
+}
+
+// useTestBinaryAsCauseway makes `causeway bench` start this test binary,
+// re-executed as causeway, for its cluster's regions.
+func useTestBinaryAsCauseway(t *testing.T) {
+	saved := benchCommand
+	benchCommand = func() (supervisor.Command, error) {
+		return supervisor.Command{Path: os.Args[0], Env: []string{runMainEnv + "=1"}}, nil
+	}
+	t.Cleanup(func() { benchCommand = saved })
+}
+
+// readResults parses dir/results.json.
+func readResults(t *testing.T, dir string) wanbench.Results {
+	t.Helper()
+	var got wanbench.Results
+	js, err := os.ReadFile(filepath.Join(dir, "results.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(js, &got); err != nil {
+		t.Fatalf("results.json does not parse: %v", err)
+	}
+	return got
+}
+
+// checkPlot checks that dir/name is well-formed SVG naming every one of
+// names.
+func checkPlot(t *testing.T, dir, name string, names ...string) {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(dir, name))
+	if err != nil {
+		t.Errorf("plot %s: %v", name, err)
+		return
+	}
+	texts, err := svgTexts(string(b))
+	if err != nil {
+		t.Errorf("plot %s is not well-formed XML: %v", name, err)
+		return
+	}
+	for _, n := range names {
+		if !strings.Contains(texts, n) {
+			t.Errorf("plot %s does not name the series %q", name, n)
+		}
+	}
+}
+
+// TestBenchScaleSmoke runs the region sweep with tiny rows over two small
+// layouts (two regions from a matrix file, then aws3) and checks its shape:
+// a point per layout with every region's throughput, the table, the plots.
+// No figure is asserted.
+func TestBenchScaleSmoke(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a 2-region, then a 3-region cluster")
+	}
+	useTestBinaryAsCauseway(t)
+	two := filepath.Join(t.TempDir(), "two.txt")
+	if err := os.WriteFile(two, []byte("# two regions\nus-east eu-west 20ms\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out := t.TempDir()
+	res := runCLI("", "bench", "--scale", "--scale-wan", two+",aws3", "--phase", "200ms", "--clients", "2",
+		"--progress=false", "--out", out, "--data", t.TempDir())
+	if res.code != exitOK {
+		t.Fatalf("bench --scale failed:\n%s", res)
+	}
+	got := readResults(t, out)
+	if len(got.Scale) != 2 {
+		t.Fatalf("%d sweep points, want 2 (the file's 2 regions, then aws3): %+v", len(got.Scale), got.Scale)
+	}
+	for i, want := range []struct {
+		regions int
+		names   []string
+	}{{2, []string{"us-east", "eu-west"}}, {3, []string{"us-east", "eu-west", "ap-southeast"}}} {
+		pt := got.Scale[i]
+		if pt.Error != "" {
+			t.Errorf("point %d (%s): %s", i, pt.Preset, pt.Error)
+			continue
+		}
+		if pt.Regions != want.regions {
+			t.Errorf("point %d has %d regions, want %d", i, pt.Regions, want.regions)
+		}
+		for _, r := range want.names {
+			if _, ok := pt.PerRegionOpsPerSec[r]; !ok {
+				t.Errorf("point %d: no throughput for %s: %v", i, r, pt.PerRegionOpsPerSec)
+			}
+			if _, ok := pt.ApplyPerSecByRegion[r]; !ok {
+				t.Errorf("point %d: no apply rate for %s: %v", i, r, pt.ApplyPerSecByRegion)
+			}
+		}
+	}
+	if !strings.Contains(res.stdout, "## Region sweep: every region writing at once") {
+		t.Errorf("stdout lacks the sweep table:\n%s", res.stdout)
+	}
+	checkPlot(t, out, "scale-throughput.svg", "puts/s per region (mean)", "puts/s, all regions")
+	checkPlot(t, out, "scale-visibility.svg", "visibility p50 - one-way delay (median of pairs)")
+}
+
+// TestBenchAddrWithLinearTier runs `causeway bench --addr` against a
+// running 3-region cluster whose regions all vote in the linearizable tier
+// (started here through internal/supervisor, without emulated delay, so
+// the matrix given is all zeros), with tiny rows, and checks that it
+// measures both tiers from every region and skips, saying why, only what
+// needs the embedded cluster.
+func TestBenchAddrWithLinearTier(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a 3-region cluster")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	c := startLinearCluster(t, ctx)
+	leader := c.awaitVoters(60 * time.Second)
+	var addrs []string
+	for _, r := range c.regions {
+		addrs = append(addrs, r.name+"="+r.url)
+	}
+	matrix := filepath.Join(t.TempDir(), "local.txt")
+	if err := os.WriteFile(matrix, []byte("us-east eu-west 0\nus-east ap-south 0\neu-west ap-south 0\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out := t.TempDir()
+	res := runCLI("", "bench", "--addr", strings.Join(addrs, ","), "--wan", matrix, "--etcd", "none",
+		"--phase", "50ms", "--clients", "1,2", "--rate", "20", "--linear-rate", "5", "--progress=false", "--out", out)
+	if res.code != exitOK {
+		t.Fatalf("bench --addr failed:\n%s", res)
+	}
+	got := readResults(t, out)
+	if got.Embedded {
+		t.Error("results say the cluster was embedded")
+	}
+	if got.Leader != leader {
+		t.Errorf("results name %q the leader, the cluster says %q", got.Leader, leader)
+	}
+	type key struct{ tier, op, region string }
+	have := map[key]bool{}
+	for _, r := range got.Rows {
+		have[key{r.Tier, r.Op, r.Region}] = true
+		if !r.WAN {
+			t.Errorf("a no-WAN row against --addr: %+v", r)
+		}
+	}
+	for tier, ops := range map[string][]string{
+		"causal": {"put", "move-read", "unique-put", "ycsb-e"},
+		"linear": {"claim", "cas", "linear-get", "lock"},
+	} {
+		for _, op := range ops {
+			for _, r := range c.regions {
+				if !have[key{tier, op, r.name}] {
+					t.Errorf("no %s %s row from %s", tier, op, r.name)
+				}
+			}
+		}
+	}
+	if n := len(got.Visibility); n != 2*6 {
+		t.Errorf("%d visibility rows, want 12", n)
+	}
+	skipped := strings.Join(got.Skipped, "\n")
+	for _, want := range []string{"no-WAN baseline: needs the embedded cluster", "catch-up row: needs the embedded cluster", "etcd rows: skipped by --etcd none"} {
+		if !strings.Contains(skipped, want) {
+			t.Errorf("skipped list lacks %q:\n%s", want, skipped)
+		}
+	}
+	if strings.Contains(skipped, "linearizable rows") {
+		t.Errorf("the linearizable rows were skipped against a cluster that has the tier:\n%s", skipped)
+	}
+	if got.CatchUp != nil {
+		t.Errorf("a catch-up row against --addr: %+v", got.CatchUp)
 	}
 }

@@ -17,7 +17,8 @@ import (
 // its clock 2s ahead and restarted again without the skew. Every operation is
 // recorded with its scheduled time, latency and outcome, and binned per
 // second into throughput and latency over time for the faulted region and
-// for the others, with the fault periods marked: the causal tier should
+// for the others, beside visibility latency over time per pair group
+// (faults_visibility.go), with the fault periods marked: the causal tier should
 // keep serving in every region through the partition, the linearizable
 // tier only on the majority side.
 
@@ -28,6 +29,9 @@ type FaultWindow struct {
 	StartS  float64 `json:"start_s"`
 	EndS    float64 `json:"end_s"`
 	Comment string  `json:"comment,omitempty"`
+	// Visibility is that of the writes acknowledged during the window,
+	// per pair group (faults_visibility.go).
+	Visibility []FaultWindowVisibility `json:"visibility,omitempty"`
 }
 
 // FaultBin is one second of one series.
@@ -52,7 +56,10 @@ type FaultRun struct {
 	Faulted string        `json:"faulted_region"`
 	Windows []FaultWindow `json:"windows"`
 	Series  []FaultSeries `json:"series"`
-	Error   string        `json:"error,omitempty"`
+	// Visibility is the visibility latency over time per pair group
+	// (faults_visibility.go).
+	Visibility []FaultVisibilitySeries `json:"visibility,omitempty"`
+	Error      string                  `json:"error,omitempty"`
 }
 
 // faultSkew is the clock skew of the timeline's skew fault.
@@ -79,6 +86,7 @@ func (b *bench) faultTimeline(ctx context.Context) *FaultRun {
 	maxEvents := maxSamples
 	start := time.Now()
 	loadCtx, stopLoad := context.WithCancel(ctx)
+	vis := b.startFaultVisibility(ctx, loadCtx, start, faulted)
 	var wg sync.WaitGroup
 	for _, region := range b.target.Regions {
 		for _, tier := range []string{"causal", "linear"} {
@@ -189,6 +197,12 @@ func (b *bench) faultTimeline(ctx context.Context) *FaultRun {
 	stopLoad()
 	wg.Wait()
 	end := since()
+	b.prog.step("faults: waiting for the last visibility probes", 0)
+	visEvents := vis.wait()
+	run.Visibility = visibilitySeries(visEvents, end)
+	for i, w := range run.Windows {
+		run.Windows[i].Visibility = windowVisibility(visEvents, w.StartS, w.EndS)
+	}
 
 	mu.Lock()
 	defer mu.Unlock()

@@ -42,7 +42,7 @@ func (g *keyGen) next() string {
 }
 
 // causalOps are the causal tier's operations, by name.
-var causalOps = []string{"put", "get", "read-many", "write-many", "move-read", "unique-put", "ycsb-a", "ycsb-b"}
+var causalOps = []string{"put", "get", "read-many", "write-many", "move-read", "unique-put", "ycsb-a", "ycsb-b", "ycsb-e"}
 
 // session is one client's causal token, carried from response to request
 // as a real session does.
@@ -53,7 +53,7 @@ type session struct{ token string }
 func (b *bench) causalOp(name, region string) NewOp {
 	kv := b.target.kv(region)
 	switch name {
-	case "ycsb-a", "ycsb-b":
+	case "ycsb-a", "ycsb-b", "ycsb-e":
 		return b.ycsbOp(name, region)
 	case "put":
 		return func(client int) Op {

@@ -3,6 +3,7 @@ package wanbench
 import (
 	"fmt"
 	"image/color"
+	"math"
 	"path/filepath"
 
 	"gonum.org/v1/plot"
@@ -22,6 +23,10 @@ import (
 //	cdf-linear.svg         the same for the linearizable tier and etcd
 //	visibility.svg         visibility latency p50 and p99 against the
 //	                       one-way delay per pair, with the line y = x
+//	faults-*.svg           (--faults) throughput, latency and visibility
+//	                       latency over time, fault periods shaded
+//	scale-*.svg            (--scale) throughput and visibility per region
+//	                       count
 var palette = []color.Color{
 	color.RGBA{31, 119, 180, 255}, color.RGBA{174, 199, 232, 255},
 	color.RGBA{214, 39, 40, 255}, color.RGBA{255, 152, 150, 255},
@@ -43,6 +48,7 @@ func WritePlots(dir string, res *Results) ([]string, error) {
 		{"visibility.svg", visibilityPlot},
 		{"faults-throughput.svg", func(r *Results) (*plot.Plot, bool) { return faultPlot(r, false) }},
 		{"faults-latency.svg", func(r *Results) (*plot.Plot, bool) { return faultPlot(r, true) }},
+		{"faults-visibility.svg", faultVisibilityPlot},
 		{"scale-throughput.svg", func(r *Results) (*plot.Plot, bool) { return scalePlot(r, false) }},
 		{"scale-visibility.svg", func(r *Results) (*plot.Plot, bool) { return scalePlot(r, true) }},
 	} {
@@ -353,17 +359,7 @@ func faultPlot(res *Results, latency bool) (*plot.Plot, bool) {
 		}
 	}
 	top = max(top*1.6, 1) // room for the legend above the lines
-	shades := []color.Color{color.NRGBA{255, 170, 60, 70}, color.NRGBA{170, 90, 255, 55}, color.NRGBA{60, 170, 255, 55}}
-	for i, w := range f.Windows {
-		poly, err := plotter.NewPolygon(plotter.XYs{{X: w.StartS, Y: 0}, {X: w.EndS, Y: 0}, {X: w.EndS, Y: top}, {X: w.StartS, Y: top}})
-		if err != nil {
-			continue
-		}
-		poly.Color = shades[i%len(shades)]
-		poly.LineStyle.Width = 0
-		p.Add(poly)
-		p.Legend.Add(fmt.Sprintf("%s: %s", w.Fault, w.Region), poly)
-	}
+	shadeFaults(p, f, 0, top)
 	for i, s := range f.Series {
 		// Runs of seconds with a value; a second in which nothing
 		// succeeded has no latency and breaks the line.
@@ -414,5 +410,110 @@ func faultPlot(res *Results, latency bool) (*plot.Plot, bool) {
 	p.Y.Min, p.Y.Max = 0, top
 	p.X.Min = 0
 	p.Legend.Top = true
+	return p, true
+}
+
+// faultShades are the fault windows' colours, translucent.
+var faultShades = []color.Color{color.NRGBA{255, 170, 60, 70}, color.NRGBA{170, 90, 255, 55}, color.NRGBA{60, 170, 255, 55}}
+
+// shadeFaults shades each fault window of f from y = bottom to top, with a
+// legend entry.
+func shadeFaults(p *plot.Plot, f *FaultRun, bottom, top float64) {
+	for i, w := range f.Windows {
+		poly, err := plotter.NewPolygon(plotter.XYs{{X: w.StartS, Y: bottom}, {X: w.EndS, Y: bottom}, {X: w.EndS, Y: top}, {X: w.StartS, Y: top}})
+		if err != nil {
+			continue
+		}
+		poly.Color = faultShades[i%len(faultShades)]
+		poly.LineStyle.Width = 0
+		p.Add(poly)
+		p.Legend.Add(fmt.Sprintf("%s: %s", w.Fault, w.Region), poly)
+	}
+}
+
+// faultVisibilityPlot draws visibility latency through the fault
+// timeline: per pair group, the p50 (solid) and p99 (dashed) of the writes
+// acknowledged in each second, on a log scale (a write made during a
+// partition waits seconds for the heal; one made in steady state tens of
+// milliseconds beyond the one-way delay), fault periods shaded. A second
+// without a sample breaks the line.
+func faultVisibilityPlot(res *Results) (*plot.Plot, bool) {
+	f := res.Faults
+	if f == nil || len(f.Visibility) == 0 {
+		return nil, false
+	}
+	lo, hi := 0.0, 0.0
+	for _, s := range f.Visibility {
+		for _, b := range s.Bins {
+			if b.Samples == 0 {
+				continue
+			}
+			if lo == 0 || b.P50ms < lo {
+				lo = b.P50ms
+			}
+			hi = max(hi, b.P99ms)
+		}
+	}
+	if hi <= 0 || lo <= 0 {
+		return nil, false
+	}
+	p := plot.New()
+	p.Title.Text = "Visibility latency through the faults (writes acknowledged each second; p50 solid, p99 dashed)"
+	p.X.Label.Text = "time the write was acknowledged (s)"
+	p.Y.Label.Text = "visibility latency (ms, log scale)"
+	p.Y.Scale = plot.LogScale{}
+	p.Y.Tick.Marker = logTicks{}
+	// Room for the legend (six entries, about a quarter of the height)
+	// above the highest line: on a log axis, top/hi >= (top/bottom)^0.25.
+	bottom := lo / 2
+	top := hi * max(2, math.Pow(hi/bottom, 1.0/3))
+	shadeFaults(p, f, bottom, top)
+	for i, s := range f.Visibility {
+		for _, q := range []string{"p50", "p99"} {
+			var runs []plotter.XYs
+			var cur plotter.XYs
+			for _, b := range s.Bins {
+				if b.Samples == 0 {
+					if len(cur) > 0 {
+						runs, cur = append(runs, cur), nil
+					}
+					continue
+				}
+				y := b.P50ms
+				if q == "p99" {
+					y = b.P99ms
+				}
+				cur = append(cur, plotter.XY{X: b.T + 0.5, Y: max(y, bottom)})
+			}
+			if len(cur) > 0 {
+				runs = append(runs, cur)
+			}
+			var first *plotter.Line
+			for _, xys := range runs {
+				line, err := plotter.NewLine(xys)
+				if err != nil {
+					continue
+				}
+				line.Color = palette[i*2%len(palette)]
+				line.Width = vg.Points(1.5)
+				line.StepStyle = plotter.MidStep
+				if q == "p99" {
+					line.Width = vg.Points(1)
+					line.Dashes = []vg.Length{vg.Points(4), vg.Points(3)}
+				}
+				p.Add(line)
+				if first == nil {
+					first = line
+				}
+			}
+			if first != nil && q == "p50" { // one entry per group: the title says which line is which
+				p.Legend.Add(pairsLabel(s.Pairs, f.Faulted), first)
+			}
+		}
+	}
+	p.Y.Min, p.Y.Max = bottom, top
+	p.X.Min = 0
+	p.Legend.Top = true
+	p.Add(plotter.NewGrid())
 	return p, true
 }

@@ -64,6 +64,7 @@ func writeRest(w io.Writer, res *Results) {
 			}
 			fmt.Fprintf(w, "| %s | %.1f | %.1f | %s |\n", win.Fault, win.StartS, win.EndS, strings.Join(cells, " | "))
 		}
+		writeFaultVisibility(w, f)
 		if f.Error != "" {
 			fmt.Fprintf(w, "\nError during the timeline: %s\n", f.Error)
 		}
@@ -168,3 +169,33 @@ const methodNotes = `## How it is measured
 - Visibility: a probe per ordered pair writes a fresh key in the origin, notes the acknowledgement time, and polls the other region every 1 ms (from 10 ms before the one-way delay has passed) until the key is there; the sample is when the finding read returned minus the acknowledgement. One process's monotonic clock times both ends. The sample overstates the truth by at most the window between the last read that missed and the one that found; that bound is reported per pair.
 
 `
+
+// writeFaultVisibility is the table of visibility latency of the writes
+// acknowledged in each fault window, per pair group.
+func writeFaultVisibility(w io.Writer, f *FaultRun) {
+	if len(f.Windows) == 0 || len(f.Windows[0].Visibility) == 0 {
+		return
+	}
+	fmt.Fprintf(w, "\n### Visibility through faults (ms; writes acknowledged during each fault; p50 / max; writes never seen or that failed)\n\n| fault |")
+	for _, v := range f.Windows[0].Visibility {
+		fmt.Fprintf(w, " %s |", pairsLabel(v.Pairs, f.Faulted))
+	}
+	fmt.Fprintf(w, "\n|---|%s\n", strings.Repeat("--:|", len(f.Windows[0].Visibility)))
+	for _, win := range f.Windows {
+		fmt.Fprintf(w, "| %s |", win.Fault)
+		for _, v := range win.Visibility {
+			cell := "-"
+			if v.Samples > 0 {
+				cell = fmt.Sprintf("%s / %s", f2(v.P50ms, v.Samples), f2(v.MaxMs, v.Samples))
+			}
+			if v.Unseen > 0 {
+				cell += fmt.Sprintf(", %d never seen", v.Unseen)
+			}
+			if v.WriteErrors > 0 {
+				cell += fmt.Sprintf(", %d writes failed", v.WriteErrors)
+			}
+			fmt.Fprintf(w, " %s |", cell)
+		}
+		fmt.Fprintln(w)
+	}
+}

@@ -187,9 +187,12 @@ type bench struct {
 	etcd   *etcdCluster
 	run    string // fresh per run: keys, names and registers never collide with an earlier run's
 	seq    atomic.Uint64
-	res    *Results
-	prog   *progress
-	dir    string
+	// ycsbInserted counts YCSB E's inserts: record ycsbRecords+i is the
+	// i-th.
+	ycsbInserted atomic.Uint64
+	res          *Results
+	prog         *progress
+	dir          string
 	// noLinear is set when the cluster runs without the linearizable tier
 	// (only possible with --addr).
 	noLinear bool

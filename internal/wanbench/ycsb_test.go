@@ -35,3 +35,30 @@ func TestZipfianIsSkewed(t *testing.T) {
 		t.Errorf("scrambling maps the 100 most popular ranks to only %d records", len(seen))
 	}
 }
+
+// TestYCSBKeysSortInRecordOrder: YCSB E's scan of n records from record s
+// is the key range [key(s), key(s+n)) with page limit n, which is right
+// only if key order is record order, including the records inserted after
+// the load (numbered from ycsbRecords up).
+func TestYCSBKeysSortInRecordOrder(t *testing.T) {
+	b := &bench{run: "r1"}
+	const records = 3 * ycsbRecords
+	for _, tt := range []struct{ start, n int }{{0, 1}, {7, 100}, {995, 10}, {999, 100}, {ycsbRecords*2 - 50, 100}} {
+		lo, hi := b.ycsbKey(tt.start), b.ycsbKey(tt.start+tt.n)
+		in := 0
+		for r := range records {
+			if k := b.ycsbKey(r); k >= lo && k < hi {
+				in++
+				if r < tt.start || r >= tt.start+tt.n {
+					t.Errorf("record %d (%s) falls in the scan of records [%d, %d)", r, k, tt.start, tt.start+tt.n)
+				}
+			}
+		}
+		if in != tt.n {
+			t.Errorf("the scan of records [%d, %d) covers %d keys, want %d", tt.start, tt.start+tt.n, in, tt.n)
+		}
+	}
+	if mix := ycsbMix["ycsb-e"]; mix != 0.95 {
+		t.Errorf("YCSB E's share of scans is %g, want 0.95", mix)
+	}
+}
