@@ -109,7 +109,8 @@
 //     vector it embodies, after the token's causal past and before
 //     answering only once that vector is durable; later pages of the scan
 //     read the same snapshot, retained ScanRetention (60s) after each
-//     page, at most MaxOpenScans (256).
+//     page, at most MaxOpenScans (256; past it the least recently paged
+//     is released, so first pages never fail for want of room).
 //   - A change feed in causal order. Every applied write (local or remote)
 //     is recorded in the same batch as its data, in apply order, with the
 //     applied vector after it (feed.go); Watch (watch.go) follows it with

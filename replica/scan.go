@@ -164,11 +164,7 @@ func (n *Node) Scan(ctx context.Context, r KeyRange, token string, o ScanOptions
 	}
 	out := ScanResult{Keys: keys}
 	if more {
-		id, ok := n.scans.put(snap, n.cfg.Now())
-		if !ok {
-			snap.view.Close()
-			return ScanResult{}, api.Errorf(api.ErrResourceExhausted, "%d paginated scans are open on this node; page through them to the end, or wait %s for unused ones to be released, or raise the page limit", MaxOpenScans, ScanRetention)
-		}
+		id := n.scans.put(snap, n.cfg.Now())
 		out.NextCursor = encodeScanCursor(scanCursor{node: n.nodeID, id: id, after: keys[len(keys)-1].Key, fingerprint: fingerprint})
 	} else {
 		snap.view.Close()
@@ -378,7 +374,8 @@ func boolByte(b bool) byte {
 }
 
 // scanCache retains the snapshots of paginated scans between pages: at
-// most MaxOpenScans, each released ScanRetention after its last page. A
+// most MaxOpenScans (past it, the least recently paged is released), each
+// released ScanRetention after its last page. A
 // page takes its snapshot out (so two requests with one cursor cannot
 // share it, and the sweep cannot close it under a reader) and puts it
 // back, under a new id, if pages remain.
@@ -395,16 +392,26 @@ type retainedScan struct {
 
 func newScanCache() *scanCache { return &scanCache{open: map[uint64]*retainedScan{}} }
 
-// put retains snap for the next page; false when MaxOpenScans are open.
-func (c *scanCache) put(snap *scanSnapshot, now time.Time) (uint64, bool) {
+// put retains snap for the next page. With MaxOpenScans open, it first
+// releases the one whose last page is oldest (its cursor then fails as an
+// expired one does): a client that reads only the first page of many
+// scans never makes later scans fail.
+func (c *scanCache) put(snap *scanSnapshot, now time.Time) uint64 {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if len(c.open) >= MaxOpenScans {
-		return 0, false
+		var oldest uint64
+		for id, s := range c.open {
+			if oldest == 0 || s.expires.Before(c.open[oldest].expires) {
+				oldest = id
+			}
+		}
+		c.open[oldest].snap.view.Close()
+		delete(c.open, oldest)
 	}
 	c.nextID++
 	c.open[c.nextID] = &retainedScan{snap: snap, expires: now.Add(ScanRetention)}
-	return c.nextID, true
+	return c.nextID
 }
 
 // take removes and returns the snapshot retained under id; nil if it was

@@ -191,6 +191,44 @@ func TestScanPagesComeFromOneSnapshot(t *testing.T) {
 	})
 }
 
+// TestScanReleasesTheLeastRecentlyPagedSnapshot: a client that reads only
+// the first page of many scans never makes a later scan fail. Past
+// MaxOpenScans, the snapshot paged longest ago is released (its cursor
+// fails as an expired one does); the others still page.
+func TestScanReleasesTheLeastRecentlyPagedSnapshot(t *testing.T) {
+	clock := &fakeClock{now: time.Now()}
+	n := openMemNode(t, vfs.NewMem(), func(c *Config) { c.Now = clock.Now })
+	ctx := context.Background()
+	for i := range 3 {
+		if _, err := n.Put(ctx, fmt.Sprintf("k/%d", i), []byte("v"), "", ""); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var cursors []string
+	for range MaxOpenScans + 3 {
+		page, err := n.Scan(ctx, KeyRange{Prefix: "k/"}, "", ScanOptions{Limit: 1})
+		if err != nil {
+			t.Fatalf("scan %d: %v (a first page must not fail for the scans left open before it)", len(cursors), err)
+		}
+		cursors = append(cursors, page.NextCursor)
+		clock.Advance(time.Millisecond)
+	}
+	if len(n.scans.open) != MaxOpenScans {
+		t.Fatalf("%d snapshots retained, want MaxOpenScans = %d", len(n.scans.open), MaxOpenScans)
+	}
+	for i := range 3 {
+		if _, err := n.Scan(ctx, KeyRange{Prefix: "k/"}, "", ScanOptions{Limit: 1, Cursor: cursors[i]}); api.Code(err) != connect.CodeFailedPrecondition {
+			t.Errorf("cursor of released scan %d: %v, want failed_precondition", i, err)
+		}
+	}
+	for _, i := range []int{3, len(cursors) - 1} {
+		page, err := n.Scan(ctx, KeyRange{Prefix: "k/"}, "", ScanOptions{Limit: 1, Cursor: cursors[i]})
+		if err != nil || len(page.Keys) != 1 || page.Keys[0].Key != "k/1" {
+			t.Errorf("second page of retained scan %d: %v, %v; want k/1", i, page.Keys, err)
+		}
+	}
+}
+
 func TestScanReportsSiblings(t *testing.T) {
 	n := openMemNode(t, vfs.NewMem())
 	ctx := context.Background()

@@ -75,10 +75,10 @@ type KVServiceClient interface {
 	// holds at most `limit` keys (default 1000, at most 10000) and at most
 	// 4 MiB of values; `next_cursor` continues the scan from the same
 	// snapshot, which the node retains for 60 seconds after each page (at
-	// most 256 open scans per node; beyond that a scan that needs a second
-	// page fails with `resource_exhausted`). A cursor is good for one page,
-	// on the node that issued it: a cursor whose snapshot was released
-	// (expired, used already, node restarted) or that another node issued
+	// most 256 per node; beyond that the one paged longest ago is released
+	// to make room). A cursor is good for one page, on the node that issued
+	// it: a cursor whose snapshot was released (expired, made room for a
+	// newer scan, used already, node restarted) or that another node issued
 	// fails with `failed_precondition` (start the scan again); a damaged
 	// cursor, or one sent with another range or options, fails with
 	// `invalid_argument`.
@@ -234,10 +234,10 @@ type KVServiceHandler interface {
 	// holds at most `limit` keys (default 1000, at most 10000) and at most
 	// 4 MiB of values; `next_cursor` continues the scan from the same
 	// snapshot, which the node retains for 60 seconds after each page (at
-	// most 256 open scans per node; beyond that a scan that needs a second
-	// page fails with `resource_exhausted`). A cursor is good for one page,
-	// on the node that issued it: a cursor whose snapshot was released
-	// (expired, used already, node restarted) or that another node issued
+	// most 256 per node; beyond that the one paged longest ago is released
+	// to make room). A cursor is good for one page, on the node that issued
+	// it: a cursor whose snapshot was released (expired, made room for a
+	// newer scan, used already, node restarted) or that another node issued
 	// fails with `failed_precondition` (start the scan again); a damaged
 	// cursor, or one sent with another range or options, fails with
 	// `invalid_argument`.
