@@ -4,6 +4,7 @@ import (
 	"errors"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/hashicorp/raft"
 )
@@ -25,16 +26,18 @@ import (
 // leader has promoted it, by which time its log has caught up.
 type voteGuard struct {
 	*raft.NetworkTransport
-	self raft.ServerID
-	raft atomic.Pointer[raft.Raft]
-	out  chan raft.RPC
-	stop chan struct{}
-	once sync.Once
-	wg   sync.WaitGroup
+	// sendLimit bounds one pipelined send (see boundedPipeline).
+	sendLimit time.Duration
+	self      raft.ServerID
+	raft      atomic.Pointer[raft.Raft]
+	out       chan raft.RPC
+	stop      chan struct{}
+	once      sync.Once
+	wg        sync.WaitGroup
 }
 
-func newVoteGuard(t *raft.NetworkTransport, self raft.ServerID) *voteGuard {
-	g := &voteGuard{NetworkTransport: t, self: self, out: make(chan raft.RPC), stop: make(chan struct{})}
+func newVoteGuard(t *raft.NetworkTransport, self raft.ServerID, sendLimit time.Duration) *voteGuard {
+	g := &voteGuard{NetworkTransport: t, sendLimit: sendLimit, self: self, out: make(chan raft.RPC), stop: make(chan struct{})}
 	g.wg.Add(1)
 	go g.run(t.Consumer())
 	return g
@@ -124,4 +127,40 @@ func (g *voteGuard) header() raft.RPCHeader {
 		ID:              []byte(g.self),
 		Addr:            g.EncodePeer(g.self, g.LocalAddr()),
 	}
+}
+
+// pipelineDepth is how many AppendEntries may be in flight to one
+// follower. With one (no pipelining) replication to a follower is
+// stop-and-wait: an entry appended while an AppendEntries is in flight
+// waits for its answer, up to a round trip, so when several regions'
+// requests reach the leader at once a claim from the leader's own region
+// took two round trips to its nearest voter instead of one (2.1x its floor
+// under aws3).
+const pipelineDepth = 16
+
+// AppendEntriesPipeline returns the transport's pipeline with every send
+// bounded by sendLimit. raft v1.8's pipeline can hang when a follower's
+// link black-holes: the response decoder, its consumer gone, blocks handing
+// over a failed response, and the sender then blocks forever handing the
+// decoder its next request (seen in TestMinorityFailsFastWithReason). A
+// send that has not returned within sendLimit closes the pipeline, which
+// unblocks it with an error; Raft then falls back to one request at a
+// time, whose every RPC has a deadline.
+func (g *voteGuard) AppendEntriesPipeline(id raft.ServerID, target raft.ServerAddress) (raft.AppendPipeline, error) {
+	p, err := g.NetworkTransport.AppendEntriesPipeline(id, target)
+	if err != nil {
+		return nil, err
+	}
+	return &boundedPipeline{AppendPipeline: p, limit: g.sendLimit}, nil
+}
+
+type boundedPipeline struct {
+	raft.AppendPipeline
+	limit time.Duration
+}
+
+func (p *boundedPipeline) AppendEntries(args *raft.AppendEntriesRequest, resp *raft.AppendEntriesResponse) (raft.AppendFuture, error) {
+	t := time.AfterFunc(p.limit, func() { _ = p.AppendPipeline.Close() })
+	defer t.Stop()
+	return p.AppendPipeline.AppendEntries(args, resp)
 }

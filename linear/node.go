@@ -110,18 +110,17 @@ func (n *Node) openVoter() error {
 	n.transport = newVoteGuard(raft.NewNetworkTransportWithConfig(&raft.NetworkTransportConfig{
 		Stream:  newStreamLayer(ln, cfg.Links, cfg.Peers, cfg.TLS),
 		MaxPool: 3,
-		// Pipelining is off. With it, when a follower's link black-holes
-		// (a partition), raft v1.8's pipeline decoder can exit while the
-		// sender blocks handing it the next request: the leader's
-		// replication to that follower, and then Shutdown, hang forever
-		// (seen in TestMinorityFailsFastWithReason). One request in flight
-		// per follower costs throughput on long links, not correctness.
-		MaxRPCsInFlight: 1,
+		// Pipelined (pipelineDepth requests in flight per follower), each
+		// send bounded by the vote guard (guard.go, AppendEntriesPipeline):
+		// raft v1.8's pipeline can hang when a follower's link black-holes,
+		// and stop-and-wait replication made a claim from the leader's own
+		// region wait behind the request in flight (2.1x its floor).
+		MaxRPCsInFlight: pipelineDepth,
 		// I/O deadline of one transport RPC. A black-holed link must not
 		// hold a connection longer than an election takes.
 		Timeout: n.timing.heartbeat,
 		Logger:  hlog,
-	}), n.id)
+	}), n.id, n.timing.heartbeat)
 
 	rc := raft.DefaultConfig()
 	rc.LocalID = n.id
@@ -129,14 +128,11 @@ func (n *Node) openVoter() error {
 	rc.ElectionTimeout = n.timing.heartbeat
 	rc.LeaderLeaseTimeout = n.timing.lease
 	// CommitTimeout is how often an idle leader sends followers an
-	// AppendEntries carrying only the commit index. With one request in
-	// flight per follower (see MaxRPCsInFlight), that message holds the
-	// follower's slot for a round trip, and a new entry arriving meanwhile
-	// waits behind it: at 20ms on an 80ms link, a forwarded request paid
-	// 20-40ms extra (BenchmarkLinear/wan, eu-west follower: 1.22x its floor).
-	// Once per round trip keeps that wait rare; followers learn commits a
-	// little later, which costs nothing here because every read goes
-	// through the leader's log.
+	// AppendEntries carrying only the commit index. Once per round trip is
+	// enough: followers learn commits a little later, which costs nothing
+	// here because every read goes through the leader's log. (When
+	// replication was stop-and-wait, that message also held the follower's
+	// only slot for a round trip; with the pipeline it delays nothing.)
 	rc.CommitTimeout = max(20*time.Millisecond, cfg.MaxRoundTrip)
 	rc.SnapshotThreshold = 8192
 	rc.TrailingLogs = 10240
