@@ -30,7 +30,8 @@ func runBench(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("causeway bench", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	wan := fs.String("wan", "aws3", "WAN layout: a preset ("+strings.Join(wanbench.PresetNames(), ", ")+") or a matrix file (lines \"REGION REGION RTT\", see --help)")
-	addr := fs.String("addr", "", "benchmark an existing cluster instead of starting one: region=host:port,... (its regions must be those of --wan, which gives the floors)")
+	addr := fs.String("addr", "", "benchmark an existing cluster instead of starting one: region=host:port,... (its regions must be those of --wan, which gives the floors; with TLS, give --certs-dir and --client or --token)")
+	creds := addCredentialFlags(fs)
 	quick := fs.Bool("quick", false, "1s per row instead of 8s: about a minute and a half on 2 cores")
 	phase := fs.Duration("phase", 0, "how long each row runs (default 8s, or 1s with --quick)")
 	out := fs.String("out", "", "write results.json, report.md and SVG plots into this directory")
@@ -121,6 +122,18 @@ Flags:
 	cfg := wanbench.Config{
 		Matrix: m, Addr: *addr, Phase: *phase, Etcd: *etcd, DataDir: *data,
 		CausalRate: *rate, LinearRate: *linearRate, Log: stderr,
+	}
+	if creds.certsDir != "" || creds.client != "" || creds.token != "" {
+		if *addr == "" {
+			fmt.Fprintln(stderr, "causeway bench: --certs-dir, --client and --token are for an --addr cluster (the embedded one needs none)")
+			return exitUsage
+		}
+		client, err := creds.benchClient()
+		if err != nil {
+			fmt.Fprintf(stderr, "causeway bench: %v\n", err)
+			return exitUsage
+		}
+		cfg.AddrHTTP, cfg.AddrTLS = client, true
 	}
 	for c := range strings.SplitSeq(*clients, ",") {
 		n, err := strconv.Atoi(strings.TrimSpace(c))

@@ -449,8 +449,15 @@ func TestBenchAddrWithLinearTier(t *testing.T) {
 		t.Fatal(err)
 	}
 	out := t.TempDir()
-	res := runCLI("", "bench", "--addr", strings.Join(addrs, ","), "--wan", matrix, "--etcd", "none",
-		"--phase", "50ms", "--clients", "1,2", "--rate", "20", "--linear-rate", "5", "--progress=false", "--out", out)
+	// The cluster runs with TLS: the benchmark presents its admin client
+	// certificate.
+	args := append([]string{"bench", "--addr", strings.Join(addrs, ","), "--wan", matrix, "--etcd", "none",
+		"--phase", "50ms", "--clients", "1,2", "--rate", "20", "--linear-rate", "5", "--progress=false", "--out", out},
+		c.procs.cliCredentials()...)
+	if len(c.procs.cliCredentials()) == 0 {
+		t.Fatal("the linear cluster runs without TLS: this test means to benchmark a secure --addr cluster")
+	}
+	res := runCLI("", args...)
 	if res.code != exitOK {
 		t.Fatalf("bench --addr failed:\n%s", res)
 	}

@@ -8,6 +8,7 @@ import (
 	"sync"
 
 	"github.com/causewaydb/causeway/internal/pki"
+	"github.com/causewaydb/causeway/internal/wanbench"
 )
 
 // credentials are the client verbs' flags for a node running with
@@ -65,6 +66,24 @@ func (c *credentials) httpClient() (*http.Client, error) {
 		c.http = &http.Client{Transport: rt}
 	})
 	return c.http, c.err
+}
+
+// benchClient is the client `causeway bench --addr` calls a TLS cluster
+// with: the credentials of httpClient on the benchmark's transport, which
+// keeps an idle connection for every client of every region.
+func (c *credentials) benchClient() (*http.Client, error) {
+	if c.certsDir == "" {
+		return nil, fmt.Errorf("--client and --token need --certs-dir (the cluster's ca.crt, to verify the nodes)")
+	}
+	tlsCfg, err := pki.ClientTLS(c.certsDir, c.client)
+	if err != nil {
+		return nil, err
+	}
+	var wrap func(http.RoundTripper) http.RoundTripper
+	if c.token != "" {
+		wrap = func(next http.RoundTripper) http.RoundTripper { return bearerTransport{token: c.token, next: next} }
+	}
+	return wanbench.NewHTTPClient(tlsCfg, wrap), nil
 }
 
 // bearerTransport adds Authorization: Bearer to every request.

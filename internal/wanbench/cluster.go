@@ -2,6 +2,7 @@ package wanbench
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -37,21 +38,43 @@ type Target struct {
 // newHTTPClient is the client every benchmark request goes through: plain
 // HTTP/1.1 with enough idle connections that no client of any region
 // reconnects between operations.
-func newHTTPClient() *http.Client {
-	return &http.Client{Transport: &http.Transport{
+func newHTTPClient() *http.Client { return NewHTTPClient(nil, nil) }
+
+// NewHTTPClient is newHTTPClient for a cluster that runs with TLS: tlsCfg
+// verifies the nodes (and may present a client certificate), and wrap, when
+// not nil, wraps the transport (to add a bearer token, say). HTTP/1.1 over
+// TLS, with as many idle connections as without.
+func NewHTTPClient(tlsCfg *tls.Config, wrap func(http.RoundTripper) http.RoundTripper) *http.Client {
+	var rt http.RoundTripper = &http.Transport{
 		MaxIdleConns:        4096,
 		MaxIdleConnsPerHost: 512,
 		IdleConnTimeout:     2 * time.Minute,
 		DialContext:         (&net.Dialer{Timeout: 5 * time.Second}).DialContext,
-	}}
+		TLSClientConfig:     tlsCfg,
+	}
+	if wrap != nil {
+		rt = wrap(rt)
+	}
+	return &http.Client{Transport: rt}
 }
 
 // AddrTarget is a running cluster given as region=host:port pairs
 // ("us-east=10.0.0.1:7070,eu-west=..."). The benchmark cannot change the
 // links of such a cluster: its no-WAN baseline is skipped, and floors use
 // the matrix given with it.
-func AddrTarget(spec string) (*Target, error) {
-	t := &Target{URLs: map[string]string{}, HTTP: newHTTPClient()}
+//
+// client calls the cluster (nil: plain HTTP); an address without a scheme
+// is https:// when client is a TLS one (from NewHTTPClient with a TLS
+// configuration), http:// otherwise.
+func AddrTarget(spec string, client *http.Client, tls bool) (*Target, error) {
+	if client == nil {
+		client = newHTTPClient()
+	}
+	scheme := "http://"
+	if tls {
+		scheme = "https://"
+	}
+	t := &Target{URLs: map[string]string{}, HTTP: client}
 	for item := range strings.SplitSeq(spec, ",") {
 		item = strings.TrimSpace(item)
 		if item == "" {
@@ -65,7 +88,7 @@ func AddrTarget(spec string) (*Target, error) {
 			return nil, fmt.Errorf("--addr: region %s given twice", region)
 		}
 		if !strings.Contains(addr, "://") {
-			addr = "http://" + addr
+			addr = scheme + addr
 		}
 		t.Regions = append(t.Regions, region)
 		t.URLs[region] = strings.TrimRight(addr, "/")

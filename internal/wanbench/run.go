@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/http"
 	"os"
 	"strings"
 	"sync"
@@ -25,6 +26,10 @@ type Config struct {
 	// Addr, when set, is an existing cluster (region=host:port,...) to
 	// measure instead of starting one; its regions must be the matrix's.
 	Addr string
+	// AddrHTTP calls the Addr cluster (nil: plain HTTP); AddrTLS says it
+	// speaks TLS, so that addresses without a scheme are https.
+	AddrHTTP *http.Client
+	AddrTLS  bool
 	// Command runs the causeway binary for an embedded cluster.
 	Command supervisor.Command
 	// DataDir is where an embedded cluster and etcd keep their data and
@@ -237,7 +242,7 @@ func Run(ctx context.Context, cfg Config) (*Results, error) {
 
 	// The cluster.
 	if cfg.Addr != "" {
-		t, err := AddrTarget(cfg.Addr)
+		t, err := AddrTarget(cfg.Addr, cfg.AddrHTTP, cfg.AddrTLS)
 		if err != nil {
 			return nil, err
 		}
