@@ -136,6 +136,16 @@ func TestGossipDrivesReplicationAndSeesPartitions(t *testing.T) {
 	b := startRegion(t, "eu-west", cluster, seed)
 	c := startRegion(t, "ap-south", cluster, seed)
 
+	// A region stamps writes once it has measured its clock against its
+	// peers' (causal_state clock-fenced until then).
+	eventually(t, "every region serving", func() bool {
+		for _, r := range []*region{a, b, c} {
+			if status(t, r).GetCausalState() != "serving" {
+				return false
+			}
+		}
+		return true
+	})
 	// No --peers anywhere: replication follows gossip.
 	put := mustPut(t, b, "k", "from eu-west", "", "")
 	if got := mustGet(t, c, "k", put.CausalToken); string(got.Value) != "from eu-west" {
@@ -223,6 +233,9 @@ func TestStableTombstonesAreCollected(t *testing.T) {
 	cluster := uuid.New()
 	a := startRegion(t, "us-east", cluster)
 	b := startRegion(t, "eu-west", cluster, status(t, a).Members[0].GossipAddress)
+	eventually(t, "both regions serving", func() bool {
+		return status(t, a).GetCausalState() == "serving" && status(t, b).GetCausalState() == "serving"
+	})
 	put := mustPut(t, a, "doomed", "v", "", "")
 	del, err := a.kv.Delete(context.Background(), connect.NewRequest(&v1.DeleteRequest{Key: "doomed", CausalToken: put.CausalToken}))
 	if err != nil {
