@@ -206,7 +206,9 @@ func TestGossipDrivesReplicationAndSeesPartitions(t *testing.T) {
 	mustGet(t, a, "during-b", pb.CausalToken)
 
 	// An operator removes ap-south: it stops holding back the others. While
-	// gossip sees it alive the removal needs force.
+	// gossip sees it alive the removal needs force (us-east, which had its
+	// link to ap-south cut, must first see it alive again).
+	eventually(t, "ap-south alive again on us-east", func() bool { return memberState(status(t, a), "ap-south") == "alive" })
 	if _, err := admin.RemoveRegion(context.Background(), connect.NewRequest(&v1.RemoveRegionRequest{Region: "ap-south"})); connect.CodeOf(err) != connect.CodeFailedPrecondition {
 		t.Fatalf("removing a live region without force: %v, want failed_precondition", err)
 	}
