@@ -2,6 +2,7 @@ package bench
 
 import (
 	"bufio"
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -307,7 +308,7 @@ func alternatePeers(b *testing.B, legs []peerLeg, clients int, slice time.Durati
 			ops += x.ops
 		}
 		rows[i] = peerRow{peerLeg: l, clients: clients, opsPerSec: m.rate, p50: m.p50, p99: m.p99, max: m.max, serverCPU: m.cpu, loadCPU: m.own,
-			lowOps: minOf(rates), highOps: maxOf(rates), slices: len(s), operations: ops}
+			lowOps: slices.Min(rates), highOps: slices.Max(rates), slices: len(s), operations: ops}
 	}
 	return rows
 }
@@ -319,28 +320,8 @@ func medianIndex(xs []float64) int {
 	for i := range idx {
 		idx[i] = i
 	}
-	for i := 1; i < len(idx); i++ {
-		for j := i; j > 0 && xs[idx[j]] < xs[idx[j-1]]; j-- {
-			idx[j], idx[j-1] = idx[j-1], idx[j]
-		}
-	}
+	slices.SortStableFunc(idx, func(a, b int) int { return cmp.Compare(xs[a], xs[b]) })
 	return idx[(len(idx)-1)/2]
-}
-
-func minOf(xs []float64) float64 {
-	m := xs[0]
-	for _, x := range xs {
-		m = min(m, x)
-	}
-	return m
-}
-
-func maxOf(xs []float64) float64 {
-	m := xs[0]
-	for _, x := range xs {
-		m = max(m, x)
-	}
-	return m
 }
 
 // peerTable renders rows as a markdown table.
