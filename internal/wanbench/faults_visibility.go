@@ -211,9 +211,10 @@ func (v *faultVisibility) wait() []visEvent {
 // ends. Its event's time is the write's acknowledgement (or failure) from
 // start.
 func faultProbe(ctx context.Context, src, dst kvClient, key string, oneWay time.Duration, start time.Time) visEvent {
+	want := probeValue(key)
 	sent := time.Now()
 	wctx, cancel := context.WithTimeout(ctx, faultOpTimeout)
-	_, err := src.Put(wctx, connect.NewRequest(&v1.PutRequest{Key: key, Value: value}))
+	_, err := src.Put(wctx, connect.NewRequest(&v1.PutRequest{Key: key, Value: want}))
 	cancel()
 	if err != nil {
 		return visEvent{at: sent.Sub(start)}
@@ -237,7 +238,7 @@ func faultProbe(ctx context.Context, src, dst kvClient, key string, oneWay time.
 		switch {
 		case err != nil:
 			// Down or restarting: no evidence either way.
-		case r.Msg.GetFound():
+		case sawProbe(r.Msg, want):
 			e.seen, e.lat, e.bound = true, now.Sub(ack), max(now.Sub(lastMiss), 0)
 			return e
 		case t.After(lastMiss):

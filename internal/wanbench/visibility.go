@@ -1,6 +1,7 @@
 package wanbench
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"sync"
@@ -15,13 +16,19 @@ import (
 // regions (A, B), all running at once beside a background load of
 // loadClients closed-loop Put clients in every region:
 //
-//  1. write a fresh key in A (no causal token, so nothing delays it) and
-//     note the time its acknowledgement arrives, t_ack;
+//  1. write a fresh key in A (no causal token, so nothing delays it) with
+//     a value that names the probe, and note the time its acknowledgement
+//     arrives, t_ack;
 //  2. from t_ack + oneWay(A,B) - visibilityHeadStart on, read the key in B
 //     (no token: a plain read of what B holds) every visibilityPoll until
 //     it is found;
 //  3. the sample is t_found - t_ack, where t_found is when the first read
-//     that found the key returned.
+//     that found the key with the probe's own value returned.
+//
+// Keys are fresh per run, per call of visibility and per probe, and a read
+// counts only the probe's own value, so a key left by an earlier phase (or
+// an earlier run against the same --addr cluster) is never taken for the
+// write that is being timed.
 //
 // Every time is read from this process's one monotonic clock, so no clock
 // skew between regions enters. The key became visible in B at some moment
@@ -59,6 +66,7 @@ type VisibilityRow struct {
 // region.
 func (b *bench) visibility(ctx context.Context, loadClients int, d time.Duration) []VisibilityRow {
 	stop := time.Now().Add(d)
+	phase := b.seq.Add(1)
 	var wg sync.WaitGroup
 	for _, r := range b.target.Regions {
 		wg.Go(func() { closedLoop(ctx, loadClients, d, b.causalOp("put", r)) })
@@ -82,7 +90,7 @@ func (b *bench) visibility(ctx context.Context, loadClients int, d time.Duration
 				oneWay := b.matrix.OneWay(from, to)
 				for n := 0; ctx.Err() == nil && time.Now().Before(stop); n++ {
 					opCtx, cancelOp := context.WithTimeout(ctx, opTimeout)
-					lat, bound, err := probe(opCtx, src, dst, fmt.Sprintf("bench/%s/vis/%s/%s/%d", b.run, from, to, n), oneWay)
+					lat, bound, err := probe(opCtx, src, dst, fmt.Sprintf("bench/%s/vis/%d/%s/%s/%d", b.run, phase, from, to, n), oneWay)
 					cancelOp()
 					mu.Lock()
 					if err != nil {
@@ -118,11 +126,13 @@ func (b *bench) visibility(ctx context.Context, loadClients int, d time.Duration
 	return rows
 }
 
-// probe writes key in src and polls dst until it finds it. It returns the
-// visibility latency (upper end of the window) and the window's width.
+// probe writes key in src and polls dst until it finds the write. It
+// returns the visibility latency (upper end of the window) and the
+// window's width.
 func probe(ctx context.Context, src, dst kvClient, key string, oneWay time.Duration) (lat, bound time.Duration, err error) {
+	want := probeValue(key)
 	sent := time.Now()
-	if _, err := src.Put(ctx, connect.NewRequest(&v1.PutRequest{Key: key, Value: value})); err != nil {
+	if _, err := src.Put(ctx, connect.NewRequest(&v1.PutRequest{Key: key, Value: want})); err != nil {
 		return 0, 0, fmt.Errorf("write: %w", err)
 	}
 	ack := time.Now()
@@ -141,7 +151,7 @@ func probe(ctx context.Context, src, dst kvClient, key string, oneWay time.Durat
 		if err != nil {
 			return 0, 0, fmt.Errorf("read: %w", err)
 		}
-		if r.Msg.GetFound() {
+		if sawProbe(r.Msg, want) {
 			found := time.Now()
 			return found.Sub(ack), max(found.Sub(lastMiss), 0), nil
 		}
@@ -154,4 +164,16 @@ func probe(ctx context.Context, src, dst kvClient, key string, oneWay time.Durat
 		case <-time.After(visibilityPoll):
 		}
 	}
+}
+
+// probeValue is the value a probe writes under key: the key itself, then
+// the benchmark's usual value, so that it is as large as a load write's
+// and no other write's.
+func probeValue(key string) []byte {
+	return append([]byte(key+"\n"), value...)
+}
+
+// sawProbe reports whether a read found the probe's own write.
+func sawProbe(r *v1.GetResponse, want []byte) bool {
+	return r.GetFound() && bytes.Equal(r.GetValue(), want)
 }
