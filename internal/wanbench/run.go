@@ -316,6 +316,10 @@ func Run(ctx context.Context, cfg Config) (*Results, error) {
 		default:
 			b.etcd = e
 			defer e.Close()
+			// The same leader region as Causeway's tier: the same floors.
+			if err := e.moveLeader(ctx, b.leader); err != nil {
+				fmt.Fprintf(cfg.Log, "causeway: etcd stays led from %s: %v\n", e.leaderRegion, err)
+			}
 			b.res.EtcdLeader, b.res.EtcdVersion = e.leaderRegion, e.version
 		}
 	} else {
