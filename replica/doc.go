@@ -90,7 +90,11 @@
 //     loses nothing, and the causal state machine (package causal) drops
 //     anything already applied, so nothing applies twice. Only durable
 //     writes leave their region. Remote writes are applied in causal order,
-//     in the same group-committed batches as local ones.
+//     in the same group-committed batches as local ones. A receiver reads a
+//     stream ahead of its applies (at most 2 MiB of frames; past that the
+//     transport's flow control holds the origin back) and applies every
+//     message that arrived during its previous apply as one batch, with one
+//     fsync, so it keeps up with an origin that sends many small messages.
 //   - Bounded log. The replication log holds a region's own writes until
 //     every known region has acknowledged them, then is truncated. A region
 //     whose peer no longer holds what it lacks merges a consistent snapshot

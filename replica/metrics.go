@@ -16,13 +16,15 @@ type nodeMetrics struct {
 	latency      *prometheus.HistogramVec
 	pending      prometheus.Gauge
 	applyLatency prometheus.Histogram
-	visibility   *prometheus.HistogramVec
-	applied      prometheus.Counter
-	lagEntries   *prometheus.GaugeVec
-	lagSeconds   *prometheus.GaugeVec
-	badFrames    prometheus.Counter
-	forgedPeers  prometheus.Counter
-	tombstones   prometheus.Counter
+	// applyMessages: replication messages applied together (readahead.go).
+	applyMessages prometheus.Histogram
+	visibility    *prometheus.HistogramVec
+	applied       prometheus.Counter
+	lagEntries    *prometheus.GaugeVec
+	lagSeconds    *prometheus.GaugeVec
+	badFrames     prometheus.Counter
+	forgedPeers   prometheus.Counter
+	tombstones    prometheus.Counter
 	// versionRefusals: replication streams refused for want of a shared
 	// protocol version (replication_version.go).
 	versionRefusals prometheus.Counter
@@ -53,6 +55,11 @@ func newNodeMetrics(n *Node) *nodeMetrics {
 			Namespace: "causeway", Name: "apply_duration_seconds", ConstLabels: labels,
 			Help:    "Time to durably apply one batch of replicated writes.",
 			Buckets: latencyBuckets,
+		}),
+		applyMessages: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Namespace: "causeway", Name: "replication_messages_per_apply", ConstLabels: labels,
+			Help:    "Replication messages from one region applied together as one batch (one fsync): more than one when messages arrived during the previous apply.",
+			Buckets: prometheus.ExponentialBuckets(1, 2, 11),
 		}),
 		visibility: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Namespace: "causeway", Name: "visibility_latency_seconds", ConstLabels: labels,
@@ -120,7 +127,7 @@ func newNodeMetrics(n *Node) *nodeMetrics {
 			Namespace: "causeway", Name: "watchers_dispatched", ConstLabels: labels,
 			Help: "Watch streams caught up with the change feed and fed by the node's one dispatcher (the others read the feed themselves).",
 		}, func() float64 { return float64(n.hub.syncedCount()) }),
-		m.latency, m.pending, m.applyLatency, m.visibility, m.applied, m.lagEntries, m.lagSeconds, m.badFrames, m.forgedPeers,
+		m.latency, m.pending, m.applyLatency, m.applyMessages, m.visibility, m.applied, m.lagEntries, m.lagSeconds, m.badFrames, m.forgedPeers,
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{

@@ -272,63 +272,107 @@ func (r *replication) followOnce(ctx context.Context, p *peer) (progressed bool,
 		return progressed, err
 	}
 	inbox := causal.NewInbox(p.region, from)
-	for first := true; ; first = false {
-		msg, err := stream.Receive()
-		watchdog.Reset(silenceTimeout)
-		if err != nil {
-			if r.refusedByServer(p.region, err) {
-				return progressed, err
-			}
-			if first, ok := truncated(err); ok {
-				watchdog.Stop() // a snapshot may take longer than a silence
-				return progressed, r.catchUp(ctx, p, from, first)
-			}
-			if damagedMessage(err) {
-				return reject(err)
-			}
+	ahead := startReadAhead(ctx, stream.Receive, func() { watchdog.Reset(silenceTimeout) })
+	defer func() { cancel(); ahead.wait() }()
+	// streamEnded handles a failed Receive: the origin's refusal, a
+	// truncated log (merge a snapshot), a damaged message, or a broken
+	// connection.
+	streamEnded := func(err error) (bool, error) {
+		if r.refusedByServer(p.region, err) {
 			return progressed, err
 		}
+		if first, ok := truncated(err); ok {
+			watchdog.Stop() // a snapshot may take longer than a silence
+			return progressed, r.catchUp(ctx, p, from, first)
+		}
+		if damagedMessage(err) {
+			return reject(err)
+		}
+		return progressed, err
+	}
+	for first := true; ; first = false {
+		// Every message that has already arrived joins this apply, up to
+		// one message's worth of frames: one fsync for all of them.
+		msgs, ended, ok := ahead.batch(ctx)
+		if !ok {
+			return progressed, ctx.Err()
+		}
+		if len(msgs) == 0 {
+			return streamEnded(ended)
+		}
 		if first {
-			if err := r.checkAnswer(p.region, msg.ProtocolVersion); err != nil {
+			if err := r.checkAnswer(p.region, msgs[0].ProtocolVersion); err != nil {
 				return progressed, err
 			}
 		}
-		writes := make([]*causal.Write, 0, len(msg.Writes))
-		for _, frame := range msg.Writes {
-			w, err := decodeWrite(frame)
+		// Messages are checked in order; those before a damaged one are
+		// applied, as they would have been one by one, and then the stream
+		// resets.
+		var writes []*causal.Write
+		var damaged error
+		good := 0
+		for _, msg := range msgs {
+			ws, err := r.accept(inbox, msg)
 			if err != nil {
-				return reject(err)
+				damaged = err
+				break
 			}
-			if err := inbox.Accept(w); err != nil {
-				return reject(err)
-			}
-			writes = append(writes, w)
-		}
-		if err := inbox.CheckHead(msg.HeadSeq, len(writes) > 0); err != nil {
-			return reject(err)
+			writes = append(writes, ws...)
+			good++
 		}
 		if len(writes) > 0 {
 			progressed = true
+			n.metrics.applyMessages.Observe(float64(good))
 			if err := n.applyRemote(writes); err != nil {
 				return progressed, err
 			}
 		}
+		if good == 0 {
+			return reject(damaged)
+		}
 		// The latest report, not the greatest: a damaged report heals with
 		// the next message.
-		p.head.Store(msg.HeadSeq)
+		last := msgs[good-1]
+		p.head.Store(last.HeadSeq)
 		durable := n.durableSeq(p.region)
-		lag := int64(msg.HeadSeq) - int64(durable)
+		lag := int64(last.HeadSeq) - int64(durable)
 		if lag <= 0 {
 			caughtUp = time.Now()
 			lag = 0
-			sentWallMs := causal.CaughtUpWallMs(msg.SentWallMs, uint64(n.cfg.Now().UnixMilli()))
+			sentWallMs := causal.CaughtUpWallMs(last.SentWallMs, uint64(n.cfg.Now().UnixMilli()))
 			if sentWallMs > p.caughtUpWallMs.Load() {
 				p.caughtUpWallMs.Store(sentWallMs)
 			}
 		}
 		n.metrics.lagEntries.WithLabelValues(p.region).Set(float64(lag))
 		n.metrics.lagSeconds.WithLabelValues(p.region).Set(time.Since(caughtUp).Seconds())
+		if damaged != nil {
+			return reject(damaged)
+		}
+		if ended != nil {
+			return streamEnded(ended)
+		}
 	}
+}
+
+// accept decodes a message's writes and checks them, and the head it
+// reports, against what the stream has delivered so far.
+func (r *replication) accept(inbox *causal.Inbox, msg *v1.ReplicateResponse) ([]*causal.Write, error) {
+	writes := make([]*causal.Write, 0, len(msg.Writes))
+	for _, frame := range msg.Writes {
+		w, err := decodeWrite(frame)
+		if err != nil {
+			return nil, err
+		}
+		if err := inbox.Accept(w); err != nil {
+			return nil, err
+		}
+		writes = append(writes, w)
+	}
+	if err := inbox.CheckHead(msg.HeadSeq, len(writes) > 0); err != nil {
+		return nil, err
+	}
+	return writes, nil
 }
 
 // damagedMessage reports whether err is this node's failure to decode a
