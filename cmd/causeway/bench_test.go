@@ -96,6 +96,13 @@ func TestBenchSmoke(t *testing.T) {
 	if n := len(got.Visibility); n != 2*6 {
 		t.Errorf("%d visibility rows, want 12 (6 ordered pairs at 2 loads)", n)
 	}
+	for _, v := range got.Visibility {
+		// Each probe saw its write before the next began, so the receiving
+		// node counted at least the probes' writes in its own histogram.
+		if v.Count > 0 && (v.NodeWrites == 0 || v.NodeMeanMs <= 0) {
+			t.Errorf("visibility %s->%s at %d clients: %d probes, but the node's own figures are %d writes, mean %.1f ms", v.From, v.To, v.LoadClients, v.Count, v.NodeWrites, v.NodeMeanMs)
+		}
+	}
 	if len(got.Targets) != 6 {
 		t.Errorf("%d targets judged, want 6", len(got.Targets))
 	}

@@ -52,6 +52,7 @@ func writeRest(w io.Writer, res *Results) {
 				v.From, v.To, v.LoadClients, v.OneWayMs, f2(v.P50ms, v.Count), f2(v.P90ms, v.Count), f2(v.P99ms, v.Count), f2(v.P999ms, v.Count),
 				v.P50ms-v.OneWayMs, v.P99ms-v.OneWayMs, v.Count, v.ErrorBoundP50Ms, v.ErrorBoundMaxMs)
 		}
+		writeNodeVisibility(w, res.Visibility)
 	}
 	if f := res.Faults; f != nil {
 		fmt.Fprintf(w, "\n## Through faults (region %s)\n\n| fault | from (s) | to (s) | causal ok/s in %s | causal ok/s per other region | linear ok/s in %s | linear ok/s per other region |\n|---|--:|--:|--:|--:|--:|--:|\n", f.Faulted, f.Faulted, f.Faulted)

@@ -60,11 +60,18 @@ type VisibilityRow struct {
 	// LoadClients is the closed-loop Put clients per region running at the
 	// same time.
 	LoadClients int `json:"load_clients"`
+	// NodeWrites and NodeMeanMs: the receiving node's own histogram over
+	// the phase (visibility_nodes.go): every write from From that became
+	// visible in To, and their mean visibility latency from the write's
+	// timestamp in From. Zero when /metrics could not be read.
+	NodeWrites uint64  `json:"node_writes,omitempty"`
+	NodeMeanMs float64 `json:"node_mean_ms,omitempty"`
 }
 
 // visibility runs the probes for d beside loadClients Put clients per
 // region.
 func (b *bench) visibility(ctx context.Context, loadClients int, d time.Duration) []VisibilityRow {
+	before, scrapeErr := b.scrapeVisibility(ctx)
 	stop := time.Now().Add(d)
 	phase := b.seq.Add(1)
 	var wg sync.WaitGroup
@@ -122,6 +129,15 @@ func (b *bench) visibility(ctx context.Context, loadClients int, d time.Duration
 				LoadClients: loadClients,
 			})
 		}
+	}
+	if scrapeErr == nil {
+		var after map[[2]string]nodeHist
+		if after, scrapeErr = b.scrapeVisibility(ctx); scrapeErr == nil {
+			addNodeVisibility(rows, before, after)
+		}
+	}
+	if scrapeErr != nil && ctx.Err() == nil {
+		b.skip("the nodes' own visibility figures: " + scrapeErr.Error())
 	}
 	return rows
 }
