@@ -183,8 +183,8 @@ func probe(ctx context.Context, src, dst kvClient, key string, oneWay time.Durat
 }
 
 // probeValue is the value a probe writes under key: the key itself, then
-// the benchmark's usual value, so that it is as large as a load write's
-// and no other write's.
+// the benchmark's usual value, so that it is no smaller than a load
+// write's and equal to no other write's.
 func probeValue(key string) []byte {
 	return append([]byte(key+"\n"), value...)
 }
