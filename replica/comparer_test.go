@@ -2,9 +2,11 @@ package replica
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/cockroachdb/pebble/v2"
@@ -257,4 +259,199 @@ func TestSiblingsOnKeysThatSharePrefixes(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestStoreKeepsItsComparer: a store is opened with the comparer it was
+// created with, whatever the build creates now, and the format marker
+// follows it.
+func TestStoreKeepsItsComparer(t *testing.T) {
+	open := func(t *testing.T, fs vfs.FS, f storeFormat) (*Store, error) {
+		t.Helper()
+		return OpenStore("store", StoreOptions{FS: fs, Logger: discardLogger(), format: f})
+	}
+	mustOpen := func(t *testing.T, fs vfs.FS, f storeFormat) *Store {
+		t.Helper()
+		s, err := open(t, fs, f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+	put := func(t *testing.T, s *Store, key string, wall uint64) {
+		t.Helper()
+		b := s.newWriteBatch()
+		b.putVersion(key, version("us-east", wall, wall, key))
+		if err := b.commit(); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.db.Flush(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	has := func(t *testing.T, s *Store, keys ...string) {
+		t.Helper()
+		for _, k := range keys {
+			vs, err := s.Siblings(k, true)
+			if err != nil || len(vs) != 1 || string(vs[0].Value) != k {
+				t.Fatalf("Siblings(%q) = %v, %v; want its one version", k, vs, err)
+			}
+		}
+	}
+	marker := func(t *testing.T, s *Store) uint64 {
+		t.Helper()
+		v, found, err := readFormat(s.db)
+		if err != nil || !found {
+			t.Fatalf("format marker: %v, found %v", err, found)
+		}
+		return v
+	}
+
+	t.Run("format 1 store opens, reads and writes as before", func(t *testing.T) {
+		fs := vfs.NewMem()
+		s := mustOpen(t, fs, formatOneBuild)
+		put(t, s, "old", 1)
+		s.Close()
+
+		s = mustOpen(t, fs, storeFormat{})
+		if s.seekPrefix || marker(t, s) != 1 {
+			t.Fatalf("a format 1 store opened with prefix seeks %v, marker %d; want neither changed", s.seekPrefix, marker(t, s))
+		}
+		has(t, s, "old")
+		put(t, s, "new", 2)
+		has(t, s, "old", "new")
+		s.Close()
+
+		// Still a store of Pebble's default comparer: the build before
+		// format 2 opens it (a rollback after the upgrade is possible).
+		db, err := pebble.Open("store", &pebble.Options{FS: fs, FormatMajorVersion: pebbleFormat, Logger: quietPebble{}})
+		if err != nil {
+			t.Fatalf("the format 1 store no longer opens with Pebble's default comparer: %v", err)
+		}
+		db.Close()
+	})
+
+	t.Run("format 2 store refused by a build of format 1", func(t *testing.T) {
+		fs := vfs.NewMem()
+		s := mustOpen(t, fs, storeFormat{})
+		if !s.seekPrefix || marker(t, s) != 2 {
+			t.Fatalf("a new store seeks by prefix %v, marker %d; want format 2", s.seekPrefix, marker(t, s))
+		}
+		put(t, s, "k", 1)
+		s.Close()
+
+		// As this code plays a build of format 1: the format error.
+		_, err := open(t, fs, formatOneBuild)
+		want := "the store in store has format version 2, and this causeway reads store formats 1 to 1: it was written by a newer causeway"
+		if !errors.Is(err, ErrUnsupportedVersion) || !strings.Contains(err.Error(), want) {
+			t.Fatalf("a format 1 build opening a format 2 store: %v; want ErrUnsupportedVersion saying %q", err, want)
+		}
+		// As a released build of format 1 opens it, with Pebble's
+		// default comparer: Pebble refuses it, naming the comparer.
+		_, err = pebble.Open("store", &pebble.Options{FS: fs, FormatMajorVersion: pebbleFormat, Logger: quietPebble{}})
+		if err == nil || !strings.Contains(err.Error(), comparerNameV2) {
+			t.Fatalf("Pebble's default comparer opening a format 2 store: %v; want a refusal naming %q", err, comparerNameV2)
+		}
+		// Refused without a change.
+		s = mustOpen(t, fs, storeFormat{})
+		has(t, s, "k")
+		s.Close()
+	})
+
+	t.Run("checkpoints keep the comparer", func(t *testing.T) {
+		for _, f := range []storeFormat{formatOneBuild, {}} {
+			fs := vfs.NewMem()
+			s := mustOpen(t, fs, f)
+			put(t, s, "k", 1)
+			if err := s.Checkpoint("checkpoint"); err != nil {
+				t.Fatal(err)
+			}
+			want := s.seekPrefix
+			s.Close()
+			c, err := OpenStore("checkpoint", StoreOptions{FS: fs, Logger: discardLogger()})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if c.seekPrefix != want {
+				t.Errorf("a checkpoint of a store that seeks by prefix (%v) seeks by prefix: %v", want, c.seekPrefix)
+			}
+			has(t, c, "k")
+			c.Close()
+		}
+	})
+
+	t.Run("store without an options file is probed", func(t *testing.T) {
+		for _, f := range []storeFormat{formatOneBuild, {}} {
+			fs := vfs.NewMem()
+			s := mustOpen(t, fs, f)
+			put(t, s, "k", 1)
+			want := s.seekPrefix
+			s.Close()
+			names, err := fs.List("store")
+			if err != nil {
+				t.Fatal(err)
+			}
+			removed := 0
+			for _, name := range names {
+				if strings.HasPrefix(name, "OPTIONS-") {
+					if err := fs.Remove(fs.PathJoin("store", name)); err != nil {
+						t.Fatal(err)
+					}
+					removed++
+				}
+			}
+			if removed == 0 {
+				t.Fatalf("no OPTIONS file in %q", names)
+			}
+			s = mustOpen(t, fs, storeFormat{})
+			if s.seekPrefix != want {
+				t.Errorf("probed store seeks by prefix %v; want %v", s.seekPrefix, want)
+			}
+			has(t, s, "k")
+			s.Close()
+		}
+	})
+
+	t.Run("unknown comparer refused", func(t *testing.T) {
+		fs := vfs.NewMem()
+		next := *causewayComparer
+		next.Name = "causeway.store-format-3"
+		db, err := pebble.Open("store", &pebble.Options{FS: fs, Comparer: &next, FormatMajorVersion: pebbleFormat, Logger: quietPebble{}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		db.Close()
+		_, err = open(t, fs, storeFormat{})
+		if !errors.Is(err, ErrUnsupportedVersion) || !strings.Contains(err.Error(), `"causeway.store-format-3"`) ||
+			!strings.Contains(err.Error(), "written by a newer causeway") {
+			t.Fatalf("opening a store of an unknown comparer: %v; want ErrUnsupportedVersion naming it", err)
+		}
+	})
+
+	t.Run("marker that does not go with the comparer refused", func(t *testing.T) {
+		for _, tc := range []struct {
+			f      storeFormat
+			marker uint64
+		}{{formatOneBuild, 2}, {storeFormat{}, 1}} {
+			fs := vfs.NewMem()
+			s := mustOpen(t, fs, tc.f)
+			if err := writeFormat(s.db, tc.marker); err != nil {
+				t.Fatal(err)
+			}
+			s.Close()
+			_, err := open(t, fs, storeFormat{})
+			if !errors.Is(err, ErrCorruptRecord) || !strings.Contains(err.Error(), fmt.Sprintf("marked store format %d, which does not go with its Pebble comparer", tc.marker)) {
+				t.Errorf("a marker of format %d on a store of the other comparer: %v; want ErrCorruptRecord", tc.marker, err)
+			}
+		}
+	})
+}
+
+// quietPebble discards Pebble's log lines in tests that open Pebble
+// directly.
+type quietPebble struct{}
+
+func (quietPebble) Infof(string, ...any)  {}
+func (quietPebble) Errorf(string, ...any) {}
+func (quietPebble) Fatalf(format string, args ...any) {
+	panic(fmt.Sprintf(format, args...))
 }
