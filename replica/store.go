@@ -50,6 +50,8 @@ type StoreOptions struct {
 	// noAutoCompactions: tests that lay tables out level by level
 	// themselves.
 	noAutoCompactions bool
+	// tunePebble, if set, adjusts Pebble's options last (Config.tunePebble).
+	tunePebble func(*pebble.Options)
 }
 
 // DefaultCacheBytes is the default block cache. Every write reads its key's
@@ -90,6 +92,9 @@ func OpenStore(dir string, o StoreOptions) (*Store, error) {
 		Comparer:           comparer,
 	}
 	opts.DisableAutomaticCompactions = o.noAutoCompactions
+	if o.tunePebble != nil {
+		o.tunePebble(opts)
+	}
 	seekPrefix := comparer == causewayComparer
 	if seekPrefix {
 		filterLevels(opts)
@@ -124,7 +129,11 @@ func (s *Store) Siblings(key string, values bool) ([]causal.Version, error) {
 
 func siblingsFrom(r pebble.Reader, key string, values, seekPrefix bool) ([]causal.Version, error) {
 	lower, upper := keyPrefixBounds(key)
-	it, err := r.NewIter(&pebble.IterOptions{LowerBound: lower, UpperBound: upper})
+	// UseL6Filters: Pebble skips the filters of the last level unless
+	// asked, for a lookup that likely finds its key (the data block is
+	// then read anyway); a write's lookup usually finds none, and L6 holds
+	// most tables.
+	it, err := r.NewIter(&pebble.IterOptions{LowerBound: lower, UpperBound: upper, UseL6Filters: seekPrefix})
 	if err != nil {
 		return nil, err
 	}
