@@ -149,7 +149,7 @@ func BenchmarkPutNewKeysDeepStore(b *testing.B) {
 			seed := uint64(time.Now().UnixNano()) // new keys at every round of b.N
 			var wg sync.WaitGroup
 			b.ResetTimer()
-			start, cpu := time.Now(), processCPU()
+			start, cpu, fsyncs := time.Now(), processCPU(), n.store.WALFsyncs()
 			for c := range clients {
 				wg.Go(func() {
 					rng := rand.New(rand.NewPCG(seed, uint64(c)))
@@ -170,6 +170,9 @@ func BenchmarkPutNewKeysDeepStore(b *testing.B) {
 			b.ReportMetric(float64(b.N)/elapsed.Seconds(), "ops/s")
 			b.ReportMetric(float64(used.Microseconds())/float64(b.N), "cpu-us/put")
 			b.ReportMetric(float64(levels), "levels")
+			if synced := n.store.WALFsyncs() - fsyncs; synced > 0 {
+				b.ReportMetric(float64(b.N)/float64(synced), "writes/fsync")
+			}
 		})
 	}
 }
