@@ -38,12 +38,12 @@ var deepStoreFormats = []struct {
 	{"format=2", storeFormat{}},
 }
 
-// preloadDeepStore writes deepStoreKeys keys with one 100-byte version each
+// preloadDeepStore writes keys keys with one 100-byte version each
 // into a new store of format f in dir, in large unsynced batches, under
 // random keys of the shape the new keys have, so that a new key falls
 // inside the key range of the tables of every level. It returns the
 // number of non-empty levels.
-func preloadDeepStore(b *testing.B, dir string, f storeFormat) int {
+func preloadDeepStore(b *testing.B, dir string, f storeFormat, keys int) int {
 	b.Helper()
 	s, err := OpenStore(dir, StoreOptions{Logger: slog.New(slog.DiscardHandler), format: f, tunePebble: deepStoreLevels})
 	if err != nil {
@@ -53,7 +53,7 @@ func preloadDeepStore(b *testing.B, dir string, f storeFormat) int {
 	rng := rand.New(rand.NewPCG(1, 1))
 	value := make([]byte, 100)
 	const perBatch = 10_000
-	for i := 0; i < deepStoreKeys; i += perBatch {
+	for i := 0; i < keys; i += perBatch {
 		w := s.newWriteBatch()
 		for j := range perBatch {
 			v := version("us-east", 1_764_700_000_000+uint64(i+j), uint64(i+j+1), "")
@@ -96,7 +96,7 @@ func deepStoreKey(rng *rand.Rand) string {
 func BenchmarkSiblingsNewKeyDeepStore(b *testing.B) {
 	for _, f := range deepStoreFormats {
 		dir := b.TempDir()
-		levels := preloadDeepStore(b, dir, f.format)
+		levels := preloadDeepStore(b, dir, f.format, deepStoreKeys)
 		b.Run(f.name, func(b *testing.B) {
 			s, err := OpenStore(dir, StoreOptions{Logger: slog.New(slog.DiscardHandler), tunePebble: deepStoreLevels})
 			if err != nil {
@@ -129,51 +129,64 @@ func BenchmarkSiblingsNewKeyDeepStore(b *testing.B) {
 // 64 goroutines each waiting for its fsync as BenchmarkNodePut does, on a
 // deep store of each format; cpu-us/put is the process's CPU time (user
 // and system, Pebble's compactions included) per Put.
+//
+// store=new is the same on a store created empty, as the peer benchmark's
+// server has: its memtable, a few tables in L0 and one level below.
 func BenchmarkPutNewKeysDeepStore(b *testing.B) {
 	const clients = 64
-	for _, f := range deepStoreFormats {
-		dir := b.TempDir()
-		levels := preloadDeepStore(b, dir, f.format)
-		b.Run(f.name, func(b *testing.B) {
-			n, err := Open(Config{Region: "bench", DataDir: dir, Logger: slog.New(slog.DiscardHandler), storeFormat: f.format, tunePebble: deepStoreLevels})
-			if err != nil {
-				b.Fatal(err)
-			}
-			defer n.Close()
-			if n.store.seekPrefix != (f.format.withDefaults().current >= prefixFilterStoreFormat) {
-				b.Fatalf("the store of %s seeks by prefix: %v", f.name, n.store.seekPrefix)
-			}
-			value := make([]byte, 100)
-			ctx := context.Background()
-			var next atomic.Uint64
-			seed := uint64(time.Now().UnixNano()) // new keys at every round of b.N
-			var wg sync.WaitGroup
-			b.ResetTimer()
-			start, cpu, fsyncs := time.Now(), processCPU(), n.store.WALFsyncs()
-			for c := range clients {
-				wg.Go(func() {
-					rng := rand.New(rand.NewPCG(seed, uint64(c)))
-					token := ""
-					for next.Add(1) <= uint64(b.N) {
-						res, err := n.Put(ctx, deepStoreKey(rng), value, token, "")
-						if err != nil {
-							b.Error(err)
-							return
-						}
-						token = res.Token
-					}
-				})
-			}
-			wg.Wait()
-			elapsed, used := time.Since(start), processCPU()-cpu
-			b.StopTimer()
-			b.ReportMetric(float64(b.N)/elapsed.Seconds(), "ops/s")
-			b.ReportMetric(float64(used.Microseconds())/float64(b.N), "cpu-us/put")
-			b.ReportMetric(float64(levels), "levels")
-			if synced := n.store.WALFsyncs() - fsyncs; synced > 0 {
-				b.ReportMetric(float64(b.N)/float64(synced), "writes/fsync")
-			}
-		})
+	for _, size := range []struct {
+		name string
+		keys int
+	}{{"store=new", 0}, {"store=deep", deepStoreKeys}} {
+		for _, f := range deepStoreFormats {
+			dir := b.TempDir()
+			levels := preloadDeepStore(b, dir, f.format, size.keys)
+			b.Run(size.name+"/"+f.name, func(b *testing.B) {
+				benchmarkPutNewKeys(b, dir, f.format, clients, levels)
+			})
+		}
 	}
 }
 
+// benchmarkPutNewKeys runs b.N Puts of new keys from clients goroutines on
+// the store in dir, opened as a node of a build of format.
+func benchmarkPutNewKeys(b *testing.B, dir string, format storeFormat, clients, levels int) {
+	n, err := Open(Config{Region: "bench", DataDir: dir, Logger: slog.New(slog.DiscardHandler), storeFormat: format, tunePebble: deepStoreLevels})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer n.Close()
+	if n.store.seekPrefix != (format.withDefaults().current >= prefixFilterStoreFormat) {
+		b.Fatalf("the store of %s seeks by prefix: %v", b.Name(), n.store.seekPrefix)
+	}
+	value := make([]byte, 100)
+	ctx := context.Background()
+	var next atomic.Uint64
+	seed := uint64(time.Now().UnixNano()) // new keys at every round of b.N
+	var wg sync.WaitGroup
+	b.ResetTimer()
+	start, cpu, fsyncs := time.Now(), processCPU(), n.store.WALFsyncs()
+	for c := range clients {
+		wg.Go(func() {
+			rng := rand.New(rand.NewPCG(seed, uint64(c)))
+			token := ""
+			for next.Add(1) <= uint64(b.N) {
+				res, err := n.Put(ctx, deepStoreKey(rng), value, token, "")
+				if err != nil {
+					b.Error(err)
+					return
+				}
+				token = res.Token
+			}
+		})
+	}
+	wg.Wait()
+	elapsed, used := time.Since(start), processCPU()-cpu
+	b.StopTimer()
+	b.ReportMetric(float64(b.N)/elapsed.Seconds(), "ops/s")
+	b.ReportMetric(float64(used.Microseconds())/float64(b.N), "cpu-us/put")
+	b.ReportMetric(float64(levels), "levels")
+	if synced := n.store.WALFsyncs() - fsyncs; synced > 0 {
+		b.ReportMetric(float64(b.N)/float64(synced), "writes/fsync")
+	}
+}
