@@ -37,7 +37,7 @@ func TestBenchSmoke(t *testing.T) {
 
 	out := t.TempDir()
 	res := runCLI("", "bench", "--wan", "aws3", "--phase", "50ms", "--clients", "1,4",
-		"--rate", "50", "--linear-rate", "5", "--progress=false", "--out", out, "--data", t.TempDir())
+		"--rate", "50", "--linear-rate", "5", "--progress=false", "--out", out, "--data", benchDataDir(t))
 	if res.code != exitOK {
 		t.Fatalf("bench failed:\n%s", res)
 	}
@@ -213,7 +213,7 @@ func TestBenchFaultsSmoke(t *testing.T) {
 
 	out := t.TempDir()
 	res := runCLI("", "bench", "--faults", "--phase", "1s", "--clients", "1,2", "--rate", "20", "--linear-rate", "5",
-		"--progress=false", "--out", out, "--data", t.TempDir())
+		"--progress=false", "--out", out, "--data", benchDataDir(t))
 	if res.code != exitOK {
 		t.Fatalf("bench --faults failed:\n%s", res)
 	}
@@ -390,7 +390,7 @@ func TestBenchScaleSmoke(t *testing.T) {
 	}
 	out := t.TempDir()
 	res := runCLI("", "bench", "--scale", "--scale-wan", two+",aws3", "--phase", "200ms", "--clients", "2",
-		"--progress=false", "--out", out, "--data", t.TempDir())
+		"--progress=false", "--out", out, "--data", benchDataDir(t))
 	if res.code != exitOK {
 		t.Fatalf("bench --scale failed:\n%s", res)
 	}
@@ -503,4 +503,59 @@ func TestBenchAddrWithLinearTier(t *testing.T) {
 	if got.CatchUp != nil {
 		t.Errorf("a catch-up row against --addr: %+v", got.CatchUp)
 	}
+}
+
+// benchLogTailLines is how much of each log a failed bench test prints.
+const benchLogTailLines = 60
+
+// benchDataDir is a --data directory for a bench test that outlives a
+// failure: when the test fails, the end of every log under it (each
+// region's, each etcd member's) goes into the test's output, and with
+// CAUSEWAY_TEST_ARTIFACTS set the whole logs are copied under
+// $CAUSEWAY_TEST_ARTIFACTS/<test name>/, so a region that never served
+// leaves the reason behind.
+func benchDataDir(t *testing.T) string {
+	t.Helper()
+	dir := t.TempDir()
+	// Registered after TempDir's own cleanup, so it runs before the
+	// directory is removed.
+	t.Cleanup(func() {
+		if !t.Failed() {
+			return
+		}
+		keep := os.Getenv(artifactsEnv)
+		if keep != "" {
+			keep = filepath.Join(keep, strings.ReplaceAll(t.Name(), "/", "_"))
+		}
+		err := filepath.WalkDir(dir, func(path string, d os.DirEntry, err error) error {
+			if err != nil || d.IsDir() || !strings.HasSuffix(path, ".log") {
+				return err
+			}
+			b, err := os.ReadFile(path)
+			if err != nil {
+				return err
+			}
+			rel, _ := filepath.Rel(dir, path)
+			lines := strings.Split(strings.TrimRight(string(b), "\n"), "\n")
+			if len(lines) > benchLogTailLines {
+				lines = lines[len(lines)-benchLogTailLines:]
+			}
+			t.Logf("--- the last %d lines of %s (%d bytes) ---\n%s", len(lines), rel, len(b), strings.Join(lines, "\n"))
+			if keep == "" {
+				return nil
+			}
+			to := filepath.Join(keep, rel)
+			if err := os.MkdirAll(filepath.Dir(to), 0o755); err != nil {
+				return err
+			}
+			return os.WriteFile(to, b, 0o644)
+		})
+		if err != nil {
+			t.Logf("collecting the bench logs: %v", err)
+		}
+		if keep != "" {
+			t.Logf("the bench logs are kept in %s", keep)
+		}
+	})
+	return dir
 }

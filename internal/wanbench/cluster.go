@@ -33,6 +33,9 @@ type Target struct {
 	sup *supervisor.Supervisor
 	// args are each region's serve flags, for a restart.
 	args map[string][]string
+	// logs are each region's log file (every start of the region writes
+	// to it), closed by Close.
+	logs map[string]*os.File
 }
 
 // newHTTPClient is the client every benchmark request goes through: plain
@@ -125,8 +128,8 @@ func StartCluster(ctx context.Context, cfg ClusterConfig) (*Target, error) {
 	if err := os.MkdirAll(logs, 0o755); err != nil {
 		return nil, err
 	}
-	t := &Target{Regions: m.Regions, URLs: map[string]string{}, HTTP: newHTTPClient()}
-	files := map[string]*os.File{}
+	t := &Target{Regions: m.Regions, URLs: map[string]string{}, HTTP: newHTTPClient(), logs: map[string]*os.File{}}
+	files := t.logs
 	t.sup = supervisor.New(supervisor.Config{
 		Command:      cfg.Command,
 		StartTimeout: 60 * time.Second,
@@ -163,14 +166,63 @@ func StartCluster(ctx context.Context, cfg ClusterConfig) (*Target, error) {
 		t.args[name] = args
 		if err := t.sup.Start(ctx, name, args); err != nil {
 			t.Close()
-			return nil, fmt.Errorf("%w (log: %s)", err, filepath.Join(logs, name+".log"))
+			return nil, fmt.Errorf("%w (log: %s)", err, t.LogPath(name))
 		}
 	}
-	if err := t.sup.AwaitServing(ctx, readyTimeout, m.Regions...); err != nil {
+	if err := t.awaitServing(ctx, m.Regions...); err != nil {
 		t.Close()
 		return nil, err
 	}
 	return t, nil
+}
+
+// LogPath is the file an embedded region's process writes its output to
+// ("" for a region of an --addr cluster).
+func (t *Target) LogPath(region string) string {
+	if f := t.logs[region]; f != nil {
+		return f.Name()
+	}
+	return ""
+}
+
+// awaitServing waits up to readyTimeout until every named region's causal
+// tier serves. A region that does not is described as it stands then (its
+// causal state and reason, the gossip members and replication peers it
+// knows) with the path of its log, which is what tells why a region never
+// served.
+func (t *Target) awaitServing(ctx context.Context, regions ...string) error {
+	err := t.sup.AwaitServing(ctx, readyTimeout, regions...)
+	if err == nil {
+		return nil
+	}
+	var why []string
+	for _, r := range regions {
+		if d := t.describe(ctx, r); d != "" {
+			why = append(why, d)
+		}
+	}
+	return fmt.Errorf("%w\n%s", err, strings.Join(why, "\n"))
+}
+
+// describe is one line on an embedded region that does not serve: its
+// status and its log ("" for one that serves).
+func (t *Target) describe(ctx context.Context, region string) string {
+	st, err := t.sup.Status(context.WithoutCancel(ctx), region)
+	switch {
+	case err != nil:
+		return fmt.Sprintf("  %s: no status (%v); log: %s", region, err, t.LogPath(region))
+	case st.GetCausalState() == "serving":
+		return ""
+	}
+	var members, peers []string
+	for _, m := range st.GetMembers() {
+		members = append(members, fmt.Sprintf("%s %s at %s", m.GetRegion(), m.GetState(), m.GetGossipAddress()))
+	}
+	for _, p := range st.GetPeers() {
+		peers = append(peers, fmt.Sprintf("%s at %s", p.GetRegion(), p.GetAddress()))
+	}
+	return fmt.Sprintf("  %s: causal state %q (%s); gossip members: [%s]; replication peers: [%s]; log: %s",
+		region, st.GetCausalState(), st.GetCausalStateReason(), strings.Join(members, ", "), strings.Join(peers, ", "), t.LogPath(region))
 }
 
 // Close stops the embedded cluster's processes (none for an --addr
@@ -179,6 +231,9 @@ func (t *Target) Close() {
 	if t.sup != nil {
 		t.sup.StopAll(10 * time.Second)
 		t.sup.Close()
+	}
+	for _, f := range t.logs {
+		f.Close()
 	}
 	t.HTTP.CloseIdleConnections()
 }
@@ -310,5 +365,5 @@ func (t *Target) Restart(ctx context.Context, region string, await bool, extra .
 	if !await {
 		return nil
 	}
-	return t.sup.AwaitServing(ctx, readyTimeout, region)
+	return t.awaitServing(ctx, region)
 }

@@ -198,6 +198,9 @@ type bench struct {
 	res          *Results
 	prog         *progress
 	dir          string
+	// keepDir is set when an embedded cluster did not start: its logs,
+	// which say why, outlive a temporary dir.
+	keepDir bool
 	// noLinear is set when the cluster runs without the linearizable tier
 	// (only possible with --addr).
 	noLinear bool
@@ -220,7 +223,11 @@ func Run(ctx context.Context, cfg Config) (*Results, error) {
 		if err != nil {
 			return nil, err
 		}
-		defer os.RemoveAll(tmp)
+		defer func() {
+			if !b.keepDir {
+				os.RemoveAll(tmp)
+			}
+		}()
 		dir = tmp
 	}
 	b.dir = dir
@@ -257,7 +264,8 @@ func Run(ctx context.Context, cfg Config) (*Results, error) {
 		b.prog.step("starting "+fmt.Sprint(len(cfg.Matrix.Regions))+" causeway regions under the WAN", startEstimate)
 		t, err := StartCluster(ctx, ClusterConfig{Command: cfg.Command, Matrix: cfg.Matrix, DataDir: dir + "/causeway"})
 		if err != nil {
-			return nil, err
+			b.keepDir = true
+			return nil, fmt.Errorf("the embedded cluster did not start (its data and logs are kept in %s): %w", dir, err)
 		}
 		b.target = t
 		b.res.Embedded = true

@@ -40,7 +40,8 @@ func (b *bench) scaleSweep(ctx context.Context, sweep []Matrix, clients int) []S
 		b.prog.step(fmt.Sprintf("region sweep: starting %d regions (%s)", len(m.Regions), m.Name), startEstimate)
 		t, err := StartCluster(ctx, ClusterConfig{Command: b.cfg.Command, Matrix: m, DataDir: fmt.Sprintf("%s/scale-%d", b.dir, len(m.Regions))})
 		if err != nil {
-			pt.Error = err.Error()
+			b.keepDir = true
+			pt.Error = fmt.Sprintf("the cluster did not start (its data and logs are kept in %s): %v", b.dir, err)
 			out = append(out, pt)
 			continue
 		}
