@@ -57,6 +57,10 @@ func TestBenchSmoke(t *testing.T) {
 			t.Logf("etcd rows skipped: %s", s)
 		}
 	}
+	// The embedded cluster runs with TLS by default, and etcd with it.
+	if !got.TLS || !etcdSkipped && !got.EtcdTLS {
+		t.Errorf("results.json says TLS %v, etcd TLS %v: want both by default", got.TLS, got.EtcdTLS)
+	}
 
 	// Every row: operation x region x load.
 	type key struct{ tier, op, region, load string }
@@ -114,6 +118,9 @@ func TestBenchSmoke(t *testing.T) {
 	report, err := os.ReadFile(filepath.Join(out, "report.md"))
 	if err != nil || !strings.Contains(string(report), "## Targets") {
 		t.Errorf("report.md missing or without targets: %v", err)
+	}
+	if want := "Transport: Causeway: TLS"; !strings.Contains(string(report), want) {
+		t.Errorf("report.md does not say %q", want)
 	}
 
 	// Every plot is well-formed XML naming its series.
@@ -189,6 +196,7 @@ func TestBenchRejectsBadFlags(t *testing.T) {
 		{[]string{"stray"}, ""},
 		{[]string{"--scale-wan", "aws3"}, "give it with --scale"},
 		{[]string{"--scale", "--scale-wan", "aws3,aws9"}, "neither a preset (aws3, aws5, aws7) nor a file"},
+		{[]string{"--insecure", "--addr", "us-east=127.0.0.1:1"}, "--insecure is for the embedded cluster"},
 	} {
 		res := runCLI("", append([]string{"bench"}, tt.args...)...)
 		if res.code != exitUsage || !strings.Contains(res.stderr, tt.want) {
@@ -212,7 +220,8 @@ func TestBenchFaultsSmoke(t *testing.T) {
 	t.Cleanup(func() { benchCommand = saved })
 
 	out := t.TempDir()
-	res := runCLI("", "bench", "--faults", "--phase", "1s", "--clients", "1,2", "--rate", "20", "--linear-rate", "5",
+	// In plain HTTP: TestBenchSmoke runs the default, TLS.
+	res := runCLI("", "bench", "--faults", "--insecure", "--phase", "1s", "--clients", "1,2", "--rate", "20", "--linear-rate", "5",
 		"--progress=false", "--out", out, "--data", benchDataDir(t))
 	if res.code != exitOK {
 		t.Fatalf("bench --faults failed:\n%s", res)
@@ -224,6 +233,9 @@ func TestBenchFaultsSmoke(t *testing.T) {
 	}
 	if err := json.Unmarshal(js, &got); err != nil {
 		t.Fatalf("results.json does not parse: %v", err)
+	}
+	if got.TLS {
+		t.Error("results.json says TLS for a run with --insecure")
 	}
 	f := got.Faults
 	if f == nil {
@@ -389,7 +401,7 @@ func TestBenchScaleSmoke(t *testing.T) {
 		t.Fatal(err)
 	}
 	out := t.TempDir()
-	res := runCLI("", "bench", "--scale", "--scale-wan", two+",aws3", "--phase", "200ms", "--clients", "2",
+	res := runCLI("", "bench", "--scale", "--insecure", "--scale-wan", two+",aws3", "--phase", "200ms", "--clients", "2",
 		"--progress=false", "--out", out, "--data", benchDataDir(t))
 	if res.code != exitOK {
 		t.Fatalf("bench --scale failed:\n%s", res)

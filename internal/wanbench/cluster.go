@@ -19,6 +19,7 @@ import (
 
 	v1 "github.com/causewaydb/causeway/api/causeway/v1"
 	"github.com/causewaydb/causeway/api/causeway/v1/causewayv1connect"
+	"github.com/causewaydb/causeway/internal/pki"
 	"github.com/causewaydb/causeway/internal/supervisor"
 )
 
@@ -33,6 +34,11 @@ type Target struct {
 	sup *supervisor.Supervisor
 	// args are each region's serve flags, for a restart.
 	args map[string][]string
+	// TLS says the cluster speaks TLS; CertsDir, for an embedded one, is
+	// its certificates' directory (the cluster CA, the admin client
+	// certificate), "" for a plain one or an --addr one.
+	TLS      bool
+	CertsDir string
 	// logs are each region's log file (every start of the region writes
 	// to it), closed by Close.
 	logs map[string]*os.File
@@ -77,7 +83,7 @@ func AddrTarget(spec string, client *http.Client, tls bool) (*Target, error) {
 	if tls {
 		scheme = "https://"
 	}
-	t := &Target{URLs: map[string]string{}, HTTP: client}
+	t := &Target{URLs: map[string]string{}, HTTP: client, TLS: tls}
 	for item := range strings.SplitSeq(spec, ",") {
 		item = strings.TrimSpace(item)
 		if item == "" {
@@ -109,6 +115,11 @@ type ClusterConfig struct {
 	Matrix  Matrix
 	// DataDir is the parent of the regions' data directories and logs.
 	DataDir string
+	// Secure runs the regions with TLS and authentication, as `causeway
+	// cluster` does: the certificates are created in DataDir/certs, and
+	// the benchmark's clients present the admin client certificate.
+	// False: plain HTTP (`causeway bench --insecure`).
+	Secure bool
 }
 
 // readyTimeout bounds the wait for every region to serve and the
@@ -117,7 +128,8 @@ type ClusterConfig struct {
 const readyTimeout = 3 * time.Minute
 
 // StartCluster starts one `causeway serve` per region of cfg.Matrix on
-// 127.0.0.1 through the cluster supervisor, with the matrix's one-way
+// 127.0.0.1 through the cluster supervisor (with TLS when cfg.Secure),
+// with the matrix's one-way
 // delays on every link, fault injection on (so the no-WAN baseline can set
 // the delays to 0 and back), and every region a voter of the linearizable
 // tier. It returns once every region serves and the tier has a leader that
@@ -129,8 +141,25 @@ func StartCluster(ctx context.Context, cfg ClusterConfig) (*Target, error) {
 		return nil, err
 	}
 	t := &Target{Regions: m.Regions, URLs: map[string]string{}, HTTP: newHTTPClient(), logs: map[string]*os.File{}}
+	if cfg.Secure {
+		dir, err := filepath.Abs(filepath.Join(cfg.DataDir, "certs"))
+		if err != nil {
+			return nil, err
+		}
+		// The supervisor would create them too; the benchmark's client,
+		// which it shares, needs the admin certificate first.
+		if err := supervisor.PrepareCerts(dir); err != nil {
+			return nil, err
+		}
+		tlsCfg, err := pki.ClientTLS(dir, supervisor.AdminClient)
+		if err != nil {
+			return nil, err
+		}
+		t.HTTP, t.TLS, t.CertsDir = NewHTTPClient(tlsCfg, nil), true, dir
+	}
 	files := t.logs
 	t.sup = supervisor.New(supervisor.Config{
+		CertsDir:     t.CertsDir,
 		Command:      cfg.Command,
 		StartTimeout: 60 * time.Second,
 		HTTP:         t.HTTP,
@@ -154,7 +183,8 @@ func StartCluster(ctx context.Context, cfg ClusterConfig) (*Target, error) {
 			t.Close()
 			return nil, err
 		}
-		t.URLs[name] = "http://" + addrs[i].API
+		r, _ := t.sup.Region(name)
+		t.URLs[name] = r.URL()
 	}
 	id := uuid.NewString()
 	t.args = map[string][]string{}

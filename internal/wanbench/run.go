@@ -32,6 +32,9 @@ type Config struct {
 	AddrTLS  bool
 	// Command runs the causeway binary for an embedded cluster.
 	Command supervisor.Command
+	// Insecure runs an embedded cluster in plain HTTP, and etcd with it
+	// (default: both with TLS and client certificates; see tls.go).
+	Insecure bool
 	// DataDir is where an embedded cluster and etcd keep their data and
 	// logs; "" makes a temporary directory, removed at the end.
 	DataDir string
@@ -156,6 +159,11 @@ type Results struct {
 	Voters       []string          `json:"voters"`
 	PhaseSeconds float64           `json:"phase_s"`
 	Embedded     bool              `json:"embedded"`
+	// TLS says Causeway's clients and nodes spoke TLS (false in a
+	// results.json recorded before the benchmark ran TLS: those runs were
+	// plain HTTP); EtcdTLS, that etcd ran with client and peer TLS.
+	TLS     bool `json:"tls"`
+	EtcdTLS bool `json:"etcd_tls"`
 	Rows         []Row             `json:"rows"`
 	Visibility   []VisibilityRow   `json:"visibility"`
 	CatchUp      *CatchUp          `json:"catch_up,omitempty"`
@@ -238,6 +246,7 @@ func Run(ctx context.Context, cfg Config) (*Results, error) {
 		if cfg.Addr != "" {
 			return nil, errors.New("the region sweep starts its own clusters: it cannot run against --addr")
 		}
+		b.res.TLS = !cfg.Insecure
 		b.res.Scale = b.scaleSweep(ctx, cfg.Scale, cfg.Clients[len(cfg.Clients)-1])
 		if err := ctx.Err(); err != nil {
 			return nil, err
@@ -262,7 +271,7 @@ func Run(ctx context.Context, cfg Config) (*Results, error) {
 		b.target = t
 	} else {
 		b.prog.step("starting "+fmt.Sprint(len(cfg.Matrix.Regions))+" causeway regions under the WAN", startEstimate)
-		t, err := StartCluster(ctx, ClusterConfig{Command: cfg.Command, Matrix: cfg.Matrix, DataDir: dir + "/causeway"})
+		t, err := StartCluster(ctx, ClusterConfig{Command: cfg.Command, Matrix: cfg.Matrix, DataDir: dir + "/causeway", Secure: !cfg.Insecure})
 		if err != nil {
 			b.keepDir = true
 			return nil, fmt.Errorf("the embedded cluster did not start (its data and logs are kept in %s): %w", dir, err)
@@ -271,6 +280,7 @@ func Run(ctx context.Context, cfg Config) (*Results, error) {
 		b.res.Embedded = true
 	}
 	defer b.target.Close()
+	b.res.TLS = b.target.TLS
 	leader, err := b.target.AwaitLeader(ctx, readyTimeout)
 	switch {
 	case err != nil && b.target.Embedded():
@@ -315,7 +325,17 @@ func Run(ctx context.Context, cfg Config) (*Results, error) {
 		// The fault timeline measures Causeway alone.
 	} else if cfg.Etcd != "none" {
 		b.prog.step("starting etcd, one member per region, behind delay proxies", etcdStartEstimate)
-		e, err := startEtcd(ctx, etcdConfig{Binary: cfg.Etcd, Matrix: cfg.Matrix, Dir: dir + "/etcd"})
+		ecfg := etcdConfig{Binary: cfg.Etcd, Matrix: cfg.Matrix, Dir: dir + "/etcd", CADir: b.target.CertsDir}
+		if b.target.TLS && ecfg.CADir == "" {
+			// An --addr cluster with TLS: its CA's key is not the
+			// benchmark's to use, so etcd's certificates come from a CA of
+			// the run's own.
+			ecfg.CADir = dir + "/etcd-ca"
+			if err := supervisor.PrepareCerts(ecfg.CADir); err != nil {
+				return nil, fmt.Errorf("etcd's certificates: %w", err)
+			}
+		}
+		e, err := startEtcd(ctx, ecfg)
 		switch {
 		case errors.Is(err, errEtcdNotFound):
 			b.skip("etcd rows: " + err.Error())
@@ -324,7 +344,7 @@ func Run(ctx context.Context, cfg Config) (*Results, error) {
 		default:
 			b.etcd = e
 			defer e.Close()
-			b.res.EtcdLeader, b.res.EtcdVersion = e.leaderRegion, e.version
+			b.res.EtcdLeader, b.res.EtcdVersion, b.res.EtcdTLS = e.leaderRegion, e.version, e.tls
 		}
 	} else {
 		b.skip("etcd rows: skipped by --etcd none")
