@@ -152,28 +152,29 @@ func (r Row) Label() string {
 
 // Results is everything one run measured, as results.json holds it.
 type Results struct {
-	Started      time.Time  `json:"started"`
-	Finished     time.Time  `json:"finished"`
-	Matrix       MatrixInfo `json:"matrix"`
-	Leader       string     `json:"leader"`
-	Voters       []string   `json:"voters"`
-	PhaseSeconds float64    `json:"phase_s"`
-	Embedded     bool       `json:"embedded"`
+	Started      time.Time         `json:"started"`
+	Finished     time.Time         `json:"finished"`
+	Matrix       MatrixInfo        `json:"matrix"`
+	Leader       string            `json:"leader"`
+	Voters       []string          `json:"voters"`
+	PhaseSeconds float64           `json:"phase_s"`
+	Embedded     bool              `json:"embedded"`
+	Rows         []Row             `json:"rows"`
+	Visibility   []VisibilityRow   `json:"visibility"`
+	CatchUp      *CatchUp          `json:"catch_up,omitempty"`
+	Scale        []ScalePoint      `json:"scale,omitempty"`
+	Faults       *FaultRun         `json:"faults,omitempty"`
+	Targets      []TargetResult    `json:"targets"`
+	Skipped      []string          `json:"skipped,omitempty"`
+	Machine      map[string]string `json:"machine,omitempty"`
+	EtcdLeader   string            `json:"etcd_leader,omitempty"`
+	EtcdVersion  string            `json:"etcd_version,omitempty"`
+
 	// TLS says Causeway's clients and nodes spoke TLS (false in a
 	// results.json recorded before the benchmark ran TLS: those runs were
 	// plain HTTP); EtcdTLS, that etcd ran with client and peer TLS.
-	TLS         bool              `json:"tls"`
-	EtcdTLS     bool              `json:"etcd_tls"`
-	Rows        []Row             `json:"rows"`
-	Visibility  []VisibilityRow   `json:"visibility"`
-	CatchUp     *CatchUp          `json:"catch_up,omitempty"`
-	Scale       []ScalePoint      `json:"scale,omitempty"`
-	Faults      *FaultRun         `json:"faults,omitempty"`
-	Targets     []TargetResult    `json:"targets"`
-	Skipped     []string          `json:"skipped,omitempty"`
-	Machine     map[string]string `json:"machine,omitempty"`
-	EtcdLeader  string            `json:"etcd_leader,omitempty"`
-	EtcdVersion string            `json:"etcd_version,omitempty"`
+	TLS     bool `json:"tls"`
+	EtcdTLS bool `json:"etcd_tls"`
 }
 
 // MatrixInfo is the matrix as results.json records it.
