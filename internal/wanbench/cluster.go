@@ -188,15 +188,30 @@ func StartCluster(ctx context.Context, cfg ClusterConfig) (*Target, error) {
 	}
 	id := uuid.NewString()
 	t.args = map[string][]string{}
+	join := ""
 	for i, name := range m.Regions {
-		args := []string{"--cluster-id", id, "--fault-injection", "--wan-latency", m.WAN(), "--linear", "voter"}
+		// Every region lets the system pick its gossip port when it binds
+		// it, and the others join through the address the first reports.
+		// A port FreeAddrs found free can be taken (by the ephemeral port
+		// of any connection or datagram on the machine) before a region
+		// started seconds later binds it, and a region whose gossip cannot
+		// bind runs without it: created with --join, it then never learns
+		// the cluster's regions and never serves (it stays "joining",
+		// waiting for the cluster's membership).
+		args := []string{"--cluster-id", id, "--fault-injection", "--wan-latency", m.WAN(), "--linear", "voter", "--gossip-listen", "127.0.0.1:0"}
 		if i > 0 {
-			args = append(args, "--join", addrs[0].Gossip)
+			args = append(args, "--join", join)
 		}
 		t.args[name] = args
 		if err := t.sup.Start(ctx, name, args); err != nil {
 			t.Close()
 			return nil, fmt.Errorf("%w (log: %s)", err, t.LogPath(name))
+		}
+		if i == 0 {
+			if join, err = t.gossipAddr(ctx, name); err != nil {
+				t.Close()
+				return nil, fmt.Errorf("%w (log: %s)", err, t.LogPath(name))
+			}
 		}
 	}
 	if err := t.awaitServing(ctx, m.Regions...); err != nil {
@@ -204,6 +219,33 @@ func StartCluster(ctx context.Context, cfg ClusterConfig) (*Target, error) {
 		return nil, err
 	}
 	return t, nil
+}
+
+// gossipStartTimeout bounds the wait for a region's gossip to report its
+// address once the region listens.
+const gossipStartTimeout = 30 * time.Second
+
+// gossipAddr is the gossip address region reports for itself
+// (AdminService/Status), once its gossip runs.
+func (t *Target) gossipAddr(ctx context.Context, region string) (string, error) {
+	addr := ""
+	err := supervisor.Poll(ctx, gossipStartTimeout, func(ctx context.Context) (bool, string) {
+		st, err := t.sup.Status(ctx, region)
+		if err != nil {
+			return false, err.Error()
+		}
+		for _, m := range st.GetMembers() {
+			if m.GetRegion() == region && m.GetGossipAddress() != "" {
+				addr = m.GetGossipAddress()
+				return true, ""
+			}
+		}
+		return false, "gossip reports no address for the region itself"
+	})
+	if err != nil {
+		return "", fmt.Errorf("region %s: its gossip address: %w", region, err)
+	}
+	return addr, nil
 }
 
 // LogPath is the file an embedded region's process writes its output to
@@ -380,15 +422,14 @@ type kvClient = causewayv1connect.KVServiceClient
 func (t *Target) Kill(region string) error { return t.sup.Kill(region) }
 
 // Restart starts a killed region again on its data and addresses, and
-// waits until it serves. It takes a new gossip port: on its old one, a
-// region restarted under emulated delay can fail to rejoin gossip, because
-// the link layer discards delayed bytes when a connection closes (see
-// cmd/causeway/rejoin_test.go).
+// waits until it serves. Like every start, it takes a new gossip port (on
+// its old one, a region restarted under emulated delay could fail to
+// rejoin gossip: see cmd/causeway/rejoin_test.go).
 //
 // extra serve flags are added (a clock skew); await makes it wait until
 // the causal tier serves, which a region with a skewed clock may not.
 func (t *Target) Restart(ctx context.Context, region string, await bool, extra ...string) error {
-	args := append(append([]string(nil), t.args[region]...), "--gossip-listen", "127.0.0.1:0")
+	args := append([]string(nil), t.args[region]...)
 	if err := t.sup.Start(ctx, region, append(args, extra...)); err != nil {
 		return err
 	}
