@@ -24,7 +24,8 @@ import (
 // The peer: a real etcd cluster, one member per region, its members'
 // traffic through delay proxies (proxy.go) with the matrix's delays, and
 // its clients in each region talking to their own region's member through
-// etcd's Go client (go.etcd.io/etcd/client/v3), as a deployment would.
+// etcd's Go client (go.etcd.io/etcd/client/v3), as a deployment would;
+// with TLS when the cluster under test runs it (etcdConfig.CADir, tls.go).
 
 // errEtcdNotFound is returned when no etcd binary is installed.
 var errEtcdNotFound = errors.New("etcd not found: install Debian's etcd-server (apt-get install -y etcd-server) or put an etcd binary on PATH, or pass --etcd PATH")
