@@ -128,11 +128,10 @@ type ClusterConfig struct {
 const readyTimeout = 3 * time.Minute
 
 // StartCluster starts one `causeway serve` per region of cfg.Matrix on
-// 127.0.0.1 through the cluster supervisor (with TLS when cfg.Secure),
-// with the matrix's one-way
-// delays on every link, fault injection on (so the no-WAN baseline can set
-// the delays to 0 and back), and every region a voter of the linearizable
-// tier. It returns once every region serves and the tier has a leader that
+// 127.0.0.1 through the cluster supervisor (with TLS when cfg.Secure), with
+// the matrix's one-way delays on every link, fault injection on (so the
+// no-WAN baseline can set the delays to 0 and back), and every region a
+// voter of the linearizable tier. It returns once every region serves and the tier has a leader that
 // every region follows. Close stops every process.
 func StartCluster(ctx context.Context, cfg ClusterConfig) (*Target, error) {
 	m := cfg.Matrix
