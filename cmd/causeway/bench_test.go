@@ -517,6 +517,19 @@ func TestBenchAddrWithLinearTier(t *testing.T) {
 	}
 }
 
+// isBenchLog reports whether path, under a bench --data directory, is a
+// process's log: a region's (causeway/logs/R.log, scale-N/logs/R.log) or
+// an etcd member's (etcd/R.log). Pebble's write-ahead logs, also *.log,
+// are not.
+func isBenchLog(dir, path string) bool {
+	rel, err := filepath.Rel(dir, path)
+	if err != nil || !strings.HasSuffix(rel, ".log") {
+		return false
+	}
+	parent := filepath.Base(filepath.Dir(rel))
+	return parent == "logs" || filepath.Dir(rel) == "etcd"
+}
+
 // benchLogTailLines is how much of each log a failed bench test prints.
 const benchLogTailLines = 60
 
@@ -540,7 +553,7 @@ func benchDataDir(t *testing.T) string {
 			keep = filepath.Join(keep, strings.ReplaceAll(t.Name(), "/", "_"))
 		}
 		err := filepath.WalkDir(dir, func(path string, d os.DirEntry, err error) error {
-			if err != nil || d.IsDir() || !strings.HasSuffix(path, ".log") {
+			if err != nil || d.IsDir() || !isBenchLog(dir, path) {
 				return err
 			}
 			b, err := os.ReadFile(path)
