@@ -530,8 +530,12 @@ func isBenchLog(dir, path string) bool {
 	return parent == "logs" || filepath.Dir(rel) == "etcd"
 }
 
-// benchLogTailLines is how much of each log a failed bench test prints.
-const benchLogTailLines = 60
+// benchLogTailLines is how much of each log a failed bench test prints,
+// and benchStackDumpLines how much of a hung region's goroutine dump.
+const (
+	benchLogTailLines   = 60
+	benchStackDumpLines = 400
+)
 
 // benchDataDir is a --data directory for a bench test that outlives a
 // failure: when the test fails, the end of every log under it (each
@@ -561,11 +565,21 @@ func benchDataDir(t *testing.T) string {
 				return err
 			}
 			rel, _ := filepath.Rel(dir, path)
-			lines := strings.Split(strings.TrimRight(string(b), "\n"), "\n")
+			// A region that hung was ended with SIGQUIT (wanbench's
+			// describe): its log ends with every goroutine's stack.
+			log, dump, dumped := strings.Cut(string(b), "SIGQUIT: quit")
+			lines := strings.Split(strings.TrimRight(log, "\n"), "\n")
 			if len(lines) > benchLogTailLines {
 				lines = lines[len(lines)-benchLogTailLines:]
 			}
 			t.Logf("--- the last %d lines of %s (%d bytes) ---\n%s", len(lines), rel, len(b), strings.Join(lines, "\n"))
+			if dumped {
+				stacks := strings.Split(dump, "\n")
+				if len(stacks) > benchStackDumpLines {
+					stacks = stacks[:benchStackDumpLines]
+				}
+				t.Logf("--- %s: its goroutines when it was ended (SIGQUIT), the first %d lines ---\n%s", rel, len(stacks), strings.Join(stacks, "\n"))
+			}
 			if keep == "" {
 				return nil
 			}

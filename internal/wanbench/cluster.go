@@ -275,13 +275,27 @@ func (t *Target) awaitServing(ctx context.Context, regions ...string) error {
 	return fmt.Errorf("%w\n%s", err, strings.Join(why, "\n"))
 }
 
+// stackDumpGrace bounds the wait for a region to write its goroutines'
+// stacks and exit after SIGQUIT.
+const stackDumpGrace = 10 * time.Second
+
 // describe is one line on an embedded region that does not serve: its
-// status and its log ("" for one that serves).
+// status and its log ("" for one that serves). A region whose process runs
+// but does not answer AdminService/Status is ended with SIGQUIT, so that
+// its log ends with every goroutine's stack.
 func (t *Target) describe(ctx context.Context, region string) string {
 	st, err := t.sup.Status(context.WithoutCancel(ctx), region)
 	switch {
+	case err != nil && t.sup.State(region) == supervisor.Running:
+		// It runs but does not answer: where it is stuck is worth more
+		// than the process, which the caller gives up on.
+		dumped := ""
+		if derr := t.sup.DumpStacks(region, stackDumpGrace); derr == nil {
+			dumped = "; its goroutines' stacks (SIGQUIT) end its log"
+		}
+		return fmt.Sprintf("  %s: runs but gives no status (%v)%s; log: %s", region, err, dumped, t.LogPath(region))
 	case err != nil:
-		return fmt.Sprintf("  %s: no status (%v); log: %s", region, err, t.LogPath(region))
+		return fmt.Sprintf("  %s: no status (%v; the process is %s); log: %s", region, err, t.sup.State(region), t.LogPath(region))
 	case st.GetCausalState() == "serving":
 		return ""
 	}
