@@ -33,6 +33,10 @@ type regionState struct {
 	// lost is set, for good, once a subscriber proved that this region lost
 	// writes it had acknowledged (causal.CheckResume).
 	lost atomic.Pointer[string]
+	// noMembership is why membership (gossip) did not start, when it did
+	// not: a joining region that knows no peer then never learns the
+	// cluster's regions, and its state says why.
+	noMembership atomic.Pointer[string]
 }
 
 // The causal tier's states (Node.CausalState); every state but serving
@@ -59,6 +63,10 @@ func (s *regionState) refusal(region string, merging bool) (string, error) {
 		s.mu.Unlock()
 		if waiting == "" {
 			waiting = "the cluster's membership"
+			if why := s.noMembership.Load(); why != nil {
+				waiting += ", which this node cannot learn: gossip did not start (" + *why +
+					"); restart it with a free --gossip-listen address, or name the regions with --peers"
+			}
 		}
 		return stateJoining, api.Errorf(api.ErrUnavailable, "region %s is joining the cluster with no data of its own: it serves once it holds a snapshot of every other region (waiting for %s); retry shortly or use another region",
 			region, waiting)

@@ -1,6 +1,8 @@
 package replica
 
 import (
+	"errors"
+	"strings"
 	"testing"
 
 	"github.com/cockroachdb/pebble/v2/vfs"
@@ -53,5 +55,30 @@ func TestStartStatesOfTheJoin(t *testing.T) {
 	defer n.Close()
 	if got := state(n); got != stateJoining {
 		t.Errorf("reopened with a merge left unfinished: %s, want joining", got)
+	}
+}
+
+// TestJoinWithoutMembershipSaysWhy: a region created with --join whose
+// gossip did not start (its port was taken) can never learn the cluster's
+// regions; its state says so, with gossip's error, instead of waiting for
+// the membership in silence.
+func TestJoinWithoutMembershipSaysWhy(t *testing.T) {
+	n, err := Open(Config{Region: "ap-southeast", DataDir: "joiner", FS: vfs.NewMem(), Join: true, Logger: discardLogger()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer n.Close()
+	n.cfg.Membership = func(Env, MemberEvents) (Membership, error) {
+		return nil, errors.New("gossip: listen udp 127.0.0.1:7170: bind: address already in use")
+	}
+	n.repl.start("127.0.0.1:1")
+	state, reason := n.CausalState()
+	if state != stateJoining {
+		t.Fatalf("state %s, want joining", state)
+	}
+	for _, want := range []string{"gossip did not start", "address already in use", "--gossip-listen"} {
+		if !strings.Contains(reason, want) {
+			t.Errorf("the joining reason does not say %q: %s", want, reason)
+		}
 	}
 }

@@ -120,6 +120,8 @@ func (r *replication) start(advertise string) {
 		if r.n.cfg.Membership != nil {
 			if err := r.startMembership(r.advertise); err != nil {
 				r.n.log.Error("gossip did not start; replicating with --peers only", "err", err)
+				why := err.Error()
+				r.n.state.noMembership.Store(&why)
 			}
 		}
 		if r.n.state.joining.Load() {

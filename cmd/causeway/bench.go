@@ -39,6 +39,7 @@ func runBench(args []string, stdout, stderr io.Writer) int {
 	clients := fs.String("clients", "1,64", "closed-loop clients per region, comma-separated")
 	rate := fs.Float64("rate", 100, "open-loop arrivals per second per region, causal tier")
 	linearRate := fs.Float64("linear-rate", 10, "open-loop arrivals per second per region, linearizable tier and etcd")
+	insecure := fs.Bool("insecure", false, "run the embedded cluster, and etcd, in plain HTTP (by default both run with TLS and client certificates, on certificates created in the data directory)")
 	data := fs.String("data", "", "keep the cluster's and etcd's data and logs here (default: a temporary directory, removed)")
 	progress := fs.Bool("progress", true, "show a progress bar on stderr")
 	note := fs.String("note", "", "a line for the top of report.md (the machine class, for example)")
@@ -62,6 +63,14 @@ linearizable Get and Lock beside their physical floor; and etcd's Put,
 linearizable Get and put-if-absent. Each at 1 and 64 closed-loop clients and
 in open loop at a fixed arrival rate (latency from the scheduled send time).
 It prints markdown tables; --out also writes results.json, report.md and plots.
+
+The embedded cluster runs with TLS, as `+"`causeway cluster`"+` does: a cluster CA, a
+node certificate per region and an admin client certificate are created
+under the data directory (--data, or a temporary one); the nodes talk mutual
+TLS and the benchmark's clients present the admin certificate. etcd then runs
+with client and peer TLS on certificates from the same CA (its delay proxies
+terminate TLS to know which member calls), and its clients present the admin
+certificate too. --insecure runs both in plain HTTP. The report says which.
 
 Presets (round trips measured between AWS regions, see docs/bench/README.md):
   aws3  us-east, eu-west, ap-southeast
@@ -121,7 +130,11 @@ Flags:
 	}
 	cfg := wanbench.Config{
 		Matrix: m, Addr: *addr, Phase: *phase, Etcd: *etcd, DataDir: *data,
-		CausalRate: *rate, LinearRate: *linearRate, Log: stderr,
+		CausalRate: *rate, LinearRate: *linearRate, Log: stderr, Insecure: *insecure,
+	}
+	if *insecure && *addr != "" {
+		fmt.Fprintln(stderr, "causeway bench: --insecure is for the embedded cluster; an --addr cluster is called with TLS when --certs-dir is given, in plain HTTP otherwise")
+		return exitUsage
 	}
 	if creds.certsDir != "" || creds.client != "" || creds.token != "" {
 		if *addr == "" {

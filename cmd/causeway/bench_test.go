@@ -37,7 +37,7 @@ func TestBenchSmoke(t *testing.T) {
 
 	out := t.TempDir()
 	res := runCLI("", "bench", "--wan", "aws3", "--phase", "50ms", "--clients", "1,4",
-		"--rate", "50", "--linear-rate", "5", "--progress=false", "--out", out, "--data", t.TempDir())
+		"--rate", "50", "--linear-rate", "5", "--progress=false", "--out", out, "--data", benchDataDir(t))
 	if res.code != exitOK {
 		t.Fatalf("bench failed:\n%s", res)
 	}
@@ -56,6 +56,10 @@ func TestBenchSmoke(t *testing.T) {
 			etcdSkipped = true
 			t.Logf("etcd rows skipped: %s", s)
 		}
+	}
+	// The embedded cluster runs with TLS by default, and etcd with it.
+	if !got.TLS || !etcdSkipped && !got.EtcdTLS {
+		t.Errorf("results.json says TLS %v, etcd TLS %v: want both by default", got.TLS, got.EtcdTLS)
 	}
 
 	// Every row: operation x region x load.
@@ -121,6 +125,9 @@ func TestBenchSmoke(t *testing.T) {
 	report, err := os.ReadFile(filepath.Join(out, "report.md"))
 	if err != nil || !strings.Contains(string(report), "## Targets") {
 		t.Errorf("report.md missing or without targets: %v", err)
+	}
+	if want := "Transport: Causeway: TLS"; !strings.Contains(string(report), want) {
+		t.Errorf("report.md does not say %q", want)
 	}
 
 	// Every plot is well-formed XML naming its series.
@@ -196,6 +203,7 @@ func TestBenchRejectsBadFlags(t *testing.T) {
 		{[]string{"stray"}, ""},
 		{[]string{"--scale-wan", "aws3"}, "give it with --scale"},
 		{[]string{"--scale", "--scale-wan", "aws3,aws9"}, "neither a preset (aws3, aws5, aws7) nor a file"},
+		{[]string{"--insecure", "--addr", "us-east=127.0.0.1:1"}, "--insecure is for the embedded cluster"},
 	} {
 		res := runCLI("", append([]string{"bench"}, tt.args...)...)
 		if res.code != exitUsage || !strings.Contains(res.stderr, tt.want) {
@@ -219,8 +227,9 @@ func TestBenchFaultsSmoke(t *testing.T) {
 	t.Cleanup(func() { benchCommand = saved })
 
 	out := t.TempDir()
-	res := runCLI("", "bench", "--faults", "--phase", "1s", "--clients", "1,2", "--rate", "20", "--linear-rate", "5",
-		"--progress=false", "--out", out, "--data", t.TempDir())
+	// In plain HTTP: TestBenchSmoke runs the default, TLS.
+	res := runCLI("", "bench", "--faults", "--insecure", "--phase", "1s", "--clients", "1,2", "--rate", "20", "--linear-rate", "5",
+		"--progress=false", "--out", out, "--data", benchDataDir(t))
 	if res.code != exitOK {
 		t.Fatalf("bench --faults failed:\n%s", res)
 	}
@@ -231,6 +240,9 @@ func TestBenchFaultsSmoke(t *testing.T) {
 	}
 	if err := json.Unmarshal(js, &got); err != nil {
 		t.Fatalf("results.json does not parse: %v", err)
+	}
+	if got.TLS {
+		t.Error("results.json says TLS for a run with --insecure")
 	}
 	f := got.Faults
 	if f == nil {
@@ -396,8 +408,8 @@ func TestBenchScaleSmoke(t *testing.T) {
 		t.Fatal(err)
 	}
 	out := t.TempDir()
-	res := runCLI("", "bench", "--scale", "--scale-wan", two+",aws3", "--phase", "200ms", "--clients", "2",
-		"--progress=false", "--out", out, "--data", t.TempDir())
+	res := runCLI("", "bench", "--scale", "--insecure", "--scale-wan", two+",aws3", "--phase", "200ms", "--clients", "2",
+		"--progress=false", "--out", out, "--data", benchDataDir(t))
 	if res.code != exitOK {
 		t.Fatalf("bench --scale failed:\n%s", res)
 	}
@@ -510,4 +522,86 @@ func TestBenchAddrWithLinearTier(t *testing.T) {
 	if got.CatchUp != nil {
 		t.Errorf("a catch-up row against --addr: %+v", got.CatchUp)
 	}
+}
+
+// isBenchLog reports whether path, under a bench --data directory, is a
+// process's log: a region's (causeway/logs/R.log, scale-N/logs/R.log) or
+// an etcd member's (etcd/R.log). Pebble's write-ahead logs, also *.log,
+// are not.
+func isBenchLog(dir, path string) bool {
+	rel, err := filepath.Rel(dir, path)
+	if err != nil || !strings.HasSuffix(rel, ".log") {
+		return false
+	}
+	parent := filepath.Base(filepath.Dir(rel))
+	return parent == "logs" || filepath.Dir(rel) == "etcd"
+}
+
+// benchLogTailLines is how much of each log a failed bench test prints,
+// and benchStackDumpLines how much of a hung region's goroutine dump.
+const (
+	benchLogTailLines   = 60
+	benchStackDumpLines = 400
+)
+
+// benchDataDir is a --data directory for a bench test that outlives a
+// failure: when the test fails, the end of every log under it (each
+// region's, each etcd member's) goes into the test's output, and with
+// CAUSEWAY_TEST_ARTIFACTS set the whole logs are copied under
+// $CAUSEWAY_TEST_ARTIFACTS/<test name>/, so a region that never served
+// leaves the reason behind.
+func benchDataDir(t *testing.T) string {
+	t.Helper()
+	dir := t.TempDir()
+	// Registered after TempDir's own cleanup, so it runs before the
+	// directory is removed.
+	t.Cleanup(func() {
+		if !t.Failed() {
+			return
+		}
+		keep := os.Getenv(artifactsEnv)
+		if keep != "" {
+			keep = filepath.Join(keep, strings.ReplaceAll(t.Name(), "/", "_"))
+		}
+		err := filepath.WalkDir(dir, func(path string, d os.DirEntry, err error) error {
+			if err != nil || d.IsDir() || !isBenchLog(dir, path) {
+				return err
+			}
+			b, err := os.ReadFile(path)
+			if err != nil {
+				return err
+			}
+			rel, _ := filepath.Rel(dir, path)
+			// A region that hung was ended with SIGQUIT (wanbench's
+			// describe): its log ends with every goroutine's stack.
+			log, dump, dumped := strings.Cut(string(b), "SIGQUIT: quit")
+			lines := strings.Split(strings.TrimRight(log, "\n"), "\n")
+			if len(lines) > benchLogTailLines {
+				lines = lines[len(lines)-benchLogTailLines:]
+			}
+			t.Logf("--- the last %d lines of %s (%d bytes) ---\n%s", len(lines), rel, len(b), strings.Join(lines, "\n"))
+			if dumped {
+				stacks := strings.Split(dump, "\n")
+				if len(stacks) > benchStackDumpLines {
+					stacks = stacks[:benchStackDumpLines]
+				}
+				t.Logf("--- %s: its goroutines when it was ended (SIGQUIT), the first %d lines ---\n%s", rel, len(stacks), strings.Join(stacks, "\n"))
+			}
+			if keep == "" {
+				return nil
+			}
+			to := filepath.Join(keep, rel)
+			if err := os.MkdirAll(filepath.Dir(to), 0o755); err != nil {
+				return err
+			}
+			return os.WriteFile(to, b, 0o644)
+		})
+		if err != nil {
+			t.Logf("collecting the bench logs: %v", err)
+		}
+		if keep != "" {
+			t.Logf("the bench logs are kept in %s", keep)
+		}
+	})
+	return dir
 }

@@ -407,6 +407,39 @@ func (r *region) kill() error {
 	return fmt.Errorf("region %s was not running when killed: %v", r.spec.Name, p.err)
 }
 
+// DumpStacks ends a region's process with SIGQUIT, on which a Go process
+// writes every goroutine's stack to its stderr (Config.Output) before it
+// exits: for a region that runs but does not answer, it shows where the
+// process was stuck. A process still running after grace is killed. The
+// region is down afterwards; the exit is not reported through OnExit.
+func (s *Supervisor) DumpStacks(name string, grace time.Duration) error {
+	r, err := s.region(name)
+	if err != nil {
+		return err
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	p := r.proc
+	if p == nil {
+		return fmt.Errorf("region %s: %w", r.spec.Name, ErrDown)
+	}
+	p.stopping = true
+	if r.state == Paused {
+		_ = p.cmd.Process.Signal(syscall.SIGCONT)
+	}
+	_ = p.cmd.Process.Signal(syscall.SIGQUIT)
+	timer := time.NewTimer(grace)
+	defer timer.Stop()
+	select {
+	case <-p.done:
+	case <-timer.C:
+		_ = p.cmd.Process.Signal(syscall.SIGKILL)
+		<-p.done
+	}
+	r.proc, r.state = nil, Down
+	return nil
+}
+
 func killedBy(err error, sig syscall.Signal) bool {
 	var exit *exec.ExitError
 	if errors.As(err, &exit) {

@@ -7,11 +7,13 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"os/signal"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -335,4 +337,62 @@ func TestStopGraceThenKill(t *testing.T) {
 			t.Errorf("%s is %s after Stop", name, got)
 		}
 	}
+}
+
+// TestDumpStacksWritesTheGoroutinesToTheOutput: DumpStacks ends a running
+// region with SIGQUIT, whose goroutine dump reaches the region's stderr
+// output; the region is down afterwards, and the exit is not reported as
+// an unexpected one.
+func TestDumpStacksWritesTheGoroutinesToTheOutput(t *testing.T) {
+	var out lockedBuffer
+	var exits atomic.Int32
+	s := supervisor.New(supervisor.Config{
+		Command:      supervisor.Command{Path: os.Args[0], Env: []string{fakeServeEnv + "=1"}},
+		StartTimeout: 10 * time.Second,
+		Output:       func(string, int) (io.Writer, io.Writer) { return nil, &out },
+		OnExit:       func(supervisor.Exit) { exits.Add(1) },
+	})
+	t.Cleanup(s.Close)
+	addrs, err := supervisor.FreeAddrs(1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Add(supervisor.Region{Name: "hung", DataDir: t.TempDir(), Addrs: addrs[0]}); err != nil {
+		t.Fatal(err)
+	}
+	start(t, s, "hung")
+	if err := s.DumpStacks("hung", 10*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	if got := s.State("hung"); got != supervisor.Down {
+		t.Errorf("state after DumpStacks = %s, want down", got)
+	}
+	if dump := out.String(); !strings.Contains(dump, "SIGQUIT") || !strings.Contains(dump, "goroutine ") {
+		t.Errorf("no goroutine dump in the region's stderr:\n%s", dump)
+	}
+	if n := exits.Load(); n != 0 {
+		t.Errorf("%d exits reported for a dump that was asked for", n)
+	}
+	if err := s.DumpStacks("hung", time.Second); !errors.Is(err, supervisor.ErrDown) {
+		t.Errorf("DumpStacks of a region that is down: %v, want ErrDown", err)
+	}
+}
+
+// lockedBuffer collects a child's output, written from the supervisor's
+// goroutines.
+type lockedBuffer struct {
+	mu  sync.Mutex
+	buf strings.Builder
+}
+
+func (b *lockedBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *lockedBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
 }

@@ -19,6 +19,7 @@ import (
 
 	v1 "github.com/causewaydb/causeway/api/causeway/v1"
 	"github.com/causewaydb/causeway/api/causeway/v1/causewayv1connect"
+	"github.com/causewaydb/causeway/internal/pki"
 	"github.com/causewaydb/causeway/internal/supervisor"
 )
 
@@ -33,6 +34,14 @@ type Target struct {
 	sup *supervisor.Supervisor
 	// args are each region's serve flags, for a restart.
 	args map[string][]string
+	// TLS says the cluster speaks TLS; CertsDir, for an embedded one, is
+	// its certificates' directory (the cluster CA, the admin client
+	// certificate), "" for a plain one or an --addr one.
+	TLS      bool
+	CertsDir string
+	// logs are each region's log file (every start of the region writes
+	// to it), closed by Close.
+	logs map[string]*os.File
 }
 
 // newHTTPClient is the client every benchmark request goes through: plain
@@ -74,7 +83,7 @@ func AddrTarget(spec string, client *http.Client, tls bool) (*Target, error) {
 	if tls {
 		scheme = "https://"
 	}
-	t := &Target{URLs: map[string]string{}, HTTP: client}
+	t := &Target{URLs: map[string]string{}, HTTP: client, TLS: tls}
 	for item := range strings.SplitSeq(spec, ",") {
 		item = strings.TrimSpace(item)
 		if item == "" {
@@ -106,6 +115,11 @@ type ClusterConfig struct {
 	Matrix  Matrix
 	// DataDir is the parent of the regions' data directories and logs.
 	DataDir string
+	// Secure runs the regions with TLS and authentication, as `causeway
+	// cluster` does: the certificates are created in DataDir/certs, and
+	// the benchmark's clients present the admin client certificate.
+	// False: plain HTTP (`causeway bench --insecure`).
+	Secure bool
 }
 
 // readyTimeout bounds the wait for every region to serve and the
@@ -114,10 +128,10 @@ type ClusterConfig struct {
 const readyTimeout = 3 * time.Minute
 
 // StartCluster starts one `causeway serve` per region of cfg.Matrix on
-// 127.0.0.1 through the cluster supervisor, with the matrix's one-way
-// delays on every link, fault injection on (so the no-WAN baseline can set
-// the delays to 0 and back), and every region a voter of the linearizable
-// tier. It returns once every region serves and the tier has a leader that
+// 127.0.0.1 through the cluster supervisor (with TLS when cfg.Secure), with
+// the matrix's one-way delays on every link, fault injection on (so the
+// no-WAN baseline can set the delays to 0 and back), and every region a
+// voter of the linearizable tier. It returns once every region serves and the tier has a leader that
 // every region follows. Close stops every process.
 func StartCluster(ctx context.Context, cfg ClusterConfig) (*Target, error) {
 	m := cfg.Matrix
@@ -125,9 +139,26 @@ func StartCluster(ctx context.Context, cfg ClusterConfig) (*Target, error) {
 	if err := os.MkdirAll(logs, 0o755); err != nil {
 		return nil, err
 	}
-	t := &Target{Regions: m.Regions, URLs: map[string]string{}, HTTP: newHTTPClient()}
-	files := map[string]*os.File{}
+	t := &Target{Regions: m.Regions, URLs: map[string]string{}, HTTP: newHTTPClient(), logs: map[string]*os.File{}}
+	if cfg.Secure {
+		dir, err := filepath.Abs(filepath.Join(cfg.DataDir, "certs"))
+		if err != nil {
+			return nil, err
+		}
+		// The supervisor would create them too; the benchmark's client,
+		// which it shares, needs the admin certificate first.
+		if err := supervisor.PrepareCerts(dir); err != nil {
+			return nil, err
+		}
+		tlsCfg, err := pki.ClientTLS(dir, supervisor.AdminClient)
+		if err != nil {
+			return nil, err
+		}
+		t.HTTP, t.TLS, t.CertsDir = NewHTTPClient(tlsCfg, nil), true, dir
+	}
+	files := t.logs
 	t.sup = supervisor.New(supervisor.Config{
+		CertsDir:     t.CertsDir,
 		Command:      cfg.Command,
 		StartTimeout: 60 * time.Second,
 		HTTP:         t.HTTP,
@@ -151,26 +182,132 @@ func StartCluster(ctx context.Context, cfg ClusterConfig) (*Target, error) {
 			t.Close()
 			return nil, err
 		}
-		t.URLs[name] = "http://" + addrs[i].API
+		r, _ := t.sup.Region(name)
+		t.URLs[name] = r.URL()
 	}
 	id := uuid.NewString()
 	t.args = map[string][]string{}
+	join := ""
 	for i, name := range m.Regions {
-		args := []string{"--cluster-id", id, "--fault-injection", "--wan-latency", m.WAN(), "--linear", "voter"}
+		// Every region lets the system pick its gossip port when it binds
+		// it, and the others join through the address the first reports.
+		// A port FreeAddrs found free can be taken (by the ephemeral port
+		// of any connection or datagram on the machine) before a region
+		// started seconds later binds it, and a region whose gossip cannot
+		// bind runs without it: created with --join, it then never learns
+		// the cluster's regions and never serves (it stays "joining",
+		// waiting for the cluster's membership).
+		args := []string{"--cluster-id", id, "--fault-injection", "--wan-latency", m.WAN(), "--linear", "voter", "--gossip-listen", "127.0.0.1:0"}
 		if i > 0 {
-			args = append(args, "--join", addrs[0].Gossip)
+			args = append(args, "--join", join)
 		}
 		t.args[name] = args
 		if err := t.sup.Start(ctx, name, args); err != nil {
 			t.Close()
-			return nil, fmt.Errorf("%w (log: %s)", err, filepath.Join(logs, name+".log"))
+			return nil, fmt.Errorf("%w (log: %s)", err, t.LogPath(name))
+		}
+		if i == 0 {
+			if join, err = t.gossipAddr(ctx, name); err != nil {
+				t.Close()
+				return nil, fmt.Errorf("%w (log: %s)", err, t.LogPath(name))
+			}
 		}
 	}
-	if err := t.sup.AwaitServing(ctx, readyTimeout, m.Regions...); err != nil {
+	if err := t.awaitServing(ctx, m.Regions...); err != nil {
 		t.Close()
 		return nil, err
 	}
 	return t, nil
+}
+
+// gossipStartTimeout bounds the wait for a region's gossip to report its
+// address once the region listens.
+const gossipStartTimeout = 30 * time.Second
+
+// gossipAddr is the gossip address region reports for itself
+// (AdminService/Status), once its gossip runs.
+func (t *Target) gossipAddr(ctx context.Context, region string) (string, error) {
+	addr := ""
+	err := supervisor.Poll(ctx, gossipStartTimeout, func(ctx context.Context) (bool, string) {
+		st, err := t.sup.Status(ctx, region)
+		if err != nil {
+			return false, err.Error()
+		}
+		for _, m := range st.GetMembers() {
+			if m.GetRegion() == region && m.GetGossipAddress() != "" {
+				addr = m.GetGossipAddress()
+				return true, ""
+			}
+		}
+		return false, "gossip reports no address for the region itself"
+	})
+	if err != nil {
+		return "", fmt.Errorf("region %s: its gossip address: %w", region, err)
+	}
+	return addr, nil
+}
+
+// LogPath is the file an embedded region's process writes its output to
+// ("" for a region of an --addr cluster).
+func (t *Target) LogPath(region string) string {
+	if f := t.logs[region]; f != nil {
+		return f.Name()
+	}
+	return ""
+}
+
+// awaitServing waits up to readyTimeout until every named region's causal
+// tier serves. A region that does not is described as it stands then (its
+// causal state and reason, the gossip members and replication peers it
+// knows) with the path of its log, which is what tells why a region never
+// served.
+func (t *Target) awaitServing(ctx context.Context, regions ...string) error {
+	err := t.sup.AwaitServing(ctx, readyTimeout, regions...)
+	if err == nil {
+		return nil
+	}
+	var why []string
+	for _, r := range regions {
+		if d := t.describe(ctx, r); d != "" {
+			why = append(why, d)
+		}
+	}
+	return fmt.Errorf("%w\n%s", err, strings.Join(why, "\n"))
+}
+
+// stackDumpGrace bounds the wait for a region to write its goroutines'
+// stacks and exit after SIGQUIT.
+const stackDumpGrace = 10 * time.Second
+
+// describe is one line on an embedded region that does not serve: its
+// status and its log ("" for one that serves). A region whose process runs
+// but does not answer AdminService/Status is ended with SIGQUIT, so that
+// its log ends with every goroutine's stack.
+func (t *Target) describe(ctx context.Context, region string) string {
+	st, err := t.sup.Status(context.WithoutCancel(ctx), region)
+	switch {
+	case err != nil && t.sup.State(region) == supervisor.Running:
+		// It runs but does not answer: where it is stuck is worth more
+		// than the process, which the caller gives up on.
+		dumped := ""
+		if derr := t.sup.DumpStacks(region, stackDumpGrace); derr == nil {
+			dumped = "; its goroutines' stacks (SIGQUIT) end its log"
+		}
+		return fmt.Sprintf("  %s: runs but gives no status (%v)%s; log: %s", region, err, dumped, t.LogPath(region))
+	case err != nil:
+		return fmt.Sprintf("  %s: no status (%v; the process is %s); log: %s", region, err, t.sup.State(region), t.LogPath(region))
+	case st.GetCausalState() == "serving":
+		return ""
+	}
+	var members, peers []string
+	for _, m := range st.GetMembers() {
+		members = append(members, fmt.Sprintf("%s %s at %s", m.GetRegion(), m.GetState(), m.GetGossipAddress()))
+	}
+	for _, p := range st.GetPeers() {
+		peers = append(peers, fmt.Sprintf("%s at %s", p.GetRegion(), p.GetAddress()))
+	}
+	return fmt.Sprintf("  %s: causal state %q (%s); gossip members: [%s]; replication peers: [%s]; log: %s",
+		region, st.GetCausalState(), st.GetCausalStateReason(), strings.Join(members, ", "), strings.Join(peers, ", "), t.LogPath(region))
 }
 
 // Close stops the embedded cluster's processes (none for an --addr
@@ -179,6 +316,9 @@ func (t *Target) Close() {
 	if t.sup != nil {
 		t.sup.StopAll(10 * time.Second)
 		t.sup.Close()
+	}
+	for _, f := range t.logs {
+		f.Close()
 	}
 	t.HTTP.CloseIdleConnections()
 }
@@ -295,20 +435,19 @@ type kvClient = causewayv1connect.KVServiceClient
 func (t *Target) Kill(region string) error { return t.sup.Kill(region) }
 
 // Restart starts a killed region again on its data and addresses, and
-// waits until it serves. It takes a new gossip port: on its old one, a
-// region restarted under emulated delay can fail to rejoin gossip, because
-// the link layer discards delayed bytes when a connection closes (see
-// cmd/causeway/rejoin_test.go).
+// waits until it serves. Like every start, it takes a new gossip port (on
+// its old one, a region restarted under emulated delay could fail to
+// rejoin gossip: see cmd/causeway/rejoin_test.go).
 //
 // extra serve flags are added (a clock skew); await makes it wait until
 // the causal tier serves, which a region with a skewed clock may not.
 func (t *Target) Restart(ctx context.Context, region string, await bool, extra ...string) error {
-	args := append(append([]string(nil), t.args[region]...), "--gossip-listen", "127.0.0.1:0")
+	args := append([]string(nil), t.args[region]...)
 	if err := t.sup.Start(ctx, region, append(args, extra...)); err != nil {
 		return err
 	}
 	if !await {
 		return nil
 	}
-	return t.sup.AwaitServing(ctx, readyTimeout, region)
+	return t.awaitServing(ctx, region)
 }

@@ -10,6 +10,13 @@
 //     region by half the pair's round trip). etcd's members talk through
 //     delay proxies (proxy.go) built on the same link layer with the same
 //     delays. Clients talk to their own region's node undelayed.
+//   - Same transport for both systems. An embedded cluster runs with TLS
+//     unless Config.Insecure (nodes talk mutual TLS, clients present the
+//     admin client certificate), and etcd then runs with client and peer
+//     TLS on certificates from the same CA, its clients presenting the same
+//     certificate (tls.go); its delay proxies terminate TLS to know the
+//     calling member by its certificate. Results.TLS and EtcdTLS record
+//     which transport a run used.
 //   - No coordinated omission. Open-loop rows issue requests at a fixed
 //     rate whatever the latency and time each from its scheduled send time;
 //     the queue of scheduled requests is bounded (Config.OpenWorkers) and a

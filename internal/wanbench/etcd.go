@@ -24,7 +24,8 @@ import (
 // The peer: a real etcd cluster, one member per region, its members'
 // traffic through delay proxies (proxy.go) with the matrix's delays, and
 // its clients in each region talking to their own region's member through
-// etcd's Go client (go.etcd.io/etcd/client/v3), as a deployment would.
+// etcd's Go client (go.etcd.io/etcd/client/v3), as a deployment would;
+// with TLS when the cluster under test runs it (etcdConfig.CADir, tls.go).
 
 // errEtcdNotFound is returned when no etcd binary is installed.
 var errEtcdNotFound = errors.New("etcd not found: install Debian's etcd-server (apt-get install -y etcd-server) or put an etcd binary on PATH, or pass --etcd PATH")
@@ -36,6 +37,10 @@ type etcdConfig struct {
 	Binary string // "" looks for etcd
 	Matrix Matrix
 	Dir    string
+	// CADir, when set, runs the members with client and peer TLS on
+	// certificates from the CA there (a directory
+	// supervisor.PrepareCerts prepared; see etcdTLS).
+	CADir string
 }
 
 type etcdMember struct {
@@ -52,6 +57,7 @@ type etcdCluster struct {
 	members      map[string]*etcdMember
 	leaderRegion string
 	version      string
+	tls          bool // client and peer TLS
 }
 
 // etcdReadyTimeout bounds the wait for the members to elect a leader
@@ -102,6 +108,14 @@ func startEtcd(ctx context.Context, cfg etcdConfig) (*etcdCluster, error) {
 	}
 	heartbeat := max(100*time.Millisecond, maxRTT)
 	cl := &etcdCluster{members: map[string]*etcdMember{}, version: strings.TrimSpace(version)}
+	scheme := "http://"
+	var certs *etcdTLS
+	if cfg.CADir != "" {
+		if certs, err = newEtcdTLS(cfg.CADir, filepath.Join(cfg.Dir, "certs"), m.Regions); err != nil {
+			return nil, err
+		}
+		scheme, cl.tls = "https://", true
+	}
 	regionByID := map[string]string{}
 	var mu sync.Mutex
 	regionOf := func(id string) string {
@@ -126,13 +140,17 @@ func startEtcd(ctx context.Context, cfg etcdConfig) (*etcdCluster, error) {
 				}
 			}
 		}
-		p, err := newDelayProxy(listenPeer[r], emu, regionOf)
+		var ptls *proxyTLS
+		if certs != nil {
+			ptls = certs.proxyTLS(r)
+		}
+		p, err := newDelayProxy(listenPeer[r], emu, regionOf, ptls)
 		if err != nil {
 			cl.Close()
 			return nil, err
 		}
-		cl.members[r] = &etcdMember{region: r, proxy: p, client: "http://127.0.0.1:" + strconv.Itoa(ports[2*i])}
-		peerURL[r] = "http://" + p.Addr()
+		cl.members[r] = &etcdMember{region: r, proxy: p, client: scheme + "127.0.0.1:" + strconv.Itoa(ports[2*i])}
+		peerURL[r] = scheme + p.Addr()
 		mu.Lock()
 		regionByID[etcdMemberID(peerURL[r], token)] = r
 		mu.Unlock()
@@ -150,12 +168,12 @@ func startEtcd(ctx context.Context, cfg etcdConfig) (*etcdCluster, error) {
 			cl.Close()
 			return nil, err
 		}
-		mem.cmd = exec.Command(bin,
+		args := []string{
 			"--name", r,
 			"--data-dir", filepath.Join(cfg.Dir, r),
 			"--listen-client-urls", mem.client,
 			"--advertise-client-urls", mem.client,
-			"--listen-peer-urls", "http://"+listenPeer[r],
+			"--listen-peer-urls", scheme + listenPeer[r],
 			"--initial-advertise-peer-urls", peerURL[r],
 			"--initial-cluster", strings.Join(initial, ","),
 			"--initial-cluster-state", "new",
@@ -164,7 +182,11 @@ func startEtcd(ctx context.Context, cfg etcdConfig) (*etcdCluster, error) {
 			"--election-timeout", strconv.FormatInt(10*heartbeat.Milliseconds(), 10),
 			"--logger", "zap",
 			"--log-level", "warn",
-		)
+		}
+		if certs != nil {
+			args = append(args, certs.flags(r)...)
+		}
+		mem.cmd = exec.Command(bin, args...)
 		mem.cmd.Stdout, mem.cmd.Stderr = logFile, logFile
 		if err := mem.cmd.Start(); err != nil {
 			logFile.Close()
@@ -177,11 +199,15 @@ func startEtcd(ctx context.Context, cfg etcdConfig) (*etcdCluster, error) {
 			logFile.Close()
 			close(mem.exited)
 		}()
-		mem.cli, err = clientv3.New(clientv3.Config{
+		ccfg := clientv3.Config{
 			Endpoints:   []string{mem.client},
 			DialTimeout: 5 * time.Second,
 			Logger:      zap.NewNop(),
-		})
+		}
+		if certs != nil {
+			ccfg.TLS = certs.clientConfig()
+		}
+		mem.cli, err = clientv3.New(ccfg)
 		if err != nil {
 			cl.Close()
 			return nil, err

@@ -56,7 +56,7 @@ func WritePlots(dir string, res *Results) ([]string, error) {
 		if !ok {
 			continue
 		}
-		if err := p.Save(9*vg.Inch, 5*vg.Inch, filepath.Join(dir, f.name)); err != nil {
+		if err := p.Save(plotWidth, plotHeight, filepath.Join(dir, f.name)); err != nil {
 			return nil, fmt.Errorf("plot %s: %w", f.name, err)
 		}
 		names = append(names, f.name)
@@ -358,8 +358,11 @@ func faultPlot(res *Results, latency bool) (*plot.Plot, bool) {
 			}
 		}
 	}
-	top = max(top*1.6, 1) // room for the legend above the lines
-	shadeFaults(p, f, 0, top)
+	dataTop := max(top, 1)
+	top = 2 * dataTop // a first guess; fitLegend sets it
+	p.X.Tick.Marker = secondTicks{}
+	p.Y.Tick.Marker = plainTicks{}
+	shades := shadeFaults(p, f, 0, top)
 	for i, s := range f.Series {
 		// Runs of seconds with a value; a second in which nothing
 		// succeeded has no latency and breaks the line.
@@ -410,7 +413,52 @@ func faultPlot(res *Results, latency bool) (*plot.Plot, bool) {
 	p.Y.Min, p.Y.Max = 0, top
 	p.X.Min = 0
 	p.Legend.Top = true
+	// Room for the legend above the lines.
+	fitLegend(p, len(f.Windows)+len(f.Series), func(share float64) {
+		p.Y.Max = dataTop / (1 - share)
+		shades.reach(p.Y.Max)
+	})
 	return p, true
+}
+
+// plotWidth and plotHeight are the size every plot is saved at.
+const (
+	plotWidth  = 9 * vg.Inch
+	plotHeight = 5 * vg.Inch
+)
+
+// legendInset is the room kept between a legend and the edges of the data
+// area (and under the legend, between it and the highest line).
+const legendInset = 6 // points
+
+// fitLegend gives a legend at the top right of p's data area the room it
+// needs: setTop(share) must set the y axis's top so that the lines and
+// gridlines stay in the lower 1 - share of the data's height (entries is
+// the legend's number of entries, or a bound on it), and
+// fitLegend finds the share from the legend's height and the data area's,
+// which depends a little on the range (on a log axis gonum places the y
+// label's box by the range's arithmetic middle). It then moves the legend
+// to the data area's top right corner, inset: gonum draws a legend from
+// the top of the area under the title, which is higher than the data's
+// when the y label's box pushes the data down.
+func fitLegend(p *plot.Plot, entries int, setTop func(share float64)) {
+	c := draw.Canvas{Rectangle: vg.Rectangle{Max: vg.Point{X: plotWidth, Y: plotHeight}}}
+	line := p.Legend.TextStyle.FontExtents().Height
+	legend := vg.Length(entries)*(line+p.Legend.Padding) + 2*vg.Points(legendInset)
+	share := 0.3
+	for range 3 {
+		setTop(share)
+		data := p.DataCanvas(c)
+		share = min(float64(legend/(data.Max.Y-data.Min.Y)), 0.6)
+	}
+	setTop(share)
+	data := p.DataCanvas(c)
+	under := c.Max.Y
+	if p.Title.Text != "" {
+		under -= p.Title.TextStyle.Rectangle(p.Title.Text).Size().Y + p.Title.Padding
+	}
+	p.Legend.YOffs = data.Max.Y - under - vg.Points(legendInset)
+	p.Legend.XOffs = data.Max.X - c.Max.X - vg.Points(legendInset)
 }
 
 // faultShades are the fault windows' colours, translucent.
@@ -418,7 +466,8 @@ var faultShades = []color.Color{color.NRGBA{255, 170, 60, 70}, color.NRGBA{170, 
 
 // shadeFaults shades each fault window of f from y = bottom to top, with a
 // legend entry.
-func shadeFaults(p *plot.Plot, f *FaultRun, bottom, top float64) {
+func shadeFaults(p *plot.Plot, f *FaultRun, bottom, top float64) shades {
+	var out shades
 	for i, w := range f.Windows {
 		poly, err := plotter.NewPolygon(plotter.XYs{{X: w.StartS, Y: bottom}, {X: w.EndS, Y: bottom}, {X: w.EndS, Y: top}, {X: w.StartS, Y: top}})
 		if err != nil {
@@ -428,6 +477,19 @@ func shadeFaults(p *plot.Plot, f *FaultRun, bottom, top float64) {
 		poly.LineStyle.Width = 0
 		p.Add(poly)
 		p.Legend.Add(fmt.Sprintf("%s: %s", w.Fault, w.Region), poly)
+		out = append(out, poly)
+	}
+	return out
+}
+
+// shades are the fault windows' polygons.
+type shades []*plotter.Polygon
+
+// reach extends the shades up to top (the axis's top, once known).
+func (s shades) reach(top float64) {
+	for _, poly := range s {
+		ring := poly.XYs[0]
+		ring[2].Y, ring[3].Y = top, top
 	}
 }
 
@@ -461,13 +523,15 @@ func faultVisibilityPlot(res *Results) (*plot.Plot, bool) {
 	p.Title.Text = "Visibility latency through the faults (writes acknowledged each second; p50 solid, p99 dashed)"
 	p.X.Label.Text = "time the write was acknowledged (s)"
 	p.Y.Label.Text = "visibility latency (ms, log scale)"
-	p.Y.Scale = plot.LogScale{}
-	p.Y.Tick.Marker = logTicks{}
-	// Room for the legend (six entries, about a quarter of the height)
-	// above the highest line: on a log axis, top/hi >= (top/bottom)^0.25.
-	bottom := lo / 2
-	top := hi * max(2, math.Pow(hi/bottom, 1.0/3))
-	shadeFaults(p, f, bottom, top)
+	// The y axis is linear in log10(ms), labelled in ms (exponentTicks):
+	// gridlines and labels up to the first tick above the highest line,
+	// and above it room for the legend.
+	p.Y.Tick.Marker = exponentTicks{upTo: hi}
+	p.X.Tick.Marker = secondTicks{}
+	bottom := math.Log10(lo / 2)
+	gridTop := math.Log10(logTickAtOrAbove(hi))
+	top := gridTop + 1 // a first guess; fitLegend sets it
+	shades := shadeFaults(p, f, bottom, top)
 	for i, s := range f.Visibility {
 		for _, q := range []string{"p50", "p99"} {
 			var runs []plotter.XYs
@@ -483,7 +547,7 @@ func faultVisibilityPlot(res *Results) (*plot.Plot, bool) {
 				if q == "p99" {
 					y = b.P99ms
 				}
-				cur = append(cur, plotter.XY{X: b.T + 0.5, Y: max(y, bottom)})
+				cur = append(cur, plotter.XY{X: b.T + 0.5, Y: max(math.Log10(y), bottom)})
 			}
 			if len(cur) > 0 {
 				runs = append(runs, cur)
@@ -515,5 +579,9 @@ func faultVisibilityPlot(res *Results) (*plot.Plot, bool) {
 	p.X.Min = 0
 	p.Legend.Top = true
 	p.Add(plotter.NewGrid())
+	fitLegend(p, len(f.Windows)+len(f.Visibility), func(share float64) {
+		p.Y.Max = (gridTop - share*bottom) / (1 - share)
+		shades.reach(p.Y.Max)
+	})
 	return p, true
 }

@@ -2,6 +2,7 @@ package wanbench
 
 import (
 	"bufio"
+	"crypto/tls"
 	"io"
 	"net"
 	"slices"
@@ -9,6 +10,7 @@ import (
 	"time"
 
 	"github.com/causewaydb/causeway/internal/link"
+	"github.com/causewaydb/causeway/internal/supervisor"
 )
 
 // echoServer accepts connections on 127.0.0.1 and echoes every byte back.
@@ -48,7 +50,7 @@ func TestDelayProxyAddsItsStatedDelay(t *testing.T) {
 			return "us-east"
 		}
 		return ""
-	})
+	}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -120,5 +122,108 @@ func TestEtcdMemberIDIsDeterministicAndDistinct(t *testing.T) {
 	}
 	if other := etcdMemberID("http://127.0.0.1:2381", "etcd-cluster"); other == got {
 		t.Fatalf("two peer URLs give one id %s", got)
+	}
+}
+
+// TestDelayProxyWithTLSKnowsTheCallerByItsCertificate: with the members'
+// peer listeners on TLS the proxy terminates TLS, knows the calling
+// member from its certificate and delays it as it delays a plain caller
+// it knows (every round trip at least twice the one-way delay, the median
+// at most proxyOverheadBound more); a caller whose certificate is no
+// member's (the admin client's) crosses undelayed; a caller without a
+// certificate from the CA is refused.
+func TestDelayProxyWithTLSKnowsTheCallerByItsCertificate(t *testing.T) {
+	const oneWay = 40 * time.Millisecond
+	caDir := t.TempDir()
+	if err := supervisor.PrepareCerts(caDir); err != nil {
+		t.Fatal(err)
+	}
+	certs, err := newEtcdTLS(caDir, t.TempDir(), []string{"us-east", "eu-west"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The member behind the proxy: a TLS echo server that requires a
+	// client certificate from the CA, as etcd's peer listener does.
+	ln, err := tls.Listen("tcp", "127.0.0.1:0", certs.proxyTLS("eu-west").server)
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() { io.Copy(c, c); c.Close() }()
+		}
+	}()
+	t.Cleanup(func() { ln.Close(); <-done })
+
+	emu := link.New("eu-west")
+	if err := emu.Set("us-east", link.Link{Delay: oneWay}); err != nil {
+		t.Fatal(err)
+	}
+	p, err := newDelayProxy(ln.Addr().String(), emu, func(string) string { return "" }, certs.proxyTLS("eu-west"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+
+	roundTrips := func(cert tls.Certificate) ([]time.Duration, error) {
+		c, err := tls.Dial("tcp", p.Addr(), &tls.Config{RootCAs: certs.pool, ServerName: "127.0.0.1", Certificates: []tls.Certificate{cert}})
+		if err != nil {
+			return nil, err
+		}
+		defer c.Close()
+		var out []time.Duration
+		for range 11 {
+			start := time.Now()
+			if _, err := io.WriteString(c, "ping\n"); err != nil {
+				return nil, err
+			}
+			if _, err := io.ReadFull(c, make([]byte, 5)); err != nil {
+				return nil, err
+			}
+			out = append(out, time.Since(start))
+		}
+		return out, nil
+	}
+	rtts, err := roundTrips(certs.members["us-east"])
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, d := range rtts {
+		if d < 2*oneWay {
+			t.Errorf("round trip %d took %v, less than twice the one-way delay %v", i, d, oneWay)
+		}
+	}
+	slices.Sort(rtts)
+	median := rtts[len(rtts)/2]
+	t.Logf("round trips through the TLS proxy (one-way %v): min %v, median %v, max %v", oneWay, rtts[0], median, rtts[len(rtts)-1])
+	if median > 2*oneWay+proxyOverheadBound {
+		t.Errorf("median round trip %v: the proxy added more than %v beyond the emulated %v", median, proxyOverheadBound, 2*oneWay)
+	}
+	if c := emu.Counters("us-east"); c.Sent == 0 {
+		t.Errorf("no byte crossed the us-east link: %+v", c)
+	}
+
+	// The admin client's certificate names no member: undelayed, and its
+	// bytes still arrive in order.
+	if got, err := roundTrips(certs.admin); err != nil || len(got) != 11 {
+		t.Fatalf("a caller with the admin certificate: %d round trips, %v", len(got), err)
+	}
+	// A certificate from another CA is refused.
+	otherCA := t.TempDir()
+	if err := supervisor.PrepareCerts(otherCA); err != nil {
+		t.Fatal(err)
+	}
+	stranger, err := newEtcdTLS(otherCA, t.TempDir(), []string{"us-east"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := roundTrips(stranger.members["us-east"]); err == nil {
+		t.Error("a caller with a certificate of another CA was let through")
 	}
 }

@@ -25,7 +25,7 @@ func writeRows(w io.Writer, res *Results) {
 	if res.EtcdLeader != "" {
 		fmt.Fprintf(w, "; etcd %s led from %s", res.EtcdVersion, res.EtcdLeader)
 	}
-	fmt.Fprintf(w, ". Each row ran %.3gs; all regions at once.\n\n", res.PhaseSeconds)
+	fmt.Fprintf(w, ". Each row ran %.3gs; all regions at once. %s\n\n", res.PhaseSeconds, Transport(res))
 	fmt.Fprintln(w, "| system | tier | op | region | load | p50 | p90 | p99 | p99.9 | ops/s | errors | floor | p50/floor |")
 	fmt.Fprintln(w, "|---|---|---|---|---|--:|--:|--:|--:|--:|--:|--:|--:|")
 	for _, r := range res.Rows {
@@ -152,12 +152,35 @@ func WriteDir(dir string, res *Results, notes string) error {
 	}
 	slices.Sort(pairs)
 	fmt.Fprintf(&b, "Round trip per pair (ms): %s.\n\n", strings.Join(pairs, ", "))
+	fmt.Fprintf(&b, "%s\n\n", Transport(res))
 	for _, p := range plots {
 		fmt.Fprintf(&b, "![%s](%s)\n\n", strings.TrimSuffix(p, ".svg"), p)
 	}
 	fmt.Fprint(&b, methodNotes)
 	WriteTable(&b, res)
 	return os.WriteFile(filepath.Join(dir, "report.md"), []byte(b.String()), 0o644)
+}
+
+// Transport is a sentence saying whether the run spoke TLS, Causeway's
+// and etcd's.
+func Transport(res *Results) string {
+	causeway := "Causeway: plain HTTP (no TLS)"
+	if res.TLS {
+		causeway = "Causeway: TLS (clients present a client certificate"
+		if res.Embedded {
+			causeway += "; nodes talk mutual TLS"
+		}
+		causeway += ")"
+	}
+	etcd := ""
+	switch {
+	case res.EtcdVersion == "":
+	case res.EtcdTLS:
+		etcd = "; etcd: client and peer TLS, client certificates required"
+	default:
+		etcd = "; etcd: plain HTTP"
+	}
+	return "Transport: " + causeway + etcd + "."
 }
 
 // methodNotes explains how to read the report.

@@ -32,6 +32,9 @@ type Config struct {
 	AddrTLS  bool
 	// Command runs the causeway binary for an embedded cluster.
 	Command supervisor.Command
+	// Insecure runs an embedded cluster in plain HTTP, and etcd with it
+	// (default: both with TLS and client certificates; see tls.go).
+	Insecure bool
 	// DataDir is where an embedded cluster and etcd keep their data and
 	// logs; "" makes a temporary directory, removed at the end.
 	DataDir string
@@ -166,6 +169,12 @@ type Results struct {
 	Machine      map[string]string `json:"machine,omitempty"`
 	EtcdLeader   string            `json:"etcd_leader,omitempty"`
 	EtcdVersion  string            `json:"etcd_version,omitempty"`
+
+	// TLS says Causeway's clients and nodes spoke TLS (false in a
+	// results.json recorded before the benchmark ran TLS: those runs were
+	// plain HTTP); EtcdTLS, that etcd ran with client and peer TLS.
+	TLS     bool `json:"tls"`
+	EtcdTLS bool `json:"etcd_tls"`
 }
 
 // MatrixInfo is the matrix as results.json records it.
@@ -198,6 +207,9 @@ type bench struct {
 	res          *Results
 	prog         *progress
 	dir          string
+	// keepDir is set when an embedded cluster did not start: its logs,
+	// which say why, outlive a temporary dir.
+	keepDir bool
 	// noLinear is set when the cluster runs without the linearizable tier
 	// (only possible with --addr).
 	noLinear bool
@@ -220,7 +232,11 @@ func Run(ctx context.Context, cfg Config) (*Results, error) {
 		if err != nil {
 			return nil, err
 		}
-		defer os.RemoveAll(tmp)
+		defer func() {
+			if !b.keepDir {
+				os.RemoveAll(tmp)
+			}
+		}()
 		dir = tmp
 	}
 	b.dir = dir
@@ -231,6 +247,7 @@ func Run(ctx context.Context, cfg Config) (*Results, error) {
 		if cfg.Addr != "" {
 			return nil, errors.New("the region sweep starts its own clusters: it cannot run against --addr")
 		}
+		b.res.TLS = !cfg.Insecure
 		b.res.Scale = b.scaleSweep(ctx, cfg.Scale, cfg.Clients[len(cfg.Clients)-1])
 		if err := ctx.Err(); err != nil {
 			return nil, err
@@ -255,14 +272,16 @@ func Run(ctx context.Context, cfg Config) (*Results, error) {
 		b.target = t
 	} else {
 		b.prog.step("starting "+fmt.Sprint(len(cfg.Matrix.Regions))+" causeway regions under the WAN", startEstimate)
-		t, err := StartCluster(ctx, ClusterConfig{Command: cfg.Command, Matrix: cfg.Matrix, DataDir: dir + "/causeway"})
+		t, err := StartCluster(ctx, ClusterConfig{Command: cfg.Command, Matrix: cfg.Matrix, DataDir: dir + "/causeway", Secure: !cfg.Insecure})
 		if err != nil {
-			return nil, err
+			b.keepDir = true
+			return nil, fmt.Errorf("the embedded cluster did not start (its data and logs are kept in %s): %w", dir, err)
 		}
 		b.target = t
 		b.res.Embedded = true
 	}
 	defer b.target.Close()
+	b.res.TLS = b.target.TLS
 	leader, err := b.target.AwaitLeader(ctx, readyTimeout)
 	switch {
 	case err != nil && b.target.Embedded():
@@ -307,7 +326,17 @@ func Run(ctx context.Context, cfg Config) (*Results, error) {
 		// The fault timeline measures Causeway alone.
 	} else if cfg.Etcd != "none" {
 		b.prog.step("starting etcd, one member per region, behind delay proxies", etcdStartEstimate)
-		e, err := startEtcd(ctx, etcdConfig{Binary: cfg.Etcd, Matrix: cfg.Matrix, Dir: dir + "/etcd"})
+		ecfg := etcdConfig{Binary: cfg.Etcd, Matrix: cfg.Matrix, Dir: dir + "/etcd", CADir: b.target.CertsDir}
+		if b.target.TLS && ecfg.CADir == "" {
+			// An --addr cluster with TLS: its CA's key is not the
+			// benchmark's to use, so etcd's certificates come from a CA of
+			// the run's own.
+			ecfg.CADir = dir + "/etcd-ca"
+			if err := supervisor.PrepareCerts(ecfg.CADir); err != nil {
+				return nil, fmt.Errorf("etcd's certificates: %w", err)
+			}
+		}
+		e, err := startEtcd(ctx, ecfg)
 		switch {
 		case errors.Is(err, errEtcdNotFound):
 			b.skip("etcd rows: " + err.Error())
@@ -320,7 +349,7 @@ func Run(ctx context.Context, cfg Config) (*Results, error) {
 			if err := e.moveLeader(ctx, b.leader); err != nil {
 				fmt.Fprintf(cfg.Log, "causeway: etcd stays led from %s: %v\n", e.leaderRegion, err)
 			}
-			b.res.EtcdLeader, b.res.EtcdVersion = e.leaderRegion, e.version
+			b.res.EtcdLeader, b.res.EtcdVersion, b.res.EtcdTLS = e.leaderRegion, e.version, e.tls
 		}
 	} else {
 		b.skip("etcd rows: skipped by --etcd none")

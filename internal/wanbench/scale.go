@@ -38,9 +38,10 @@ func (b *bench) scaleSweep(ctx context.Context, sweep []Matrix, clients int) []S
 	for _, m := range sweep {
 		pt := ScalePoint{Preset: m.Name, Regions: len(m.Regions), PerRegionOpsPerSec: map[string]float64{}}
 		b.prog.step(fmt.Sprintf("region sweep: starting %d regions (%s)", len(m.Regions), m.Name), startEstimate)
-		t, err := StartCluster(ctx, ClusterConfig{Command: b.cfg.Command, Matrix: m, DataDir: fmt.Sprintf("%s/scale-%d", b.dir, len(m.Regions))})
+		t, err := StartCluster(ctx, ClusterConfig{Command: b.cfg.Command, Matrix: m, DataDir: fmt.Sprintf("%s/scale-%d", b.dir, len(m.Regions)), Secure: !b.cfg.Insecure})
 		if err != nil {
-			pt.Error = err.Error()
+			b.keepDir = true
+			pt.Error = fmt.Sprintf("the cluster did not start (its data and logs are kept in %s): %v", b.dir, err)
 			out = append(out, pt)
 			continue
 		}
