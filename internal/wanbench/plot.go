@@ -71,8 +71,17 @@ var barSeries = []struct{ system, tier, op, label string }{
 	{"etcd", "etcd", "put", "etcd Put"},
 }
 
-func barPlot(res *Results) (*plot.Plot, bool) {
+// newPlot is a plot whose linear axes are marked with plainTicks; a plot
+// with another scale sets its own marker.
+func newPlot() *plot.Plot {
 	p := plot.New()
+	p.X.Tick.Marker = plainTicks{}
+	p.Y.Tick.Marker = plainTicks{}
+	return p
+}
+
+func barPlot(res *Results) (*plot.Plot, bool) {
+	p := newPlot()
 	p.Title.Text = "Latency by region, 1 client (" + res.Matrix.Name + "): p50 and p99, with the consensus floor"
 	p.Y.Label.Text = "latency (ms)"
 	regions := res.Matrix.Regions
@@ -157,7 +166,7 @@ func barPlot(res *Results) (*plot.Plot, bool) {
 }
 
 func cdfPlot(res *Results, tier string) (*plot.Plot, bool) {
-	p := plot.New()
+	p := newPlot()
 	region := res.Matrix.Regions[0]
 	clients := 0
 	for _, r := range res.Rows {
@@ -216,7 +225,7 @@ func visibilityPlot(res *Results) (*plot.Plot, bool) {
 	if len(res.Visibility) == 0 {
 		return nil, false
 	}
-	p := plot.New()
+	p := newPlot()
 	p.Title.Text = "Visibility latency vs one-way delay, per region pair"
 	p.X.Label.Text = "one-way delay (ms)"
 	p.Y.Label.Text = "visibility latency (ms)"
@@ -291,7 +300,7 @@ func scalePlot(res *Results, visibility bool) (*plot.Plot, bool) {
 	if len(perRegion) == 0 {
 		return nil, false
 	}
-	p := plot.New()
+	p := newPlot()
 	p.X.Label.Text = "regions"
 	series := []struct {
 		xys   plotter.XYs
@@ -339,7 +348,7 @@ func faultPlot(res *Results, latency bool) (*plot.Plot, bool) {
 	if f == nil || len(f.Series) == 0 {
 		return nil, false
 	}
-	p := plot.New()
+	p := newPlot()
 	p.X.Label.Text = "time (s)"
 	if latency {
 		p.Title.Text = "Latency through the faults (p50 per second; gaps: nothing succeeded)"
@@ -361,7 +370,6 @@ func faultPlot(res *Results, latency bool) (*plot.Plot, bool) {
 	dataTop := max(top, 1)
 	top = 2 * dataTop // a first guess; fitLegend sets it
 	p.X.Tick.Marker = secondTicks{}
-	p.Y.Tick.Marker = plainTicks{}
 	shades := shadeFaults(p, f, 0, top)
 	for i, s := range f.Series {
 		// Runs of seconds with a value; a second in which nothing
@@ -519,7 +527,7 @@ func faultVisibilityPlot(res *Results) (*plot.Plot, bool) {
 	if hi <= 0 || lo <= 0 {
 		return nil, false
 	}
-	p := plot.New()
+	p := newPlot()
 	p.Title.Text = "Visibility latency through the faults (writes acknowledged each second; p50 solid, p99 dashed)"
 	p.X.Label.Text = "time the write was acknowledged (s)"
 	p.Y.Label.Text = "visibility latency (ms, log scale)"

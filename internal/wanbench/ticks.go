@@ -105,16 +105,58 @@ func (secondTicks) Ticks(lo, hi float64) []plot.Tick {
 	return ticks
 }
 
-// plainTicks are gonum's default ticks labelled without trailing zeros
-// ("250", not "250.00").
+// plainTicks mark a linear axis at 1, 2 or 5 times a power of ten, the
+// smallest such step that gives at most maxPlainTicks labelled ticks,
+// labelled without trailing zeros ("250", not "250.00"), with unlabelled
+// ticks between. gonum's default labels two ticks of a typical axis, with
+// two decimals.
 type plainTicks struct{}
 
+// maxPlainTicks bounds the labelled ticks of a linear axis.
+const maxPlainTicks = 6
+
 func (plainTicks) Ticks(lo, hi float64) []plot.Tick {
-	ticks := plot.DefaultTicks{}.Ticks(lo, hi)
-	for i, t := range ticks {
-		if !t.IsMinor() {
-			ticks[i].Label = strconv.FormatFloat(t.Value, 'f', -1, 64)
+	if !(hi > lo) || math.IsInf(hi-lo, 0) {
+		return nil
+	}
+	mag := math.Pow(10, math.Floor(math.Log10((hi-lo)/maxPlainTicks)))
+	step := 10 * mag
+	for _, m := range []float64{1, 2, 5, 10} {
+		if (hi-lo)/(m*mag) <= maxPlainTicks {
+			step = m * mag
+			break
+		}
+	}
+	minor := step / 5
+	if math.Abs(step/mag-2) < 1e-9 {
+		minor = step / 4
+	}
+	var ticks []plot.Tick
+	first := math.Ceil(lo/step) * step
+	for i := 0; ; i++ {
+		v := first + float64(i)*step
+		if v > hi+step*1e-9 {
+			break
+		}
+		ticks = append(ticks, plot.Tick{Value: v, Label: strconv.FormatFloat(roundTo(v, step), 'f', -1, 64)})
+	}
+	firstMinor := math.Ceil(lo/minor) * minor
+	for i := 0; ; i++ {
+		v := firstMinor + float64(i)*minor
+		if v > hi+minor*1e-9 {
+			break
+		}
+		if r := math.Mod(math.Abs(v), step); r > minor/2 && step-r > minor/2 {
+			ticks = append(ticks, plot.Tick{Value: v})
 		}
 	}
 	return ticks
+}
+
+// roundTo rounds v to the decimals step has, so that a sum of float steps
+// (0.1+0.2) is labelled as its decimal value.
+func roundTo(v, step float64) float64 {
+	decimals := max(0, -int(math.Floor(math.Log10(step))))
+	scale := math.Pow(10, float64(decimals))
+	return math.Round(v*scale) / scale
 }

@@ -67,3 +67,34 @@ func TestExponentTicksStopAboveTheData(t *testing.T) {
 		t.Errorf("labels %s, want %s", got, want)
 	}
 }
+
+// TestPlainTicksAreRoundSteps: a linear axis gets 2 to maxPlainTicks
+// labelled ticks at a step of 1, 2 or 5 times a power of ten, inside the
+// axis, in order, with unlabelled ticks only between them.
+func TestPlainTicksAreRoundSteps(t *testing.T) {
+	for _, r := range [][2]float64{{0, 1}, {0, 7.5}, {0, 160}, {0, 271}, {0, 800}, {0, 1250}, {3, 47}, {0.0001, 0.0009}} {
+		var labels []float64
+		for _, tick := range (plainTicks{}).Ticks(r[0], r[1]) {
+			if tick.Value < r[0]-1e-12 || tick.Value > r[1]+1e-12 {
+				t.Errorf("%v: tick %g outside the axis", r, tick.Value)
+			}
+			if tick.IsMinor() {
+				continue
+			}
+			v, err := strconv.ParseFloat(tick.Label, 64)
+			if err != nil || math.Abs(v-tick.Value) > 1e-9*math.Max(1, math.Abs(v)) {
+				t.Errorf("%v: tick at %g labelled %q", r, tick.Value, tick.Label)
+			}
+			labels = append(labels, v)
+		}
+		if len(labels) < 2 || len(labels) > maxPlainTicks {
+			t.Errorf("%v: %d labelled ticks %v, want 2 to %d", r, len(labels), labels, maxPlainTicks)
+			continue
+		}
+		step := labels[1] - labels[0]
+		mant := step / math.Pow(10, math.Floor(math.Log10(step)))
+		if math.Abs(mant-1) > 1e-6 && math.Abs(mant-2) > 1e-6 && math.Abs(mant-5) > 1e-6 {
+			t.Errorf("%v: step %g is not 1, 2 or 5 times a power of ten", r, step)
+		}
+	}
+}
