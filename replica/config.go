@@ -9,7 +9,6 @@ import (
 	"os"
 	"time"
 
-	"github.com/cockroachdb/pebble/v2"
 	"github.com/cockroachdb/pebble/v2/vfs"
 	"github.com/google/uuid"
 	"github.com/prometheus/client_golang/prometheus"
@@ -129,9 +128,6 @@ type Config struct {
 	// test plays a node of an adjacent release (export_internal_test.go).
 	protocols   versionRange
 	storeFormat storeFormat
-	// tunePebble, if set, adjusts the store's Pebble options (benchmarks
-	// that want the level layout of a large store from less data).
-	tunePebble func(*pebble.Options)
 }
 
 // Defaults.

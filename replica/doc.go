@@ -43,9 +43,6 @@
 //     a write reads its key's siblings from a bounded cache of recently
 //     written keys (sibling_cache.go) or, on a miss, from Pebble; the cache
 //     changes only under Node.mu, after the batch that changed the store.
-//     In a store of format 2, Pebble's bloom filters of key prefixes answer
-//     the miss for a key never written without a seek into every level
-//     (comparer.go).
 //   - No read of undurable data. Pebble makes a batch visible before its fsync
 //     completes; a read that finds a local version above the durable
 //     watermark waits for it, so no client ever sees a write that a crash

@@ -83,7 +83,7 @@ func Open(cfg Config) (*Node, error) {
 		return nil, fmt.Errorf("invalid configuration: %w", err)
 	}
 	gc := groupcommit.New(cfg.GroupCommitDelay, cfg.GroupCommitWriters)
-	store, err := OpenStore(cfg.DataDir, StoreOptions{FS: cfg.FS, Logger: cfg.Logger, MinSyncInterval: gc.MinSyncInterval, format: cfg.storeFormat, tunePebble: cfg.tunePebble})
+	store, err := OpenStore(cfg.DataDir, StoreOptions{FS: cfg.FS, Logger: cfg.Logger, MinSyncInterval: gc.MinSyncInterval, format: cfg.storeFormat})
 	if err != nil {
 		return nil, err
 	}

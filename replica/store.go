@@ -25,10 +25,6 @@ import (
 // write path) impose it themselves, see Commit.
 type Store struct {
 	db *pebble.DB
-	// seekPrefix: the store has causewayComparer and bloom filters of key
-	// prefixes (format 2), so Siblings seeks with SeekPrefixGE and a key
-	// with no version is ruled out by the filters.
-	seekPrefix bool
 }
 
 // StoreOptions configures OpenStore.
@@ -47,11 +43,6 @@ type StoreOptions struct {
 	// format is the range of store formats opened; zero: this build's
 	// (version.go). Tests set it to play a build of another version.
 	format storeFormat
-	// noAutoCompactions: tests that lay tables out level by level
-	// themselves.
-	noAutoCompactions bool
-	// tunePebble, if set, adjusts Pebble's options last (Config.tunePebble).
-	tunePebble func(*pebble.Options)
 }
 
 // DefaultCacheBytes is the default block cache. Every write reads its key's
@@ -77,36 +68,21 @@ func OpenStore(dir string, o StoreOptions) (*Store, error) {
 	if logger == nil {
 		logger = slog.Default()
 	}
-	pebbleLogger := logbridge.Pebble(logger.With("component", "pebble"))
-	format := o.format.withDefaults()
-	comparer, err := storeComparer(dir, fs, format.current, pebbleLogger)
-	if err != nil {
-		return nil, err
-	}
 	opts := &pebble.Options{
 		CacheSize:          o.CacheBytes,
 		FS:                 fs,
-		Logger:             pebbleLogger,
+		Logger:             logbridge.Pebble(logger.With("component", "pebble")),
 		FormatMajorVersion: pebbleFormat,
 		WALMinSyncInterval: o.MinSyncInterval,
-		Comparer:           comparer,
-	}
-	opts.DisableAutomaticCompactions = o.noAutoCompactions
-	if o.tunePebble != nil {
-		o.tunePebble(opts)
-	}
-	seekPrefix := comparer == causewayComparer
-	if seekPrefix {
-		filterLevels(opts)
 	}
 	db, err := pebble.Open(dir, opts)
 	if err != nil {
 		return nil, fmt.Errorf("open store in %s: %w", dir, err)
 	}
-	if err := checkStoreFormat(db, dir, format, comparer); err != nil {
+	if err := checkStoreFormat(db, dir, o.format); err != nil {
 		return nil, errors.Join(err, db.Close())
 	}
-	return &Store{db: db, seekPrefix: seekPrefix}, nil
+	return &Store{db: db}, nil
 }
 
 // Close flushes nothing extra (every acknowledged write is already in the
@@ -115,39 +91,21 @@ func (s *Store) Close() error { return s.db.Close() }
 
 // Siblings returns every stored version of key, newest first: the key's
 // concurrent versions, at most one per region. The winner, the newest, is
-// found by one seek to the key's prefix (versions are stored newest first).
-// Without values, only the headers (kind, timestamp, sequence number,
-// vector) are filled.
-//
-// In a format 2 store the seek is SeekPrefixGE, which consults each table's
-// bloom filter of prefixes first: a key that has no version (every Put of a
-// new key looks) is ruled out without reading a data block of any level. A
-// format 1 store has no filters; its seek reads every level (version.go).
+// found by one SeekGE to the key's prefix (versions are stored newest first). Without values, only the
+// headers (kind, timestamp, sequence number, vector) are filled.
 func (s *Store) Siblings(key string, values bool) ([]causal.Version, error) {
-	return siblingsFrom(s.db, key, values, s.seekPrefix)
+	return siblingsFrom(s.db, key, values)
 }
 
-func siblingsFrom(r pebble.Reader, key string, values, seekPrefix bool) ([]causal.Version, error) {
+func siblingsFrom(r pebble.Reader, key string, values bool) ([]causal.Version, error) {
 	lower, upper := keyPrefixBounds(key)
-	// UseL6Filters: Pebble skips the filters of the last level unless
-	// asked, for a lookup that likely finds its key (the data block is
-	// then read anyway); a write's lookup usually finds none, and L6 holds
-	// most tables.
-	it, err := r.NewIter(&pebble.IterOptions{LowerBound: lower, UpperBound: upper, UseL6Filters: seekPrefix})
+	it, err := r.NewIter(&pebble.IterOptions{LowerBound: lower, UpperBound: upper})
 	if err != nil {
 		return nil, err
 	}
 	defer it.Close()
-	var ok bool
-	if seekPrefix {
-		// lower is the prefix of every version of key under
-		// causewayComparer's Split.
-		ok = it.SeekPrefixGE(lower)
-	} else {
-		ok = it.First()
-	}
 	var out []causal.Version
-	for ; ok; ok = it.Next() {
+	for ok := it.First(); ok; ok = it.Next() {
 		raw, err := it.ValueAndErr()
 		if err != nil {
 			return nil, err
@@ -473,19 +431,14 @@ func (s *Store) fenceSeen(lock string) (uint64, error) {
 // storeView is a consistent, read-only view of the store at one instant
 // (a Pebble snapshot): a multi-key read and a snapshot stream see no write
 // half. Close releases it.
-type storeView struct {
-	snap       *pebble.Snapshot
-	seekPrefix bool // as Store.seekPrefix
-}
+type storeView struct{ snap *pebble.Snapshot }
 
 // view opens a consistent view of the store as it is now.
-func (s *Store) view() *storeView {
-	return &storeView{snap: s.db.NewSnapshot(), seekPrefix: s.seekPrefix}
-}
+func (s *Store) view() *storeView { return &storeView{snap: s.db.NewSnapshot()} }
 
 // Siblings is Store.Siblings as of the view.
 func (v *storeView) Siblings(key string, values bool) ([]causal.Version, error) {
-	return siblingsFrom(v.snap, key, values, v.seekPrefix)
+	return siblingsFrom(v.snap, key, values)
 }
 
 // scan calls fn with every key and value of one keyspace (spaceData,

@@ -6,8 +6,6 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"reflect"
-	"slices"
-	"strings"
 	"testing"
 
 	"github.com/cockroachdb/pebble/v2/vfs"
@@ -19,9 +17,7 @@ import (
 
 // storeImplementations are the implementations of the storage contract
 // (storage.go) that every conformance case runs against: Store on Pebble
-// (on an in-memory filesystem) in store format 2 (prefix filters), the
-// in-memory double, and Store in format 1 (Pebble's default comparer, as a
-// store made before format 2 is opened).
+// (on an in-memory filesystem) and the in-memory double.
 var storeImplementations = []struct {
 	name string
 	open func(t *testing.T) storage
@@ -36,23 +32,6 @@ var storeImplementations = []struct {
 		return s
 	}},
 	{"inmem", func(t *testing.T) storage { return newInmemStore() }},
-	{"pebble-format1", func(t *testing.T) storage {
-		t.Helper()
-		fs := vfs.NewMem()
-		s, err := OpenStore("store", StoreOptions{FS: fs, Logger: discardLogger(), format: formatOneBuild})
-		if err != nil {
-			t.Fatal(err)
-		}
-		s.Close()
-		if s, err = OpenStore("store", StoreOptions{FS: fs, Logger: discardLogger()}); err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { s.Close() })
-		if s.seekPrefix {
-			t.Fatal("a format 1 store opened with the comparer of format 2")
-		}
-		return s
-	}},
 }
 
 func mustCommit(t *testing.T, s storage, stage func(b storageBatch)) {
@@ -316,7 +295,7 @@ func TestStoreDoubleAgrees(t *testing.T) {
 	for seed := uint64(1); seed <= 20; seed++ {
 		t.Run(fmt.Sprint("seed=", seed), func(t *testing.T) {
 			rng := rand.New(rand.NewPCG(seed, 0))
-			impls := []storage{storeImplementations[0].open(t), storeImplementations[1].open(t), storeImplementations[2].open(t)}
+			impls := []storage{storeImplementations[0].open(t), storeImplementations[1].open(t)}
 			regions := []string{"eu", "us", "ap"}
 			var logSeq uint64
 			for step := 0; step < 200; step++ {
@@ -377,13 +356,6 @@ func TestStoreDoubleAgrees(t *testing.T) {
 			for _, space := range []byte{spaceData, spaceLog, spaceRequest, spaceRequestExp, spaceMeta, spaceTombstone, spaceFence} {
 				if a, b := dump(t, impls[0], space), dump(t, impls[1], space); !reflect.DeepEqual(a, b) {
 					t.Fatalf("keyspace %q differs after seed %d:\npebble %q\ninmem  %q", space, seed, a, b)
-				}
-				// The formats' own markers aside (m/format), the two
-				// formats hold the same records.
-				isMarker := func(kv string) bool { return strings.HasPrefix(kv, fmt.Sprintf("%x=", metaFormat)) }
-				a, b := slices.DeleteFunc(dump(t, impls[0], space), isMarker), slices.DeleteFunc(dump(t, impls[2], space), isMarker)
-				if !reflect.DeepEqual(a, b) {
-					t.Fatalf("keyspace %q differs after seed %d:\nformat 2 %q\nformat 1 %q", space, seed, a, b)
 				}
 			}
 		})

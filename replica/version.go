@@ -24,16 +24,8 @@ import (
 //     past a format change is not possible: restore a backup the older
 //     version took); an older one the build still reads is migrated at open
 //     (storeFormat.upgrades, one step per version) and stamped. Every store
-//     written before the marker existed is format 1. Nothing is checked
-//     per write. A store's Pebble comparer is part of its format and fixed
-//     when the store is created (comparer.go): format 1 has Pebble's
-//     default comparer, format 2 causewayComparer, whose prefix Split gives
-//     the store bloom filters for Siblings. A format 1 store therefore stays
-//     format 1 (it is opened with its own comparer and works as before,
-//     without the filters): moving it to format 2 would mean copying every
-//     record into a new store at open, which an operator would not expect.
-//     A new store, and a region re-seeded from a snapshot into an empty
-//     data directory, is format 2.
+//     written before the marker existed is format 1, the layout that has
+//     not changed since. Nothing is checked per write.
 //   - A replication stream (Replicate, Snapshot) starts with the range of
 //     protocol versions the caller speaks; the server answers with the
 //     newest both speak, in every message of the stream, or refuses a caller
@@ -53,18 +45,13 @@ import (
 //     refuse another.
 const (
 	// StoreFormatVersion is the layout of a region's Pebble store (keys.go,
-	// record.go, comparer.go) this build creates. Format 1: Pebble's
-	// default comparer, no filters. Format 2: the same keys and records
-	// with causewayComparer and bloom filters of key prefixes.
-	StoreFormatVersion = 2
+	// record.go) this build writes.
+	StoreFormatVersion = 1
 	// minStoreFormatVersion is the oldest layout this build still opens.
 	minStoreFormatVersion = 1
 	// legacyStoreFormat is the layout of a store without a marker: every
 	// store written before markers existed.
 	legacyStoreFormat = 1
-	// prefixFilterStoreFormat is the first format whose stores have
-	// causewayComparer; every store of an older one has Pebble's default.
-	prefixFilterStoreFormat = 2
 
 	// ReplicationProtocolVersion is the newest replication protocol this
 	// build speaks.
@@ -92,9 +79,8 @@ type storeFormat struct {
 	upgrades map[uint64]func(*pebble.DB) error
 }
 
-// storeUpgrades holds this build's migrations: none. Format 1 to 2 is not
-// a step: it changes the comparer, which Pebble fixes at a store's
-// creation (a format 1 store stays format 1, see above).
+// storeUpgrades holds this build's migrations: none yet, format 1 is the
+// only one.
 var storeUpgrades = map[uint64]func(*pebble.DB) error{}
 
 func (f storeFormat) withDefaults() storeFormat {
@@ -106,17 +92,9 @@ func (f storeFormat) withDefaults() storeFormat {
 
 // checkStoreFormat reads the store's format version at open: it stamps a
 // new store, migrates an older supported one, and refuses one it cannot
-// read with an error naming both versions. comparer is the one the store
-// was opened with, its own (storeComparer): it bounds the formats the store
-// can have, and a marker that disagrees with it is refused as corrupt.
-func checkStoreFormat(db *pebble.DB, dir string, f storeFormat, comparer *pebble.Comparer) error {
+// read with an error naming both versions.
+func checkStoreFormat(db *pebble.DB, dir string, f storeFormat) error {
 	f = f.withDefaults()
-	// ceiling is the newest format a store with this comparer can reach in
-	// place (at most f.current); floor the oldest it can be.
-	ceiling, floor := f.current, uint64(prefixFilterStoreFormat)
-	if comparer != causewayComparer {
-		ceiling, floor = prefixFilterStoreFormat-1, legacyStoreFormat
-	}
 	version, found, err := readFormat(db)
 	if err != nil {
 		return err
@@ -128,7 +106,7 @@ func checkStoreFormat(db *pebble.DB, dir string, f storeFormat, comparer *pebble
 		}
 		version = legacyStoreFormat
 		if empty {
-			version = ceiling
+			version = f.current
 		}
 	}
 	switch {
@@ -140,12 +118,8 @@ func checkStoreFormat(db *pebble.DB, dir string, f storeFormat, comparer *pebble
 		return fmt.Errorf("%w: the store in %s has format version %d, and this causeway reads store formats %d to %d: "+
 			"upgrade through a release that reads version %d first (releases N and N+1 interoperate)",
 			ErrUnsupportedVersion, dir, version, f.min, f.current, version)
-	case version < floor || version > ceiling:
-		return fmt.Errorf("%w: the store in %s is marked store format %d, which does not go with its Pebble comparer %q "+
-			"(format 1 stores have %q, format 2 and later %q); restore the region from a backup or re-seed it from the other regions",
-			ErrCorruptRecord, dir, version, comparer.Name, pebble.DefaultComparer.Name, causewayComparer.Name)
 	}
-	for ; version < ceiling; version++ {
+	for ; version < f.current; version++ {
 		step := f.upgrades[version]
 		if step == nil {
 			return fmt.Errorf("store format %d has no upgrade to %d in this build", version, version+1)

@@ -273,8 +273,6 @@ func TestStoreFormatVersion(t *testing.T) {
 	})
 
 	t.Run("older format migrated", func(t *testing.T) {
-		// Format 2 to 3 stands for the next format that keeps the comparer
-		// and migrates in place.
 		dir := t.TempDir()
 		s, err := open(dir, storeFormat{})
 		if err != nil {
@@ -282,8 +280,8 @@ func TestStoreFormatVersion(t *testing.T) {
 		}
 		s.Close()
 		steps := 0
-		next := storeFormat{min: 1, current: StoreFormatVersion + 1, upgrades: map[uint64]func(*pebble.DB) error{
-			StoreFormatVersion: func(db *pebble.DB) error { steps++; return db.Set([]byte("m/upgraded"), nil, pebble.Sync) },
+		next := storeFormat{min: 1, current: 2, upgrades: map[uint64]func(*pebble.DB) error{
+			1: func(db *pebble.DB) error { steps++; return db.Set([]byte("m/upgraded"), nil, pebble.Sync) },
 		}}
 		for range 2 {
 			s, err := open(dir, next)
@@ -292,18 +290,18 @@ func TestStoreFormatVersion(t *testing.T) {
 			}
 			v, _, err := readFormat(s.db)
 			s.Close()
-			if err != nil || v != StoreFormatVersion+1 {
-				t.Fatalf("after the upgrade the marker says %d (%v); want %d", v, err, StoreFormatVersion+1)
+			if err != nil || v != 2 {
+				t.Fatalf("after the upgrade the marker says %d (%v); want 2", v, err)
 			}
 		}
 		if steps != 1 {
-			t.Fatalf("the upgrade from %d to %d ran %d times; want once", StoreFormatVersion, StoreFormatVersion+1, steps)
+			t.Fatalf("the upgrade from 1 to 2 ran %d times; want once", steps)
 		}
 	})
 
 	t.Run("older than supported refused", func(t *testing.T) {
 		dir := filepath.Join(t.TempDir(), "store")
-		s, err := open(dir, formatOneBuild)
+		s, err := open(dir, storeFormat{})
 		if err != nil {
 			t.Fatal(err)
 		}
