@@ -117,7 +117,11 @@ func addNodeVisibility(rows []VisibilityRow, before, after map[[2]string]nodeHis
 		if !ok {
 			continue
 		}
-		d := a.minus(before[k])
+		b := before[k]
+		if a.count < b.count {
+			continue // the region restarted during the phase: its counts began again
+		}
+		d := a.minus(b)
 		if d.count == 0 {
 			continue
 		}
@@ -128,11 +132,11 @@ func addNodeVisibility(rows []VisibilityRow, before, after map[[2]string]nodeHis
 
 // writeNodeVisibility is the report's table of the nodes' own figures.
 func writeNodeVisibility(w io.Writer, rows []VisibilityRow) {
-	any := false
+	counted := false
 	for _, v := range rows {
-		any = any || v.NodeWrites > 0
+		counted = counted || v.NodeWrites > 0
 	}
-	if !any {
+	if !counted {
 		return
 	}
 	fmt.Fprintf(w, "\nThe same phases as the nodes saw them (`%s`: every write of the phase, from its timestamp in the origin, before its fsync there, to its visibility; only the mean, since the histogram's buckets are too wide for percentiles):\n\n", nodeVisibilityMetric)

@@ -68,6 +68,15 @@ func TestNodeVisibilityFromTwoReadings(t *testing.T) {
 	if rows[1].NodeWrites != 0 {
 		t.Fatal("a pair without readings got node figures")
 	}
+	// A region that restarted between the readings counts from zero again:
+	// no figure rather than a wrapped-around one.
+	restarted := []VisibilityRow{{From: "a", To: "b"}}
+	addNodeVisibility(restarted,
+		map[[2]string]nodeHist{{"a", "b"}: after["a"]},
+		map[[2]string]nodeHist{{"a", "b"}: before["a"]})
+	if restarted[0].NodeWrites != 0 {
+		t.Fatalf("counts that went down gave %d writes", restarted[0].NodeWrites)
+	}
 	var out strings.Builder
 	writeNodeVisibility(&out, rows)
 	if !strings.Contains(out.String(), "| a | b | 0 | 40.0 | 100 | 55.5 | +15.5 |") {
