@@ -20,6 +20,12 @@ func echoServer(t *testing.T) string {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return serveEcho(t, ln)
+}
+
+// serveEcho echoes every byte of every connection ln accepts until the
+// test ends, and returns ln's address.
+func serveEcho(t *testing.T, ln net.Listener) string {
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
@@ -148,24 +154,13 @@ func TestDelayProxyWithTLSKnowsTheCallerByItsCertificate(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go func() { io.Copy(c, c); c.Close() }()
-		}
-	}()
-	t.Cleanup(func() { ln.Close(); <-done })
+	member := serveEcho(t, ln)
 
 	emu := link.New("eu-west")
 	if err := emu.Set("us-east", link.Link{Delay: oneWay}); err != nil {
 		t.Fatal(err)
 	}
-	p, err := newDelayProxy(ln.Addr().String(), emu, func(string) string { return "" }, certs.proxyTLS("eu-west"))
+	p, err := newDelayProxy(member, emu, func(string) string { return "" }, certs.proxyTLS("eu-west"))
 	if err != nil {
 		t.Fatal(err)
 	}
