@@ -351,33 +351,46 @@ func faultPlot(res *Results, latency bool) (*plot.Plot, bool) {
 	p := newPlot()
 	p.X.Label.Text = "time (s)"
 	if latency {
+		// Log scale: a causal Put (milliseconds) and a linear Claim across
+		// the WAN (hundreds) are both readable.
 		p.Title.Text = "Latency through the faults (p50 per second; gaps: nothing succeeded)"
-		p.Y.Label.Text = "p50 latency (ms)"
+		p.Y.Label.Text = "p50 latency (ms, log scale)"
 	} else {
 		p.Title.Text = "Throughput through the faults (successful operations per second per region)"
 		p.Y.Label.Text = "ops/s per region"
 	}
-	top := 0.0
+	top, lo := 0.0, 0.0
 	for _, s := range f.Series {
 		for _, b := range s.Bins {
 			if latency {
 				top = max(top, b.P50ms)
+				if b.OK > 0 && b.P50ms > 0 && (lo == 0 || b.P50ms < lo) {
+					lo = b.P50ms
+				}
 			} else {
 				top = max(top, b.PerRegion)
 			}
 		}
 	}
 	dataTop := max(top, 1)
-	top = 2 * dataTop // a first guess; fitLegend sets it
+	// y is the value itself, or on the latency plot log10 of it, drawn on
+	// a linear axis labelled in ms (exponentTicks), as the visibility plot.
+	bottom, gridTop, y := 0.0, dataTop, func(v float64) float64 { return v }
+	if latency && lo > 0 {
+		p.Y.Tick.Marker = exponentTicks{upTo: dataTop}
+		bottom, gridTop = math.Log10(lo/2), math.Log10(logTickAtOrAbove(dataTop))
+		y = func(v float64) float64 { return max(math.Log10(v), bottom) }
+	}
+	top = gridTop + (gridTop - bottom) // a first guess; fitLegend sets it
 	p.X.Tick.Marker = secondTicks{}
-	shades := shadeFaults(p, f, 0, top)
+	shades := shadeFaults(p, f, bottom, top)
 	for i, s := range f.Series {
 		// Runs of seconds with a value; a second in which nothing
 		// succeeded has no latency and breaks the line.
 		var runs []plotter.XYs
 		var cur plotter.XYs
 		for _, b := range s.Bins {
-			y := b.PerRegion
+			v := b.PerRegion
 			if latency {
 				if b.OK == 0 {
 					if len(cur) > 0 {
@@ -385,9 +398,9 @@ func faultPlot(res *Results, latency bool) (*plot.Plot, bool) {
 					}
 					continue
 				}
-				y = b.P50ms
+				v = b.P50ms
 			}
-			cur = append(cur, plotter.XY{X: b.T + 0.5, Y: y})
+			cur = append(cur, plotter.XY{X: b.T + 0.5, Y: y(v)})
 		}
 		if len(cur) > 0 {
 			runs = append(runs, cur)
@@ -418,12 +431,12 @@ func faultPlot(res *Results, latency bool) (*plot.Plot, bool) {
 		}
 		p.Legend.Add(fmt.Sprintf("%s, %s", s.Tier, who), first)
 	}
-	p.Y.Min, p.Y.Max = 0, top
+	p.Y.Min, p.Y.Max = bottom, top
 	p.X.Min = 0
 	p.Legend.Top = true
 	// Room for the legend above the lines.
 	fitLegend(p, len(f.Windows)+len(f.Series), func(share float64) {
-		p.Y.Max = dataTop / (1 - share)
+		p.Y.Max = (gridTop - share*bottom) / (1 - share)
 		shades.reach(p.Y.Max)
 	})
 	return p, true
