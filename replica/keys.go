@@ -3,6 +3,8 @@ package replica
 import (
 	"encoding/binary"
 
+	"github.com/cockroachdb/pebble/v2"
+
 	"github.com/google/uuid"
 
 	"github.com/causewaydb/causeway/clocks"
@@ -87,6 +89,29 @@ func appendDataKey(dst []byte, key string, ts clocks.Timestamp) []byte {
 		dst = append(dst, ^ts.Region[i])
 	}
 	return append(dst, 0xFF)
+}
+
+// tablePerKeyspace ends every table Pebble writes (flushes and compactions)
+// at the end of a keyspace, so that no table holds keys of two keyspaces.
+//
+// It keeps the append-only keyspaces (the replication log, the change feed)
+// out of the rewrite of the data keyspace. A flushed table that spanned
+// from the feed through the data versions to the log would overlap every
+// table of the level below it in all three, and each compaction from L0
+// would rewrite the whole log and feed written so far beside the versions
+// it merges. Split by keyspace, a new log or feed table overlaps at most
+// the newest one below it. 300,000 Puts of new keys on one node wrote
+// 322 MB into L6 with one table per flush and 90 MB with a table per
+// keyspace, and the node's CPU per Put fell from 47 to 34 µs
+// (docs/bench/peer.md).
+//
+// Where tables end is not part of the store's format: stores written with
+// or without it open alike.
+func tablePerKeyspace(start []byte) (pebble.SpanPolicy, []byte, error) {
+	if len(start) == 0 || start[0] == 0xFF {
+		return pebble.SpanPolicy{}, nil, nil // nil: to the end of the key space
+	}
+	return pebble.SpanPolicy{}, []byte{start[0] + 1}, nil
 }
 
 func logKey(seq uint64) []byte { return appendLogKey(nil, seq) }

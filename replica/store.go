@@ -75,6 +75,7 @@ func OpenStore(dir string, o StoreOptions) (*Store, error) {
 		FormatMajorVersion: pebbleFormat,
 		WALMinSyncInterval: o.MinSyncInterval,
 	}
+	opts.Experimental.SpanPolicyFunc = tablePerKeyspace
 	db, err := pebble.Open(dir, opts)
 	if err != nil {
 		return nil, fmt.Errorf("open store in %s: %w", dir, err)

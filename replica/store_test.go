@@ -2,6 +2,7 @@ package replica
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"testing"
@@ -212,4 +213,52 @@ func TestWriteBatchRecycling(t *testing.T) {
 	if err != nil || len(got) != 0 {
 		t.Fatalf("abandoned write is visible: %v, %v", got, err)
 	}
+}
+
+// TestTablesHoldOneKeyspace: no table of the store, flushed or compacted,
+// holds keys of two keyspaces (tablePerKeyspace), so the append-only log
+// and feed are not rewritten with the data versions.
+func TestTablesHoldOneKeyspace(t *testing.T) {
+	n, err := Open(Config{Region: "r1", DataDir: t.TempDir(), Logger: discardLogger()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer n.Close()
+	ctx := context.Background()
+	db := n.store.db
+	check := func(stage string) {
+		t.Helper()
+		levels, err := db.SSTables()
+		if err != nil {
+			t.Fatal(err)
+		}
+		tables := 0
+		for level, ts := range levels {
+			for _, table := range ts {
+				tables++
+				lo, hi := table.Smallest.UserKey, table.Largest.UserKey
+				if lo[0] != hi[0] {
+					t.Errorf("%s: table %v in L%d holds keys from %q to %q, two keyspaces", stage, table.FileNum, level, lo, hi)
+				}
+			}
+		}
+		if tables < 4 {
+			t.Fatalf("%s: %d tables; the writes should have left at least one per keyspace (data, log, feed, state)", stage, tables)
+		}
+	}
+	for round := range 3 {
+		for i := range 200 {
+			if _, err := n.Put(ctx, fmt.Sprintf("key-%d-%d", i, round), []byte("value"), "", ""); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := db.Flush(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	check("after flushes")
+	if err := db.Compact(ctx, []byte{0}, []byte{0xFF, 0xFF}, true); err != nil {
+		t.Fatal(err)
+	}
+	check("after a full compaction")
 }
