@@ -52,6 +52,9 @@ import (
 //
 // Each leg reports ops/s, p50 and p99 latency, and the CPU time (user +
 // system, from /proc/PID/stat) the server process spent per operation;
+// a second table gives each server's CPU per operation over the whole
+// alternation, pauses between its slices included, so that background work
+// it defers past a slice (compactions, garbage collection) is not missed;
 // etcd's rows are skipped with a message when etcd is not installed.
 // Environment knobs (defaults in brackets): PEER_CLIENTS [1,64],
 // PEER_SLICE [3s], PEER_ROUNDS [3], PEER_OPS [put,get], PEER_PROTOCOLS
@@ -144,6 +147,7 @@ func BenchmarkPeer(b *testing.B) {
 	var seq atomic.Uint64 // unique keys for Puts, shared by both servers
 	uniqueKey := func() string { return "bench/put/" + strconv.FormatUint(seq.Add(1), 10) }
 	var table []peerRow
+	var wholeRuns []peerTotal
 	for _, opName := range ops {
 		for _, clients := range clientCounts {
 			var legs []peerLeg
@@ -194,7 +198,9 @@ func BenchmarkPeer(b *testing.B) {
 					}
 				}
 			}
-			table = append(table, alternatePeers(b, legs, clients, slice, rounds[0])...)
+			rows, totals := alternatePeers(b, legs, clients, slice, rounds[0])
+			table = append(table, rows...)
+			wholeRuns = append(wholeRuns, totals...)
 		}
 	}
 	if dir := os.Getenv("PEER_PPROF"); dir != "" {
@@ -208,6 +214,8 @@ func BenchmarkPeer(b *testing.B) {
 	// of a benchmark's log.
 	fmt.Printf("\nBenchmarkPeer: %d rounds of %v slices per leg, server and load generator on one machine (%d cores)\n\n%s\n",
 		rounds[0], slice, runtime.NumCPU(), peerTable(table))
+	fmt.Printf("Server CPU per operation over each whole alternation: its warm-ups, slices and the pauses between them, so that work a server defers past its slices (compactions, garbage collection) counts too; a server with several protocols is one row\n\n%s\n",
+		totalsTable(wholeRuns))
 	reportPeerRatios(b, table, maxClients)
 }
 
@@ -246,16 +254,46 @@ type peerRow struct {
 	slices, operations int
 }
 
+// peerTotal is one server's CPU over a whole alternation: the background
+// work that runs between its slices (a compaction a flush started, the
+// garbage collector) is charged to the operations that caused it.
+type peerTotal struct {
+	server, op string
+	clients    int
+	operations int
+	cpu        time.Duration // per operation
+}
+
 // alternatePeers runs rounds of one slice per leg, in the balanced orders
 // of williams, after a warm-up slice per leg, and returns each leg's
-// median slice.
-func alternatePeers(b *testing.B, legs []peerLeg, clients int, slice time.Duration, rounds int) []peerRow {
+// median slice and each server's CPU over the whole alternation.
+func alternatePeers(b *testing.B, legs []peerLeg, clients int, slice time.Duration, rounds int) ([]peerRow, []peerTotal) {
 	b.Helper()
 	ctx := context.Background()
+	type whole struct {
+		server     string
+		pid        int
+		cpu0       time.Duration
+		operations int
+	}
+	var totals []*whole
+	byPid := map[int]*whole{}
 	for _, l := range legs {
-		if _, err := driveFor(ctx, slice/3, clients, l.do); err != nil {
+		if byPid[l.pid] == nil {
+			cpu0, err := procCPU(l.pid)
+			if err != nil {
+				b.Fatal(err)
+			}
+			byPid[l.pid] = &whole{server: l.server, pid: l.pid, cpu0: cpu0}
+			totals = append(totals, byPid[l.pid])
+		}
+	}
+	for _, l := range legs {
+		res, err := driveFor(ctx, slice/3, clients, l.do)
+		if err != nil {
 			b.Fatalf("warm up %s %s %s: %v", l.server, l.protocol, l.op, err)
 		}
+		byPid[l.pid].operations += res.ops
 	}
 	type sample struct {
 		rate                    float64
@@ -281,6 +319,7 @@ func alternatePeers(b *testing.B, legs []peerLeg, clients int, slice time.Durati
 			if cerr != nil {
 				b.Fatal(cerr)
 			}
+			byPid[l.pid].operations += res.ops
 			n := max(res.ops, 1)
 			samples[i] = append(samples[i], sample{
 				rate: float64(res.ops) / res.elapsed.Seconds(),
@@ -310,7 +349,16 @@ func alternatePeers(b *testing.B, legs []peerLeg, clients int, slice time.Durati
 		rows[i] = peerRow{peerLeg: l, clients: clients, opsPerSec: m.rate, p50: m.p50, p99: m.p99, max: m.max, serverCPU: m.cpu, loadCPU: m.own,
 			lowOps: slices.Min(rates), highOps: slices.Max(rates), slices: len(s), operations: ops}
 	}
-	return rows
+	var out []peerTotal
+	for _, w := range totals {
+		cpu1, err := procCPU(w.pid)
+		if err != nil {
+			b.Fatal(err)
+		}
+		out = append(out, peerTotal{server: w.server, op: legs[0].op, clients: clients, operations: w.operations,
+			cpu: (cpu1 - w.cpu0) / time.Duration(max(w.operations, 1))})
+	}
+	return rows, out
 }
 
 // medianIndex is the index of the median of xs (the lower one of an even
@@ -333,6 +381,16 @@ func peerTable(rows []peerRow) string {
 		fmt.Fprintf(&sb, "| %s | %d | %s | %s | %.0f (%.0f-%.0f) | %v | %v | %v | %.1f µs | %.1f µs |\n",
 			r.op, r.clients, r.server, r.protocol, r.opsPerSec, r.lowOps, r.highOps,
 			r.p50.Round(time.Microsecond), r.p99.Round(time.Microsecond), r.max.Round(time.Microsecond), micros(r.serverCPU), micros(r.loadCPU))
+	}
+	return sb.String()
+}
+
+// totalsTable renders each server's CPU over whole alternations.
+func totalsTable(totals []peerTotal) string {
+	var sb strings.Builder
+	sb.WriteString("| op | clients | server | operations | server CPU/op |\n|---|---|---|---|---|\n")
+	for _, t := range totals {
+		fmt.Fprintf(&sb, "| %s | %d | %s | %d | %.1f µs |\n", t.op, t.clients, t.server, t.operations, micros(t.cpu))
 	}
 	return sb.String()
 }
