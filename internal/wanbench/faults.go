@@ -239,22 +239,32 @@ func (b *bench) faultTimeline(ctx context.Context) *FaultRun {
 }
 
 // meanOK is the mean successful operations per second per region of a
-// series over the whole seconds within [from, to).
+// series over the whole seconds within [from, to). A window too short to
+// hold a whole second (a timeline run with --phase 1s) is given the mean
+// of the seconds it overlaps, each weighted by its overlap, rather than
+// none.
 func (f *FaultRun) meanOK(tier, group string, from, to float64) float64 {
 	for _, s := range f.Series {
 		if s.Tier != tier || s.Regions != group {
 			continue
 		}
-		var sum float64
+		var sum, weighted, overlap float64
 		n := 0
 		for _, b := range s.Bins {
 			if b.T >= from && b.T+1 <= to {
 				sum += b.PerRegion
 				n++
 			}
+			if o := min(b.T+1, to) - max(b.T, from); o > 0 {
+				weighted += b.PerRegion * o
+				overlap += o
+			}
 		}
-		if n > 0 {
+		switch {
+		case n > 0:
 			return sum / float64(n)
+		case overlap > 0:
+			return weighted / overlap
 		}
 	}
 	return 0
