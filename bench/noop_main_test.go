@@ -18,14 +18,17 @@ import (
 )
 
 // noopServeEnv makes this test binary, re-executed, serve the RPC floor
-// (noopKV answering a Put-sized response) as a process of its own, so that
+// (noopKV answering a Put-sized response; with the value "noop-grpcgo",
+// the same answers from grpc-go, noop_grpcgo_test.go) as a process of its
+// own, so that
 // BenchmarkPeer can read the CPU a request costs a server that does nothing
 // else, on each protocol, from /proc as it does for causeway and etcd.
 const noopServeEnv = "CAUSEWAY_BENCH_NOOP_SERVE"
 
 func TestMain(m *testing.M) {
-	if os.Getenv(noopServeEnv) == "1" {
-		if err := serveNoop(); err != nil {
+	serve := map[string]func() error{"1": serveNoop, noopGRPCGoServer: serveNoopGRPCGo}[os.Getenv(noopServeEnv)]
+	if serve != nil {
+		if err := serve(); err != nil {
 			fmt.Fprintln(os.Stderr, "noop server:", err)
 			os.Exit(1)
 		}

@@ -43,6 +43,9 @@ import (
 //	                      with the HTTP server settings of causeway serve:
 //	                      what the HTTP and Connect layers cost alone, the
 //	                      floor under causeway's rows (PEER_NOOP=0 drops it)
+//	noop-grpcgo grpc      the same answers from grpc-go's own HTTP/2
+//	                      transport, as etcd serves gRPC: what gRPC would
+//	                      cost with that server stack instead (with noop)
 //
 // Put writes a 100-byte value under a key no other Put used; Get reads one
 // of 10,000 keys written before the slices start (etcd's Get twice: the
@@ -86,14 +89,17 @@ func BenchmarkPeer(b *testing.B) {
 	ops := strings.Split(envOr("PEER_OPS", "put,get"), ",")
 	maxClients := clientCounts[len(clientCounts)-1]
 
+	wanted := strings.Split(envOr("PEER_PROTOCOLS", "connect-h1,connect-h2,grpc"), ",")
 	servers := []struct{ name, bin string }{{"causeway", os.Getenv("CAUSEWAY_BIN")}}
 	if base := os.Getenv("CAUSEWAY_BASE_BIN"); base != "" {
 		servers = append(servers, struct{ name, bin string }{"causeway-base", base})
 	}
 	if os.Getenv("PEER_NOOP") != "0" {
 		servers = append(servers, struct{ name, bin string }{"noop", noopServer})
+		if slices.Contains(wanted, "grpc") {
+			servers = append(servers, struct{ name, bin string }{noopGRPCGoServer, noopGRPCGoServer})
+		}
 	}
-	wanted := strings.Split(envOr("PEER_PROTOCOLS", "connect-h1,connect-h2,grpc"), ",")
 	h1 := newHTTPClient(b, maxClients)
 	h2 := newH2CClient(b)
 	var cws []*causewayProcess
@@ -107,7 +113,7 @@ func BenchmarkPeer(b *testing.B) {
 			{name: "connect-h2", kv: causewayv1connect.NewKVServiceClient(h2, cw.url)},
 			{name: "grpc", kv: causewayv1connect.NewKVServiceClient(h2, cw.url, connect.WithGRPC())},
 		} {
-			if slices.Contains(wanted, p.name) {
+			if slices.Contains(wanted, p.name) && (srv.bin != noopGRPCGoServer || p.name == "grpc") {
 				p.server = cw
 				cw.protocols = append(cw.protocols, p)
 			}
@@ -205,7 +211,7 @@ func BenchmarkPeer(b *testing.B) {
 	}
 	if dir := os.Getenv("PEER_PPROF"); dir != "" {
 		for _, cw := range cws {
-			if cw.name != "noop" { // serves no profile
+			if cw.bin != noopServer && cw.bin != noopGRPCGoServer { // serve no profile
 				profilePuts(b, dir, cw, maxClients, uniqueKey)
 			}
 		}
@@ -448,7 +454,7 @@ const noopServer = "noop"
 // on) of binary bin with data under b's temporary directory, stopped in
 // b's cleanup. With no bin, it builds one from this module.
 func startCauseway(b *testing.B, name, bin string) (*causewayProcess, error) {
-	if bin == "" && name != "noop" {
+	if bin == "" {
 		bin = filepath.Join(b.TempDir(), "causeway")
 		build := exec.Command("go", "build", "-o", bin, "github.com/causewaydb/causeway/cmd/causeway")
 		if out, err := build.CombinedOutput(); err != nil {
@@ -468,10 +474,14 @@ func startCauseway(b *testing.B, name, bin string) (*causewayProcess, error) {
 		return nil, err
 	}
 	var cmd *exec.Cmd
-	if bin == noopServer {
+	switch bin {
+	case noopServer:
 		cmd = exec.Command(os.Args[0], "-test.run=^$")
 		cmd.Env = append(os.Environ(), noopServeEnv+"=1")
-	} else {
+	case noopGRPCGoServer:
+		cmd = exec.Command(os.Args[0], "-test.run=^$")
+		cmd.Env = append(os.Environ(), noopServeEnv+"="+noopGRPCGoServer)
+	default:
 		cmd = exec.Command(bin, "serve", "--region", "bench", "--data", filepath.Join(dir, "data"), "--listen", addr,
 			"--gossip-listen", "off", "--linear", "off", "--pprof", "--log-level", "warn")
 	}
