@@ -19,14 +19,15 @@ import (
 
 // noopServeEnv makes this test binary, re-executed, serve the RPC floor
 // (noopKV answering a Put-sized response; with the value "noop-grpcgo",
-// the same answers from grpc-go, noop_grpcgo_test.go) as a process of its
-// own, so that
+// the same answers from grpc-go, noop_grpcgo_test.go; with
+// "causeway-grpcgo", a node behind grpc-go, node_grpcgo_test.go) as a
+// process of its own, so that
 // BenchmarkPeer can read the CPU a request costs a server that does nothing
 // else, on each protocol, from /proc as it does for causeway and etcd.
 const noopServeEnv = "CAUSEWAY_BENCH_NOOP_SERVE"
 
 func TestMain(m *testing.M) {
-	serve := map[string]func() error{"1": serveNoop, noopGRPCGoServer: serveNoopGRPCGo}[os.Getenv(noopServeEnv)]
+	serve := map[string]func() error{"1": serveNoop, noopGRPCGoServer: serveNoopGRPCGo, causewayGRPCGoServer: serveNodeGRPCGo}[os.Getenv(noopServeEnv)]
 	if serve != nil {
 		if err := serve(); err != nil {
 			fmt.Fprintln(os.Stderr, "noop server:", err)

@@ -43,9 +43,12 @@ import (
 //	                      with the HTTP server settings of causeway serve:
 //	                      what the HTTP and Connect layers cost alone, the
 //	                      floor under causeway's rows (PEER_NOOP=0 drops it)
-//	noop-grpcgo grpc      the same answers from grpc-go's own HTTP/2
-//	                      transport, as etcd serves gRPC: what gRPC would
-//	                      cost with that server stack instead (with noop)
+//	causeway-grpcgo grpc  the same node and store (replica.Open) behind
+//	                      grpc-go's own HTTP/2 transport, as etcd serves
+//	                      gRPC, instead of net/http and connect-go
+//	noop-grpcgo grpc      the no-op's answers from that transport: what
+//	                      the gRPC stack alone would cost (with noop);
+//	                      PEER_GRPCGO=0 drops both grpc-go rows
 //
 // Put writes a 100-byte value under a key no other Put used; Get reads one
 // of 10,000 keys written before the slices start (etcd's Get twice: the
@@ -96,7 +99,10 @@ func BenchmarkPeer(b *testing.B) {
 	}
 	if os.Getenv("PEER_NOOP") != "0" {
 		servers = append(servers, struct{ name, bin string }{"noop", noopServer})
-		if slices.Contains(wanted, "grpc") {
+	}
+	if os.Getenv("PEER_GRPCGO") != "0" && slices.Contains(wanted, "grpc") {
+		servers = append(servers, struct{ name, bin string }{causewayGRPCGoServer, causewayGRPCGoServer})
+		if os.Getenv("PEER_NOOP") != "0" {
 			servers = append(servers, struct{ name, bin string }{noopGRPCGoServer, noopGRPCGoServer})
 		}
 	}
@@ -113,7 +119,7 @@ func BenchmarkPeer(b *testing.B) {
 			{name: "connect-h2", kv: causewayv1connect.NewKVServiceClient(h2, cw.url)},
 			{name: "grpc", kv: causewayv1connect.NewKVServiceClient(h2, cw.url, connect.WithGRPC())},
 		} {
-			if slices.Contains(wanted, p.name) && (srv.bin != noopGRPCGoServer || p.name == "grpc") {
+			if slices.Contains(wanted, p.name) && (!servesGRPCGo(srv.bin) || p.name == "grpc") {
 				p.server = cw
 				cw.protocols = append(cw.protocols, p)
 			}
@@ -211,7 +217,7 @@ func BenchmarkPeer(b *testing.B) {
 	}
 	if dir := os.Getenv("PEER_PPROF"); dir != "" {
 		for _, cw := range cws {
-			if cw.bin != noopServer && cw.bin != noopGRPCGoServer { // serve no profile
+			if cw.bin != noopServer && !servesGRPCGo(cw.bin) { // serve no profile
 				profilePuts(b, dir, cw, maxClients, uniqueKey)
 			}
 		}
@@ -450,6 +456,10 @@ type causewayProcess struct {
 // noop_main_test.go instead of causeway serve.
 const noopServer = "noop"
 
+// servesGRPCGo reports whether bin names a server of this test binary that
+// speaks gRPC alone, from grpc-go's transport.
+func servesGRPCGo(bin string) bool { return bin == noopGRPCGoServer || bin == causewayGRPCGoServer }
+
 // startCauseway starts one region (causal tier alone, no gossip, pprof
 // on) of binary bin with data under b's temporary directory, stopped in
 // b's cleanup. With no bin, it builds one from this module.
@@ -478,9 +488,9 @@ func startCauseway(b *testing.B, name, bin string) (*causewayProcess, error) {
 	case noopServer:
 		cmd = exec.Command(os.Args[0], "-test.run=^$")
 		cmd.Env = append(os.Environ(), noopServeEnv+"=1")
-	case noopGRPCGoServer:
+	case noopGRPCGoServer, causewayGRPCGoServer:
 		cmd = exec.Command(os.Args[0], "-test.run=^$")
-		cmd.Env = append(os.Environ(), noopServeEnv+"="+noopGRPCGoServer)
+		cmd.Env = append(os.Environ(), noopServeEnv+"="+bin)
 	default:
 		cmd = exec.Command(bin, "serve", "--region", "bench", "--data", filepath.Join(dir, "data"), "--listen", addr,
 			"--gossip-listen", "off", "--linear", "off", "--pprof", "--log-level", "warn")
