@@ -62,7 +62,8 @@
 // benchmark: a `causeway serve` process, a single-member etcd process and a
 // process serving a KVService that does nothing, each driven in turn by
 // this process over Connect/HTTP/1.1, Connect/HTTP/2 and gRPC, with the
-// server's CPU per operation read from /proc. With PEER_PPROF=DIR it also
+// server's CPU per operation read from /proc; and, over gRPC, the no-op
+// and the same node served from grpc-go's own transport, as etcd serves. With PEER_PPROF=DIR it also
 // profiles the causeway server and charges every sample to a layer of the
 // request path (bench/layers_test.go). docs/bench/peer.md has its figures,
 // the per-layer account of a Put and what it would take to reach etcd.
