@@ -17,20 +17,22 @@ import (
 	"github.com/causewaydb/causeway/replica"
 )
 
-// noopServeEnv makes this test binary, re-executed, serve the RPC floor
-// (noopKV answering a Put-sized response; with the value "noop-grpcgo",
-// the same answers from grpc-go, noop_grpcgo_test.go; with
-// "causeway-grpcgo", a node behind grpc-go, node_grpcgo_test.go) as a
-// process of its own, so that
-// BenchmarkPeer can read the CPU a request costs a server that does nothing
-// else, on each protocol, from /proc as it does for causeway and etcd.
+// noopServeEnv makes this test binary, re-executed, serve one of
+// BenchmarkPeer's in-house servers as a process of its own, so that the
+// benchmark reads the CPU it costs from /proc as it does for causeway and
+// etcd. Its value names the server:
+//
+//	1                the RPC floor: noopKV answering Put- and Get-sized
+//	                 responses with serve's HTTP settings (serveNoop)
+//	noop-grpcgo      the same answers from grpc-go (noop_grpcgo_test.go)
+//	causeway-grpcgo  a node behind grpc-go (node_grpcgo_test.go)
 const noopServeEnv = "CAUSEWAY_BENCH_NOOP_SERVE"
 
 func TestMain(m *testing.M) {
 	serve := map[string]func() error{"1": serveNoop, noopGRPCGoServer: serveNoopGRPCGo, causewayGRPCGoServer: serveNodeGRPCGo}[os.Getenv(noopServeEnv)]
 	if serve != nil {
 		if err := serve(); err != nil {
-			fmt.Fprintln(os.Stderr, "noop server:", err)
+			fmt.Fprintln(os.Stderr, os.Getenv(noopServeEnv), "server:", err)
 			os.Exit(1)
 		}
 		os.Exit(0)
