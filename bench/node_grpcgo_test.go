@@ -2,18 +2,11 @@ package bench
 
 import (
 	"context"
-	"fmt"
 	"log/slog"
-	"net"
 	"os"
-	"os/signal"
 	"runtime/debug"
-	"syscall"
-
-	"google.golang.org/grpc"
 
 	v1 "github.com/causewaydb/causeway/api/causeway/v1"
-	"github.com/causewaydb/causeway/api/causeway/v1/causewayv1connect"
 	"github.com/causewaydb/causeway/causal"
 	"github.com/causewaydb/causeway/replica"
 )
@@ -29,7 +22,7 @@ const causewayGRPCGoServer = "causeway-grpcgo"
 // serveNodeGRPCGo opens a node as `causeway serve --linear off
 // --gossip-listen off` does (region "bench", data in a temporary
 // directory, the garbage collector's target at serve's default) and serves
-// its Put and Get over gRPC from grpc.Server on a loopback port. It has
+// its Put and Get over gRPC from grpc.Server (serveKVOverGRPCGo). It has
 // none of serve's interceptors (authentication, admission, metrics: about
 // 1% of serve's CPU per Put, docs/bench/peer.md), and an error reaches the
 // client as gRPC's Unknown with its message.
@@ -46,55 +39,29 @@ func serveNodeGRPCGo() error {
 		return err
 	}
 	defer node.Close()
-	srv := grpc.NewServer(grpc.MaxRecvMsgSize(replica.MaxRequestBytes))
-	srv.RegisterService(&grpc.ServiceDesc{
-		ServiceName: causewayv1connect.KVServiceName,
-		HandlerType: (*any)(nil),
-		Methods: []grpc.MethodDesc{
-			{MethodName: "Put", Handler: func(_ any, ctx context.Context, dec func(any) error, _ grpc.UnaryServerInterceptor) (any, error) {
-				m := new(v1.PutRequest)
-				if err := dec(m); err != nil {
-					return nil, err
-				}
-				res, err := node.Write(ctx, []causal.Op{{Key: m.GetKey(), Kind: causal.KindValue, Value: m.GetValue()}},
-					m.GetCausalToken(), m.GetRequestId(), replica.WriteOptions{})
-				if err != nil {
-					return nil, err
-				}
-				return &v1.PutResponse{Version: versionMessage(&res.Version), CausalToken: res.Token}, nil
-			}},
-			{MethodName: "Get", Handler: func(_ any, ctx context.Context, dec func(any) error, _ grpc.UnaryServerInterceptor) (any, error) {
-				m := new(v1.GetRequest)
-				if err := dec(m); err != nil {
-					return nil, err
-				}
-				res, token, err := node.Get(ctx, m.GetKey(), m.GetCausalToken(), false)
-				if err != nil {
-					return nil, err
-				}
-				out := &v1.GetResponse{Found: res.Found, CausalToken: token}
-				if !res.Version.Timestamp.IsZero() {
-					out.Version = versionMessage(&res.Version)
-				}
-				if res.Found {
-					out.Value = res.Version.Value
-				}
-				return out, nil
-			}},
+	return serveKVOverGRPCGo(causewayGRPCGoServer,
+		func(ctx context.Context, m *v1.PutRequest) (*v1.PutResponse, error) {
+			res, err := node.Write(ctx, []causal.Op{{Key: m.GetKey(), Kind: causal.KindValue, Value: m.GetValue()}},
+				m.GetCausalToken(), m.GetRequestId(), replica.WriteOptions{})
+			if err != nil {
+				return nil, err
+			}
+			return &v1.PutResponse{Version: versionMessage(&res.Version), CausalToken: res.Token}, nil
 		},
-	}, nil)
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return err
-	}
-	stop := make(chan os.Signal, 1)
-	signal.Notify(stop, syscall.SIGTERM, os.Interrupt)
-	go func() {
-		<-stop
-		srv.Stop()
-	}()
-	fmt.Printf("causeway-grpcgo: serving on http://%s\n", ln.Addr())
-	return srv.Serve(ln)
+		func(ctx context.Context, m *v1.GetRequest) (*v1.GetResponse, error) {
+			res, token, err := node.Get(ctx, m.GetKey(), m.GetCausalToken(), false)
+			if err != nil {
+				return nil, err
+			}
+			out := &v1.GetResponse{Found: res.Found, CausalToken: token}
+			if !res.Version.Timestamp.IsZero() {
+				out.Version = versionMessage(&res.Version)
+			}
+			if res.Found {
+				out.Value = res.Version.Value
+			}
+			return out, nil
+		})
 }
 
 // versionMessage is a version as the KV service answers it.

@@ -2,11 +2,6 @@ package bench
 
 import (
 	"context"
-	"fmt"
-	"net"
-	"os"
-	"os/signal"
-	"syscall"
 
 	"google.golang.org/grpc"
 
@@ -25,41 +20,41 @@ import (
 const noopGRPCGoServer = "noop-grpcgo"
 
 // serveNoopGRPCGo serves a KVService answering Put and Get with prebuilt
-// responses of the peer benchmark's sizes, from grpc.Server on a loopback
-// port (cleartext HTTP/2, as the other rows), prints "serving on
-// http://ADDR" and returns on SIGTERM.
+// responses of the peer benchmark's sizes (serveKVOverGRPCGo).
 func serveNoopGRPCGo() error {
 	put := putSizedResponse()
 	get := &v1.GetResponse{Found: true, Value: value, Version: put.GetVersion(), CausalToken: put.GetCausalToken()}
+	return serveKVOverGRPCGo("noop",
+		func(context.Context, *v1.PutRequest) (*v1.PutResponse, error) { return put, nil },
+		func(context.Context, *v1.GetRequest) (*v1.GetResponse, error) { return get, nil })
+}
+
+// serveKVOverGRPCGo serves KVService's Put and Get, answered by put and
+// get, from grpc.Server on a loopback port (cleartext HTTP/2, as the other
+// rows) until SIGTERM (serveLoopback). Requests are decoded before put and
+// get see them, as a generated grpc-go service would.
+func serveKVOverGRPCGo(name string, put func(context.Context, *v1.PutRequest) (*v1.PutResponse, error),
+	get func(context.Context, *v1.GetRequest) (*v1.GetResponse, error)) error {
 	srv := grpc.NewServer(grpc.MaxRecvMsgSize(replica.MaxRequestBytes))
 	srv.RegisterService(&grpc.ServiceDesc{
 		ServiceName: causewayv1connect.KVServiceName,
 		HandlerType: (*any)(nil),
 		Methods: []grpc.MethodDesc{
-			{MethodName: "Put", Handler: func(_ any, _ context.Context, dec func(any) error, _ grpc.UnaryServerInterceptor) (any, error) {
-				if err := dec(new(v1.PutRequest)); err != nil {
+			{MethodName: "Put", Handler: func(_ any, ctx context.Context, dec func(any) error, _ grpc.UnaryServerInterceptor) (any, error) {
+				req := new(v1.PutRequest)
+				if err := dec(req); err != nil {
 					return nil, err
 				}
-				return put, nil
+				return put(ctx, req)
 			}},
-			{MethodName: "Get", Handler: func(_ any, _ context.Context, dec func(any) error, _ grpc.UnaryServerInterceptor) (any, error) {
-				if err := dec(new(v1.GetRequest)); err != nil {
+			{MethodName: "Get", Handler: func(_ any, ctx context.Context, dec func(any) error, _ grpc.UnaryServerInterceptor) (any, error) {
+				req := new(v1.GetRequest)
+				if err := dec(req); err != nil {
 					return nil, err
 				}
-				return get, nil
+				return get(ctx, req)
 			}},
 		},
 	}, nil)
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return err
-	}
-	stop := make(chan os.Signal, 1)
-	signal.Notify(stop, syscall.SIGTERM, os.Interrupt)
-	go func() {
-		<-stop
-		srv.Stop()
-	}()
-	fmt.Printf("noop: serving on http://%s\n", ln.Addr())
-	return srv.Serve(ln)
+	return serveLoopback(name, srv.Serve, srv.Stop)
 }

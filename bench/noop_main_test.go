@@ -50,19 +50,26 @@ func serveNoop() error {
 	protocols.SetHTTP1(true)
 	protocols.SetUnencryptedHTTP2(true)
 	srv := &http.Server{Handler: mux, Protocols: protocols, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute}
+	if err := serveLoopback("noop", srv.Serve, func() { srv.Close() }); !errors.Is(err, http.ErrServerClosed) {
+		return err
+	}
+	return nil
+}
+
+// serveLoopback listens on a loopback port, prints "NAME: serving on
+// http://ADDR" (what startCauseway waits for) and serves the port until
+// SIGTERM or an interrupt, when stop ends serve; it returns serve's error.
+func serveLoopback(name string, serve func(net.Listener) error, stop func()) error {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return err
 	}
-	stop := make(chan os.Signal, 1)
-	signal.Notify(stop, syscall.SIGTERM, os.Interrupt)
+	signals := make(chan os.Signal, 1)
+	signal.Notify(signals, syscall.SIGTERM, os.Interrupt)
 	go func() {
-		<-stop
-		srv.Close()
+		<-signals
+		stop()
 	}()
-	fmt.Printf("noop: serving on http://%s\n", ln.Addr())
-	if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
-		return err
-	}
-	return nil
+	fmt.Printf("%s: serving on http://%s\n", name, ln.Addr())
+	return serve(ln)
 }

@@ -148,12 +148,8 @@ func (p *delayProxy) serve(client net.Conn) {
 	if err != nil && len(head) == 0 {
 		return
 	}
-	up, err := net.DialTimeout("tcp", p.upstream, 5*time.Second)
-	if err != nil {
-		return
-	}
-	if !p.track(up) {
-		up.Close()
+	up := p.dialUpstream()
+	if up == nil {
 		return
 	}
 	defer p.untrack(up)
@@ -168,10 +164,7 @@ func (p *delayProxy) serve(client net.Conn) {
 	if _, err := toUp.Write(head); err != nil {
 		return
 	}
-	done := make(chan struct{}, 2)
-	go func() { io.Copy(toUp, client); done <- struct{}{} }()
-	go func() { io.Copy(toClient, up); done <- struct{}{} }()
-	<-done
+	splice(toUp, client, toClient, up)
 }
 
 // serveTLS carries one TLS connection: the caller is known from its
@@ -188,12 +181,8 @@ func (p *delayProxy) serveTLS(raw net.Conn) {
 	if certs := client.ConnectionState().PeerCertificates; len(certs) > 0 {
 		region = p.tls.regionOf(certs[0])
 	}
-	rawUp, err := net.DialTimeout("tcp", p.upstream, 5*time.Second)
-	if err != nil {
-		return
-	}
-	if !p.track(rawUp) {
-		rawUp.Close()
+	rawUp := p.dialUpstream()
+	if rawUp == nil {
 		return
 	}
 	defer p.untrack(rawUp)
@@ -210,9 +199,29 @@ func (p *delayProxy) serveTLS(raw net.Conn) {
 	}
 	up := tls.Client(upConn, p.tls.upstream(region))
 	defer up.Close()
+	splice(up, client, toClient, up)
+}
+
+// dialUpstream connects to the member and tracks the connection (Close
+// ends it); nil if the member cannot be reached or the proxy is closed.
+func (p *delayProxy) dialUpstream() net.Conn {
+	up, err := net.DialTimeout("tcp", p.upstream, 5*time.Second)
+	if err != nil {
+		return nil
+	}
+	if !p.track(up) {
+		up.Close()
+		return nil
+	}
+	return up
+}
+
+// splice copies the caller's bytes to the member and the member's back
+// until either side ends; the caller's defers then close both.
+func splice(toUp io.Writer, fromClient io.Reader, toClient io.Writer, fromUp io.Reader) {
 	done := make(chan struct{}, 2)
-	go func() { io.Copy(up, client); done <- struct{}{} }()
-	go func() { io.Copy(toClient, up); done <- struct{}{} }()
+	go func() { io.Copy(toUp, fromClient); done <- struct{}{} }()
+	go func() { io.Copy(toClient, fromUp); done <- struct{}{} }()
 	<-done
 }
 

@@ -88,17 +88,7 @@ func TestDelayProxyAddsItsStatedDelay(t *testing.T) {
 	}
 
 	rtts := roundTrips(memberHeader + ": 8e9e05c52164694d\r\n")
-	for i, d := range rtts {
-		if d < 2*oneWay {
-			t.Errorf("round trip %d took %v, less than twice the one-way delay %v", i, d, oneWay)
-		}
-	}
-	slices.Sort(rtts)
-	median := rtts[len(rtts)/2]
-	t.Logf("round trips through the proxy (one-way %v): min %v, median %v, max %v", oneWay, rtts[0], median, rtts[len(rtts)-1])
-	if median > 2*oneWay+proxyOverheadBound {
-		t.Errorf("median round trip %v: the proxy added more than %v beyond the emulated %v", median, proxyOverheadBound, 2*oneWay)
-	}
+	checkDelayedRoundTrips(t, "the proxy", rtts, oneWay)
 
 	// A caller the proxy cannot name (no header, or an unknown member)
 	// crosses undelayed: its bytes still arrive, in order.
@@ -189,17 +179,7 @@ func TestDelayProxyWithTLSKnowsTheCallerByItsCertificate(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for i, d := range rtts {
-		if d < 2*oneWay {
-			t.Errorf("round trip %d took %v, less than twice the one-way delay %v", i, d, oneWay)
-		}
-	}
-	slices.Sort(rtts)
-	median := rtts[len(rtts)/2]
-	t.Logf("round trips through the TLS proxy (one-way %v): min %v, median %v, max %v", oneWay, rtts[0], median, rtts[len(rtts)-1])
-	if median > 2*oneWay+proxyOverheadBound {
-		t.Errorf("median round trip %v: the proxy added more than %v beyond the emulated %v", median, proxyOverheadBound, 2*oneWay)
-	}
+	checkDelayedRoundTrips(t, "the TLS proxy", rtts, oneWay)
 	if c := emu.Counters("us-east"); c.Sent == 0 {
 		t.Errorf("no byte crossed the us-east link: %+v", c)
 	}
@@ -220,5 +200,23 @@ func TestDelayProxyWithTLSKnowsTheCallerByItsCertificate(t *testing.T) {
 	}
 	if _, err := roundTrips(stranger.members["us-east"]); err == nil {
 		t.Error("a caller with a certificate of another CA was let through")
+	}
+}
+
+// checkDelayedRoundTrips: no round trip through the proxy (what) beat the
+// emulated delay both ways, and the median is within proxyOverheadBound of
+// it.
+func checkDelayedRoundTrips(t *testing.T, what string, rtts []time.Duration, oneWay time.Duration) {
+	t.Helper()
+	for i, d := range rtts {
+		if d < 2*oneWay {
+			t.Errorf("round trip %d took %v, less than twice the one-way delay %v", i, d, oneWay)
+		}
+	}
+	slices.Sort(rtts)
+	median := rtts[len(rtts)/2]
+	t.Logf("round trips through %s (one-way %v): min %v, median %v, max %v", what, oneWay, rtts[0], median, rtts[len(rtts)-1])
+	if median > 2*oneWay+proxyOverheadBound {
+		t.Errorf("median round trip %v: the proxy added more than %v beyond the emulated %v", median, proxyOverheadBound, 2*oneWay)
 	}
 }
